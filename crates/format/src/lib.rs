@@ -1,0 +1,68 @@
+//! gpufs on-disk format, version 1.
+//!
+//! Every record here is `#[repr(C)]`, plain-old-data (`bytemuck::Pod`), little-endian, and
+//! size-asserted at compile time. The byte-by-byte description lives in `docs/FORMAT.md`;
+//! keep the two in step. This crate does no I/O: it lays records out, encodes and decodes
+//! them, and checks their checksums. Every decoder validates sizes before any arithmetic
+//! and returns [`FormatError`] instead of panicking on hostile bytes.
+#![deny(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod checkpoint;
+pub mod error;
+pub mod journal;
+pub mod records;
+pub mod signature;
+pub mod superblock;
+
+pub use checkpoint::{CheckpointHeader, CheckpointRoot, ExtentEntry, CKPT_MAGIC};
+pub use error::FormatError;
+pub use journal::{JournalBlockHeader, JournalOp, JOURNAL_MAGIC};
+pub use records::{DirentRecord, FileKind, InodeRecord, RecordPtr};
+pub use superblock::{Superblock, SUPERBLOCK_MAGIC};
+
+/// Size of one block, the unit of allocation and of every metadata write.
+pub const BLOCK_SIZE: usize = 4096;
+/// On-disk format version written by this build. Images of another version are refused
+/// with a clear message.
+pub const FORMAT_VERSION: u32 = 1;
+/// Longest name a directory entry may hold, in bytes (POSIX `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+/// Inode number of the root directory (FUSE's `FUSE_ROOT_ID`).
+pub const ROOT_INO: u32 = 1;
+/// Smallest and largest record size `mkfs` accepts.
+pub const MIN_RECORD_SIZE: u32 = 4096;
+pub const MAX_RECORD_SIZE: u32 = 1 << 20;
+
+/// CRC32C (Castagnoli) of `bytes`: the checksum of every metadata block and data record.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
+/// Hash of a directory entry's key, `(parent inode, name)`: FNV-1a 64 folded to 32 bits.
+/// It is stored in every dirent, so that the CPU index and GPU kernels probe the same
+/// table with the same function.
+pub fn name_hash(parent: u32, name: &[u8]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in parent.to_le_bytes().iter().chain(name.iter()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) as u32
+}
+
+/// Reads a little-endian `u32` at `off`, or `None` when out of bounds.
+pub(crate) fn get_u32(bytes: &[u8], off: usize) -> Option<u32> {
+    let end = off.checked_add(4)?;
+    let s = bytes.get(off..end)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Reads a little-endian `u64` at `off`, or `None` when out of bounds.
+pub(crate) fn get_u64(bytes: &[u8], off: usize) -> Option<u64> {
+    let end = off.checked_add(8)?;
+    let s = bytes.get(off..end)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}

@@ -1,0 +1,222 @@
+//! The flat, fixed-size metadata records: inode (64 bytes), directory entry (32 bytes) and
+//! record pointer (64 bytes). The same bytes live on disk, in memory and (later) on the GPU.
+
+use bytemuck::{Pod, Zeroable};
+
+/// One inode. Index in the inode table = inode number. A slot with `mode == 0` is free.
+///
+/// ```text
+/// off size field
+///   0    4 mode        S_IFMT type bits | permission bits (0 = free slot)
+///   4    4 uid
+///   8    4 gid
+///  12    4 nlink
+///  16    8 size        bytes (symlink: target length)
+///  24    8 atime_ns    nanoseconds since the Unix epoch (signed)
+///  32    8 mtime_ns
+///  40    8 ctime_ns
+///  48    4 rdev        device number of char/block devices (Linux new_encode_dev)
+///  52    4 generation  bumped each time the slot is reused
+///  56    4 flags       reserved for compression/encryption policy bits, 0 in v1
+///  60    4 reserved    0
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct InodeRecord {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub size: u64,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub rdev: u32,
+    pub generation: u32,
+    pub flags: u32,
+    pub reserved: u32,
+}
+const _: () = assert!(std::mem::size_of::<InodeRecord>() == 64);
+
+impl InodeRecord {
+    /// True when this slot holds a live inode.
+    pub fn is_live(&self) -> bool {
+        self.mode != 0
+    }
+    /// The file kind encoded in `mode`, if it is a valid one.
+    pub fn kind(&self) -> Option<FileKind> {
+        FileKind::from_mode(self.mode)
+    }
+}
+
+/// One directory entry. Its name lives in the name arena at `name_offset..+name_len`.
+///
+/// ```text
+/// off size field
+///   0    4 parent      inode number of the directory holding the entry
+///   4    4 ino         inode the entry names (0 = free slot)
+///   8    4 name_hash   gpufs_format::name_hash(parent, name)
+///  12    1 name_len    1..=255
+///  13    1 kind        FileKind as u8
+///  14    2 flags       0 in v1
+///  16    8 name_offset byte offset in the name arena
+///  24    8 cookie      readdir position inside the parent, unique and increasing
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct DirentRecord {
+    pub parent: u32,
+    pub ino: u32,
+    pub name_hash: u32,
+    pub name_len: u8,
+    pub kind: u8,
+    pub flags: u16,
+    pub name_offset: u64,
+    pub cookie: u64,
+}
+const _: () = assert!(std::mem::size_of::<DirentRecord>() == 32);
+
+impl DirentRecord {
+    pub fn is_live(&self) -> bool {
+        self.ino != 0
+    }
+}
+
+/// Where one record (up to `record_size` bytes of a file) is stored, and what a reader
+/// needs to verify and decode it.
+///
+/// ```text
+/// off size field
+///   0    8 block        first device block of the stored bytes (contiguous)
+///   8    4 logical_len  bytes of file data the record holds (from its start)
+///  12    4 phys_len     bytes stored on disk (== logical_len when uncompressed)
+///  16    8 birth_gen    commit generation that wrote it (snapshots, dead lists)
+///  24    4 checksum     CRC32C of the stored bytes (phys_len of them)
+///  28    4 flags        RecordPtr::FLAG_* bits
+///  32   32 hash         BLAKE3 of the logical bytes when FLAG_HASH_VALID (dedup key)
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct RecordPtr {
+    pub block: u64,
+    pub logical_len: u32,
+    pub phys_len: u32,
+    pub birth_gen: u64,
+    pub checksum: u32,
+    pub flags: u32,
+    pub hash: [u8; 32],
+}
+const _: () = assert!(std::mem::size_of::<RecordPtr>() == 64);
+
+impl RecordPtr {
+    /// The stored bytes are LZ4-compressed (not written by v1 builds).
+    pub const FLAG_LZ4: u32 = 1 << 0;
+    /// The stored bytes are AES-256-XTS encrypted (not written by v1 builds).
+    pub const FLAG_ENCRYPTED: u32 = 1 << 1;
+    /// `hash` holds the BLAKE3 of the logical bytes (not written by v1 builds).
+    pub const FLAG_HASH_VALID: u32 = 1 << 2;
+    /// Flags a v1 reader understands; anything else is refused as corrupted.
+    pub const KNOWN_FLAGS: u32 = 0;
+
+    /// Number of device blocks the stored bytes occupy.
+    pub fn block_count(&self) -> u64 {
+        u64::from(self.phys_len).div_ceil(crate::BLOCK_SIZE as u64)
+    }
+}
+
+/// File kinds as stored in a dirent's `kind` byte.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Regular = 1,
+    Directory = 2,
+    Symlink = 3,
+    Fifo = 4,
+    Socket = 5,
+    CharDevice = 6,
+    BlockDevice = 7,
+}
+
+/// `S_IFMT` and the type bits, spelled out so the format does not depend on libc.
+pub mod mode_bits {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFSOCK: u32 = 0o140000;
+    pub const S_IFLNK: u32 = 0o120000;
+    pub const S_IFREG: u32 = 0o100000;
+    pub const S_IFBLK: u32 = 0o060000;
+    pub const S_IFDIR: u32 = 0o040000;
+    pub const S_IFCHR: u32 = 0o020000;
+    pub const S_IFIFO: u32 = 0o010000;
+}
+
+impl FileKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => FileKind::Regular,
+            2 => FileKind::Directory,
+            3 => FileKind::Symlink,
+            4 => FileKind::Fifo,
+            5 => FileKind::Socket,
+            6 => FileKind::CharDevice,
+            7 => FileKind::BlockDevice,
+            _ => return None,
+        })
+    }
+
+    pub fn from_mode(mode: u32) -> Option<Self> {
+        use mode_bits::*;
+        Some(match mode & S_IFMT {
+            S_IFREG => FileKind::Regular,
+            S_IFDIR => FileKind::Directory,
+            S_IFLNK => FileKind::Symlink,
+            S_IFIFO => FileKind::Fifo,
+            S_IFSOCK => FileKind::Socket,
+            S_IFCHR => FileKind::CharDevice,
+            S_IFBLK => FileKind::BlockDevice,
+            _ => return None,
+        })
+    }
+
+    /// The `S_IFMT` bits of this kind.
+    pub fn mode_bits(self) -> u32 {
+        use mode_bits::*;
+        match self {
+            FileKind::Regular => S_IFREG,
+            FileKind::Directory => S_IFDIR,
+            FileKind::Symlink => S_IFLNK,
+            FileKind::Fifo => S_IFIFO,
+            FileKind::Socket => S_IFSOCK,
+            FileKind::CharDevice => S_IFCHR,
+            FileKind::BlockDevice => S_IFBLK,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_mode_and_byte() {
+        for v in 1..=7u8 {
+            let k = FileKind::from_u8(v).unwrap();
+            assert_eq!(FileKind::from_mode(k.mode_bits() | 0o644), Some(k));
+            assert_eq!(k as u8, v);
+        }
+        assert_eq!(FileKind::from_u8(0), None);
+        assert_eq!(FileKind::from_u8(8), None);
+        assert_eq!(FileKind::from_mode(0), None);
+    }
+
+    #[test]
+    fn record_ptr_block_count_rounds_up() {
+        let mut p = RecordPtr::default();
+        assert_eq!(p.block_count(), 0);
+        p.phys_len = 1;
+        assert_eq!(p.block_count(), 1);
+        p.phys_len = 4096;
+        assert_eq!(p.block_count(), 1);
+        p.phys_len = 4097;
+        assert_eq!(p.block_count(), 2);
+    }
+}

@@ -1,0 +1,213 @@
+//! The superblock: two slots (blocks 0 and 1), written alternately. The valid slot with
+//! the highest generation is the current state of the filesystem.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::{checksum, FormatError, BLOCK_SIZE, FORMAT_VERSION};
+
+/// Magic bytes at offset 0 of each superblock slot.
+pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"GPUFS\0SB";
+
+/// Superblock slot `i` (0 or 1) lives in this device block.
+pub const SUPERBLOCK_SLOTS: [u64; 2] = [0, 1];
+
+/// ```text
+/// off size field
+///   0    8 magic            "GPUFS\0SB"
+///   8    4 version          FORMAT_VERSION
+///  12    4 block_size       4096
+///  16    4 record_size      bytes per file record (4 KiB ..= 1 MiB, power of two)
+///  20    4 flags            0 in v1
+///  24    8 total_blocks     device size in blocks
+///  32    8 generation       commit generation; highest valid slot wins
+///  40   16 uuid             filesystem identity
+///  56    8 journal_start    first block of the journal ring
+///  64    8 journal_blocks   blocks in the journal ring
+///  72    8 journal_head     ring index (0..journal_blocks) where replay starts
+///  80    8 journal_seq      sequence number expected in the block at journal_head
+///  88    8 checkpoint_root  block holding the checkpoint root (0: none)
+///  96    8 data_start       first block of the allocatable area
+/// 104    8 used_blocks      allocatable blocks in use at this checkpoint (data + checkpoint)
+/// 112    8 inode_count      live inodes at this checkpoint
+/// 120    8 created_ns       mkfs time, ns since the epoch
+/// 128    8 checkpoint_ns    time of this checkpoint
+/// 136  112 reserved         zero
+/// 248    4 reserved2        zero
+/// 252    4 checksum         CRC32C of bytes 0..252
+/// ```
+/// The rest of the 4096-byte slot is zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Superblock {
+    pub magic: [u8; 8],
+    pub version: u32,
+    pub block_size: u32,
+    pub record_size: u32,
+    pub flags: u32,
+    pub total_blocks: u64,
+    pub generation: u64,
+    pub uuid: [u8; 16],
+    pub journal_start: u64,
+    pub journal_blocks: u64,
+    pub journal_head: u64,
+    pub journal_seq: u64,
+    pub checkpoint_root: u64,
+    pub data_start: u64,
+    pub used_blocks: u64,
+    pub inode_count: u64,
+    pub created_ns: i64,
+    pub checkpoint_ns: i64,
+    pub reserved: [u64; 14],
+    pub reserved2: u32,
+    pub checksum: u32,
+}
+const _: () = assert!(std::mem::size_of::<Superblock>() == 256);
+
+const CHECKSUM_OFFSET: usize = 252;
+
+impl Superblock {
+    /// Encodes into a full 4096-byte slot, checksum filled in.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut sb = *self;
+        sb.checksum = 0;
+        let mut block = vec![0u8; BLOCK_SIZE];
+        block[..256].copy_from_slice(bytemuck::bytes_of(&sb));
+        let crc = checksum(&block[..CHECKSUM_OFFSET]);
+        block[CHECKSUM_OFFSET..256].copy_from_slice(&crc.to_le_bytes());
+        block
+    }
+
+    /// Decodes and validates one slot: magic, version, checksum and geometry.
+    pub fn decode(block: &[u8]) -> Result<Self, FormatError> {
+        if block.len() < 256 {
+            return Err(FormatError::corrupted(
+                "superblock",
+                format!("slot is {} bytes, need 256", block.len()),
+            ));
+        }
+        if block[..8] != SUPERBLOCK_MAGIC {
+            return Err(FormatError::BadMagic { what: "superblock" });
+        }
+        let sb: Superblock = bytemuck::pod_read_unaligned(&block[..256]);
+        let computed = checksum(&block[..CHECKSUM_OFFSET]);
+        if computed != sb.checksum {
+            return Err(FormatError::Checksum {
+                what: "superblock",
+                stored: sb.checksum,
+                computed,
+            });
+        }
+        if sb.version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                found: sb.version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        sb.validate_geometry()?;
+        Ok(sb)
+    }
+
+    fn validate_geometry(&self) -> Result<(), FormatError> {
+        let bad = |d: String| Err(FormatError::corrupted("superblock", d));
+        if self.block_size as usize != BLOCK_SIZE {
+            return bad(format!("block size {} (expected {BLOCK_SIZE})", self.block_size));
+        }
+        if !self.record_size.is_power_of_two()
+            || self.record_size < crate::MIN_RECORD_SIZE
+            || self.record_size > crate::MAX_RECORD_SIZE
+        {
+            return bad(format!("record size {}", self.record_size));
+        }
+        let journal_end = self.journal_start.checked_add(self.journal_blocks);
+        if self.journal_start < 2
+            || self.journal_blocks < 2
+            || journal_end.is_none_or(|e| e > self.data_start)
+        {
+            return bad("journal region out of range".into());
+        }
+        if self.data_start >= self.total_blocks {
+            return bad("data area starts past the end of the device".into());
+        }
+        if self.journal_head >= self.journal_blocks {
+            return bad("journal head outside the journal".into());
+        }
+        if self.checkpoint_root != 0
+            && (self.checkpoint_root < self.data_start || self.checkpoint_root >= self.total_blocks)
+        {
+            return bad("checkpoint root outside the data area".into());
+        }
+        if self.used_blocks > self.total_blocks - self.data_start {
+            return bad("more blocks used than exist".into());
+        }
+        Ok(())
+    }
+
+    /// Blocks available for data and checkpoints.
+    pub fn allocatable_blocks(&self) -> u64 {
+        self.total_blocks - self.data_start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Superblock {
+        Superblock {
+            magic: SUPERBLOCK_MAGIC,
+            version: FORMAT_VERSION,
+            block_size: BLOCK_SIZE as u32,
+            record_size: 65536,
+            flags: 0,
+            total_blocks: 1 << 20,
+            generation: 7,
+            uuid: [3; 16],
+            journal_start: 2,
+            journal_blocks: 1024,
+            journal_head: 5,
+            journal_seq: 99,
+            checkpoint_root: 2000,
+            data_start: 1026,
+            used_blocks: 10,
+            inode_count: 1,
+            created_ns: 1,
+            checkpoint_ns: 2,
+            reserved: [0; 14],
+            reserved2: 0,
+            checksum: 0,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let sb = sample();
+        let bytes = sb.encode();
+        let back = Superblock::decode(&bytes).unwrap();
+        assert_eq!(back.generation, 7);
+        assert_eq!(back.journal_seq, 99);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let bytes = sample().encode();
+        for i in 0..256 {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(Superblock::decode(&b).is_err(), "flip at {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn other_version_is_refused_clearly() {
+        let mut sb = sample();
+        sb.version = 2;
+        let err = Superblock::decode(&sb.encode()).unwrap_err();
+        assert!(matches!(err, FormatError::UnsupportedVersion { found: 2, .. }));
+    }
+
+    #[test]
+    fn zeroes_and_short_input_are_errors() {
+        assert!(Superblock::decode(&[0u8; 4096]).is_err());
+        assert!(Superblock::decode(&[0u8; 10]).is_err());
+    }
+}
