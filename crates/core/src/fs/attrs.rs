@@ -1,0 +1,263 @@
+//! Attributes: getattr/setattr, extended attributes, statfs, access.
+
+use gpufs_format::journal::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
+use gpufs_format::{FileKind, InodeRecord, JournalOp, BLOCK_SIZE, NAME_MAX};
+
+use super::{ino32, now, Attr, Caller, Filesystem, MAX_FILE_SIZE};
+use crate::error::{FsError, FsResult};
+
+/// A time to set: the current time, or a given one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSet {
+    Now,
+    At(i64),
+}
+
+/// The changes of one setattr call; `None` leaves a field alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+    pub ctime: Option<i64>,
+}
+
+/// What `statfs` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+pub const XATTR_CREATE: i32 = 1;
+pub const XATTR_REPLACE: i32 = 2;
+
+fn check_xattr_name(name: &[u8]) -> FsResult<()> {
+    if name.is_empty() {
+        return Err(FsError::Invalid("empty attribute name"));
+    }
+    if name.len() > XATTR_NAME_MAX {
+        return Err(FsError::Range);
+    }
+    let known = [&b"user."[..], b"trusted.", b"security."];
+    if !known.iter().any(|p| name.starts_with(p) && name.len() > p.len()) {
+        return Err(FsError::NotSupported);
+    }
+    Ok(())
+}
+
+impl Filesystem {
+    pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        let g = self.lock();
+        let ino = ino32(ino)?;
+        let rec = g.inode(ino)?;
+        Ok(g.attr(ino, &rec))
+    }
+
+    pub fn setattr(&self, ino: u64, set: &SetAttr, caller: Caller) -> FsResult<Attr> {
+        let mut g = self.lock();
+        g.writable()?;
+        let ino = ino32(ino)?;
+        let mut rec = g.inode(ino)?;
+        let t = now();
+        let is_dir = rec.kind() == Some(FileKind::Directory);
+        if let Some(size) = set.size {
+            match rec.kind() {
+                Some(FileKind::Regular) => {}
+                Some(FileKind::Directory) => return Err(FsError::IsDir),
+                _ => return Err(FsError::Invalid("truncate of a special file")),
+            }
+            if size > MAX_FILE_SIZE {
+                return Err(FsError::FileTooBig);
+            }
+            if size != rec.size {
+                g.truncate_data(ino, size, rec.size)?;
+            }
+            rec = InodeRecord {
+                size,
+                mtime_ns: t,
+                ..g.inode(ino)?
+            };
+        }
+        if let Some(mode) = set.mode {
+            rec.mode = (rec.mode & !0o7777) | (mode & 0o7777);
+        }
+        let owner_change = set.uid.is_some_and(|u| u != rec.uid) || set.gid.is_some_and(|g| g != rec.gid);
+        if let Some(uid) = set.uid {
+            rec.uid = uid;
+        }
+        if let Some(gid) = set.gid {
+            rec.gid = gid;
+        }
+        if (set.uid.is_some() || set.gid.is_some()) && !is_dir && set.mode.is_none() {
+            // Linux: a change of owner or group drops set-user-ID, and set-group-ID on a
+            // group-executable file, for every caller.
+            if owner_change || caller.uid != 0 {
+                rec.mode &= !0o4000;
+                if rec.mode & 0o010 != 0 {
+                    rec.mode &= !0o2000;
+                }
+            }
+        }
+        match set.atime {
+            Some(TimeSet::Now) => rec.atime_ns = t,
+            Some(TimeSet::At(v)) => rec.atime_ns = v,
+            None => {}
+        }
+        match set.mtime {
+            Some(TimeSet::Now) => rec.mtime_ns = t,
+            Some(TimeSet::At(v)) => rec.mtime_ns = v,
+            None => {}
+        }
+        rec.ctime_ns = set.ctime.unwrap_or(t);
+        g.put(ino, rec)?;
+        g.maybe_commit()?;
+        Ok(g.attr(ino, &rec))
+    }
+
+    pub fn statfs(&self) -> StatFs {
+        let g = self.lock();
+        let reserve = g.vol.checkpoint_reserve();
+        let free = (g.vol.alloc.free() + g.vol.alloc.pending_blocks()).saturating_sub(reserve);
+        let files_max = u64::from(u32::MAX - 2);
+        StatFs {
+            blocks: g.vol.alloc.total(),
+            bfree: free,
+            bavail: free,
+            files: files_max,
+            ffree: files_max - g.vol.ns.live_inodes(),
+            bsize: BLOCK_SIZE as u32,
+            namelen: NAME_MAX as u32,
+            frsize: BLOCK_SIZE as u32,
+        }
+    }
+
+    /// Makes everything durable (fsync, fdatasync, fsyncdir, syncfs).
+    pub fn fsync(&self, _ino: u64) -> FsResult<()> {
+        self.sync()
+    }
+
+    /// Permission check for access(2): `mask` of R_OK=4, W_OK=2, X_OK=1.
+    pub fn access(&self, ino: u64, mask: i32, caller: Caller, groups: &[u32]) -> FsResult<()> {
+        let g = self.lock();
+        let rec = g.inode(ino32(ino)?)?;
+        if mask & 2 != 0 && g.vol.is_read_only() {
+            return Err(FsError::ReadOnly);
+        }
+        let mask = (mask & 7) as u32;
+        if mask == 0 {
+            return Ok(());
+        }
+        if caller.uid == 0 {
+            // Root may do anything but execute a file no one may execute.
+            let any_x = rec.mode & 0o111 != 0 || rec.kind() == Some(FileKind::Directory);
+            return if mask & 1 != 0 && !any_x {
+                Err(FsError::Access)
+            } else {
+                Ok(())
+            };
+        }
+        let bits = if caller.uid == rec.uid {
+            (rec.mode >> 6) & 7
+        } else if caller.gid == rec.gid || groups.contains(&rec.gid) {
+            (rec.mode >> 3) & 7
+        } else {
+            rec.mode & 7
+        };
+        if bits & mask == mask {
+            Ok(())
+        } else {
+            Err(FsError::Access)
+        }
+    }
+
+    pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> FsResult<()> {
+        check_xattr_name(name)?;
+        if value.len() > XATTR_VALUE_MAX {
+            return Err(FsError::TooBig);
+        }
+        let mut g = self.lock();
+        g.writable()?;
+        let ino = ino32(ino)?;
+        let mut rec = g.inode(ino)?;
+        if name.starts_with(b"user.")
+            && !matches!(rec.kind(), Some(FileKind::Regular) | Some(FileKind::Directory))
+        {
+            return Err(FsError::NotPermitted);
+        }
+        let exists = g.vol.ns.xattrs(ino).iter().any(|(n, _)| n == name);
+        if flags & XATTR_CREATE != 0 && exists {
+            return Err(FsError::Exists);
+        }
+        if flags & XATTR_REPLACE != 0 && !exists {
+            return Err(FsError::NoData);
+        }
+        g.vol.ensure_space(1)?;
+        g.vol.apply(JournalOp::XattrPut {
+            ino,
+            name: name.to_vec(),
+            value: value.to_vec(),
+        })?;
+        rec.ctime_ns = now();
+        g.put(ino, rec)?;
+        g.maybe_commit()
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
+        if name.len() > XATTR_NAME_MAX {
+            return Err(FsError::Range);
+        }
+        let g = self.lock();
+        let ino = ino32(ino)?;
+        g.inode(ino)?;
+        g.vol
+            .ns
+            .xattrs(ino)
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or(FsError::NoData)
+    }
+
+    /// Names, each followed by a NUL, as listxattr(2) returns them.
+    pub fn listxattr(&self, ino: u64) -> FsResult<Vec<u8>> {
+        let g = self.lock();
+        let ino = ino32(ino)?;
+        g.inode(ino)?;
+        let mut out = Vec::new();
+        for (n, _) in g.vol.ns.xattrs(ino) {
+            out.extend_from_slice(n);
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    pub fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
+        if name.len() > XATTR_NAME_MAX {
+            return Err(FsError::Range);
+        }
+        let mut g = self.lock();
+        g.writable()?;
+        let ino = ino32(ino)?;
+        let mut rec = g.inode(ino)?;
+        if !g.vol.ns.xattrs(ino).iter().any(|(n, _)| n == name) {
+            return Err(FsError::NoData);
+        }
+        g.vol.apply(JournalOp::XattrDel {
+            ino,
+            name: name.to_vec(),
+        })?;
+        rec.ctime_ns = now();
+        g.put(ino, rec)?;
+        g.maybe_commit()
+    }
+}

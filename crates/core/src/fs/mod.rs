@@ -1,0 +1,252 @@
+//! The POSIX API: what the FUSE adapter and the tests call. One lock guards the volume;
+//! every method validates its input, builds journal ops, and applies them.
+
+mod attrs;
+mod data;
+mod names;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use gpufs_format::{FileKind, InodeRecord, JournalOp, BLOCK_SIZE, NAME_MAX};
+use parking_lot::Mutex;
+
+use crate::device::Device;
+use crate::error::{FsError, FsResult};
+use crate::time::now_ns;
+use crate::volume::{OpenOptions, Volume, VolumeCounters};
+
+pub use attrs::{SetAttr, StatFs, TimeSet};
+pub use data::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE};
+pub use names::RenameMode;
+
+/// Largest file size (16 TiB, as ext4 with 4 KiB blocks).
+pub const MAX_FILE_SIZE: u64 = 1 << 44;
+/// Most hard links one inode may have.
+pub const LINK_MAX: u32 = 65_000;
+/// Uncommitted journal bytes that trigger a commit without waiting for the timer.
+const COMMIT_BYTES: usize = 8 << 20;
+
+/// Who is asking: the credentials of the calling process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Caller {
+    pub const ROOT: Caller = Caller { uid: 0, gid: 0 };
+}
+
+/// Attributes of one inode, as `stat` reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub generation: u32,
+    pub kind: FileKind,
+    /// Permission bits with set-id and sticky bits (`mode & 0o7777`).
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub size: u64,
+    /// 512-byte units allocated.
+    pub blocks: u64,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub blksize: u32,
+}
+
+/// One entry handed to a readdir callback.
+pub struct DirEntry<'a> {
+    /// Offset to resume after this entry.
+    pub cookie: u64,
+    pub ino: u64,
+    pub kind: FileKind,
+    pub name: &'a [u8],
+}
+
+pub(crate) struct Inner {
+    pub(crate) vol: Volume,
+    /// Open handles per inode: an unlinked file lives until its last close.
+    pub(crate) open: HashMap<u32, u32>,
+    pub(crate) last_commit: Instant,
+}
+
+/// A mounted gpufs filesystem.
+pub struct Filesystem {
+    inner: Mutex<Inner>,
+}
+
+impl Filesystem {
+    /// Opens (and if needed recovers) the filesystem on `dev`.
+    pub fn mount(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Filesystem> {
+        let vol = Volume::open(dev, opts)?;
+        Ok(Filesystem {
+            inner: Mutex::new(Inner {
+                vol,
+                open: HashMap::new(),
+                last_commit: Instant::now(),
+            }),
+        })
+    }
+
+    /// Messages from mounting (damaged superblock slot, journal replayed, ...).
+    pub fn notes(&self) -> Vec<String> {
+        self.inner.lock().vol.notes.clone()
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.inner.lock().vol.is_read_only()
+    }
+
+    /// Makes every change so far durable.
+    pub fn sync(&self) -> FsResult<()> {
+        let mut g = self.inner.lock();
+        g.vol.commit()?;
+        g.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Checkpoints and leaves nothing to replay (clean unmount).
+    pub fn close(&self) -> FsResult<()> {
+        self.inner.lock().vol.close()
+    }
+
+    /// Commits whenever changes are older than `interval`, until `fs` is dropped.
+    pub fn start_commit_timer(fs: &Arc<Filesystem>, interval: Duration) {
+        let weak: Weak<Filesystem> = Arc::downgrade(fs);
+        let tick = (interval / 5).max(Duration::from_millis(50));
+        let spawned = std::thread::Builder::new()
+            .name("gpufs-commit".into())
+            .spawn(move || loop {
+                std::thread::sleep(tick);
+                let Some(fs) = weak.upgrade() else { return };
+                let mut g = fs.inner.lock();
+                if g.vol.has_uncommitted() && g.last_commit.elapsed() >= interval {
+                    if let Err(e) = g.vol.commit() {
+                        tracing::error!("background commit failed: {e}");
+                    }
+                    g.last_commit = Instant::now();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the commit thread: {e}");
+        }
+    }
+
+    /// Counters for `gpufs stats`.
+    pub fn counters(&self) -> VolumeCounters {
+        self.inner.lock().vol.counters
+    }
+
+    /// Approximate bytes of memory the namespace holds.
+    pub fn namespace_bytes(&self) -> usize {
+        self.inner.lock().vol.ns.heap_bytes()
+    }
+
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
+    }
+}
+
+impl Inner {
+    pub(crate) fn inode(&self, ino: u32) -> FsResult<InodeRecord> {
+        self.vol.ns.inode(ino).copied().ok_or(FsError::NotFound)
+    }
+
+    pub(crate) fn dir_inode(&self, ino: u32) -> FsResult<InodeRecord> {
+        let rec = self.inode(ino)?;
+        if rec.kind() != Some(FileKind::Directory) {
+            return Err(FsError::NotDir);
+        }
+        Ok(rec)
+    }
+
+    pub(crate) fn put(&mut self, ino: u32, rec: InodeRecord) -> FsResult<()> {
+        self.vol.apply(JournalOp::InodePut { ino, rec })
+    }
+
+    pub(crate) fn attr(&self, ino: u32, rec: &InodeRecord) -> Attr {
+        let stored: u64 = self
+            .vol
+            .ns
+            .extents(ino)
+            .iter()
+            .map(|(_, p)| p.block_count())
+            .sum();
+        let blocks = if rec.kind() == Some(FileKind::Symlink) {
+            0
+        } else {
+            stored * (BLOCK_SIZE as u64 / 512)
+        };
+        Attr {
+            ino: u64::from(ino),
+            generation: rec.generation,
+            kind: rec.kind().unwrap_or(FileKind::Regular),
+            perm: (rec.mode & 0o7777) as u16,
+            nlink: rec.nlink,
+            uid: rec.uid,
+            gid: rec.gid,
+            rdev: rec.rdev,
+            size: rec.size,
+            blocks,
+            atime_ns: rec.atime_ns,
+            mtime_ns: rec.mtime_ns,
+            ctime_ns: rec.ctime_ns,
+            blksize: self.vol.record_size(),
+        }
+    }
+
+    /// Sets mtime and ctime of a directory whose entries changed.
+    pub(crate) fn touch_dir(&mut self, dir: u32, now: i64, nlink_delta: i32) -> FsResult<()> {
+        let mut rec = self.inode(dir)?;
+        rec.mtime_ns = now;
+        rec.ctime_ns = now;
+        rec.nlink = rec.nlink.saturating_add_signed(nlink_delta);
+        self.put(dir, rec)
+    }
+
+    /// Commits early once enough ops are waiting (group commit by size).
+    pub(crate) fn maybe_commit(&mut self) -> FsResult<()> {
+        if self.vol.uncommitted_bytes() >= COMMIT_BYTES {
+            self.vol.commit()?;
+            self.last_commit = Instant::now();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn writable(&self) -> FsResult<()> {
+        if self.vol.is_read_only() {
+            return Err(FsError::ReadOnly);
+        }
+        Ok(())
+    }
+}
+
+/// Validates one path component.
+pub(crate) fn check_name(name: &[u8]) -> FsResult<()> {
+    if name.len() > NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(FsError::Invalid("bad file name"));
+    }
+    Ok(())
+}
+
+/// Inode numbers from FUSE are u64; ours fit in u32.
+pub(crate) fn ino32(ino: u64) -> FsResult<u32> {
+    u32::try_from(ino).map_err(|_| FsError::NotFound)
+}
+
+pub(crate) fn now() -> i64 {
+    now_ns()
+}
+
+#[cfg(test)]
+mod tests;

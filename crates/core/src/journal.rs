@@ -1,0 +1,185 @@
+//! The journal ring: group commit of metadata ops, and replay after a crash.
+
+use gpufs_format::journal::JOURNAL_PAYLOAD;
+use gpufs_format::{JournalBlockHeader, JournalOp, Superblock, BLOCK_SIZE};
+
+use crate::device::Device;
+use crate::error::{FsError, FsResult};
+
+/// Where the journal writes next, and what is waiting to be written.
+#[derive(Debug)]
+pub struct Journal {
+    start: u64,
+    blocks: u64,
+    /// Ring index and sequence number of the next block to write.
+    next_index: u64,
+    next_seq: u64,
+    /// Generation of the superblock this journal follows.
+    gen: u64,
+    /// Blocks written since the last checkpoint.
+    used: u64,
+    /// Encoded ops not yet committed.
+    pending: Vec<u8>,
+    pending_ops: u64,
+}
+
+/// What replay found.
+pub struct Replay {
+    pub transactions: Vec<Vec<JournalOp>>,
+    /// Ring index and sequence number after the last whole transaction.
+    pub end_index: u64,
+    pub end_seq: u64,
+    /// Blocks used by whole transactions.
+    pub used: u64,
+    /// True when any block of this journal generation was found (even a torn one).
+    pub saw_blocks: bool,
+}
+
+impl Journal {
+    /// A journal positioned after replay.
+    pub fn new(sb: &Superblock, replay: &Replay) -> Self {
+        Journal {
+            start: sb.journal_start,
+            blocks: sb.journal_blocks,
+            next_index: replay.end_index,
+            next_seq: replay.end_seq,
+            gen: sb.generation,
+            used: replay.used,
+            pending: Vec::new(),
+            pending_ops: 0,
+        }
+    }
+
+    /// Queues one op for the next commit.
+    pub fn push(&mut self, op: &JournalOp) {
+        op.encode(&mut self.pending);
+        self.pending_ops += 1;
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Blocks the pending ops will take.
+    pub fn pending_blocks(&self) -> u64 {
+        (self.pending.len().div_ceil(JOURNAL_PAYLOAD)).max(1) as u64
+    }
+
+    /// Blocks written since the last checkpoint.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.blocks
+    }
+
+    /// True when the pending ops fit in the ring without overwriting blocks that the
+    /// last checkpoint does not cover.
+    pub fn fits_pending(&self) -> bool {
+        self.used + self.pending_blocks() <= self.blocks
+    }
+
+    /// Writes the pending ops as one transaction (no flush: the caller orders flushes).
+    /// Returns the number of ops written.
+    pub fn write_pending(&mut self, dev: &dyn Device) -> FsResult<u64> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        if !self.fits_pending() {
+            return Err(FsError::corrupt("journal transaction larger than the free ring"));
+        }
+        let chunks: Vec<&[u8]> = self.pending.chunks(JOURNAL_PAYLOAD).collect();
+        let mut run: Vec<u8> = Vec::with_capacity(chunks.len() * BLOCK_SIZE);
+        let mut run_start = self.next_index;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let block = JournalBlockHeader::encode_block(
+                self.next_seq,
+                self.gen,
+                chunk,
+                i + 1 == chunks.len(),
+            );
+            run.extend_from_slice(&block);
+            self.next_seq += 1;
+            self.next_index += 1;
+            if self.next_index == self.blocks {
+                dev.write_at(&run, (self.start + run_start) * BLOCK_SIZE as u64)?;
+                run.clear();
+                self.next_index = 0;
+                run_start = 0;
+            }
+        }
+        if !run.is_empty() {
+            dev.write_at(&run, (self.start + run_start) * BLOCK_SIZE as u64)?;
+        }
+        self.used += chunks.len() as u64;
+        self.pending.clear();
+        Ok(std::mem::take(&mut self.pending_ops))
+    }
+
+    /// After a checkpoint under generation `gen`: the ring is empty from here on.
+    pub fn restart(&mut self, gen: u64) {
+        self.gen = gen;
+        self.used = 0;
+    }
+
+    /// Ring position the next checkpoint's superblock records.
+    pub fn position(&self) -> (u64, u64) {
+        (self.next_index, self.next_seq)
+    }
+}
+
+/// Reads whole transactions from the superblock's journal head until the first block
+/// that is missing, torn, stale or of another generation.
+pub fn replay(dev: &dyn Device, sb: &Superblock) -> FsResult<Replay> {
+    let mut out = Replay {
+        transactions: Vec::new(),
+        end_index: sb.journal_head,
+        end_seq: sb.journal_seq,
+        used: 0,
+        saw_blocks: false,
+    };
+    let mut index = sb.journal_head;
+    let mut seq = sb.journal_seq;
+    let mut stream: Vec<u8> = Vec::new();
+    let mut tx_blocks = 0u64;
+    let mut block = vec![0u8; BLOCK_SIZE];
+    for _ in 0..sb.journal_blocks {
+        dev.read_at(&mut block, (sb.journal_start + index) * BLOCK_SIZE as u64)?;
+        let Ok((hdr, payload)) = JournalBlockHeader::decode_block(&block) else {
+            break;
+        };
+        if hdr.seq != seq || hdr.checkpoint_gen != sb.generation {
+            break;
+        }
+        out.saw_blocks = true;
+        stream.extend_from_slice(payload);
+        tx_blocks += 1;
+        seq += 1;
+        index = (index + 1) % sb.journal_blocks;
+        if hdr.flags & JournalBlockHeader::FLAG_COMMIT != 0 {
+            let ops = JournalOp::decode_all(&stream).map_err(|e| {
+                FsError::corrupt(format!("journal transaction ending at seq {}: {e}", seq - 1))
+            })?;
+            out.transactions.push(ops);
+            out.used += tx_blocks;
+            out.end_index = index;
+            out.end_seq = seq;
+            stream.clear();
+            tx_blocks = 0;
+        }
+    }
+    Ok(out)
+}
+
+impl Journal {
+    /// Drops ops a checkpoint already made durable.
+    pub fn discard_pending(&mut self) {
+        self.pending.clear();
+        self.pending_ops = 0;
+    }
+}

@@ -1,0 +1,275 @@
+//! Applying one journal op to the namespace. The only place the namespace changes.
+
+use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, JournalOp, NAME_MAX};
+
+use super::{index_hash, DirList, Namespace, FIRST_COOKIE};
+use crate::error::{FsError, FsResult};
+
+/// Space a change takes or gives back, in blocks of the data area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpaceChange {
+    Claim { block: u64, count: u64 },
+    Free { block: u64, count: u64 },
+}
+
+fn bad(detail: String) -> FsError {
+    FsError::corrupt(detail)
+}
+
+impl Namespace {
+    /// Applies `op`, appending the space it claims or frees to `space`. Fails (leaving
+    /// the namespace unchanged) when the op does not fit the current state: on replay
+    /// that means a corrupted journal.
+    pub fn apply(&mut self, op: &JournalOp, space: &mut Vec<SpaceChange>) -> FsResult<()> {
+        match op {
+            JournalOp::InodePut { ino, rec } => self.put_inode(*ino, rec),
+            JournalOp::InodeFree { ino } => self.free_inode(*ino, space),
+            JournalOp::DirentPut {
+                parent,
+                ino,
+                kind,
+                cookie,
+                name,
+            } => self.put_dirent(*parent, *ino, *kind, *cookie, name),
+            JournalOp::DirentDel { parent, name } => self.del_dirent(*parent, name),
+            JournalOp::ExtentPut { ino, index, ptr } => {
+                self.live_file(*ino)?;
+                let v = self.extents.entry(*ino).or_default();
+                space.push(SpaceChange::Claim {
+                    block: ptr.block,
+                    count: ptr.block_count(),
+                });
+                match v.binary_search_by_key(index, |(i, _)| *i) {
+                    Ok(p) => {
+                        let old = std::mem::replace(&mut v[p].1, *ptr);
+                        space.push(SpaceChange::Free {
+                            block: old.block,
+                            count: old.block_count(),
+                        });
+                    }
+                    Err(p) => {
+                        v.insert(p, (*index, *ptr));
+                        self.extent_entries += 1;
+                    }
+                }
+                Ok(())
+            }
+            JournalOp::ExtentDrop { ino, from, to } => {
+                self.live_file(*ino)?;
+                if let Some(v) = self.extents.get_mut(ino) {
+                    let lo = v.partition_point(|(i, _)| i < from);
+                    let hi = v.partition_point(|(i, _)| i < to).max(lo);
+                    self.extent_entries -= (hi - lo) as u64;
+                    for (_, p) in v.drain(lo..hi) {
+                        space.push(SpaceChange::Free {
+                            block: p.block,
+                            count: p.block_count(),
+                        });
+                    }
+                    if v.is_empty() {
+                        self.extents.remove(ino);
+                    }
+                }
+                Ok(())
+            }
+            JournalOp::XattrPut { ino, name, value } => {
+                self.live(*ino)?;
+                let v = self.xattrs.entry(*ino).or_default();
+                match v.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => {
+                        self.xattr_bytes -= slot.1.len() as u64;
+                        slot.1.clone_from(value);
+                        self.xattr_bytes += value.len() as u64;
+                    }
+                    None => {
+                        v.push((name.clone(), value.clone()));
+                        self.xattr_bytes += (12 + name.len() + value.len()) as u64;
+                    }
+                }
+                Ok(())
+            }
+            JournalOp::XattrDel { ino, name } => {
+                self.live(*ino)?;
+                let v = self.xattrs.get_mut(ino);
+                let pos = v.as_ref().and_then(|v| v.iter().position(|(n, _)| n == name));
+                match (v, pos) {
+                    (Some(v), Some(p)) => {
+                        let (n, val) = v.swap_remove(p);
+                        self.xattr_bytes -= (12 + n.len() + val.len()) as u64;
+                        if v.is_empty() {
+                            self.xattrs.remove(ino);
+                        }
+                        Ok(())
+                    }
+                    _ => Err(bad(format!("xattr removal of a missing name on {ino}"))),
+                }
+            }
+            JournalOp::SymlinkPut { ino, target } => {
+                self.live(*ino)?;
+                self.symlinks.insert(*ino, target.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn live(&self, ino: u32) -> FsResult<&InodeRecord> {
+        self.inode(ino)
+            .ok_or_else(|| bad(format!("op on free inode {ino}")))
+    }
+
+    fn live_file(&self, ino: u32) -> FsResult<()> {
+        match self.live(ino)?.kind() {
+            Some(FileKind::Regular) => Ok(()),
+            _ => Err(bad(format!("records on non-file inode {ino}"))),
+        }
+    }
+
+    fn put_inode(&mut self, ino: u32, rec: &InodeRecord) -> FsResult<()> {
+        let kind = rec
+            .kind()
+            .ok_or_else(|| bad(format!("inode {ino} with invalid mode {:o}", rec.mode)))?;
+        if ino == 0 || ino == u32::MAX {
+            return Err(bad(format!("inode number {ino} is reserved")));
+        }
+        let slot = ino as usize;
+        if slot >= self.inodes.len() {
+            if slot > self.inodes.len() + (1 << 24) {
+                return Err(bad(format!("inode number {ino} far past the table")));
+            }
+            self.inodes.resize(slot + 1, InodeRecord::default());
+        }
+        let old = self.inodes[slot];
+        if old.is_live() && old.kind() != Some(kind) {
+            return Err(bad(format!("inode {ino} changed kind")));
+        }
+        if !old.is_live() {
+            self.live_inodes += 1;
+            if kind == FileKind::Directory {
+                self.dirs.insert(
+                    ino,
+                    DirList {
+                        parent: if ino == gpufs_format::ROOT_INO { ino } else { 0 },
+                        entries: Default::default(),
+                        next_cookie: FIRST_COOKIE,
+                    },
+                );
+            }
+        }
+        self.inodes[slot] = *rec;
+        Ok(())
+    }
+
+    fn free_inode(&mut self, ino: u32, space: &mut Vec<SpaceChange>) -> FsResult<()> {
+        self.live(ino)?;
+        if !self.is_empty_dir(ino) {
+            return Err(bad(format!("freeing non-empty directory {ino}")));
+        }
+        if let Some(v) = self.extents.remove(&ino) {
+            self.extent_entries -= v.len() as u64;
+            for (_, p) in v {
+                space.push(SpaceChange::Free {
+                    block: p.block,
+                    count: p.block_count(),
+                });
+            }
+        }
+        if let Some(v) = self.xattrs.remove(&ino) {
+            let bytes: usize = v.iter().map(|(n, val)| 12 + n.len() + val.len()).sum();
+            self.xattr_bytes -= bytes as u64;
+        }
+        self.symlinks.remove(&ino);
+        self.dirs.remove(&ino);
+        let gen = self.inodes[ino as usize].generation;
+        self.inodes[ino as usize] = InodeRecord {
+            generation: gen.wrapping_add(1),
+            ..Default::default()
+        };
+        self.live_inodes -= 1;
+        self.free_inodes.push(ino);
+        Ok(())
+    }
+
+    fn put_dirent(
+        &mut self,
+        parent: u32,
+        ino: u32,
+        kind: u8,
+        cookie: u64,
+        name: &[u8],
+    ) -> FsResult<()> {
+        if name.is_empty() || name.len() > NAME_MAX || name.contains(&b'/') || name.contains(&0)
+        {
+            return Err(bad(format!("invalid entry name {:?}", String::from_utf8_lossy(name))));
+        }
+        if FileKind::from_u8(kind).is_none() {
+            return Err(bad(format!("entry kind {kind}")));
+        }
+        if !self.dirs.contains_key(&parent) {
+            return Err(bad(format!("entry in non-directory {parent}")));
+        }
+        let target_kind = self.live(ino)?.kind();
+        if target_kind.map(|k| k as u8) != Some(kind) {
+            return Err(bad(format!("entry kind {kind} differs from inode {ino}")));
+        }
+        if self.lookup(parent, name).is_some() {
+            return Err(bad(format!("duplicate entry in directory {parent}")));
+        }
+        if cookie < FIRST_COOKIE || self.dirs.get(&parent).is_some_and(|l| l.entries.contains_key(&cookie)) {
+            return Err(bad(format!("cookie {cookie} reserved or reused in {parent}")));
+        }
+        let h = name_hash(parent, name);
+        let rec = DirentRecord {
+            parent,
+            ino,
+            name_hash: h,
+            name_len: name.len() as u8,
+            kind,
+            flags: 0,
+            name_offset: self.names.len() as u64,
+            cookie,
+        };
+        self.names.extend_from_slice(name);
+        let id = match self.free_dirents.pop() {
+            Some(id) => {
+                self.dirents[id as usize] = rec;
+                id
+            }
+            None => {
+                self.dirents.push(rec);
+                (self.dirents.len() - 1) as u32
+            }
+        };
+        let dirents = &self.dirents;
+        self.index
+            .insert_unique(index_hash(h), id, |&i| index_hash(dirents[i as usize].name_hash));
+        let list = self
+            .dirs
+            .get_mut(&parent)
+            .ok_or_else(|| bad(format!("entry in non-directory {parent}")))?;
+        list.entries.insert(cookie, id);
+        list.next_cookie = list.next_cookie.max(cookie + 1);
+        if kind == FileKind::Directory as u8 {
+            if let Some(child) = self.dirs.get_mut(&ino) {
+                child.parent = parent;
+            }
+        }
+        Ok(())
+    }
+
+    fn del_dirent(&mut self, parent: u32, name: &[u8]) -> FsResult<()> {
+        let id = self
+            .lookup(parent, name)
+            .ok_or_else(|| bad(format!("removal of a missing entry in {parent}")))?;
+        let d = self.dirents[id as usize];
+        if let Ok(entry) = self.index.find_entry(index_hash(d.name_hash), |&i| i == id) {
+            entry.remove();
+        }
+        if let Some(list) = self.dirs.get_mut(&parent) {
+            list.entries.remove(&d.cookie);
+        }
+        self.dead_name_bytes += d.name_len as usize;
+        self.dirents[id as usize] = DirentRecord::default();
+        self.free_dirents.push(id);
+        Ok(())
+    }
+}

@@ -1,0 +1,244 @@
+//! The in-memory namespace: flat arrays (inode table, dirent table, name arena) with a
+//! flat open-addressing index over `(parent, name)`, per-directory cookie lists, and the
+//! per-file record maps. Every change goes through [`Namespace::apply`] with a
+//! [`JournalOp`], live and on replay alike, so replay rebuilds exactly what ran.
+
+mod apply;
+mod image;
+
+use std::collections::{BTreeMap, HashMap};
+
+use gpufs_format::{name_hash, DirentRecord, InodeRecord, RecordPtr, ROOT_INO};
+use hashbrown::HashTable;
+
+pub use apply::SpaceChange;
+
+/// First cookie handed to a real entry; 1 and 2 are "." and "..".
+pub const FIRST_COOKIE: u64 = 3;
+
+/// One directory's listing: its entries by cookie, and who holds it.
+#[derive(Clone, Debug, Default)]
+pub struct DirList {
+    pub parent: u32,
+    pub entries: BTreeMap<u64, u32>,
+    pub next_cookie: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Namespace {
+    inodes: Vec<InodeRecord>,
+    free_inodes: Vec<u32>,
+    dirents: Vec<DirentRecord>,
+    free_dirents: Vec<u32>,
+    names: Vec<u8>,
+    dead_name_bytes: usize,
+    index: HashTable<u32>,
+    dirs: HashMap<u32, DirList>,
+    extents: HashMap<u32, Vec<(u64, RecordPtr)>>,
+    xattrs: HashMap<u32, Vec<(Vec<u8>, Vec<u8>)>>,
+    symlinks: HashMap<u32, Vec<u8>>,
+    live_inodes: u64,
+    extent_entries: u64,
+    xattr_bytes: u64,
+}
+
+/// Spreads the 32-bit stored hash over 64 bits for the index's control bytes.
+fn index_hash(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Namespace {
+    /// An empty namespace with nothing but slot 0 reserved.
+    pub fn empty() -> Self {
+        Namespace {
+            inodes: vec![InodeRecord::default()],
+            ..Default::default()
+        }
+    }
+
+    pub fn inode(&self, ino: u32) -> Option<&InodeRecord> {
+        self.inodes.get(ino as usize).filter(|r| r.is_live())
+    }
+
+    /// Generation stored in an inode slot, live or free (bumped on every free).
+    pub fn raw_generation(&self, ino: u32) -> u32 {
+        self.inodes.get(ino as usize).map_or(0, |r| r.generation)
+    }
+
+    /// Number of inode slots (the table's length, slot 0 included).
+    pub fn inode_slots(&self) -> usize {
+        self.inodes.len()
+    }
+
+    pub fn live_inodes(&self) -> u64 {
+        self.live_inodes
+    }
+
+    /// Every live inode, with its number.
+    pub fn live_inode_iter(&self) -> impl Iterator<Item = (u32, &InodeRecord)> {
+        self.inodes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_live())
+            .map(|(i, r)| (i as u32, r))
+    }
+
+    /// A free inode slot to create into (not yet live: an `InodePut` makes it so).
+    pub fn next_free_ino(&mut self) -> Option<u32> {
+        while let Some(ino) = self.free_inodes.pop() {
+            if !self.inodes[ino as usize].is_live() {
+                return Some(ino);
+            }
+        }
+        u32::try_from(self.inodes.len()).ok().filter(|i| *i < u32::MAX)
+    }
+
+    /// The dirent id of `name` in `parent`.
+    pub fn lookup(&self, parent: u32, name: &[u8]) -> Option<u32> {
+        let h = name_hash(parent, name);
+        self.index
+            .find(index_hash(h), |&id| {
+                let d = &self.dirents[id as usize];
+                d.name_hash == h && d.parent == parent && self.name_bytes(d) == name
+            })
+            .copied()
+    }
+
+    pub fn dirent(&self, id: u32) -> &DirentRecord {
+        &self.dirents[id as usize]
+    }
+
+    pub fn name_bytes(&self, d: &DirentRecord) -> &[u8] {
+        let start = d.name_offset as usize;
+        &self.names[start..start + d.name_len as usize]
+    }
+
+    pub fn dir(&self, ino: u32) -> Option<&DirList> {
+        self.dirs.get(&ino)
+    }
+
+    pub fn is_empty_dir(&self, ino: u32) -> bool {
+        self.dirs.get(&ino).is_none_or(|d| d.entries.is_empty())
+    }
+
+    /// Entries of `dir` with a cookie above `after`, in cookie order.
+    pub fn entries_after(&self, dir: u32, after: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.dirs.get(&dir).into_iter().flat_map(move |d| {
+            d.entries
+                .range(after.saturating_add(1)..)
+                .map(|(c, id)| (*c, *id))
+        })
+    }
+
+    /// The cookie the next entry created in `dir` gets.
+    pub fn next_cookie(&self, dir: u32) -> u64 {
+        self.dirs.get(&dir).map_or(FIRST_COOKIE, |d| d.next_cookie)
+    }
+
+    /// Parent directory of a directory (the root is its own parent).
+    pub fn parent_of_dir(&self, dir: u32) -> u32 {
+        if dir == ROOT_INO {
+            return ROOT_INO;
+        }
+        self.dirs.get(&dir).map_or(ROOT_INO, |d| d.parent)
+    }
+
+    /// The record map of a file, sorted by record index.
+    pub fn extents(&self, ino: u32) -> &[(u64, RecordPtr)] {
+        self.extents.get(&ino).map_or(&[], |v| v.as_slice())
+    }
+
+    /// The record holding `index` of `ino`, if stored.
+    pub fn extent(&self, ino: u32, index: u64) -> Option<&RecordPtr> {
+        let v = self.extents.get(&ino)?;
+        v.binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .map(|p| &v[p].1)
+    }
+
+    pub fn all_extents(&self) -> impl Iterator<Item = (u32, u64, &RecordPtr)> {
+        self.extents
+            .iter()
+            .flat_map(|(ino, v)| v.iter().map(move |(i, p)| (*ino, *i, p)))
+    }
+
+    pub fn xattrs(&self, ino: u32) -> &[(Vec<u8>, Vec<u8>)] {
+        self.xattrs.get(&ino).map_or(&[], |v| v.as_slice())
+    }
+
+    pub fn all_xattrs(&self) -> impl Iterator<Item = (u32, &[u8], &[u8])> {
+        self.xattrs.iter().flat_map(|(ino, v)| {
+            v.iter()
+                .map(move |(n, val)| (*ino, n.as_slice(), val.as_slice()))
+        })
+    }
+
+    pub fn symlink(&self, ino: u32) -> Option<&[u8]> {
+        self.symlinks.get(&ino).map(|v| v.as_slice())
+    }
+
+    pub fn all_symlinks(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.symlinks.iter().map(|(i, t)| (*i, t.as_slice()))
+    }
+
+    /// Every live dirent, with its id.
+    pub fn live_dirents(&self) -> impl Iterator<Item = (u32, &DirentRecord)> {
+        self.dirents
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_live())
+            .map(|(i, d)| (i as u32, d))
+    }
+
+    /// Live directory entries.
+    pub fn dirent_estimate(&self) -> usize {
+        self.dirents.len() - self.free_dirents.len()
+    }
+
+    /// Bytes of live names.
+    pub fn name_estimate(&self) -> usize {
+        self.names.len() - self.dead_name_bytes
+    }
+
+    /// Record pointers stored, over all files.
+    pub fn extent_entries(&self) -> u64 {
+        self.extent_entries
+    }
+
+    /// Bytes of extended-attribute names and values, with per-entry overhead.
+    pub fn xattr_bytes(&self) -> u64 {
+        self.xattr_bytes
+    }
+
+    /// Bytes of names no entry uses any more.
+    pub fn dead_name_bytes(&self) -> usize {
+        self.dead_name_bytes
+    }
+
+    /// Rewrites the name arena with live names only.
+    pub fn compact_names(&mut self) {
+        let mut names = Vec::with_capacity(self.names.len() - self.dead_name_bytes);
+        for d in self.dirents.iter_mut().filter(|d| d.is_live()) {
+            let start = d.name_offset as usize;
+            let off = names.len() as u64;
+            names.extend_from_slice(&self.names[start..start + d.name_len as usize]);
+            d.name_offset = off;
+        }
+        self.names = names;
+        self.dead_name_bytes = 0;
+    }
+
+    /// Approximate heap bytes held, for `stats` and the memory budget.
+    pub fn heap_bytes(&self) -> usize {
+        let ext: usize = self.extents.values().map(|v| 24 + v.capacity() * 72).sum();
+        self.inodes.capacity() * 64
+            + self.dirents.capacity() * 32
+            + self.names.capacity()
+            + self.index.capacity() * 5
+            + self.dirs.values().map(|d| 64 + d.entries.len() * 24).sum::<usize>()
+            + ext
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! Making a new filesystem.
+
+use std::sync::Arc;
+
+use gpufs_format::{
+    FileKind, InodeRecord, JournalOp, Superblock, BLOCK_SIZE, FORMAT_VERSION, MAX_RECORD_SIZE,
+    MIN_RECORD_SIZE, ROOT_INO, SUPERBLOCK_MAGIC,
+};
+
+use super::{Volume, VolumeCounters};
+use crate::alloc::Allocator;
+use crate::device::Device;
+use crate::error::{FsError, FsResult};
+use crate::journal::{Journal, Replay};
+use crate::namespace::Namespace;
+use crate::time::now_ns;
+
+#[derive(Clone, Debug)]
+pub struct MkfsOptions {
+    /// Bytes per file record (power of two, 4 KiB ..= 1 MiB).
+    pub record_size: u32,
+    /// Journal ring size in blocks; `None` picks 1/64 of the device, 1..=256 MiB.
+    pub journal_blocks: Option<u64>,
+    /// Owner of the root directory.
+    pub uid: u32,
+    pub gid: u32,
+    pub uuid: [u8; 16],
+}
+
+impl Default for MkfsOptions {
+    fn default() -> Self {
+        MkfsOptions {
+            record_size: 64 * 1024,
+            journal_blocks: None,
+            uid: 0,
+            gid: 0,
+            uuid: [0; 16],
+        }
+    }
+}
+
+/// Smallest device mkfs accepts.
+pub const MIN_DEVICE_BYTES: u64 = 4 << 20;
+
+/// Writes a new, empty filesystem onto `dev`. The caller checks for existing
+/// signatures first.
+pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
+    let rs = opts.record_size;
+    if !rs.is_power_of_two() || !(MIN_RECORD_SIZE..=MAX_RECORD_SIZE).contains(&rs) {
+        return Err(FsError::Invalid(
+            "record size must be a power of two from 4K to 1M",
+        ));
+    }
+    let len = dev.len()?;
+    if len < MIN_DEVICE_BYTES {
+        return Err(FsError::Invalid("device too small: gpufs needs at least 4 MiB"));
+    }
+    let total_blocks = len / BLOCK_SIZE as u64;
+    let journal_blocks = opts
+        .journal_blocks
+        .unwrap_or((total_blocks / 64).clamp(256, 65536))
+        .clamp(16, total_blocks / 4);
+    let journal_start = 2;
+    let data_start = journal_start + journal_blocks;
+    let seq0 = u64::from_le_bytes([
+        opts.uuid[0], opts.uuid[1], opts.uuid[2], opts.uuid[3], opts.uuid[4], opts.uuid[5], 0, 0,
+    ]) + 1;
+    let now = now_ns();
+    let sb = Superblock {
+        magic: SUPERBLOCK_MAGIC,
+        version: FORMAT_VERSION,
+        block_size: BLOCK_SIZE as u32,
+        record_size: rs,
+        flags: 0,
+        total_blocks,
+        generation: 0,
+        uuid: opts.uuid,
+        journal_start,
+        journal_blocks,
+        journal_head: 0,
+        journal_seq: seq0,
+        checkpoint_root: 0,
+        data_start,
+        used_blocks: 0,
+        inode_count: 0,
+        created_ns: now,
+        checkpoint_ns: now,
+        reserved: [0; 14],
+        reserved2: 0,
+        checksum: 0,
+    };
+    // Wipe old signatures and the first journal block before anything points at them.
+    let zero = vec![0u8; BLOCK_SIZE * 3];
+    dev.write_at(&zero, 0)?;
+    let replay = Replay {
+        transactions: Vec::new(),
+        end_index: 0,
+        end_seq: seq0,
+        used: 0,
+        saw_blocks: false,
+    };
+    let mut vol = Volume {
+        journal: Journal::new(&sb, &replay),
+        dev,
+        sb,
+        ns: Namespace::empty(),
+        alloc: Allocator::new(total_blocks - data_start),
+        ckpt_runs: Vec::new(),
+        read_only: false,
+        notes: Vec::new(),
+        counters: VolumeCounters::default(),
+        cache: super::RecordCache::new(super::RECORD_CACHE_BYTES),
+    };
+    let root = InodeRecord {
+        mode: FileKind::Directory.mode_bits() | 0o755,
+        uid: opts.uid,
+        gid: opts.gid,
+        nlink: 2,
+        size: 0,
+        atime_ns: now,
+        mtime_ns: now,
+        ctime_ns: now,
+        rdev: 0,
+        generation: 0,
+        flags: 0,
+        reserved: 0,
+    };
+    vol.apply(JournalOp::InodePut {
+        ino: ROOT_INO,
+        rec: root,
+    })?;
+    vol.checkpoint()?;
+    Ok(*vol.superblock())
+}

@@ -1,0 +1,156 @@
+//! Opening an image: pick the superblock, load the checkpoint, replay the journal,
+//! reclaim orphans.
+
+use std::sync::Arc;
+
+use gpufs_format::signature;
+use gpufs_format::superblock::SUPERBLOCK_SLOTS;
+use gpufs_format::{FormatError, JournalOp, Superblock, BLOCK_SIZE};
+
+use super::checkpoint::load_checkpoint;
+use super::{Volume, VolumeCounters};
+use crate::alloc::Allocator;
+use crate::device::Device;
+use crate::error::{FsError, FsResult};
+use crate::journal::{replay, Journal};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    pub read_only: bool,
+}
+
+/// Reads both superblock slots and picks the valid one with the highest generation.
+/// Returns it and notes for the user when a slot is damaged.
+pub fn pick_superblock(dev: &dyn Device) -> FsResult<(Superblock, Vec<String>)> {
+    let len = dev.len()?;
+    if len < 2 * BLOCK_SIZE as u64 {
+        return Err(FsError::BadImage(format!(
+            "not a gpufs image: only {len} bytes long"
+        )));
+    }
+    let mut decoded = Vec::new();
+    for slot in SUPERBLOCK_SLOTS {
+        let mut b = vec![0u8; BLOCK_SIZE];
+        dev.read_at(&mut b, slot * BLOCK_SIZE as u64)?;
+        decoded.push((b.iter().all(|x| *x == 0), Superblock::decode(&b)));
+    }
+    let best = decoded
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| r.as_ref().ok().map(|sb| (i, *sb)))
+        .max_by_key(|(_, sb)| sb.generation);
+    let Some((slot, sb)) = best else {
+        return Err(no_superblock(dev, len, &decoded));
+    };
+    let mut notes = Vec::new();
+    for (i, (zero, r)) in decoded.iter().enumerate() {
+        if let Err(e) = r {
+            if !*zero || i != slot {
+                notes.push(format!(
+                    "superblock slot {i} is damaged ({e}); using slot {slot} (generation {})",
+                    sb.generation
+                ));
+            }
+        }
+    }
+    let need = sb.total_blocks.saturating_mul(BLOCK_SIZE as u64);
+    if len < need {
+        return Err(FsError::BadImage(format!(
+            "gpufs image is truncated: its superblock says {need} bytes, the device has {len}"
+        )));
+    }
+    Ok((sb, notes))
+}
+
+fn no_superblock(dev: &dyn Device, len: u64, decoded: &[(bool, Result<Superblock, FormatError>)]) -> FsError {
+    for (_, r) in decoded {
+        if let Err(e @ FormatError::UnsupportedVersion { .. }) = r {
+            return FsError::BadImage(format!("cannot mount: {e}"));
+        }
+    }
+    let mut head = vec![0u8; (signature::PROBE_BYTES as u64).min(len) as usize];
+    if dev.read_at(&mut head, 0).is_err() {
+        return FsError::BadImage("not a gpufs image: cannot read its first blocks".into());
+    }
+    match signature::detect(&head) {
+        Some("gpufs") => {
+            let why: Vec<String> = decoded
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, r))| r.as_ref().err().map(|e| format!("slot {i}: {e}")))
+                .collect();
+            FsError::BadImage(format!(
+                "both gpufs superblocks are damaged ({}); run gpufs fsck",
+                why.join("; ")
+            ))
+        }
+        Some(other) => FsError::BadImage(format!(
+            "not a gpufs image: it holds a {other} signature"
+        )),
+        None if head.iter().all(|b| *b == 0) => FsError::BadImage(
+            "not a gpufs image: its first blocks are all zero (make one with gpufs mkfs)".into(),
+        ),
+        None => FsError::BadImage("not a gpufs image: no gpufs superblock found".into()),
+    }
+}
+
+impl Volume {
+    /// Opens the filesystem on `dev`, recovering from a crash if needed.
+    pub fn open(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Volume> {
+        let (sb, mut notes) = pick_superblock(dev.as_ref())?;
+        let ckpt = load_checkpoint(dev.as_ref(), &sb)?;
+        let mut alloc = Allocator::from_bitmap(sb.total_blocks - sb.data_start, &ckpt.bitmap)?;
+        let mut ckpt_runs = Vec::new();
+        for &(s, n) in &ckpt.runs {
+            let rel = s - sb.data_start;
+            alloc.claim(rel, n)?;
+            ckpt_runs.push((rel, n));
+        }
+        let rep = replay(dev.as_ref(), &sb)?;
+        let mut vol = Volume {
+            journal: Journal::new(&sb, &rep),
+            dev,
+            sb,
+            ns: ckpt.ns,
+            alloc,
+            ckpt_runs,
+            read_only: opts.read_only,
+            notes: Vec::new(),
+            counters: VolumeCounters::default(),
+            cache: super::RecordCache::new(super::RECORD_CACHE_BYTES),
+        };
+        for tx in &rep.transactions {
+            for op in tx {
+                vol.apply_replayed(op)?;
+            }
+        }
+        vol.ns.rebuild_free_lists();
+        vol.counters.replayed_transactions = rep.transactions.len() as u64;
+        if !rep.transactions.is_empty() {
+            notes.push(format!(
+                "replayed {} journal transaction(s) after an unclean shutdown",
+                rep.transactions.len()
+            ));
+        }
+        if !vol.read_only {
+            let orphans: Vec<u32> = vol
+                .ns
+                .live_inode_iter()
+                .filter(|(_, r)| r.nlink == 0)
+                .map(|(i, _)| i)
+                .collect();
+            for ino in &orphans {
+                vol.apply(JournalOp::InodeFree { ino: *ino })?;
+            }
+            if !orphans.is_empty() {
+                notes.push(format!("reclaimed {} orphaned inode(s)", orphans.len()));
+            }
+            // A checkpoint now puts every stale journal block behind a new generation.
+            if rep.saw_blocks || !orphans.is_empty() {
+                vol.checkpoint()?;
+            }
+        }
+        vol.notes = notes;
+        Ok(vol)
+    }
+}
