@@ -1,1 +1,65 @@
-fn main() {}
+//! `gpufs`: make, mount, unmount and check gpufs filesystems.
+
+mod fsck_cmd;
+mod mkfs_cmd;
+mod mount_cmd;
+mod paths;
+mod size;
+mod unmount_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A GPU-native, copy-on-write, journaled filesystem, mounted through FUSE.
+#[derive(Parser, Debug)]
+#[command(name = "gpufs", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Make a new filesystem in an image file or on a block device.
+    Mkfs(mkfs_cmd::MkfsArgs),
+    /// Mount a filesystem (the default image when IMAGE is left out).
+    Mount(mount_cmd::MountArgs),
+    /// Flush and unmount a mounted filesystem.
+    #[command(alias = "umount")]
+    Unmount(unmount_cmd::UnmountArgs),
+    /// Check every checksum and invariant of an unmounted image.
+    Fsck(fsck_cmd::FsckArgs),
+}
+
+/// Exit codes: 0 success, 1 failure, 2 usage error (clap's own).
+pub const EXIT_FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GPUFS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Mkfs(a) => mkfs_cmd::run(a),
+        Command::Mount(a) => mount_cmd::run(a),
+        Command::Unmount(a) => unmount_cmd::run(a),
+        Command::Fsck(a) => return fsck_cmd::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("gpufs: {msg}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Reads an image path argument into an absolute path.
+pub fn absolute(p: &PathBuf) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.clone())
+}

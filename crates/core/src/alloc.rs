@@ -49,7 +49,9 @@ impl Allocator {
             let last = a.words.len() - 1;
             let valid = (1u64 << (blocks % 64)) - 1;
             if a.words[last] & !valid != 0 {
-                return Err(FsError::corrupt("allocation bitmap marks blocks past the end"));
+                return Err(FsError::corrupt(
+                    "allocation bitmap marks blocks past the end",
+                ));
             }
         }
         a.used = a.words.iter().map(|w| u64::from(w.count_ones())).sum();

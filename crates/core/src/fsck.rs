@@ -1,1 +1,317 @@
+//! Offline consistency check: every checksum and every invariant of an image.
+//!
+//! It opens the image read-only (the journal is replayed in memory, nothing is written),
+//! then checks: both superblock slots, the checkpoint's stored hashes and space
+//! accounting, that every entry points at a live inode of its kind, link counts, that
+//! every directory is reachable from the root, that no block is referenced twice or both
+//! free and used, that record pointers fit their files, and the checksum of every record.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot};
+use gpufs_format::{checksum, name_hash, FileKind, RecordPtr, BLOCK_SIZE, ROOT_INO};
+
+use crate::alloc::Allocator;
+use crate::device::Device;
+use crate::error::{FsError, FsResult};
+use crate::volume::{OpenOptions, Volume};
+
+/// What fsck found.
+#[derive(Clone, Debug, Default)]
+pub struct FsckReport {
+    /// Inconsistencies: anything here means the image is damaged.
+    pub problems: Vec<String>,
+    /// Conditions a read-write mount repairs by itself (a torn superblock slot, a journal
+    /// to replay, orphaned inodes).
+    pub warnings: Vec<String>,
+    pub stats: FsckStats,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsckStats {
+    pub inodes: u64,
+    pub directories: u64,
+    pub files: u64,
+    pub records: u64,
+    pub record_bytes: u64,
+    pub used_blocks: u64,
+    pub total_blocks: u64,
+    pub replayed_transactions: u64,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks the image on `dev`.
+pub fn check(dev: Arc<dyn Device>) -> FsResult<FsckReport> {
+    check_with_progress(dev, &mut |_, _| {})
+}
+
+/// Like [`check`], calling `progress(done, total)` while verifying record checksums.
+pub fn check_with_progress(
+    dev: Arc<dyn Device>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> FsResult<FsckReport> {
+    let mut report = FsckReport::default();
+    let vol = match Volume::open(dev.clone(), OpenOptions { read_only: true }) {
+        Ok(v) => v,
+        Err(e @ FsError::BadImage(_)) => return Err(e),
+        Err(e) => {
+            report
+                .problems
+                .push(format!("cannot load the filesystem: {e}"));
+            return Ok(report);
+        }
+    };
+    report.warnings.extend(vol.notes.iter().cloned());
+    report.stats.replayed_transactions = vol.counters.replayed_transactions;
+    check_checkpoint_raw(dev.as_ref(), &vol, &mut report);
+    check_namespace(&vol, &mut report);
+    check_space(&vol, &mut report);
+    check_records(dev.as_ref(), &vol, &mut report, progress);
+    Ok(report)
+}
+
+/// Stored name hashes and the superblock's space accounting, from the raw checkpoint.
+fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport) {
+    let sb = vol.superblock();
+    let raw = (|| -> FsResult<CheckpointImage> {
+        let mut root = vec![0u8; BLOCK_SIZE];
+        dev.read_at(&mut root, sb.checkpoint_root * BLOCK_SIZE as u64)?;
+        let (root, runs) = CheckpointRoot::decode(&root)?;
+        let mut blob = Vec::new();
+        for (s, n) in runs {
+            let at = blob.len();
+            let want = (n as usize * BLOCK_SIZE).min(root.blob_len as usize - at);
+            blob.resize(at + want, 0);
+            dev.read_at(&mut blob[at..], s * BLOCK_SIZE as u64)?;
+        }
+        Ok(CheckpointImage::decode(&blob)?)
+    })();
+    let img = match raw {
+        Ok(i) => i,
+        Err(e) => {
+            report.problems.push(format!("checkpoint unreadable: {e}"));
+            return;
+        }
+    };
+    for d in &img.dirents {
+        let s = d.name_offset as usize;
+        if let Some(name) = img.names.get(s..s + d.name_len as usize) {
+            if name_hash(d.parent, name) != d.name_hash {
+                report.problems.push(format!(
+                    "entry {:?} in directory {} has a wrong stored hash",
+                    String::from_utf8_lossy(name),
+                    d.parent
+                ));
+            }
+        }
+    }
+    let bitmap_used = Allocator::from_bitmap(sb.allocatable_blocks(), &img.bitmap)
+        .map(|a| a.used())
+        .unwrap_or(0);
+    let ckpt: u64 = vol.checkpoint_runs().iter().map(|r| r.1).sum();
+    if bitmap_used + ckpt != sb.used_blocks {
+        report.problems.push(format!(
+            "space accounting: superblock says {} blocks used, the checkpoint's bitmap and \
+             its own blocks add up to {}",
+            sb.used_blocks,
+            bitmap_used + ckpt
+        ));
+    }
+}
+
+fn check_namespace(vol: &Volume, report: &mut FsckReport) {
+    let ns = &vol.ns;
+    let p = &mut report.problems;
+    match ns.inode(ROOT_INO).and_then(|r| r.kind()) {
+        Some(FileKind::Directory) => {}
+        _ => p.push("the root inode is missing or not a directory".into()),
+    }
+    let mut links: HashMap<u32, u32> = HashMap::new();
+    let mut subdirs: HashMap<u32, u32> = HashMap::new();
+    for (_, d) in ns.live_dirents() {
+        *links.entry(d.ino).or_default() += 1;
+        if d.kind == FileKind::Directory as u8 {
+            *subdirs.entry(d.parent).or_default() += 1;
+        }
+    }
+    for (ino, rec) in ns.live_inode_iter() {
+        report.stats.inodes += 1;
+        let n = links.get(&ino).copied().unwrap_or(0);
+        match rec.kind() {
+            Some(FileKind::Directory) => {
+                report.stats.directories += 1;
+                let want = 2 + subdirs.get(&ino).copied().unwrap_or(0);
+                if rec.nlink != want {
+                    p.push(format!(
+                        "directory {ino} has link count {}, expected {want}",
+                        rec.nlink
+                    ));
+                }
+                if ino != ROOT_INO && n != 1 {
+                    p.push(format!(
+                        "directory {ino} is named by {n} entries, expected 1"
+                    ));
+                }
+                if ino != ROOT_INO && !reaches_root(vol, ino) {
+                    p.push(format!("directory {ino} is not reachable from the root"));
+                }
+            }
+            kind => {
+                if kind == Some(FileKind::Regular) {
+                    report.stats.files += 1;
+                }
+                if n == 0 && rec.nlink == 0 {
+                    report.warnings.push(format!(
+                        "inode {ino} is an orphan (unlinked while open); a read-write mount \
+                         reclaims it"
+                    ));
+                } else if rec.nlink != n {
+                    p.push(format!(
+                        "inode {ino} has link count {}, but {n} entries name it",
+                        rec.nlink
+                    ));
+                }
+                if kind == Some(FileKind::Symlink) {
+                    match ns.symlink(ino) {
+                        Some(t) if t.len() as u64 == rec.size => {}
+                        Some(_) => p.push(format!("symlink {ino} size differs from its target")),
+                        None => p.push(format!("symlink {ino} has no target")),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn reaches_root(vol: &Volume, mut dir: u32) -> bool {
+    for _ in 0..=vol.ns.live_inodes() {
+        if dir == ROOT_INO {
+            return true;
+        }
+        let Some(d) = vol.ns.dir(dir) else {
+            return false;
+        };
+        dir = d.parent;
+    }
+    false
+}
+
+fn check_space(vol: &Volume, report: &mut FsckReport) {
+    let total = vol.alloc.total();
+    report.stats.total_blocks = total;
+    let mut refs = Allocator::new(total);
+    let mut claim = |what: String, block: u64, count: u64, report: &mut FsckReport| {
+        let rel = match vol.relative(block, count) {
+            Ok(r) => r,
+            Err(_) => {
+                report.problems.push(format!(
+                    "{what}: blocks {block}+{count} outside the data area"
+                ));
+                return;
+            }
+        };
+        if refs.claim(rel, count).is_err() {
+            report.problems.push(format!(
+                "{what}: blocks {block}+{count} are also used by something else"
+            ));
+        }
+    };
+    let ds = vol.superblock().data_start;
+    for &(s, n) in vol.checkpoint_runs() {
+        claim("checkpoint".into(), ds + s, n, report);
+    }
+    for (ino, index, ptr) in vol.ns.all_extents() {
+        claim(
+            format!("inode {ino} record {index}"),
+            ptr.block,
+            ptr.block_count(),
+            report,
+        );
+    }
+    let mut leaked = 0u64;
+    let mut free_but_used = 0u64;
+    for b in 0..total {
+        match (vol.alloc.is_used(b), refs.is_used(b)) {
+            (true, false) => leaked += 1,
+            (false, true) => free_but_used += 1,
+            _ => {}
+        }
+    }
+    if free_but_used > 0 {
+        report.problems.push(format!(
+            "{free_but_used} blocks are in use but marked free in the allocation bitmap"
+        ));
+    }
+    if leaked > 0 {
+        report.problems.push(format!(
+            "{leaked} blocks are marked used but nothing refers to them"
+        ));
+    }
+    report.stats.used_blocks = refs.used();
+}
+
+fn check_records(
+    dev: &dyn Device,
+    vol: &Volume,
+    report: &mut FsckReport,
+    progress: &mut dyn FnMut(u64, u64),
+) {
+    let r = u64::from(vol.record_size());
+    let mut all: Vec<(u32, u64, RecordPtr)> =
+        vol.ns.all_extents().map(|(i, x, p)| (i, x, *p)).collect();
+    all.sort_unstable_by_key(|(_, _, p)| p.block);
+    let total = all.len() as u64;
+    let mut buf = Vec::new();
+    for (done, (ino, index, ptr)) in all.iter().enumerate() {
+        if done % 1024 == 0 {
+            progress(done as u64, total);
+        }
+        let Some(rec) = vol.ns.inode(*ino) else {
+            continue;
+        };
+        let what = format!("inode {ino} record {index}");
+        if u64::from(ptr.logical_len) > r || ptr.logical_len == 0 {
+            report
+                .problems
+                .push(format!("{what}: length {} out of range", ptr.logical_len));
+            continue;
+        }
+        if index
+            .saturating_mul(r)
+            .saturating_add(u64::from(ptr.logical_len))
+            > rec.size
+        {
+            report.problems.push(format!(
+                "{what}: stores bytes past the file size {}",
+                rec.size
+            ));
+        }
+        if ptr.flags & !RecordPtr::KNOWN_FLAGS != 0 || ptr.phys_len != ptr.logical_len {
+            report
+                .problems
+                .push(format!("{what}: unknown flags {:#x}", ptr.flags));
+            continue;
+        }
+        buf.resize(ptr.block_count() as usize * BLOCK_SIZE, 0);
+        if let Err(e) = dev.read_at(&mut buf, ptr.block * BLOCK_SIZE as u64) {
+            report.problems.push(format!("{what}: unreadable: {e}"));
+            continue;
+        }
+        let computed = checksum(&buf[..ptr.phys_len as usize]);
+        if computed != ptr.checksum {
+            report.problems.push(format!(
+                "{what}: checksum mismatch (stored {:#010x}, computed {computed:#010x})",
+                ptr.checksum
+            ));
+        }
+        report.stats.records += 1;
+        report.stats.record_bytes += u64::from(ptr.logical_len);
+    }
+    progress(total, total);
+}

@@ -91,7 +91,9 @@ impl Journal {
             return Ok(0);
         }
         if !self.fits_pending() {
-            return Err(FsError::corrupt("journal transaction larger than the free ring"));
+            return Err(FsError::corrupt(
+                "journal transaction larger than the free ring",
+            ));
         }
         let chunks: Vec<&[u8]> = self.pending.chunks(JOURNAL_PAYLOAD).collect();
         let mut run: Vec<u8> = Vec::with_capacity(chunks.len() * BLOCK_SIZE);
@@ -163,7 +165,10 @@ pub fn replay(dev: &dyn Device, sb: &Superblock) -> FsResult<Replay> {
         index = (index + 1) % sb.journal_blocks;
         if hdr.flags & JournalBlockHeader::FLAG_COMMIT != 0 {
             let ops = JournalOp::decode_all(&stream).map_err(|e| {
-                FsError::corrupt(format!("journal transaction ending at seq {}: {e}", seq - 1))
+                FsError::corrupt(format!(
+                    "journal transaction ending at seq {}: {e}",
+                    seq - 1
+                ))
             })?;
             out.transactions.push(ops);
             out.used += tx_blocks;

@@ -91,7 +91,10 @@ impl CheckpointRoot {
         }
         let n = root.extent_count as usize;
         if n > Self::MAX_EXTENTS {
-            return Err(FormatError::corrupted("checkpoint root", "too many extents"));
+            return Err(FormatError::corrupted(
+                "checkpoint root",
+                "too many extents",
+            ));
         }
         let mut r = Reader {
             bytes: block,
@@ -107,7 +110,10 @@ impl CheckpointRoot {
                 .ok_or_else(|| FormatError::corrupted("checkpoint root", "extent overflow"))?;
             extents.push((start, len));
         }
-        if total.checked_mul(BLOCK_SIZE as u64).is_none_or(|b| b < root.blob_len) {
+        if total
+            .checked_mul(BLOCK_SIZE as u64)
+            .is_none_or(|b| b < root.blob_len)
+        {
             return Err(FormatError::corrupted(
                 "checkpoint root",
                 "extents smaller than the blob",
@@ -298,10 +304,27 @@ mod tests {
 
     fn sample() -> CheckpointImage {
         CheckpointImage {
-            inodes: vec![InodeRecord::default(), InodeRecord { mode: 0o40755, nlink: 2, ..Default::default() }],
-            dirents: vec![DirentRecord { parent: 1, ino: 1, name_len: 3, kind: 1, ..Default::default() }],
+            inodes: vec![
+                InodeRecord::default(),
+                InodeRecord {
+                    mode: 0o40755,
+                    nlink: 2,
+                    ..Default::default()
+                },
+            ],
+            dirents: vec![DirentRecord {
+                parent: 1,
+                ino: 1,
+                name_len: 3,
+                kind: 1,
+                ..Default::default()
+            }],
             names: b"abc".to_vec(),
-            extents: vec![ExtentEntry { ino: 1, index: 0, ..Default::default() }],
+            extents: vec![ExtentEntry {
+                ino: 1,
+                index: 0,
+                ..Default::default()
+            }],
             xattrs: vec![(1, b"user.a".to_vec(), b"v".to_vec())],
             symlinks: vec![(2, b"/x/y".to_vec())],
             bitmap: vec![0xff, 0x01],

@@ -108,7 +108,11 @@ pub enum JournalOp {
     /// Entry `name` in `parent` is removed.
     DirentDel { parent: u32, name: Vec<u8> },
     /// Record `index` of `ino` now lives at `ptr` (the old one, if any, is freed).
-    ExtentPut { ino: u32, index: u64, ptr: RecordPtr },
+    ExtentPut {
+        ino: u32,
+        index: u64,
+        ptr: RecordPtr,
+    },
     /// Records `from..to` of `ino` are dropped (truncate, hole punch).
     ExtentDrop { ino: u32, from: u64, to: u64 },
     /// Extended attribute `name` of `ino` is set to `value`.
@@ -350,15 +354,20 @@ mod tests {
                 rec: bytemuck::pod_read_unaligned(&raw)
             }),
             any::<u32>().prop_map(|ino| JournalOp::InodeFree { ino }),
-            (any::<u32>(), any::<u32>(), any::<u8>(), any::<u64>(), name.clone()).prop_map(
-                |(parent, ino, kind, cookie, name)| JournalOp::DirentPut {
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u8>(),
+                any::<u64>(),
+                name.clone()
+            )
+                .prop_map(|(parent, ino, kind, cookie, name)| JournalOp::DirentPut {
                     parent,
                     ino,
                     kind,
                     cookie,
                     name
-                }
-            ),
+                }),
             (any::<u32>(), name.clone())
                 .prop_map(|(parent, name)| JournalOp::DirentDel { parent, name }),
             (any::<u32>(), any::<u64>(), any::<[u8; 64]>()).prop_map(|(ino, index, raw)| {
@@ -375,7 +384,11 @@ mod tests {
                 name.clone(),
                 proptest::collection::vec(any::<u8>(), 0..300)
             )
-                .prop_map(|(ino, name, value)| JournalOp::XattrPut { ino, name, value }),
+                .prop_map(|(ino, name, value)| JournalOp::XattrPut {
+                    ino,
+                    name,
+                    value
+                }),
             (any::<u32>(), name.clone()).prop_map(|(ino, name)| JournalOp::XattrDel { ino, name }),
             (any::<u32>(), name).prop_map(|(ino, target)| JournalOp::SymlinkPut { ino, target }),
         ]

@@ -110,7 +110,10 @@ impl Superblock {
     fn validate_geometry(&self) -> Result<(), FormatError> {
         let bad = |d: String| Err(FormatError::corrupted("superblock", d));
         if self.block_size as usize != BLOCK_SIZE {
-            return bad(format!("block size {} (expected {BLOCK_SIZE})", self.block_size));
+            return bad(format!(
+                "block size {} (expected {BLOCK_SIZE})",
+                self.block_size
+            ));
         }
         if !self.record_size.is_power_of_two()
             || self.record_size < crate::MIN_RECORD_SIZE
@@ -193,7 +196,10 @@ mod tests {
         for i in 0..256 {
             let mut b = bytes.clone();
             b[i] ^= 0x40;
-            assert!(Superblock::decode(&b).is_err(), "flip at {i} went unnoticed");
+            assert!(
+                Superblock::decode(&b).is_err(),
+                "flip at {i} went unnoticed"
+            );
         }
     }
 
@@ -202,7 +208,10 @@ mod tests {
         let mut sb = sample();
         sb.version = 2;
         let err = Superblock::decode(&sb.encode()).unwrap_err();
-        assert!(matches!(err, FormatError::UnsupportedVersion { found: 2, .. }));
+        assert!(matches!(
+            err,
+            FormatError::UnsupportedVersion { found: 2, .. }
+        ));
     }
 
     #[test]

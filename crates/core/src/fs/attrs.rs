@@ -49,7 +49,10 @@ fn check_xattr_name(name: &[u8]) -> FsResult<()> {
         return Err(FsError::Range);
     }
     let known = [&b"user."[..], b"trusted.", b"security."];
-    if !known.iter().any(|p| name.starts_with(p) && name.len() > p.len()) {
+    if !known
+        .iter()
+        .any(|p| name.starts_with(p) && name.len() > p.len())
+    {
         return Err(FsError::NotSupported);
     }
     Ok(())
@@ -91,7 +94,8 @@ impl Filesystem {
         if let Some(mode) = set.mode {
             rec.mode = (rec.mode & !0o7777) | (mode & 0o7777);
         }
-        let owner_change = set.uid.is_some_and(|u| u != rec.uid) || set.gid.is_some_and(|g| g != rec.gid);
+        let owner_change =
+            set.uid.is_some_and(|u| u != rec.uid) || set.gid.is_some_and(|g| g != rec.gid);
         if let Some(uid) = set.uid {
             rec.uid = uid;
         }
@@ -190,7 +194,10 @@ impl Filesystem {
         let ino = ino32(ino)?;
         let mut rec = g.inode(ino)?;
         if name.starts_with(b"user.")
-            && !matches!(rec.kind(), Some(FileKind::Regular) | Some(FileKind::Directory))
+            && !matches!(
+                rec.kind(),
+                Some(FileKind::Regular) | Some(FileKind::Directory)
+            )
         {
             return Err(FsError::NotPermitted);
         }

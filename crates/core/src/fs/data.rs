@@ -107,7 +107,13 @@ impl Inner {
         }
         let r = u64::from(self.vol.record_size());
         let first_whole = new_size.div_ceil(r);
-        if self.vol.ns.extents(ino).last().is_some_and(|(i, _)| *i >= first_whole) {
+        if self
+            .vol
+            .ns
+            .extents(ino)
+            .last()
+            .is_some_and(|(i, _)| *i >= first_whole)
+        {
             self.vol.apply(JournalOp::ExtentDrop {
                 ino,
                 from: first_whole,

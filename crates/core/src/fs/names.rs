@@ -94,7 +94,11 @@ impl Inner {
     pub(crate) fn drop_link(&mut self, ino: u32, t: i64) -> FsResult<()> {
         let mut rec = self.inode(ino)?;
         let is_dir = rec.kind() == Some(FileKind::Directory);
-        rec.nlink = if is_dir { 0 } else { rec.nlink.saturating_sub(1) };
+        rec.nlink = if is_dir {
+            0
+        } else {
+            rec.nlink.saturating_sub(1)
+        };
         rec.ctime_ns = t;
         if rec.nlink == 0 && self.open.get(&ino).copied().unwrap_or(0) == 0 {
             return self.vol.apply(JournalOp::InodeFree { ino });
@@ -328,7 +332,9 @@ impl Filesystem {
             if dst_kind == FileKind::Directory && g.is_within(parent, dst) {
                 return Err(FsError::Invalid("exchange of a directory into itself"));
             }
-            return g.exchange(parent, name, src, src_kind, newparent, newname, dst, dst_kind, t);
+            return g.exchange(
+                parent, name, src, src_kind, newparent, newname, dst, dst_kind, t,
+            );
         }
         if let Some(dst) = dst {
             if mode == RenameMode::NoReplace {
@@ -387,12 +393,24 @@ impl Filesystem {
         let g = self.lock();
         let dir = ino32(dir)?;
         g.dir_inode(dir)?;
-        if offset < 1 && emit(DirEntry { cookie: 1, ino: u64::from(dir), kind: FileKind::Directory, name: b"." }) {
+        if offset < 1
+            && emit(DirEntry {
+                cookie: 1,
+                ino: u64::from(dir),
+                kind: FileKind::Directory,
+                name: b".",
+            })
+        {
             return Ok(());
         }
         if offset < 2 {
             let parent = g.vol.ns.parent_of_dir(dir);
-            if emit(DirEntry { cookie: 2, ino: u64::from(parent), kind: FileKind::Directory, name: b".." }) {
+            if emit(DirEntry {
+                cookie: 2,
+                ino: u64::from(parent),
+                kind: FileKind::Directory,
+                name: b"..",
+            }) {
                 return Ok(());
             }
         }
@@ -423,14 +441,30 @@ impl Filesystem {
         let drec = g.dir_inode(dir)?;
         if offset < 1 {
             let a = g.attr(dir, &drec);
-            if emit(DirEntry { cookie: 1, ino: u64::from(dir), kind: FileKind::Directory, name: b"." }, &a) {
+            if emit(
+                DirEntry {
+                    cookie: 1,
+                    ino: u64::from(dir),
+                    kind: FileKind::Directory,
+                    name: b".",
+                },
+                &a,
+            ) {
                 return Ok(());
             }
         }
         if offset < 2 {
             let parent = g.vol.ns.parent_of_dir(dir);
             let a = g.attr(parent, &g.inode(parent)?);
-            if emit(DirEntry { cookie: 2, ino: u64::from(parent), kind: FileKind::Directory, name: b".." }, &a) {
+            if emit(
+                DirEntry {
+                    cookie: 2,
+                    ino: u64::from(parent),
+                    kind: FileKind::Directory,
+                    name: b"..",
+                },
+                &a,
+            ) {
                 return Ok(());
             }
         }

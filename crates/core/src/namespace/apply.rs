@@ -91,7 +91,9 @@ impl Namespace {
             JournalOp::XattrDel { ino, name } => {
                 self.live(*ino)?;
                 let v = self.xattrs.get_mut(ino);
-                let pos = v.as_ref().and_then(|v| v.iter().position(|(n, _)| n == name));
+                let pos = v
+                    .as_ref()
+                    .and_then(|v| v.iter().position(|(n, _)| n == name));
                 match (v, pos) {
                     (Some(v), Some(p)) => {
                         let (n, val) = v.swap_remove(p);
@@ -148,7 +150,11 @@ impl Namespace {
                 self.dirs.insert(
                     ino,
                     DirList {
-                        parent: if ino == gpufs_format::ROOT_INO { ino } else { 0 },
+                        parent: if ino == gpufs_format::ROOT_INO {
+                            ino
+                        } else {
+                            0
+                        },
                         entries: Default::default(),
                         next_cookie: FIRST_COOKIE,
                     },
@@ -197,9 +203,11 @@ impl Namespace {
         cookie: u64,
         name: &[u8],
     ) -> FsResult<()> {
-        if name.is_empty() || name.len() > NAME_MAX || name.contains(&b'/') || name.contains(&0)
-        {
-            return Err(bad(format!("invalid entry name {:?}", String::from_utf8_lossy(name))));
+        if name.is_empty() || name.len() > NAME_MAX || name.contains(&b'/') || name.contains(&0) {
+            return Err(bad(format!(
+                "invalid entry name {:?}",
+                String::from_utf8_lossy(name)
+            )));
         }
         if FileKind::from_u8(kind).is_none() {
             return Err(bad(format!("entry kind {kind}")));
@@ -214,8 +222,15 @@ impl Namespace {
         if self.lookup(parent, name).is_some() {
             return Err(bad(format!("duplicate entry in directory {parent}")));
         }
-        if cookie < FIRST_COOKIE || self.dirs.get(&parent).is_some_and(|l| l.entries.contains_key(&cookie)) {
-            return Err(bad(format!("cookie {cookie} reserved or reused in {parent}")));
+        if cookie < FIRST_COOKIE
+            || self
+                .dirs
+                .get(&parent)
+                .is_some_and(|l| l.entries.contains_key(&cookie))
+        {
+            return Err(bad(format!(
+                "cookie {cookie} reserved or reused in {parent}"
+            )));
         }
         let h = name_hash(parent, name);
         let rec = DirentRecord {
@@ -240,8 +255,9 @@ impl Namespace {
             }
         };
         let dirents = &self.dirents;
-        self.index
-            .insert_unique(index_hash(h), id, |&i| index_hash(dirents[i as usize].name_hash));
+        self.index.insert_unique(index_hash(h), id, |&i| {
+            index_hash(dirents[i as usize].name_hash)
+        });
         let list = self
             .dirs
             .get_mut(&parent)

@@ -71,7 +71,8 @@ impl Namespace {
                 )?;
             }
         }
-        ns.inodes.resize(img.inodes.len().max(1), Default::default());
+        ns.inodes
+            .resize(img.inodes.len().max(1), Default::default());
         for (ino, g) in generations.iter().enumerate() {
             ns.inodes[ino].generation = *g;
         }

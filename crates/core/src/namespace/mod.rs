@@ -90,7 +90,9 @@ impl Namespace {
                 return Some(ino);
             }
         }
-        u32::try_from(self.inodes.len()).ok().filter(|i| *i < u32::MAX)
+        u32::try_from(self.inodes.len())
+            .ok()
+            .filter(|i| *i < u32::MAX)
     }
 
     /// The dirent id of `name` in `parent`.
@@ -235,7 +237,11 @@ impl Namespace {
             + self.dirents.capacity() * 32
             + self.names.capacity()
             + self.index.capacity() * 5
-            + self.dirs.values().map(|d| 64 + d.entries.len() * 24).sum::<usize>()
+            + self
+                .dirs
+                .values()
+                .map(|d| 64 + d.entries.len() * 24)
+                .sum::<usize>()
             + ext
     }
 }

@@ -93,7 +93,8 @@ impl Volume {
             checksum: 0,
         }
         .encode(&abs_runs)?;
-        self.dev.write_at(&root, (ds + root_rel) * BLOCK_SIZE as u64)?;
+        self.dev
+            .write_at(&root, (ds + root_rel) * BLOCK_SIZE as u64)?;
         self.dev.flush()?;
 
         let (head, seq) = self.journal.position();

@@ -53,7 +53,9 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
     }
     let len = dev.len()?;
     if len < MIN_DEVICE_BYTES {
-        return Err(FsError::Invalid("device too small: gpufs needs at least 4 MiB"));
+        return Err(FsError::Invalid(
+            "device too small: gpufs needs at least 4 MiB",
+        ));
     }
     let total_blocks = len / BLOCK_SIZE as u64;
     let journal_blocks = opts
@@ -63,7 +65,14 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
     let journal_start = 2;
     let data_start = journal_start + journal_blocks;
     let seq0 = u64::from_le_bytes([
-        opts.uuid[0], opts.uuid[1], opts.uuid[2], opts.uuid[3], opts.uuid[4], opts.uuid[5], 0, 0,
+        opts.uuid[0],
+        opts.uuid[1],
+        opts.uuid[2],
+        opts.uuid[3],
+        opts.uuid[4],
+        opts.uuid[5],
+        0,
+        0,
     ]) + 1;
     let now = now_ns();
     let sb = Superblock {

@@ -62,7 +62,11 @@ pub fn pick_superblock(dev: &dyn Device) -> FsResult<(Superblock, Vec<String>)> 
     Ok((sb, notes))
 }
 
-fn no_superblock(dev: &dyn Device, len: u64, decoded: &[(bool, Result<Superblock, FormatError>)]) -> FsError {
+fn no_superblock(
+    dev: &dyn Device,
+    len: u64,
+    decoded: &[(bool, Result<Superblock, FormatError>)],
+) -> FsError {
     for (_, r) in decoded {
         if let Err(e @ FormatError::UnsupportedVersion { .. }) = r {
             return FsError::BadImage(format!("cannot mount: {e}"));
@@ -85,7 +89,7 @@ fn no_superblock(dev: &dyn Device, len: u64, decoded: &[(bool, Result<Superblock
             ))
         }
         Some(other) => FsError::BadImage(format!(
-            "not a gpufs image: it holds a {other} signature"
+            "not a gpufs image: it holds another filesystem ({other})"
         )),
         None if head.iter().all(|b| *b == 0) => FsError::BadImage(
             "not a gpufs image: its first blocks are all zero (make one with gpufs mkfs)".into(),
@@ -98,6 +102,7 @@ impl Volume {
     /// Opens the filesystem on `dev`, recovering from a crash if needed.
     pub fn open(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Volume> {
         let (sb, mut notes) = pick_superblock(dev.as_ref())?;
+        let slot_damaged = !notes.is_empty();
         let ckpt = load_checkpoint(dev.as_ref(), &sb)?;
         let mut alloc = Allocator::from_bitmap(sb.total_blocks - sb.data_start, &ckpt.bitmap)?;
         let mut ckpt_runs = Vec::new();
@@ -145,8 +150,9 @@ impl Volume {
             if !orphans.is_empty() {
                 notes.push(format!("reclaimed {} orphaned inode(s)", orphans.len()));
             }
-            // A checkpoint now puts every stale journal block behind a new generation.
-            if rep.saw_blocks || !orphans.is_empty() {
+            // A checkpoint now puts every stale journal block behind a new generation,
+            // and rewrites a damaged superblock slot.
+            if rep.saw_blocks || !orphans.is_empty() || slot_damaged {
                 vol.checkpoint()?;
             }
         }

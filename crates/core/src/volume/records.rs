@@ -42,7 +42,9 @@ impl RecordCache {
             self.order.push_back(block);
         }
         while self.bytes > self.limit {
-            let Some(b) = self.order.pop_front() else { break };
+            let Some(b) = self.order.pop_front() else {
+                break;
+            };
             if let Some(old) = self.map.remove(&b) {
                 self.bytes -= old.len();
             }

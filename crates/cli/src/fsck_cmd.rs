@@ -1,0 +1,114 @@
+//! `gpufs fsck`: check an unmounted image.
+//!
+//! Exit codes: 0 clean; 1 only conditions a read-write mount repairs by itself; 4
+//! problems found; 8 the image could not be checked at all.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use gpufs_core::device::{Device, FileDevice};
+use gpufs_core::fsck;
+
+#[derive(clap::Args, Debug)]
+pub struct FsckArgs {
+    /// Image file or block device (not mounted).
+    pub image: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print problems only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(a: FsckArgs) -> ExitCode {
+    let image = crate::absolute(&a.image);
+    let dev: Arc<dyn Device> = match FileDevice::open(&image, false) {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            eprintln!("gpufs fsck: {}: {e}", image.display());
+            return ExitCode::from(8);
+        }
+    };
+    let bar = (std::io::stderr().is_terminal() && !a.quiet && !a.json).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("checking records {bar:40} {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let result = fsck::check_with_progress(dev, &mut |done, total| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gpufs fsck: {}: {e}", image.display());
+            return ExitCode::from(8);
+        }
+    };
+    let code = if !report.problems.is_empty() {
+        4
+    } else if !report.warnings.is_empty() {
+        1
+    } else {
+        0
+    };
+    let s = report.stats;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "image": image.display().to_string(),
+                "clean": report.problems.is_empty(),
+                "problems": report.problems,
+                "warnings": report.warnings,
+                "inodes": s.inodes,
+                "directories": s.directories,
+                "files": s.files,
+                "records": s.records,
+                "record_bytes": s.record_bytes,
+                "used_blocks": s.used_blocks,
+                "total_blocks": s.total_blocks,
+                "journal_transactions": s.replayed_transactions,
+            })
+        );
+        return ExitCode::from(code);
+    }
+    for p in &report.problems {
+        println!("problem: {p}");
+    }
+    if !a.quiet {
+        for w in &report.warnings {
+            println!("warning: {w}");
+        }
+        println!(
+            "{}: {} inodes ({} directories, {} files), {} records ({} bytes) verified, \
+             {}/{} blocks used, {} journal transaction(s) pending: {}",
+            image.display(),
+            s.inodes,
+            s.directories,
+            s.files,
+            s.records,
+            s.record_bytes,
+            s.used_blocks,
+            s.total_blocks,
+            s.replayed_transactions,
+            if report.problems.is_empty() {
+                "clean"
+            } else {
+                "PROBLEMS FOUND"
+            }
+        );
+    }
+    ExitCode::from(code)
+}

@@ -1,0 +1,150 @@
+//! `gpufs mkfs`: make a filesystem, refusing to overwrite one without `--force`.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gpufs_core::device::{Device, FileDevice};
+use gpufs_core::{mkfs, MkfsOptions};
+use gpufs_format::signature;
+
+use crate::size::parse_size;
+
+#[derive(clap::Args, Debug)]
+pub struct MkfsArgs {
+    /// Image file (created sparse if missing) or block device.
+    pub image: PathBuf,
+    /// Size of the image, e.g. 20G (required for a new image file).
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Bytes per file record: a power of two from 4K to 1M.
+    #[arg(long, default_value = "64K")]
+    pub record_size: String,
+    /// Overwrite an existing filesystem signature.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Names the filesystem signature at the start of `path`, if any.
+pub fn existing_signature(path: &Path) -> Result<Option<&'static str>, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut head = Vec::with_capacity(signature::PROBE_BYTES);
+    f.by_ref()
+        .take(signature::PROBE_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(signature::detect(&head))
+}
+
+fn random_uuid() -> [u8; 16] {
+    let mut u = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut u);
+    }
+    if u == [0; 16] {
+        let t = gpufs_core::time::now_ns().to_le_bytes();
+        u[..8].copy_from_slice(&t);
+        u[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    u
+}
+
+pub fn uuid_string(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Makes a filesystem at `image`; used by `mkfs` and for the default image.
+pub fn make(
+    image: &Path,
+    size: Option<u64>,
+    record_size: u32,
+    force: bool,
+) -> Result<gpufs_format::Superblock, String> {
+    let shown = image.display();
+    let meta = std::fs::metadata(image).ok();
+    if let Some(m) = &meta {
+        if let Some(found) = existing_signature(image)? {
+            if !force {
+                return Err(format!(
+                    "{shown} already holds a {found} filesystem; add --force to overwrite it"
+                ));
+            }
+        }
+        if !m.file_type().is_file() && size.is_some() {
+            return Err(format!(
+                "{shown} is a device: --size cannot change its size"
+            ));
+        }
+    }
+    let is_file = meta.as_ref().is_none_or(|m| m.file_type().is_file());
+    let dev: Arc<dyn Device> = if is_file {
+        let len = match (size, &meta) {
+            (Some(s), _) => s,
+            (None, Some(m)) => m.len(),
+            (None, None) => {
+                return Err(format!("{shown} does not exist: give --size to create it"));
+            }
+        };
+        Arc::new(FileDevice::create_sparse(image, len).map_err(|e| format!("{shown}: {e}"))?)
+    } else {
+        Arc::new(FileDevice::open(image, true).map_err(|e| format!("{shown}: {e}"))?)
+    };
+    let owner = std::fs::metadata(image)
+        .map(|m| (m.uid(), m.gid()))
+        .unwrap_or((0, 0));
+    let owner = if is_file { owner } else { (0, 0) };
+    let opts = MkfsOptions {
+        record_size,
+        journal_blocks: None,
+        uid: owner.0,
+        gid: owner.1,
+        uuid: random_uuid(),
+    };
+    mkfs(dev, &opts).map_err(|e| format!("{shown}: {e}"))
+}
+
+pub fn run(a: MkfsArgs) -> Result<(), String> {
+    let size = a.size.as_deref().map(parse_size).transpose()?;
+    let rs = parse_size(&a.record_size)?;
+    let rs = u32::try_from(rs).map_err(|_| "record size too large".to_string())?;
+    let image = crate::absolute(&a.image);
+    let sb = make(&image, size, rs, a.force)?;
+    let bytes = sb.total_blocks * gpufs_format::BLOCK_SIZE as u64;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "image": image.display().to_string(),
+                "bytes": bytes,
+                "record_size": sb.record_size,
+                "journal_bytes": sb.journal_blocks * gpufs_format::BLOCK_SIZE as u64,
+                "uuid": uuid_string(&sb.uuid),
+                "format_version": sb.version,
+            })
+        );
+    } else {
+        println!(
+            "made gpufs on {}: {:.1} GiB, record size {} KiB, journal {} MiB, uuid {}",
+            image.display(),
+            bytes as f64 / (1u64 << 30) as f64,
+            sb.record_size / 1024,
+            sb.journal_blocks * 4 / 1024,
+            uuid_string(&sb.uuid)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! `gpufs mount`: open the image, mount it through FUSE, serve until unmounted.
+//!
+//! By default the command returns once the mount is live, leaving a daemon that serves
+//! it; `-f` serves in the foreground. The daemon is this binary started again with
+//! `--daemon-child`: it reports `ready` (or the error) on its stdout, which the parent
+//! waits for, so every mount error reaches the person who asked.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpufs_core::device::{Device, FileDevice};
+use gpufs_core::{Filesystem, OpenOptions};
+use gpufs_fuse::{Config, GpufsFuse, MountOption, Session, SessionACL};
+
+use crate::paths;
+
+/// Size of the default image, made sparse on first use.
+const DEFAULT_IMAGE_BYTES: u64 = 20 << 30;
+
+#[derive(clap::Args, Debug)]
+pub struct MountArgs {
+    /// [IMAGE] MOUNTPOINT: without IMAGE, the default image
+    /// ($XDG_DATA_HOME/gpufs/default.img), made on first use.
+    #[arg(num_args = 1..=2, value_name = "PATHS", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Serve in the foreground instead of as a daemon.
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
+    /// Mount read-only: nothing is written to the image, not even journal replay.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Let users other than the mounting one use the mount.
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Seconds between commits of changes nobody fsync'd.
+    #[arg(long, default_value_t = 5)]
+    pub commit_interval: u64,
+    /// Internal: this process is the daemon a plain `mount` started.
+    #[arg(long, hide = true)]
+    pub daemon_child: bool,
+}
+
+fn image_and_mountpoint(a: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
+    match a.paths.as_slice() {
+        [mp] => {
+            let image = paths::default_image();
+            if !image.exists() {
+                let dir = paths::data_dir();
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                crate::mkfs_cmd::make(&image, Some(DEFAULT_IMAGE_BYTES), 64 * 1024, false)?;
+                eprintln!("gpufs: made the default image {}", image.display());
+            }
+            Ok((image, crate::absolute(mp)))
+        }
+        [image, mp] => Ok((crate::absolute(image), crate::absolute(mp))),
+        _ => Err("give [IMAGE] MOUNTPOINT".into()),
+    }
+}
+
+fn open(image: &Path, read_only: bool) -> Result<Filesystem, String> {
+    let dev: Arc<dyn Device> = Arc::new(
+        FileDevice::open(image, !read_only).map_err(|e| format!("{}: {e}", image.display()))?,
+    );
+    Filesystem::mount(dev, OpenOptions { read_only })
+        .map_err(|e| format!("{}: {e}", image.display()))
+}
+
+pub fn run(a: MountArgs) -> Result<(), String> {
+    let (image, mp) = image_and_mountpoint(&a)?;
+    if !mp.is_dir() {
+        return Err(format!("mount point {} is not a directory", mp.display()));
+    }
+    if a.foreground || a.daemon_child {
+        return serve(&a, &image, &mp);
+    }
+    // Check the image here, read-only, so a bad one is reported before any daemon.
+    drop(open(&image, true)?);
+    spawn_daemon(&a, &image, &mp)
+}
+
+fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    let state = paths::state_dir();
+    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let log_path = paths::log_file(mp);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("mount").arg("--daemon-child");
+    if a.read_only {
+        cmd.arg("--read-only");
+    }
+    if a.allow_other {
+        cmd.arg("--allow-other");
+    }
+    cmd.arg("--commit-interval")
+        .arg(a.commit_interval.to_string());
+    cmd.arg(image).arg(mp);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let Some(out) = child.stdout.take() else {
+        return Err("daemon has no stdout".into());
+    };
+    for line in BufReader::new(out).lines() {
+        let line = line.map_err(|e| format!("daemon: {e}"))?;
+        if line == "ready" {
+            return Ok(());
+        }
+        if let Some(note) = line.strip_prefix("note: ") {
+            eprintln!("gpufs: {note}");
+        } else if let Some(err) = line.strip_prefix("error: ") {
+            let _ = child.wait();
+            return Err(err.to_string());
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    Err(format!(
+        "the daemon exited ({status}) before the mount was ready; see {}",
+        log_path.display()
+    ))
+}
+
+fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
+    let report = |line: String| {
+        if a.daemon_child {
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        } else if let Some(note) = line.strip_prefix("note: ") {
+            eprintln!("gpufs: {note}");
+        }
+    };
+    let fs = match open(image, a.read_only) {
+        Ok(fs) => Arc::new(fs),
+        Err(e) => {
+            report(format!("error: {e}"));
+            return Err(e);
+        }
+    };
+    for n in fs.notes() {
+        report(format!("note: {n}"));
+    }
+    if !a.read_only {
+        Filesystem::start_commit_timer(&fs, Duration::from_secs(a.commit_interval.max(1)));
+    }
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(image.display().to_string()),
+        MountOption::Subtype("gpufs".into()),
+        MountOption::DefaultPermissions,
+        if a.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+        MountOption::Dev,
+        MountOption::Suid,
+    ];
+    if a.allow_other {
+        config.acl = SessionACL::All;
+    }
+    let mut session = match Session::new(GpufsFuse::new(fs.clone()), mp, &config) {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = format!("cannot mount {} on {}: {e}", image.display(), mp.display());
+            report(format!("error: {msg}"));
+            return Err(msg);
+        }
+    };
+    let pid_path = paths::pid_file(mp);
+    if let Some(dir) = pid_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&pid_path, format!("{}\n", std::process::id()));
+    let mut unmounter = session.unmount_callable();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| format!("cannot handle signals: {e}"))?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            if let Err(e) = unmounter.unmount() {
+                tracing::error!("unmount on signal failed: {e}");
+            }
+        }
+    });
+    report("ready".into());
+    let served = session.run();
+    let closed = fs.close();
+    let _ = std::fs::remove_file(&pid_path);
+    served.map_err(|e| format!("serving {}: {e}", mp.display()))?;
+    closed.map_err(|e| format!("final checkpoint of {}: {e}", image.display()))
+}

@@ -1,0 +1,73 @@
+//! `gpufs unmount`: unmount, then wait for the daemon's final checkpoint.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::paths;
+
+#[derive(clap::Args, Debug)]
+pub struct UnmountArgs {
+    /// Mount point of a gpufs mount.
+    pub mountpoint: PathBuf,
+    /// Seconds to wait for the daemon to finish writing.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+fn is_mounted(mp: &std::path::Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    let want = mp.to_string_lossy().replace(' ', "\\040");
+    mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+}
+
+pub fn run(a: UnmountArgs) -> Result<(), String> {
+    let mp = crate::absolute(&a.mountpoint);
+    let pid: Option<u32> = std::fs::read_to_string(paths::pid_file(&mp))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    if !is_mounted(&mp) && pid.is_none() {
+        return Err(format!("{} is not mounted", mp.display()));
+    }
+    if is_mounted(&mp) {
+        let tried = [
+            ("fusermount3", vec!["-u"]),
+            ("fusermount", vec!["-u"]),
+            ("umount", vec![]),
+        ];
+        let mut last = String::new();
+        let ok =
+            tried.iter().any(
+                |(cmd, args)| match Command::new(cmd).args(args).arg(&mp).output() {
+                    Ok(o) if o.status.success() => true,
+                    Ok(o) => {
+                        last = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                        false
+                    }
+                    Err(_) => false,
+                },
+            );
+        if !ok {
+            return Err(format!("cannot unmount {}: {last}", mp.display()));
+        }
+    }
+    // The daemon checkpoints after the kernel lets go; wait for it to exit.
+    if let Some(pid) = pid {
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        let start = Instant::now();
+        while proc_dir.exists() {
+            if start.elapsed() > Duration::from_secs(a.timeout) {
+                return Err(format!(
+                    "daemon {pid} is still writing after {}s; it will finish on its own",
+                    a.timeout
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}
