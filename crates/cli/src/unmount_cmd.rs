@@ -15,6 +15,18 @@ pub struct UnmountArgs {
     pub timeout: u64,
 }
 
+/// True while process `pid` runs (a zombie has finished: its parent just has not
+/// collected it yet).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 fn is_mounted(mp: &std::path::Path) -> bool {
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return false;
@@ -57,9 +69,8 @@ pub fn run(a: UnmountArgs) -> Result<(), String> {
     }
     // The daemon checkpoints after the kernel lets go; wait for it to exit.
     if let Some(pid) = pid {
-        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
         let start = Instant::now();
-        while proc_dir.exists() {
+        while alive(pid) {
             if start.elapsed() > Duration::from_secs(a.timeout) {
                 return Err(format!(
                     "daemon {pid} is still writing after {}s; it will finish on its own",

@@ -82,11 +82,12 @@ impl Inner {
         self.vol.apply(JournalOp::ExtentPut { ino, index, ptr })
     }
 
-    /// Writes `data` at `offset`; returns the new size (not yet stored in the inode).
-    fn write_data(&mut self, ino: u32, offset: u64, data: &[u8], size: u64) -> FsResult<u64> {
+    /// Writes `data` at `offset`; returns the bytes written. A failure after the first
+    /// record makes a short write (as write(2) does): the caller must still cover the
+    /// records already stored with the file size.
+    fn write_data(&mut self, ino: u32, offset: u64, data: &[u8]) -> FsResult<u64> {
         let r = u64::from(self.vol.record_size());
         let end = offset + data.len() as u64;
-        let new_size = size.max(end);
         let mut pos = offset;
         while pos < end {
             let index = pos / r;
@@ -94,10 +95,16 @@ impl Inner {
             let lo = (pos - span_start) as usize;
             let hi = ((end - span_start).min(r)) as usize;
             let chunk = &data[(pos - offset) as usize..(pos - offset) as usize + (hi - lo)];
-            self.patch_record(ino, index, lo, hi, Some(chunk), r as usize)?;
+            if let Err(e) = self.patch_record(ino, index, lo, hi, Some(chunk), r as usize) {
+                if pos == offset {
+                    return Err(e);
+                }
+                tracing::debug!(ino, written = pos - offset, "short write: {e}");
+                break;
+            }
             pos = span_start + hi as u64;
         }
-        Ok(new_size)
+        Ok(pos - offset)
     }
 
     /// Drops or zeroes everything at and past `new_size`.
@@ -259,7 +266,7 @@ impl Filesystem {
         let mut g = self.lock();
         g.writable()?;
         let ino = ino32(ino)?;
-        let rec = g.file_inode(ino)?;
+        g.file_inode(ino)?;
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|e| *e <= MAX_FILE_SIZE)
@@ -267,18 +274,19 @@ impl Filesystem {
         if data.is_empty() {
             return Ok(0);
         }
-        let new_size = g.write_data(ino, offset, data, rec.size)?;
-        debug_assert!(new_size >= end);
+        let written = g.write_data(ino, offset, data)?;
+        debug_assert!(offset + written <= end);
         let t = now();
+        let cur = g.inode(ino)?;
         let rec = InodeRecord {
-            size: new_size,
+            size: cur.size.max(offset + written),
             mtime_ns: t,
             ctime_ns: t,
-            ..g.inode(ino)?
+            ..cur
         };
         g.put(ino, rec)?;
         g.maybe_commit()?;
-        Ok(data.len() as u32)
+        Ok(written as u32)
     }
 
     pub fn fallocate(&self, ino: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {

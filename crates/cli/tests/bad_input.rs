@@ -1,0 +1,94 @@
+//! Check (f): bad images give one clear line and no panic; a damaged superblock slot is
+//! survived and reported.
+
+mod common;
+
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+
+use common::{gpufs, run, Mounted, Rng, Scratch};
+
+/// Mounting `img` fails with exit code 1 and one line of stderr containing `expect`.
+fn refuses(s: &Scratch, img: &std::path::Path, expect: &str) {
+    let mp = s.path("mnt");
+    fs::create_dir_all(&mp).unwrap();
+    let o = run(gpufs().arg("mount").arg(img).arg(&mp));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "mount of {} should fail: {err}", img.display());
+    assert!(!common::is_mounted(&mp));
+    assert_eq!(err.trim().lines().count(), 1, "want one line, got: {err}");
+    assert!(err.contains(expect), "{err:?} lacks {expect:?}");
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn zeroed_random_foreign_and_truncated_images_are_refused() {
+    let s = Scratch::new();
+    let zero = s.path("zero");
+    fs::File::create(&zero).unwrap().set_len(16 << 20).unwrap();
+    refuses(&s, &zero, "all zero");
+
+    let rnd = s.path("random");
+    fs::write(&rnd, Rng(3).bytes(8 << 20)).unwrap();
+    refuses(&s, &rnd, "not a gpufs image");
+
+    let ext4 = s.path("ext4");
+    fs::File::create(&ext4).unwrap().set_len(32 << 20).unwrap();
+    let mk = run(std::process::Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&ext4));
+    assert!(mk.status.success(), "mkfs.ext4 (e2fsprogs) is needed for this test");
+    refuses(&s, &ext4, "ext2/ext3/ext4");
+
+    let img = s.mkfs("trunc", "64M");
+    fs::OpenOptions::new().write(true).open(&img).unwrap().set_len(10 << 20).unwrap();
+    refuses(&s, &img, "truncated");
+
+    let tiny = s.path("tiny");
+    fs::write(&tiny, b"abc").unwrap();
+    refuses(&s, &tiny, "not a gpufs image");
+}
+
+fn damage(img: &std::path::Path, offset: u64) {
+    let mut f = fs::OpenOptions::new().write(true).open(img).unwrap();
+    f.seek(SeekFrom::Start(offset + 100)).unwrap();
+    f.write_all(&[0xAA; 64]).unwrap();
+}
+
+#[test]
+fn one_damaged_superblock_is_survived_both_are_refused() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "64M");
+    let m = Mounted::new(&img, &s.path("mnt"));
+    fs::write(m.path("keep"), b"kept").unwrap();
+    m.unmount();
+
+    for slot in [0u64, 1] {
+        damage(&img, slot * 4096);
+        let fsck = run(gpufs().arg("fsck").arg(&img));
+        assert_eq!(fsck.status.code(), Some(1), "fsck warns about slot {slot}");
+        let mp = s.path("mnt");
+        let o = run(gpufs().arg("mount").arg(&img).arg(&mp));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "mount with slot {slot} damaged: {err}");
+        assert!(err.contains(&format!("slot {slot} is damaged")), "{err}");
+        assert_eq!(fs::read(mp.join("keep")).unwrap(), b"kept");
+        let u = run(gpufs().arg("unmount").arg(&mp));
+        assert!(u.status.success());
+        // The mount rewrote the damaged slot.
+        let fsck = run(gpufs().arg("fsck").arg(&img));
+        assert_eq!(fsck.status.code(), Some(0), "{}", String::from_utf8_lossy(&fsck.stdout));
+    }
+    damage(&img, 0);
+    damage(&img, 4096);
+    refuses(&s, &img, "both gpufs superblocks are damaged");
+}
+
+#[test]
+fn mkfs_refuses_to_overwrite_without_force() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "16M");
+    let o = run(gpufs().arg("mkfs").arg(&img).arg("--size").arg("16M"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    let o = run(gpufs().args(["mkfs", "--force", "--size", "16M"]).arg(&img));
+    assert!(o.status.success());
+}

@@ -1,0 +1,127 @@
+//! POSIX behaviour through a real FUSE mount.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use common::{Mounted, Rng, Scratch};
+
+#[test]
+fn files_directories_links_and_renames_behave() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "2G");
+    let m = Mounted::new(&img, &s.path("mnt"));
+
+    // Write and read back across record boundaries.
+    let mut rng = Rng(7);
+    let data = rng.bytes(300_000);
+    fs::write(m.path("a"), &data).unwrap();
+    assert_eq!(fs::read(m.path("a")).unwrap(), data);
+
+    // Overwrite in the middle, append, and read at an offset.
+    let mut f = fs::OpenOptions::new().write(true).open(m.path("a")).unwrap();
+    f.seek(SeekFrom::Start(65_000)).unwrap();
+    f.write_all(&[9u8; 1000]).unwrap();
+    drop(f);
+    let mut f = fs::OpenOptions::new().append(true).open(m.path("a")).unwrap();
+    f.write_all(b"tail").unwrap();
+    drop(f);
+    let mut want = data.clone();
+    want[65_000..66_000].fill(9);
+    want.extend_from_slice(b"tail");
+    assert_eq!(fs::read(m.path("a")).unwrap(), want);
+
+    // A sparse file over 4 GiB.
+    let f = fs::File::create(m.path("sparse")).unwrap();
+    f.set_len(5 << 30).unwrap();
+    drop(f);
+    let mut f = fs::OpenOptions::new().read(true).write(true).open(m.path("sparse")).unwrap();
+    f.seek(SeekFrom::Start((5 << 30) - 3)).unwrap();
+    f.write_all(b"end").unwrap();
+    f.seek(SeekFrom::Start(1 << 32)).unwrap();
+    let mut buf = [1u8; 4096];
+    f.read_exact(&mut buf).unwrap();
+    assert!(buf.iter().all(|b| *b == 0));
+    assert_eq!(f.metadata().unwrap().len(), 5 << 30);
+    assert!(f.metadata().unwrap().blocks() < 1024, "sparse file allocated its holes");
+    drop(f);
+
+    // Directories, hard links, symlinks, renames.
+    fs::create_dir(m.path("d")).unwrap();
+    fs::create_dir(m.path("d/e")).unwrap();
+    assert_eq!(fs::metadata(m.path("d")).unwrap().nlink(), 3);
+    fs::hard_link(m.path("a"), m.path("d/a2")).unwrap();
+    assert_eq!(fs::metadata(m.path("a")).unwrap().nlink(), 2);
+    std::os::unix::fs::symlink("../a", m.path("d/link")).unwrap();
+    assert_eq!(fs::read_link(m.path("d/link")).unwrap().to_str(), Some("../a"));
+    assert_eq!(fs::read(m.path("d/link")).unwrap(), want);
+    fs::write(m.path("b"), b"bee").unwrap();
+    fs::rename(m.path("b"), m.path("a")).unwrap();
+    assert_eq!(fs::read(m.path("a")).unwrap(), b"bee");
+    assert_eq!(fs::metadata(m.path("d/a2")).unwrap().nlink(), 1);
+    assert_eq!(
+        fs::remove_dir(m.path("d")).unwrap_err().raw_os_error(),
+        Some(libc::ENOTEMPTY)
+    );
+    let long = "x".repeat(256);
+    assert_eq!(
+        fs::write(m.path(&long), b"").unwrap_err().raw_os_error(),
+        Some(libc::ENAMETOOLONG)
+    );
+    fs::write(m.path(&long[..255]), b"ok").unwrap();
+    fs::set_permissions(m.path("a"), fs::Permissions::from_mode(0o4711)).unwrap();
+    assert_eq!(fs::metadata(m.path("a")).unwrap().mode() & 0o7777, 0o4711);
+
+    // An unlinked file stays readable through its open handle.
+    fs::write(m.path("gone"), b"still here").unwrap();
+    let mut h = fs::File::open(m.path("gone")).unwrap();
+    fs::remove_file(m.path("gone")).unwrap();
+    assert!(!m.path("gone").exists());
+    let mut s2 = String::new();
+    h.read_to_string(&mut s2).unwrap();
+    assert_eq!(s2, "still here");
+    drop(h);
+
+    // rm -rf of a big directory: readdir cookies survive removals mid-listing.
+    fs::create_dir(m.path("big")).unwrap();
+    for i in 0..3000 {
+        fs::write(m.path(&format!("big/file-{i:05}")), b"").unwrap();
+    }
+    assert_eq!(fs::read_dir(m.path("big")).unwrap().count(), 3000);
+    fs::remove_dir_all(m.path("big")).unwrap();
+    assert!(!m.path("big").exists());
+
+    m.unmount();
+
+    // Everything is there after a remount.
+    let m = Mounted::new(&img, &s.path("mnt"));
+    assert_eq!(fs::read(m.path("a")).unwrap(), b"bee");
+    assert_eq!(fs::read(m.path("d/a2")).unwrap(), want);
+    assert_eq!(fs::metadata(m.path("sparse")).unwrap().len(), 5 << 30);
+    assert_eq!(fs::metadata(m.path("a")).unwrap().mode() & 0o7777, 0o4711);
+    assert_eq!(fs::read_link(m.path("d/link")).unwrap().to_str(), Some("../a"));
+    m.unmount();
+
+    let o = common::run(common::gpufs().arg("fsck").arg(&img));
+    assert!(o.status.success(), "fsck: {}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn extended_attributes_round_trip() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "64M");
+    let m = Mounted::new(&img, &s.path("mnt"));
+    let f = m.path("x");
+    fs::write(&f, b"").unwrap();
+    let set = common::run(std::process::Command::new("setfattr").args(["-n", "user.k", "-v", "value"]).arg(&f));
+    assert!(set.status.success(), "setfattr (package attr): {}", String::from_utf8_lossy(&set.stderr));
+    let get = common::run(std::process::Command::new("getfattr").args(["--only-values", "-n", "user.k"]).arg(&f));
+    assert_eq!(String::from_utf8_lossy(&get.stdout), "value");
+    let rm = common::run(std::process::Command::new("setfattr").args(["-x", "user.k"]).arg(&f));
+    assert!(rm.status.success());
+    let get = common::run(std::process::Command::new("getfattr").args(["-n", "user.k"]).arg(&f));
+    assert!(!get.status.success());
+    m.unmount();
+}
