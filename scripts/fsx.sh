@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Data integrity: fsx on a gpufs mount, one long run (FSX_OPS), then FSX_ROUNDS rounds
+# of FSX_ROUND_OPS, each followed by an unmount, a remount and a byte comparison of the
+# file against a copy taken before the unmount.
+source "$(dirname "$0")/lib.sh"
+need_binary
+cargo_tool fsx
+OPS=${FSX_OPS:-100000}
+ROUNDS=${FSX_ROUNDS:-5}
+ROUND_OPS=${FSX_ROUND_OPS:-4000}
+scratch
+"$GPUFS" mkfs "$SCRATCH/img" --size 2G >/dev/null
+gpufs_mount "$SCRATCH/img" "$SCRATCH/mnt"
+start=$(date +%s)
+fsx -N "$OPS" -S "${FSX_SEED:-1}" "$SCRATCH/mnt/long" >"$SCRATCH/fsx.log" 2>&1 \
+    || { tail -40 "$SCRATCH/fsx.log"; die "fsx found a miscompare"; }
+echo "fsx: $OPS operations, no miscompare ($(( $(date +%s) - start )) s)"
+for r in $(seq 1 "$ROUNDS"); do
+    fsx -N "$ROUND_OPS" -S "$((1000 + r))" "$SCRATCH/mnt/round$r" >"$SCRATCH/fsx-$r.log" 2>&1 \
+        || { tail -40 "$SCRATCH/fsx-$r.log"; die "fsx round $r found a miscompare"; }
+    cp "$SCRATCH/mnt/round$r" "$SCRATCH/expect$r"
+    gpufs_unmount "$SCRATCH/mnt"
+    fsck_clean "$SCRATCH/img" >/dev/null
+    gpufs_mount "$SCRATCH/img" "$SCRATCH/mnt"
+    for k in $(seq 1 "$r"); do
+        cmp "$SCRATCH/mnt/round$k" "$SCRATCH/expect$k" || die "round$k differs after remount $r"
+    done
+done
+echo "fsx: $ROUNDS rounds of $ROUND_OPS operations with a remount between rounds, all files intact"
+gpufs_unmount "$SCRATCH/mnt"
+fsck_clean "$SCRATCH/img"
