@@ -14,7 +14,12 @@ fn refuses(s: &Scratch, img: &std::path::Path, expect: &str) {
     fs::create_dir_all(&mp).unwrap();
     let o = run(gpufs().arg("mount").arg(img).arg(&mp));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "mount of {} should fail: {err}", img.display());
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "mount of {} should fail: {err}",
+        img.display()
+    );
     assert!(!common::is_mounted(&mp));
     assert_eq!(err.trim().lines().count(), 1, "want one line, got: {err}");
     assert!(err.contains(expect), "{err:?} lacks {expect:?}");
@@ -34,12 +39,22 @@ fn zeroed_random_foreign_and_truncated_images_are_refused() {
 
     let ext4 = s.path("ext4");
     fs::File::create(&ext4).unwrap().set_len(32 << 20).unwrap();
-    let mk = run(std::process::Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&ext4));
-    assert!(mk.status.success(), "mkfs.ext4 (e2fsprogs) is needed for this test");
+    let mk = run(std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&ext4));
+    assert!(
+        mk.status.success(),
+        "mkfs.ext4 (e2fsprogs) is needed for this test"
+    );
     refuses(&s, &ext4, "ext2/ext3/ext4");
 
     let img = s.mkfs("trunc", "64M");
-    fs::OpenOptions::new().write(true).open(&img).unwrap().set_len(10 << 20).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(10 << 20)
+        .unwrap();
     refuses(&s, &img, "truncated");
 
     let tiny = s.path("tiny");
@@ -75,7 +90,12 @@ fn one_damaged_superblock_is_survived_both_are_refused() {
         assert!(u.status.success());
         // The mount rewrote the damaged slot.
         let fsck = run(gpufs().arg("fsck").arg(&img));
-        assert_eq!(fsck.status.code(), Some(0), "{}", String::from_utf8_lossy(&fsck.stdout));
+        assert_eq!(
+            fsck.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
     }
     damage(&img, 0);
     damage(&img, 4096);

@@ -21,11 +21,17 @@ fn files_directories_links_and_renames_behave() {
     assert_eq!(fs::read(m.path("a")).unwrap(), data);
 
     // Overwrite in the middle, append, and read at an offset.
-    let mut f = fs::OpenOptions::new().write(true).open(m.path("a")).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("a"))
+        .unwrap();
     f.seek(SeekFrom::Start(65_000)).unwrap();
     f.write_all(&[9u8; 1000]).unwrap();
     drop(f);
-    let mut f = fs::OpenOptions::new().append(true).open(m.path("a")).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(m.path("a"))
+        .unwrap();
     f.write_all(b"tail").unwrap();
     drop(f);
     let mut want = data.clone();
@@ -37,7 +43,11 @@ fn files_directories_links_and_renames_behave() {
     let f = fs::File::create(m.path("sparse")).unwrap();
     f.set_len(5 << 30).unwrap();
     drop(f);
-    let mut f = fs::OpenOptions::new().read(true).write(true).open(m.path("sparse")).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.path("sparse"))
+        .unwrap();
     f.seek(SeekFrom::Start((5 << 30) - 3)).unwrap();
     f.write_all(b"end").unwrap();
     f.seek(SeekFrom::Start(1 << 32)).unwrap();
@@ -45,7 +55,10 @@ fn files_directories_links_and_renames_behave() {
     f.read_exact(&mut buf).unwrap();
     assert!(buf.iter().all(|b| *b == 0));
     assert_eq!(f.metadata().unwrap().len(), 5 << 30);
-    assert!(f.metadata().unwrap().blocks() < 1024, "sparse file allocated its holes");
+    assert!(
+        f.metadata().unwrap().blocks() < 1024,
+        "sparse file allocated its holes"
+    );
     drop(f);
 
     // Directories, hard links, symlinks, renames.
@@ -55,7 +68,10 @@ fn files_directories_links_and_renames_behave() {
     fs::hard_link(m.path("a"), m.path("d/a2")).unwrap();
     assert_eq!(fs::metadata(m.path("a")).unwrap().nlink(), 2);
     std::os::unix::fs::symlink("../a", m.path("d/link")).unwrap();
-    assert_eq!(fs::read_link(m.path("d/link")).unwrap().to_str(), Some("../a"));
+    assert_eq!(
+        fs::read_link(m.path("d/link")).unwrap().to_str(),
+        Some("../a")
+    );
     assert_eq!(fs::read(m.path("d/link")).unwrap(), want);
     fs::write(m.path("b"), b"bee").unwrap();
     fs::rename(m.path("b"), m.path("a")).unwrap();
@@ -101,11 +117,18 @@ fn files_directories_links_and_renames_behave() {
     assert_eq!(fs::read(m.path("d/a2")).unwrap(), want);
     assert_eq!(fs::metadata(m.path("sparse")).unwrap().len(), 5 << 30);
     assert_eq!(fs::metadata(m.path("a")).unwrap().mode() & 0o7777, 0o4711);
-    assert_eq!(fs::read_link(m.path("d/link")).unwrap().to_str(), Some("../a"));
+    assert_eq!(
+        fs::read_link(m.path("d/link")).unwrap().to_str(),
+        Some("../a")
+    );
     m.unmount();
 
     let o = common::run(common::gpufs().arg("fsck").arg(&img));
-    assert!(o.status.success(), "fsck: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.status.success(),
+        "fsck: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 #[test]
@@ -115,13 +138,33 @@ fn extended_attributes_round_trip() {
     let m = Mounted::new(&img, &s.path("mnt"));
     let f = m.path("x");
     fs::write(&f, b"").unwrap();
-    let set = common::run(std::process::Command::new("setfattr").args(["-n", "user.k", "-v", "value"]).arg(&f));
-    assert!(set.status.success(), "setfattr (package attr): {}", String::from_utf8_lossy(&set.stderr));
-    let get = common::run(std::process::Command::new("getfattr").args(["--only-values", "-n", "user.k"]).arg(&f));
+    let set = common::run(
+        std::process::Command::new("setfattr")
+            .args(["-n", "user.k", "-v", "value"])
+            .arg(&f),
+    );
+    assert!(
+        set.status.success(),
+        "setfattr (package attr): {}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let get = common::run(
+        std::process::Command::new("getfattr")
+            .args(["--only-values", "-n", "user.k"])
+            .arg(&f),
+    );
     assert_eq!(String::from_utf8_lossy(&get.stdout), "value");
-    let rm = common::run(std::process::Command::new("setfattr").args(["-x", "user.k"]).arg(&f));
+    let rm = common::run(
+        std::process::Command::new("setfattr")
+            .args(["-x", "user.k"])
+            .arg(&f),
+    );
     assert!(rm.status.success());
-    let get = common::run(std::process::Command::new("getfattr").args(["-n", "user.k"]).arg(&f));
+    let get = common::run(
+        std::process::Command::new("getfattr")
+            .args(["-n", "user.k"])
+            .arg(&f),
+    );
     assert!(!get.status.success());
     m.unmount();
 }

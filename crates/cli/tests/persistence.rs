@@ -83,6 +83,10 @@ fn many_files_survive_remount() {
         assert_eq!(after.get(k), Some(v), "{k} changed across remount");
     }
     let o = common::run(common::gpufs().arg("fsck").arg(&img));
-    assert!(o.status.success(), "fsck: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.status.success(),
+        "fsck: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     println!("{n} files verified across remount");
 }

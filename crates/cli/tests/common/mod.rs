@@ -46,7 +46,11 @@ impl Scratch {
     pub fn mkfs(&self, name: &str, size: &str) -> PathBuf {
         let img = self.path(name);
         let o = run(gpufs().arg("mkfs").arg(&img).arg("--size").arg(size));
-        assert!(o.status.success(), "mkfs failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "mkfs failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         img
     }
 }
@@ -112,12 +116,17 @@ impl Mounted {
     }
 
     fn finish(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         let o = run(gpufs().arg("unmount").arg(&self.mp));
         if !o.status.success() {
             let _ = Command::new("umount").arg("-l").arg(&self.mp).status();
             let _ = child.kill();
-            panic!("gpufs unmount failed: {}", String::from_utf8_lossy(&o.stderr));
+            panic!(
+                "gpufs unmount failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         let status = child.wait().unwrap_or_else(|e| panic!("wait: {e}"));
         let mut err = String::new();
