@@ -21,3 +21,18 @@ fi
 [ "$passed" -ge "${PJDFSTEST_MIN_PASS:-382}" ] || die "pjdfstest: only $passed passed"
 gpufs_unmount "$SCRATCH/mnt"
 fsck_clean "$SCRATCH/img"
+
+# PJDFSTEST_PEERS=1: the same suite and configuration on ext4 (loop device) and tmpfs.
+if [ "${PJDFSTEST_PEERS:-0}" = 1 ]; then
+    truncate -s 4G "$SCRATCH/ext4.img"
+    mkfs.ext4 -q -F "$SCRATCH/ext4.img"
+    mkdir -p "$SCRATCH/ext4" "$SCRATCH/tmpfs"
+    mount -o loop "$SCRATCH/ext4.img" "$SCRATCH/ext4"
+    mount -t tmpfs tmpfs "$SCRATCH/tmpfs"
+    for peer in ext4 tmpfs; do
+        (cd "$SCRATCH/$peer" && pjdfstest -c "$ROOT/scripts/pjdfstest.conf" -p "$SCRATCH/$peer") \
+            >"$SCRATCH/$peer.out" 2>&1 || true
+        echo "pjdfstest on $peer: $(grep '^Summary:' "$SCRATCH/$peer.out")"
+        umount "$SCRATCH/$peer"
+    done
+fi

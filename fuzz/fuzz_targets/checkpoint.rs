@@ -1,0 +1,19 @@
+//! Checkpoint roots and blobs on arbitrary bytes: never panic; an accepted blob
+//! re-encodes to the same bytes.
+#![no_main]
+use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, BLOB_MAGIC};
+use gpufs_format::BLOCK_SIZE;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() >= BLOCK_SIZE {
+        let _ = CheckpointRoot::decode(&data[..BLOCK_SIZE]);
+    }
+    let mut blob = data.to_vec();
+    if blob.len() >= 8 {
+        blob[..8].copy_from_slice(&BLOB_MAGIC);
+    }
+    if let Ok(img) = CheckpointImage::decode(&blob) {
+        assert_eq!(img.encode(), blob);
+    }
+});
