@@ -331,16 +331,8 @@ impl fuser::Filesystem for GpufsFuse {
         }
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
-    }
+    // `flush` is left to fuser's default (ENOSYS): the kernel then stops sending FLUSH
+    // on every close. Durability comes from fsync, and close has nothing to write.
 
     fn release(
         &self,
