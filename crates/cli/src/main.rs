@@ -4,6 +4,7 @@ mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
 mod paths;
+mod readahead;
 mod size;
 mod unmount_cmd;
 

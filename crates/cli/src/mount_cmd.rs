@@ -179,6 +179,10 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
             return Err(msg);
         }
     };
+    // Finding the mount's device means a stat that this daemon must answer, so it runs
+    // on its own thread while the session serves.
+    let tune_at = mp.to_path_buf();
+    std::thread::spawn(move || crate::readahead::raise(&tune_at));
     let pid_path = paths::pid_file(mp);
     if let Some(dir) = pid_path.parent() {
         let _ = std::fs::create_dir_all(dir);
