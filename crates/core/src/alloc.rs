@@ -45,9 +45,10 @@ impl Allocator {
             w[..chunk.len()].copy_from_slice(chunk);
             a.words[i] = u64::from_le_bytes(w);
         }
-        if blocks % 64 != 0 {
+        let tail = blocks % 64;
+        if tail != 0 {
             let last = a.words.len() - 1;
-            let valid = (1u64 << (blocks % 64)) - 1;
+            let valid = (1u64 << tail) - 1;
             if a.words[last] & !valid != 0 {
                 return Err(FsError::corrupt(
                     "allocation bitmap marks blocks past the end",
@@ -99,6 +100,14 @@ impl Allocator {
         self.used += n;
         self.cursor = found + n;
         Some(found)
+    }
+
+    /// True when [`Allocator::alloc`] would find a run of `n` free blocks.
+    pub fn has_run(&self, n: u64) -> bool {
+        let start = self.cursor.min(self.blocks);
+        n <= self.free()
+            && (self.find_run(start, self.blocks, n).is_some()
+                || self.find_run(0, start, n).is_some())
     }
 
     /// Finds `n` free blocks in as few runs as possible (largest first fit), for
@@ -257,6 +266,7 @@ impl Allocator {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -19,6 +19,11 @@ const SEEK_HOLE: i32 = 4;
 /// relatime: atime moves when older than mtime/ctime or than this.
 const ATIME_MAX_AGE_NS: i64 = 24 * 3600 * 1_000_000_000;
 
+/// Device blocks one whole record takes.
+fn record_blocks(record_size: u64) -> u64 {
+    record_size.div_ceil(gpufs_format::BLOCK_SIZE as u64)
+}
+
 impl Inner {
     fn file_inode(&self, ino: u32) -> FsResult<InodeRecord> {
         let rec = self.inode(ino)?;
@@ -113,6 +118,21 @@ impl Inner {
             return Ok(());
         }
         let r = u64::from(self.vol.record_size());
+        // The record cut in two is rewritten first: that can fail for lack of space, and
+        // then nothing has changed.
+        let keep = (new_size % r) as usize;
+        if keep != 0 {
+            let index = new_size / r;
+            if self
+                .vol
+                .ns
+                .extent(ino, index)
+                .is_some_and(|p| p.logical_len as usize > keep)
+            {
+                self.vol.make_room(record_blocks(r), record_blocks(r))?;
+                self.patch_record(ino, index, keep, keep, None, keep)?;
+            }
+        }
         let first_whole = new_size.div_ceil(r);
         if self
             .vol
@@ -127,24 +147,14 @@ impl Inner {
                 to: u64::MAX,
             })?;
         }
-        if new_size % r != 0 {
-            let index = new_size / r;
-            let keep = (new_size % r) as usize;
-            if self
-                .vol
-                .ns
-                .extent(ino, index)
-                .is_some_and(|p| p.logical_len as usize > keep)
-            {
-                self.patch_record(ino, index, keep, keep, None, keep)?;
-            }
-        }
         Ok(())
     }
 
     /// Zeroes file bytes `start..end` (already clamped to the size).
     fn zero_range(&mut self, ino: u32, start: u64, end: u64) -> FsResult<()> {
         let r = u64::from(self.vol.record_size());
+        // At most the first and last records are rewritten; the others are dropped.
+        self.vol.make_room(2 * record_blocks(r), record_blocks(r))?;
         let mut pos = start;
         while pos < end {
             let index = pos / r;
@@ -274,6 +284,10 @@ impl Filesystem {
         if data.is_empty() {
             return Ok(0);
         }
+        let r = u64::from(g.vol.record_size());
+        let records = (end - 1) / r - offset / r + 1;
+        g.vol
+            .make_room(records.saturating_mul(record_blocks(r)), record_blocks(r))?;
         let written = g.write_data(ino, offset, data)?;
         debug_assert!(offset + written <= end);
         let t = now();

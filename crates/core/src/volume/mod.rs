@@ -131,24 +131,34 @@ impl Volume {
     }
 
     /// Allocates `count` contiguous blocks for data; returns the absolute first block.
-    /// Keeps back the room the next checkpoint needs, and commits to recover deferred
-    /// frees before giving up with ENOSPC.
+    /// Keeps back the room the next checkpoint needs. Never commits: this runs in the
+    /// middle of an operation, and a commit here would make half of it durable. Operations
+    /// call [`Volume::make_room`] before they change anything instead.
     pub fn alloc_data(&mut self, count: u64) -> FsResult<u64> {
-        self.ensure_space(count)?;
-        if let Some(rel) = self.alloc.alloc(count) {
-            return Ok(self.sb.data_start + rel);
+        if self.alloc.free() < count + self.checkpoint_reserve() {
+            return Err(FsError::NoSpace);
         }
-        if self.alloc.pending_blocks() > 0 {
+        let rel = self.alloc.alloc(count).ok_or(FsError::NoSpace)?;
+        Ok(self.sb.data_start + rel)
+    }
+
+    /// Called at the start of an operation that may allocate up to `blocks` data blocks,
+    /// in runs of up to `run`: commits, so that deferred frees return to the pool, when
+    /// the space or a run that long is missing without them. Never fails for lack of
+    /// space; the allocations themselves do.
+    pub fn make_room(&mut self, blocks: u64, run: u64) -> FsResult<()> {
+        if self.alloc.pending_blocks() == 0 {
+            return Ok(());
+        }
+        let short = self.alloc.free() < blocks.saturating_add(self.checkpoint_reserve());
+        if short || !self.alloc.has_run(run) {
             self.commit()?;
-            if let Some(rel) = self.alloc.alloc(count) {
-                return Ok(self.sb.data_start + rel);
-            }
         }
-        Err(FsError::NoSpace)
+        Ok(())
     }
 
     /// Fails with ENOSPC unless `blocks` more can be used while leaving room for the
-    /// next checkpoint.
+    /// next checkpoint. May commit: call it before the operation changes anything.
     pub fn ensure_space(&mut self, blocks: u64) -> FsResult<()> {
         let need = blocks + self.checkpoint_reserve();
         if self.alloc.free() >= need {
@@ -172,7 +182,7 @@ impl Volume {
 
     /// Writes `bytes` (a whole number of blocks) at absolute `block`.
     pub fn write_blocks(&self, block: u64, bytes: &[u8]) -> FsResult<()> {
-        debug_assert!(bytes.len() % BLOCK_SIZE == 0);
+        debug_assert_eq!(bytes.len() % BLOCK_SIZE, 0);
         self.dev.write_at(bytes, block * BLOCK_SIZE as u64)?;
         Ok(())
     }
