@@ -13,13 +13,13 @@ scratch
 gpufs_mount "$SCRATCH/img" "$SCRATCH/mnt"
 if [ "$OPS" -gt 0 ]; then
     start=$(date +%s)
-    fsx -N "$OPS" -S "${FSX_SEED:-1}" "$SCRATCH/mnt/long" >"$SCRATCH/fsx.log" 2>&1 \
+    fsx -f "$ROOT/scripts/fsx.toml" -N "$OPS" -S "${FSX_SEED:-1}" "$SCRATCH/mnt/long" >"$SCRATCH/fsx.log" 2>&1 \
         || { tail -40 "$SCRATCH/fsx.log"; die "fsx found a miscompare"; }
     echo "fsx: $OPS operations, no miscompare ($(( $(date +%s) - start )) s)"
 fi
 start=$(date +%s)
 for r in $(seq 1 "$ROUNDS"); do
-    fsx -N "$ROUND_OPS" -S "$((1000 + r))" "$SCRATCH/mnt/round$r" >"$SCRATCH/fsx-$r.log" 2>&1 \
+    fsx -f "$ROOT/scripts/fsx.toml" -N "$ROUND_OPS" -S "$((1000 + r))" "$SCRATCH/mnt/round$r" >"$SCRATCH/fsx-$r.log" 2>&1 \
         || { tail -40 "$SCRATCH/fsx-$r.log"; die "fsx round $r found a miscompare"; }
     cp "$SCRATCH/mnt/round$r" "$SCRATCH/expect$r"
     gpufs_unmount "$SCRATCH/mnt"

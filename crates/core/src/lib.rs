@@ -6,6 +6,7 @@
 //! FUSE adapter and tests call), [`fsck`].
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod alloc;
 pub mod device;

@@ -866,7 +866,7 @@ fn format_and_mount(d: Arc<dyn Device>) -> Filesystem {
 /// that much, from 64 blocks less to 256 blocks more.
 fn ballast_len(seed: u64, ops: &[Op]) -> Result<u64, String> {
     let data_area = DEVICE_BYTES as u64 - (2 + JOURNAL_BLOCKS) * 4096;
-    if seed % 3 != 0 {
+    if !seed.is_multiple_of(3) {
         let mut m = Model::default();
         let mut peak = 0u64;
         for op in ops {

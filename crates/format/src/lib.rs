@@ -7,6 +7,7 @@
 //! and returns [`FormatError`] instead of panicking on hostile bytes.
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod checkpoint;
 pub mod error;

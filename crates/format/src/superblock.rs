@@ -17,7 +17,7 @@ pub const SUPERBLOCK_SLOTS: [u64; 2] = [0, 1];
 ///   8    4 version          FORMAT_VERSION
 ///  12    4 block_size       4096
 ///  16    4 record_size      bytes per file record (4 KiB ..= 1 MiB, power of two)
-///  20    4 flags            0 in v1
+///  20    4 flags            FLAG_CLEAN: written by a clean unmount, no journal follows
 ///  24    8 total_blocks     device size in blocks
 ///  32    8 generation       commit generation; highest valid slot wins
 ///  40   16 uuid             filesystem identity
@@ -66,6 +66,10 @@ const _: () = assert!(std::mem::size_of::<Superblock>() == 256);
 const CHECKSUM_OFFSET: usize = 252;
 
 impl Superblock {
+    /// The filesystem was checkpointed at unmount and no journal block of this
+    /// generation exists; a mount may skip its recovery checkpoint.
+    pub const FLAG_CLEAN: u32 = 1;
+
     /// Encodes into a full 4096-byte slot, checksum filled in.
     pub fn encode(&self) -> Vec<u8> {
         let mut sb = *self;

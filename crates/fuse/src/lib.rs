@@ -2,6 +2,7 @@
 //! into errnos. No filesystem logic lives here.
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod caller;
 

@@ -102,12 +102,12 @@ impl FaultDevice {
     fn cut_of(s: &State, rng: &mut PowerCut) -> Vec<u8> {
         let mut img = s.durable.clone();
         let kept: Vec<usize> = (0..s.unflushed.len())
-            .filter(|_| rng.next() % 2 == 0)
+            .filter(|_| rng.next().is_multiple_of(2))
             .collect();
         for (i, &w) in kept.iter().enumerate() {
             let (off, data) = &s.unflushed[w];
             let mut len = data.len();
-            if i + 1 == kept.len() && rng.next() % 3 == 0 {
+            if i + 1 == kept.len() && rng.next().is_multiple_of(3) {
                 // Tear the last kept write at a sector boundary.
                 let sectors = data.len().div_ceil(SECTOR) as u64;
                 len = ((rng.next() % sectors.max(1)) as usize * SECTOR).min(data.len());

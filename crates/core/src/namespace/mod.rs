@@ -13,6 +13,9 @@ use hashbrown::HashTable;
 
 pub use apply::SpaceChange;
 
+/// Extended attributes of one inode: (name, value) pairs.
+type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// First cookie handed to a real entry; 1 and 2 are "." and "..".
 pub const FIRST_COOKIE: u64 = 3;
 
@@ -35,7 +38,7 @@ pub struct Namespace {
     index: HashTable<u32>,
     dirs: HashMap<u32, DirList>,
     extents: HashMap<u32, Vec<(u64, RecordPtr)>>,
-    xattrs: HashMap<u32, Vec<(Vec<u8>, Vec<u8>)>>,
+    xattrs: HashMap<u32, XattrList>,
     symlinks: HashMap<u32, Vec<u8>>,
     live_inodes: u64,
     extent_entries: u64,

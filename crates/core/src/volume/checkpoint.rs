@@ -14,9 +14,16 @@ impl Volume {
     /// Writes the whole namespace copy-on-write and makes it current. Afterwards the
     /// journal is empty and every deferred free is released.
     pub fn checkpoint(&mut self) -> FsResult<()> {
+        self.write_checkpoint_marked(false)
+    }
+
+    /// A checkpoint whose superblock says `clean` (unmount) or not (the session goes on
+    /// writing journal blocks under it).
+    pub(super) fn write_checkpoint_marked(&mut self, clean: bool) -> FsResult<()> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
+        self.check_failed()?;
         if self.ns.dead_name_bytes() > (1 << 20)
             && self.ns.dead_name_bytes() > self.ns.name_estimate()
         {
@@ -45,7 +52,7 @@ impl Volume {
             let _ = self.alloc.free_now(root_rel, 1);
             return Err(FsError::NoSpace);
         };
-        let result = self.write_checkpoint(&blob, root_rel, &runs, data_used);
+        let result = self.write_checkpoint(&blob, root_rel, &runs, data_used, clean);
         if let Err(e) = result {
             let _ = self.alloc.free_now(root_rel, 1);
             for &(s, n) in &runs {
@@ -62,6 +69,8 @@ impl Volume {
         self.journal.restart(self.sb.generation);
         self.journal.discard_pending();
         self.counters.checkpoints += 1;
+        self.clean_on_disk = clean;
+        self.changed = false;
         Ok(())
     }
 
@@ -71,6 +80,7 @@ impl Volume {
         root_rel: u64,
         runs: &[(u64, u64)],
         data_used: u64,
+        clean: bool,
     ) -> FsResult<()> {
         let ds = self.sb.data_start;
         let mut off = 0usize;
@@ -107,11 +117,14 @@ impl Volume {
             used_blocks: data_used + ckpt_blocks,
             inode_count: self.ns.live_inodes(),
             checkpoint_ns: now_ns(),
+            flags: if clean {
+                self.sb.flags | Superblock::FLAG_CLEAN
+            } else {
+                self.sb.flags & !Superblock::FLAG_CLEAN
+            },
             ..self.sb
         };
-        write_superblocks(self.dev.as_ref(), &sb)?;
-        self.sb = sb;
-        Ok(())
+        self.store_superblocks(sb)
     }
 }
 

@@ -119,6 +119,9 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
         notes: Vec::new(),
         counters: VolumeCounters::default(),
         cache: super::RecordCache::new(super::RECORD_CACHE_BYTES),
+        clean_on_disk: false,
+        changed: false,
+        failed: None,
     };
     let root = InodeRecord {
         mode: FileKind::Directory.mode_bits() | 0o755,
@@ -138,6 +141,6 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
         ino: ROOT_INO,
         rec: root,
     })?;
-    vol.checkpoint()?;
+    vol.close()?;
     Ok(*vol.superblock())
 }

@@ -50,6 +50,14 @@ pub struct Volume {
     pub notes: Vec<String>,
     pub counters: VolumeCounters,
     cache: RecordCache,
+    /// The superblock on disk says clean: no journal block of its generation exists.
+    /// The first commit after it marks the superblock dirty before writing the journal.
+    clean_on_disk: bool,
+    /// Ops applied since the last checkpoint.
+    changed: bool,
+    /// Set when a superblock write failed part way: memory and disk may disagree about
+    /// the generation, so nothing more may be made durable. A remount recovers.
+    failed: Option<String>,
 }
 
 impl Volume {
@@ -85,6 +93,8 @@ impl Volume {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
+        self.check_failed()?;
+        self.changed = true;
         let mut space = Vec::new();
         self.ns.apply(&op, &mut space)?;
         for change in space {
@@ -198,8 +208,17 @@ impl Volume {
         if self.read_only || !self.journal.has_pending() {
             return Ok(());
         }
+        self.check_failed()?;
         if !self.journal.fits_pending() {
             return self.checkpoint();
+        }
+        if self.clean_on_disk {
+            let sb = Superblock {
+                flags: self.sb.flags & !Superblock::FLAG_CLEAN,
+                ..self.sb
+            };
+            self.store_superblocks(sb)?;
+            self.clean_on_disk = false;
         }
         self.dev.flush()?;
         self.journal.write_pending(self.dev.as_ref())?;
@@ -236,11 +255,35 @@ impl Volume {
         bytes.div_ceil(BLOCK_SIZE as u64) + 64
     }
 
-    /// Flushes everything and writes a checkpoint (clean unmount).
+    /// Flushes everything and writes a checkpoint marked clean (unmount). Does nothing
+    /// when the image is already clean and unchanged.
     pub fn close(&mut self) -> FsResult<()> {
-        if self.read_only {
+        if self.read_only || (self.clean_on_disk && !self.changed) {
             return Ok(());
         }
-        self.checkpoint()
+        self.check_failed()?;
+        self.write_checkpoint_marked(true)
+    }
+
+    /// Fails with EIO once a superblock write has failed.
+    fn check_failed(&self) -> FsResult<()> {
+        match &self.failed {
+            Some(why) => Err(FsError::corrupt(format!(
+                "the filesystem stopped writing after a device error ({why}); remount it"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes both superblock slots with `sb` and makes it current. A failure part way
+    /// leaves the two slots and memory possibly disagreeing, so the volume stops writing.
+    fn store_superblocks(&mut self, sb: Superblock) -> FsResult<()> {
+        if let Err(e) = checkpoint::write_superblocks(self.dev.as_ref(), &sb) {
+            tracing::error!("superblock write failed: {e}; no further writes until remount");
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
+        self.sb = sb;
+        Ok(())
     }
 }

@@ -102,6 +102,7 @@ impl Volume {
     /// Opens the filesystem on `dev`, recovering from a crash if needed.
     pub fn open(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Volume> {
         let (sb, mut notes) = pick_superblock(dev.as_ref())?;
+        let slot_damaged = !notes.is_empty();
         let ckpt = load_checkpoint(dev.as_ref(), &sb)?;
         let mut alloc = Allocator::from_bitmap(sb.total_blocks - sb.data_start, &ckpt.bitmap)?;
         let mut ckpt_runs = Vec::new();
@@ -122,6 +123,9 @@ impl Volume {
             notes: Vec::new(),
             counters: VolumeCounters::default(),
             cache: super::RecordCache::new(super::RECORD_CACHE_BYTES),
+            clean_on_disk: sb.flags & Superblock::FLAG_CLEAN != 0,
+            changed: false,
+            failed: None,
         };
         for tx in &rep.transactions {
             for op in tx {
@@ -149,13 +153,18 @@ impl Volume {
             if !orphans.is_empty() {
                 notes.push(format!("reclaimed {} orphaned inode(s)", orphans.len()));
             }
-            // A checkpoint now puts every journal block of this generation behind a new
-            // one, and rewrites a damaged superblock slot. It is needed even when replay
-            // found nothing at the head: a crash can leave later blocks of a transaction
-            // whose first block never landed (its second run, after the ring wrapped).
-            // This session would write the very sequence numbers those blocks carry, and
-            // once its commits reach them, the next replay would run on into them.
-            vol.checkpoint()?;
+            // Unless the last session unmounted cleanly, a checkpoint now puts every
+            // journal block of this generation behind a new one (and rewrites a damaged
+            // superblock slot). It is needed even when replay found nothing at the head: a
+            // crash can leave later blocks of a transaction whose first block never landed
+            // (its second run, after the ring wrapped). This session would write the very
+            // sequence numbers those blocks carry, and once its commits reach them, the
+            // next replay would run on into them. A clean superblock guarantees no block
+            // of its generation exists; the first commit marks it dirty before writing one.
+            let clean = vol.clean_on_disk && !rep.saw_blocks && orphans.is_empty();
+            if !clean || slot_damaged {
+                vol.checkpoint()?;
+            }
         }
         vol.notes = notes;
         Ok(vol)

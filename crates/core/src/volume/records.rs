@@ -101,7 +101,7 @@ impl Volume {
         let blocks = (data.len() as u64).div_ceil(BLOCK_SIZE as u64).max(1);
         let block = self.alloc_data(blocks)?;
         let mut padded;
-        let bytes = if data.len() % BLOCK_SIZE == 0 && !data.is_empty() {
+        let bytes = if data.len().is_multiple_of(BLOCK_SIZE) && !data.is_empty() {
             data
         } else {
             padded = Vec::with_capacity(blocks as usize * BLOCK_SIZE);
