@@ -34,6 +34,7 @@ fsck_clean() {
 # A scratch directory removed on exit, unmounting what is left mounted in it.
 scratch() {
     SCRATCH=$(mktemp -d /tmp/gpufs-run.XXXXXX)
+    chmod 755 "$SCRATCH"  # the dummy users of pjdfstest must reach the mount
     trap 'for m in $(grep -o " $SCRATCH/[^ ]*" /proc/self/mounts); do umount -l "$m" 2>/dev/null || true; done; rm -rf "$SCRATCH"' EXIT
 }
 

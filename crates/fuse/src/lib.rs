@@ -25,9 +25,11 @@ use gpufs_format::FileKind;
 
 pub use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 
-/// How long the kernel may cache entries and attributes. Every change goes through this
-/// daemon, so the kernel's copies only go stale through hard links seen by other names.
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache entries and attributes. The daemon has the image to
+/// itself and every change goes through the kernel, which invalidates what each operation
+/// touches (the inode, its parent directories), so cached copies do not go stale; only an
+/// atime moved by a read shows up late.
+const TTL: Duration = Duration::from_secs(60);
 
 /// `fuser::Filesystem` over a gpufs [`Filesystem`].
 pub struct GpufsFuse {
