@@ -106,6 +106,25 @@ impl Inner {
         self.put(ino, rec)
     }
 
+    /// Removes entry `name` (naming `ino`) from `parent` and drops the link it held;
+    /// `parent_nlink` is -1 when the entry was a subdirectory.
+    fn remove_entry(
+        &mut self,
+        parent: u32,
+        name: &[u8],
+        ino: u32,
+        parent_nlink: i32,
+    ) -> FsResult<()> {
+        let t = now();
+        self.vol.apply(JournalOp::DirentDel {
+            parent,
+            name: name.to_vec(),
+        })?;
+        self.drop_link(ino, t)?;
+        self.touch_dir(parent, t, parent_nlink)?;
+        self.maybe_commit()
+    }
+
     /// True when `dir` is `ancestor` or lies below it.
     fn is_within(&self, mut dir: u32, ancestor: u32) -> bool {
         loop {
@@ -253,14 +272,7 @@ impl Filesystem {
         if g.inode(ino)?.kind() == Some(FileKind::Directory) {
             return Err(FsError::IsDir);
         }
-        let t = now();
-        g.vol.apply(JournalOp::DirentDel {
-            parent,
-            name: name.to_vec(),
-        })?;
-        g.drop_link(ino, t)?;
-        g.touch_dir(parent, t, 0)?;
-        g.maybe_commit()
+        g.remove_entry(parent, name, ino, 0)
     }
 
     pub fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()> {
@@ -280,14 +292,7 @@ impl Filesystem {
         if !g.vol.ns.is_empty_dir(ino) {
             return Err(FsError::NotEmpty);
         }
-        let t = now();
-        g.vol.apply(JournalOp::DirentDel {
-            parent,
-            name: name.to_vec(),
-        })?;
-        g.drop_link(ino, t)?;
-        g.touch_dir(parent, t, -1)?;
-        g.maybe_commit()
+        g.remove_entry(parent, name, ino, -1)
     }
 
     pub fn rename(

@@ -1,0 +1,277 @@
+//! The workload: ops, the seeded generator that makes them, and the runner that
+//! performs them through the POSIX API.
+
+use gpufs_core::fs::RenameMode;
+use gpufs_core::{Caller, Filesystem, FsError};
+
+use crate::model::{join, name_of, parent_of, within, Model, Node};
+use crate::rng::{write_bytes, Rng};
+use crate::{MAX_DIRS, MAX_FILE, MAX_FILES, MAX_WRITE, OPS, ROOT};
+
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Create(String),
+    Write {
+        path: String,
+        off: u64,
+        len: u64,
+        seed: u64,
+    },
+    Truncate {
+        path: String,
+        size: u64,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Unlink(String),
+    Mkdir(String),
+    Rmdir(String),
+    Link {
+        from: String,
+        to: String,
+    },
+    Symlink {
+        path: String,
+        target: Vec<u8>,
+    },
+    Fsync,
+}
+
+impl Model {
+    /// One random op that is valid in this state, or `None` to try again.
+    pub(crate) fn random_op(&self, rng: &mut Rng) -> Option<Op> {
+        let dirs = self.dirs();
+        let files = self.files();
+        let n_dirs = dirs.len() - 1;
+        let n_files = self.nodes.len() - n_dirs;
+        let roll = rng.below(100);
+        let op = match roll {
+            0..=11 => {
+                let parent = rng.pick(&dirs)?;
+                let p = join(parent, &format!("f{}", rng.below(8)));
+                if n_files >= MAX_FILES || self.nodes.contains_key(&p) {
+                    return None;
+                }
+                Op::Create(p)
+            }
+            12..=41 => {
+                let path = rng.pick(&files)?.clone();
+                let size = self.content(&path).len() as u64;
+                let len = if rng.below(2) == 0 {
+                    1 + rng.below(8192)
+                } else {
+                    1 + rng.below(MAX_WRITE)
+                };
+                let off = match rng.below(10) {
+                    0..=3 => size,
+                    4..=6 => rng.below(size + 1),
+                    _ => rng.below(512 << 10),
+                };
+                let len = len.min(MAX_FILE.saturating_sub(off));
+                if len == 0 {
+                    return None;
+                }
+                Op::Write {
+                    path,
+                    off,
+                    len,
+                    seed: rng.next(),
+                }
+            }
+            42..=49 => {
+                let path = rng.pick(&files)?.clone();
+                let cur = self.content(&path).len() as u64;
+                let size = match rng.below(10) {
+                    0..=4 => rng.below(cur + 1),
+                    5..=7 => (cur + rng.below(200 << 10)).min(MAX_FILE),
+                    _ => 0,
+                };
+                Op::Truncate { path, size }
+            }
+            50..=61 => {
+                let all: Vec<String> = self.nodes.keys().cloned().collect();
+                let from = rng.pick(&all)?.clone();
+                let src = &self.nodes[&from];
+                let parent = rng.pick(&dirs)?.clone();
+                let to = if rng.below(2) == 0 {
+                    let existing = self.children(&parent);
+                    rng.pick(&existing)?.clone()
+                } else {
+                    let prefix = match src {
+                        Node::Dir => "d",
+                        Node::File(_) => "f",
+                        Node::Symlink(_) => "s",
+                    };
+                    join(&parent, &format!("{prefix}{}", rng.below(8)))
+                };
+                if to == from {
+                    return None;
+                }
+                if *src == Node::Dir && within(&parent, &from) {
+                    return None;
+                }
+                match (src, self.nodes.get(&to)) {
+                    (_, None) => {}
+                    (Node::Dir, Some(Node::Dir)) if self.children(&to).is_empty() => {}
+                    (Node::Dir, _) | (_, Some(Node::Dir)) => return None,
+                    _ => {}
+                }
+                Op::Rename { from, to }
+            }
+            62..=69 => Op::Unlink(rng.pick(&self.non_dirs())?.clone()),
+            70..=73 => {
+                let parent = rng.pick(&dirs)?;
+                let p = join(parent, &format!("d{}", rng.below(3)));
+                if n_dirs >= MAX_DIRS || self.nodes.contains_key(&p) {
+                    return None;
+                }
+                Op::Mkdir(p)
+            }
+            74..=75 => {
+                let empty: Vec<String> = dirs[1..]
+                    .iter()
+                    .filter(|d| self.children(d).is_empty())
+                    .cloned()
+                    .collect();
+                Op::Rmdir(rng.pick(&empty)?.clone())
+            }
+            76..=81 => {
+                let from = rng.pick(&files)?.clone();
+                let parent = rng.pick(&dirs)?;
+                let to = join(parent, &format!("f{}", rng.below(8)));
+                if n_files >= MAX_FILES || self.nodes.contains_key(&to) {
+                    return None;
+                }
+                Op::Link { from, to }
+            }
+            82..=84 => {
+                let parent = rng.pick(&dirs)?;
+                let path = join(parent, &format!("s{}", rng.below(3)));
+                if n_files >= MAX_FILES || self.nodes.contains_key(&path) {
+                    return None;
+                }
+                let target = format!(
+                    "../t{}/{}",
+                    rng.below(1000),
+                    "x".repeat(rng.below(60) as usize)
+                );
+                Op::Symlink {
+                    path,
+                    target: target.into_bytes(),
+                }
+            }
+            _ => Op::Fsync,
+        };
+        Some(op)
+    }
+}
+
+pub(crate) fn resolve(fs: &Filesystem, path: &str) -> Result<u64, FsError> {
+    let mut ino = ROOT;
+    if path.is_empty() {
+        return Ok(ino);
+    }
+    for part in path.split('/') {
+        ino = fs.lookup(ino, part.as_bytes())?.ino;
+    }
+    Ok(ino)
+}
+
+pub(crate) fn at(fs: &Filesystem, path: &str) -> Result<(u64, Vec<u8>), FsError> {
+    Ok((
+        resolve(fs, parent_of(path))?,
+        name_of(path).as_bytes().to_vec(),
+    ))
+}
+
+/// Runs one op. `Ok(Some(n))` is a short write of `n` bytes.
+pub(crate) fn run_op(fs: &Filesystem, op: &Op) -> Result<Option<u64>, FsError> {
+    let root = Caller::ROOT;
+    match op {
+        Op::Create(p) => {
+            let (dir, name) = at(fs, p)?;
+            let a = fs.create(dir, &name, 0o644, root)?;
+            fs.release(a.ino)?;
+        }
+        Op::Write {
+            path,
+            off,
+            len,
+            seed,
+        } => {
+            let ino = resolve(fs, path)?;
+            fs.open(ino, false)?;
+            let n = fs.write(ino, *off, &write_bytes(*seed, *len))?;
+            fs.release(ino)?;
+            if u64::from(n) != *len {
+                return Ok(Some(u64::from(n)));
+            }
+        }
+        Op::Truncate { path, size } => {
+            let ino = resolve(fs, path)?;
+            let set = gpufs_core::SetAttr {
+                size: Some(*size),
+                ..Default::default()
+            };
+            fs.setattr(ino, &set, root)?;
+        }
+        Op::Rename { from, to } => {
+            let (d1, n1) = at(fs, from)?;
+            let (d2, n2) = at(fs, to)?;
+            fs.rename(d1, &n1, d2, &n2, RenameMode::Replace)?;
+        }
+        Op::Unlink(p) => {
+            let (dir, name) = at(fs, p)?;
+            fs.unlink(dir, &name)?;
+        }
+        Op::Rmdir(p) => {
+            let (dir, name) = at(fs, p)?;
+            fs.rmdir(dir, &name)?;
+        }
+        Op::Mkdir(p) => {
+            let (dir, name) = at(fs, p)?;
+            fs.mkdir(dir, &name, 0o755, root)?;
+        }
+        Op::Link { from, to } => {
+            let ino = resolve(fs, from)?;
+            let (dir, name) = at(fs, to)?;
+            fs.link(ino, dir, &name)?;
+        }
+        Op::Symlink { path, target } => {
+            let (dir, name) = at(fs, path)?;
+            fs.symlink(dir, &name, target, root)?;
+        }
+        Op::Fsync => fs.fsync(ROOT)?,
+    }
+    Ok(None)
+}
+
+/// The first `n` bytes of a write.
+pub(crate) fn shortened(op: &Op, n: u64) -> Op {
+    match op {
+        Op::Write {
+            path, off, seed, ..
+        } => Op::Write {
+            path: path.clone(),
+            off: *off,
+            len: n,
+            seed: *seed,
+        },
+        other => other.clone(),
+    }
+}
+
+pub(crate) fn workload(seed: u64) -> Vec<Op> {
+    let mut rng = Rng::new(seed);
+    let mut m = Model::default();
+    let mut ops = Vec::with_capacity(OPS);
+    while ops.len() < OPS {
+        if let Some(op) = m.random_op(&mut rng) {
+            m.apply(&op);
+            ops.push(op);
+        }
+    }
+    ops
+}
