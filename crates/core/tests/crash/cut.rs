@@ -15,6 +15,25 @@ use crate::rng::{write_bytes, Rng};
 use crate::workload::{run_op, shortened, workload, Op};
 use crate::{BALLAST, DEVICE_BYTES, HEADROOM, JOURNAL_BLOCKS, ROOT};
 
+/// Runs `ops` to the end on a device that never fails, following the model to skip ops
+/// that no longer apply; ENOSPC is an allowed result. `after` runs after each op.
+fn run_all(fs: &Filesystem, ops: &[Op], what: &str, mut after: impl FnMut()) -> Result<(), String> {
+    let mut m = Model::default();
+    for op in ops {
+        if !m.valid(op) {
+            continue;
+        }
+        match run_op(fs, op) {
+            Ok(None) => m.apply(op),
+            Ok(Some(n)) => m.apply(&shortened(op, n)),
+            Err(FsError::NoSpace) => {}
+            Err(e) => return Err(format!("{what}: {op:?} failed: {e}")),
+        }
+        after();
+    }
+    Ok(())
+}
+
 /// Ballast length. Two thirds of the workloads get the data area less their peak of
 /// live bytes, [`HEADROOM`] and a margin. The others run short of space: a run without
 /// ballast measures the workload's peak of used blocks, and the ballast leaves free only
@@ -34,19 +53,9 @@ pub(crate) fn ballast_len(seed: u64, ops: &[Op]) -> Result<u64, String> {
     let fs = format_and_mount(dev);
     let free0 = fs.statfs().bfree;
     let mut peak = 0u64;
-    let mut m = Model::default();
-    for op in ops {
-        if !m.valid(op) {
-            continue;
-        }
-        match run_op(&fs, op) {
-            Ok(None) => m.apply(op),
-            Ok(Some(n)) => m.apply(&shortened(op, n)),
-            Err(FsError::NoSpace) => {}
-            Err(e) => return Err(format!("measuring run: {op:?} failed: {e}")),
-        }
+    run_all(&fs, ops, "measuring run", || {
         peak = peak.max(free0.saturating_sub(fs.statfs().bfree));
-    }
+    })?;
     let slack = Rng::new(seed ^ 0x51AC).below(321);
     // The ballast's own records take room in every checkpoint: about 1/800 of its size.
     let blocks = (free0 + 64).saturating_sub(peak + slack);
@@ -103,18 +112,7 @@ pub(crate) fn run_cut(seed: u64) -> Result<Outcome, String> {
         let fs = setup(dev.clone(), &ballast.data)?;
         let base = dev.offsets.lock().unwrap().len();
         let flush_base = dev.flushes.load(Ordering::Relaxed);
-        let mut m = Model::default();
-        for op in &ops {
-            if !m.valid(op) {
-                continue;
-            }
-            match run_op(&fs, op) {
-                Ok(None) => m.apply(op),
-                Ok(Some(n)) => m.apply(&shortened(op, n)),
-                Err(FsError::NoSpace) => {}
-                Err(e) => return Err(format!("dry run: {op:?} failed: {e}")),
-            }
-        }
+        run_all(&fs, &ops, "dry run", || {})?;
         let offsets = dev.offsets.lock().unwrap();
         let meta_end = (2 + JOURNAL_BLOCKS) * 4096;
         let meta: Vec<u64> = (base..offsets.len())
