@@ -115,6 +115,23 @@ impl Mounted {
         self.finish();
     }
 
+    /// Kills the daemon with SIGKILL (no final checkpoint), then clears the dead mount
+    /// with `gpufs unmount`, as a person would after a crash.
+    pub fn kill(mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        child.kill().unwrap_or_else(|e| panic!("kill: {e}"));
+        let _ = child.wait();
+        let o = run(gpufs().arg("unmount").arg(&self.mp));
+        assert!(
+            o.status.success(),
+            "unmount of a dead mount: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!is_mounted(&self.mp));
+    }
+
     fn finish(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
