@@ -140,7 +140,31 @@ impl fuser::Filesystem for GpufsFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        reply_entry(reply, self.fs.lookup(parent.0, name.as_bytes()));
+        match self.fs.lookup(parent.0, name.as_bytes()) {
+            // A negative entry (inode 0) that the kernel may cache for TTL: every create
+            // of this name goes through the kernel, which then replaces it. Saves a round
+            // trip each time a program probes a missing name (PATH, imports, lock files).
+            Err(FsError::NotFound) => {
+                let none = Attr {
+                    ino: 0,
+                    generation: 0,
+                    kind: FileKind::Regular,
+                    perm: 0,
+                    nlink: 0,
+                    uid: 0,
+                    gid: 0,
+                    rdev: 0,
+                    size: 0,
+                    blocks: 0,
+                    atime_ns: 0,
+                    mtime_ns: 0,
+                    ctime_ns: 0,
+                    blksize: 0,
+                };
+                reply.entry(&TTL, &file_attr(&none), Generation(0));
+            }
+            r => reply_entry(reply, r),
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
