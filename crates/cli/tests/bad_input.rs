@@ -78,8 +78,7 @@ fn one_damaged_superblock_is_survived_both_are_refused() {
 
     for slot in [0u64, 1] {
         damage(&img, slot * 4096);
-        let fsck = run(gpufs().arg("fsck").arg(&img));
-        assert_eq!(fsck.status.code(), Some(1), "fsck warns about slot {slot}");
+        common::assert_fsck(&img, 1);
         let mp = s.path("mnt");
         let o = run(gpufs().arg("mount").arg(&img).arg(&mp));
         let err = String::from_utf8_lossy(&o.stderr);
@@ -89,13 +88,7 @@ fn one_damaged_superblock_is_survived_both_are_refused() {
         let u = run(gpufs().arg("unmount").arg(&mp));
         assert!(u.status.success());
         // The mount rewrote the damaged slot.
-        let fsck = run(gpufs().arg("fsck").arg(&img));
-        assert_eq!(
-            fsck.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&fsck.stdout)
-        );
+        common::assert_fsck(&img, 0);
     }
     damage(&img, 0);
     damage(&img, 4096);

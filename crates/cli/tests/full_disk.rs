@@ -45,12 +45,7 @@ fn filling_the_filesystem_gives_enospc_and_loses_nothing() {
     fs::write(m.path("after"), Rng(13).bytes(4 << 20)).unwrap();
     m.unmount();
 
-    let o = common::run(common::gpufs().arg("fsck").arg(&img));
-    assert!(
-        o.status.success(),
-        "fsck: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    common::assert_fsck(&img, 0);
     let m = Mounted::new(&img, &s.path("mnt"));
     assert_eq!(fs::read(m.path("keep")).unwrap(), keep);
     assert_eq!(fs::read(m.path("after")).unwrap(), Rng(13).bytes(4 << 20));

@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::io::Write;
 
-use common::{gpufs, run, Mounted, Rng, Scratch};
+use common::{Mounted, Rng, Scratch};
 
 #[test]
 fn fsynced_data_survives_a_killed_daemon() {
@@ -24,13 +24,7 @@ fn fsynced_data_survives_a_killed_daemon() {
     drop(f);
     m.kill();
 
-    let o = run(gpufs().arg("fsck").arg(&img));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "fsck should warn of a journal to replay: {out}"
-    );
+    let out = common::assert_fsck(&img, 1);
     assert!(out.contains("replayed"), "{out}");
 
     let m = Mounted::new(&img, &s.path("mnt"));
@@ -42,11 +36,5 @@ fn fsynced_data_survives_a_killed_daemon() {
         );
     }
     m.unmount();
-    let o = run(gpufs().arg("fsck").arg(&img));
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    common::assert_fsck(&img, 0);
 }

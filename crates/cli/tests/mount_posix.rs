@@ -123,12 +123,7 @@ fn files_directories_links_and_renames_behave() {
     );
     m.unmount();
 
-    let o = common::run(common::gpufs().arg("fsck").arg(&img));
-    assert!(
-        o.status.success(),
-        "fsck: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    common::assert_fsck(&img, 0);
 }
 
 #[test]

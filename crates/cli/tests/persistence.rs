@@ -82,11 +82,6 @@ fn many_files_survive_remount() {
     for (k, v) in &before {
         assert_eq!(after.get(k), Some(v), "{k} changed across remount");
     }
-    let o = common::run(common::gpufs().arg("fsck").arg(&img));
-    assert!(
-        o.status.success(),
-        "fsck: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    common::assert_fsck(&img, 0);
     println!("{n} files verified across remount");
 }

@@ -122,6 +122,38 @@ fn reply_xattr(reply: ReplyXattr, size: u32, r: Result<Vec<u8>, FsError>) {
     }
 }
 
+/// The two directory-listing replies, finished alike.
+trait Listing {
+    fn ok(self);
+    fn error(self, e: Errno);
+}
+
+impl Listing for ReplyDirectory {
+    fn ok(self) {
+        ReplyDirectory::ok(self)
+    }
+    fn error(self, e: Errno) {
+        ReplyDirectory::error(self, e)
+    }
+}
+
+impl Listing for ReplyDirectoryPlus {
+    fn ok(self) {
+        ReplyDirectoryPlus::ok(self)
+    }
+    fn error(self, e: Errno) {
+        ReplyDirectoryPlus::error(self, e)
+    }
+}
+
+/// Sends a filled listing, or the error that stopped it.
+fn reply_listing(reply: impl Listing, r: Result<(), FsError>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
 impl fuser::Filesystem for GpufsFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let wanted = InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
@@ -401,10 +433,7 @@ impl fuser::Filesystem for GpufsFuse {
                 OsStr::from_bytes(e.name),
             )
         });
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_listing(reply, r);
     }
 
     fn readdirplus(
@@ -425,10 +454,7 @@ impl fuser::Filesystem for GpufsFuse {
                 Generation(u64::from(a.generation)),
             )
         });
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_listing(reply, r);
     }
 
     fn fsyncdir(

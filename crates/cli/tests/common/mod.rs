@@ -26,6 +26,19 @@ pub fn is_mounted(mp: &Path) -> bool {
         .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
 }
 
+/// Runs `gpufs fsck` on `img` and fails unless it exits with `code` (0 clean, 1 warnings).
+pub fn assert_fsck(img: &Path, code: i32) -> String {
+    let o = run(gpufs().arg("fsck").arg(img));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "fsck of {}: {out}",
+        img.display()
+    );
+    out
+}
+
 /// A temporary directory holding an image and a mount point.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
