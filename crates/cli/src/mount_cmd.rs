@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use gpufs_core::device::{Device, FileDevice};
 use gpufs_core::{Filesystem, OpenOptions};
-use gpufs_fuse::{Config, GpufsFuse, MountOption, Session, SessionACL};
+use gpufs_fuse::{workers, Config, GpufsFuse, MountOption, Session, SessionACL};
 
 use crate::paths;
 
@@ -39,6 +39,9 @@ pub struct MountArgs {
     /// Seconds between commits of changes nobody fsync'd.
     #[arg(long, default_value_t = 5)]
     pub commit_interval: u64,
+    /// Threads serving requests, each pinned to one CPU [default: one per CPU, at most 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
     /// Internal: this process is the daemon a plain `mount` started.
     #[arg(long, hide = true)]
     pub daemon_child: bool,
@@ -102,6 +105,9 @@ fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     }
     cmd.arg("--commit-interval")
         .arg(a.commit_interval.to_string());
+    if let Some(n) = a.threads {
+        cmd.arg("--threads").arg(n.to_string());
+    }
     cmd.arg(image).arg(mp);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -168,6 +174,9 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
         MountOption::Dev,
         MountOption::Suid,
     ];
+    let threads = a.threads.map_or_else(workers::default_count, usize::from);
+    config.n_threads = Some(threads);
+    config.clone_fd = true;
     if a.allow_other {
         config.acl = SessionACL::All;
     }
@@ -183,6 +192,7 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     // on its own thread while the session serves.
     let tune_at = mp.to_path_buf();
     std::thread::spawn(move || crate::readahead::raise(&tune_at));
+    std::thread::spawn(move || workers::pin_when_started(threads, Duration::from_secs(5)));
     let pid_path = paths::pid_file(mp);
     if let Some(dir) = pid_path.parent() {
         let _ = std::fs::create_dir_all(dir);

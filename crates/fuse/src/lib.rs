@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod caller;
+pub mod workers;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

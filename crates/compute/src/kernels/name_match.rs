@@ -1,0 +1,254 @@
+//! Name match over every directory entry: substring (case-sensitive or ASCII
+//! case-insensitive), glob (`fnmatch` semantics) or regex (bounded DFA). The CPU twin of
+//! kernels/name_match.wgsl; both return the matching dirent ids in ascending order.
+
+use rayon::prelude::*;
+use regex_automata::meta::Regex;
+
+use super::dfa::{self, DfaRefusal, DfaTable};
+use super::glob::{self, GlobProgram};
+use crate::error::{ComputeError, ComputeResult};
+use crate::gpu::{arrays_group, GpuContext, Slot};
+use crate::mirror::NamespaceMirror;
+use crate::view::NamespaceView;
+
+pub const NAME: &str = "name_match";
+const SOURCE: &str = include_str!("../../kernels/name_match.wgsl");
+
+/// Every file kind (bits 1..=7 of `kinds`).
+pub const ALL_KINDS: u32 = 0xfe;
+
+/// What a name must satisfy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameQuery {
+    Substring { needle: Vec<u8>, fold: bool },
+    Glob { pattern: Vec<u8>, fold: bool },
+    Regex { pattern: String, fold: bool },
+}
+
+/// A query compiled for both backends.
+#[derive(Clone, Debug)]
+pub struct NameMatcher {
+    program: Program,
+    /// Bit k set: entries of `FileKind` k are wanted.
+    pub kinds: u32,
+}
+
+#[derive(Clone, Debug)]
+enum Program {
+    Substring {
+        needle: Vec<u8>,
+        fold: bool,
+        finder: Box<memchr::memmem::Finder<'static>>,
+    },
+    Glob(GlobProgram),
+    Dfa(Box<DfaTable>),
+    /// A valid regex too large for a DFA table: CPU only.
+    CpuRegex(Box<Regex>),
+}
+
+impl NameMatcher {
+    /// Compiles `query`; a bad pattern is a [`ComputeError::BadQuery`].
+    pub fn new(query: &NameQuery) -> ComputeResult<NameMatcher> {
+        let program = match query {
+            NameQuery::Substring { needle, fold } => {
+                if needle.is_empty() {
+                    return Err(ComputeError::BadQuery("empty pattern".into()));
+                }
+                if needle.len() > gpufs_format::NAME_MAX {
+                    return Err(ComputeError::BadQuery(
+                        "pattern longer than any name (255 bytes)".into(),
+                    ));
+                }
+                let needle: Vec<u8> = if *fold {
+                    needle.to_ascii_lowercase()
+                } else {
+                    needle.clone()
+                };
+                Program::Substring {
+                    finder: Box::new(memchr::memmem::Finder::new(&needle).into_owned()),
+                    needle,
+                    fold: *fold,
+                }
+            }
+            NameQuery::Glob { pattern, fold } => Program::Glob(glob::compile(pattern, *fold)?),
+            NameQuery::Regex { pattern, fold } => match dfa::compile(pattern, *fold) {
+                Ok(t) => Program::Dfa(Box::new(t)),
+                Err(DfaRefusal::Invalid(e)) => return Err(e),
+                Err(DfaRefusal::TooLarge(why)) => {
+                    tracing::info!("regex runs on the CPU: {why}");
+                    let re = Regex::builder()
+                        .syntax(dfa::syntax_config(*fold))
+                        .build(pattern)
+                        .map_err(|e| ComputeError::BadQuery(format!("invalid regex: {e}")))?;
+                    Program::CpuRegex(Box::new(re))
+                }
+            },
+        };
+        Ok(NameMatcher {
+            program,
+            kinds: ALL_KINDS,
+        })
+    }
+
+    /// Only entries whose kind bit is set in `kinds` (bit k = `FileKind` k) match.
+    pub fn with_kinds(mut self, kinds: u32) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    /// True when the GPU kernel can run this query.
+    pub fn gpu_capable(&self) -> bool {
+        !matches!(self.program, Program::CpuRegex(_))
+    }
+
+    /// Does one name match (kind filter aside)?
+    pub fn matches_name(&self, name: &[u8]) -> bool {
+        match &self.program {
+            Program::Substring {
+                needle,
+                fold,
+                finder,
+            } => {
+                if *fold {
+                    if name.len() < needle.len() {
+                        return false;
+                    }
+                    let mut buf = [0u8; 256];
+                    let n = name.len().min(256);
+                    for (d, s) in buf.iter_mut().zip(&name[..n]) {
+                        *d = s.to_ascii_lowercase();
+                    }
+                    finder.find(&buf[..n]).is_some()
+                } else {
+                    finder.find(name).is_some()
+                }
+            }
+            Program::Glob(g) => g.matches(name),
+            Program::Dfa(t) => t.matches(name),
+            Program::CpuRegex(re) => re.is_match(name),
+        }
+    }
+
+    /// The CPU twin: ids of live entries whose kind is wanted and whose name matches,
+    /// ascending. Runs on every core.
+    pub fn cpu(&self, view: &NamespaceView<'_>) -> Vec<u32> {
+        const CHUNK: usize = 16_384;
+        let parts: Vec<Vec<u32>> = view
+            .dirents
+            .par_chunks(CHUNK)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let base = (c * CHUNK) as u32;
+                chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| {
+                        d.ino != 0
+                            && (self.kinds >> d.kind) & 1 == 1
+                            && self.matches_name(view.name_of(d))
+                    })
+                    .map(|(i, _)| base + i as u32)
+                    .collect()
+            })
+            .collect();
+        parts.concat()
+    }
+
+    /// The same on one thread (the benchmark's baseline).
+    pub fn cpu_one_thread(&self, view: &NamespaceView<'_>) -> Vec<u32> {
+        view.dirents
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                d.ino != 0 && (self.kinds >> d.kind) & 1 == 1 && self.matches_name(view.name_of(d))
+            })
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
+    /// Program words and kernel parameters.
+    fn encode(&self, count: u32) -> ComputeResult<(Vec<u32>, [u32; 12])> {
+        let mut p = [0u32; 12];
+        p[0] = count;
+        p[9] = self.kinds;
+        let words = match &self.program {
+            Program::Substring { needle, fold, .. } => {
+                p[1] = 0;
+                p[2] = u32::from(*fold);
+                p[3] = needle.len() as u32;
+                needle.iter().map(|&b| u32::from(b)).collect()
+            }
+            Program::Glob(g) => {
+                p[1] = 1;
+                p[2] = u32::from(g.fold);
+                p[3] = g.tokens.len() as u32;
+                p[4] = g.tokens.len() as u32;
+                let mut w = g.tokens.clone();
+                for c in &g.classes {
+                    w.extend_from_slice(c);
+                }
+                w
+            }
+            Program::Dfa(t) => {
+                p[1] = 2;
+                p[4] = 0;
+                p[5] = 256;
+                p[6] = 256 + t.trans.len() as u32;
+                p[7] = t.stride;
+                p[8] = 0;
+                let mut w = t.classes.to_vec();
+                w.extend_from_slice(&t.trans);
+                w.extend_from_slice(&t.flags);
+                w
+            }
+            Program::CpuRegex(_) => {
+                return Err(ComputeError::TooLarge(
+                    "regex too large for a DFA runs on the CPU".into(),
+                ))
+            }
+        };
+        Ok((words, p))
+    }
+
+    /// The GPU kernel over the mirror: same ids as [`NameMatcher::cpu`].
+    pub fn gpu(&self, ctx: &GpuContext, mirror: &NamespaceMirror) -> ComputeResult<Vec<u32>> {
+        let count = mirror.dirent_count;
+        let (prog, params) = self.encode(count)?;
+        let kernel = ctx.kernel(
+            NAME,
+            SOURCE,
+            &["dirents", "names"],
+            &[Slot::Uniform, Slot::Read, Slot::ReadWrite],
+        )?;
+        let mask_words = u64::from(count).div_ceil(32).max(1);
+        let hits = ctx.pool.take(&ctx.device, mask_words * 4);
+        let uniform = ctx.uniform(bytemuck::cast_slice(&params));
+        let prog_buf = ctx.upload("program", bytemuck::cast_slice(&prog));
+        let g0 = arrays_group(ctx, &kernel, &[&mirror.dirents, &mirror.names])?;
+        let g1 = ctx.own_group(&kernel, &[&uniform, &prog_buf, &hits]);
+        let mut enc = ctx.encoder();
+        enc.clear_buffer(&hits, 0, Some(mask_words * 4));
+        ctx.dispatch(&mut enc, &kernel, [&g0, &g1], u64::from(count))?;
+        let bytes = ctx.finish_and_read(enc, &hits, mask_words * 4);
+        ctx.pool.give(hits);
+        let bytes = bytes?;
+        Ok(expand_mask(bytemuck::cast_slice(&bytes), count))
+    }
+}
+
+/// Ids of the set bits of `mask`, ascending, below `count`.
+pub fn expand_mask(mask: &[u32], count: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for (w, &bits) in mask.iter().enumerate() {
+        let mut b = bits;
+        while b != 0 {
+            let id = (w as u32) * 32 + b.trailing_zeros();
+            if id < count {
+                out.push(id);
+            }
+            b &= b - 1;
+        }
+    }
+    out
+}

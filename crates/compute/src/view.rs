@@ -1,0 +1,142 @@
+//! The flat namespace arrays the kernels work on, borrowed from their owner, and the
+//! ranges of them that changed since the GPU mirror last saw them.
+
+use gpufs_format::{DirentRecord, InodeRecord};
+
+/// Borrowed namespace arrays. `index` is a [`crate::index::DirentIndex`]'s slots;
+/// `allocated[ino]` the bytes inode `ino` occupies on disk (may be empty: zeros).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NamespaceView<'a> {
+    pub dirents: &'a [DirentRecord],
+    pub names: &'a [u8],
+    pub inodes: &'a [InodeRecord],
+    pub index: &'a [u32],
+    pub allocated: &'a [u64],
+}
+
+impl NamespaceView<'_> {
+    /// The name bytes of dirent `d`, or an empty slice when its range is out of bounds.
+    pub fn name_of(&self, d: &DirentRecord) -> &[u8] {
+        let start = usize::try_from(d.name_offset).unwrap_or(usize::MAX);
+        start
+            .checked_add(usize::from(d.name_len))
+            .and_then(|end| self.names.get(start..end))
+            .unwrap_or(&[])
+    }
+}
+
+/// Element ranges `[start, end)` that changed, merged when they touch or overlap, and
+/// collapsed into one covering range past [`DirtyRanges::MAX_RANGES`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirtyRanges {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl DirtyRanges {
+    pub const MAX_RANGES: usize = 256;
+
+    /// Marks `[start, end)` changed.
+    pub fn mark(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        // Fast path: extends the last range (appends and in-place updates in order).
+        if let Some(last) = self.ranges.last_mut() {
+            if start <= last.1 && end >= last.0 {
+                last.0 = last.0.min(start);
+                last.1 = last.1.max(end);
+                return;
+            }
+        }
+        self.ranges.push((start, end));
+        if self.ranges.len() > Self::MAX_RANGES {
+            self.normalize();
+            if self.ranges.len() > Self::MAX_RANGES / 2 {
+                let lo = self.ranges.first().map_or(0, |r| r.0);
+                let hi = self.ranges.last().map_or(0, |r| r.1);
+                self.ranges = vec![(lo, hi)];
+            }
+        }
+    }
+
+    /// Marks everything `[0, len)`.
+    pub fn mark_all(&mut self, len: u64) {
+        self.ranges = vec![(0, len)];
+    }
+
+    /// Sorted, merged ranges.
+    pub fn normalize(&mut self) {
+        self.ranges.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(self.ranges.len());
+        for &(s, e) in &self.ranges {
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        self.ranges = out;
+    }
+
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.ranges
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.ranges.clear();
+    }
+}
+
+/// What changed in each array since the mirror was last updated, in elements of that
+/// array (dirents, name bytes, inodes, index slots, allocated entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceDirty {
+    pub dirents: DirtyRanges,
+    pub names: DirtyRanges,
+    pub inodes: DirtyRanges,
+    pub index: DirtyRanges,
+    pub allocated: DirtyRanges,
+}
+
+impl NamespaceDirty {
+    pub fn is_empty(&self) -> bool {
+        self.dirents.is_empty()
+            && self.names.is_empty()
+            && self.inodes.is_empty()
+            && self.index.is_empty()
+            && self.allocated.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        *self = NamespaceDirty::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_and_collapse() {
+        let mut d = DirtyRanges::default();
+        d.mark(10, 20);
+        d.mark(20, 30);
+        d.mark(5, 6);
+        d.mark(0, 0);
+        d.normalize();
+        assert_eq!(d.ranges(), &[(5, 6), (10, 30)]);
+        let mut many = DirtyRanges::default();
+        for i in 0..1000u64 {
+            many.mark(i * 10, i * 10 + 1);
+        }
+        assert!(many.ranges().len() <= DirtyRanges::MAX_RANGES + 1);
+        many.normalize();
+        let lo = many.ranges()[0].0;
+        let hi = many.ranges().last().map(|r| r.1);
+        assert_eq!(lo, 0);
+        assert_eq!(hi, Some(9991));
+    }
+}

@@ -1,0 +1,219 @@
+//! name_match: the WGSL kernel equals its CPU twin, and the twin equals plain oracles.
+
+mod common;
+
+use common::{random_tree, Alphabet, Ns, Rng, EDGE_SIZES};
+use gpufs_compute::gpu::GpuContext;
+use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
+use gpufs_compute::mirror::NamespaceMirror;
+use proptest::prelude::*;
+
+/// A query with a fair chance of matching names of `ns`.
+fn random_query(rng: &mut Rng, ns: &Ns) -> NameQuery {
+    let live: Vec<u32> = (0..ns.dirents.len() as u32)
+        .filter(|&i| ns.dirents[i as usize].ino != 0)
+        .collect();
+    let sample: Vec<u8> = if live.is_empty() {
+        b"a".to_vec()
+    } else {
+        ns.name(live[rng.below(live.len() as u64) as usize])
+            .to_vec()
+    };
+    let fold = rng.chance(50);
+    let start = rng.below(sample.len() as u64) as usize;
+    let end = start + 1 + rng.below((sample.len() - start) as u64) as usize;
+    let piece = sample[start..end.min(sample.len())].to_vec();
+    match rng.below(3) {
+        0 => NameQuery::Substring {
+            needle: piece,
+            fold,
+        },
+        1 => {
+            // Wildcards spliced into a real name.
+            let mut pattern = Vec::new();
+            for &b in &sample {
+                match rng.below(12) {
+                    0 => pattern.push(b'*'),
+                    1 => pattern.push(b'?'),
+                    2 => pattern.extend_from_slice(b"[a-c]"),
+                    3 => pattern.extend_from_slice(b"[!x]"),
+                    _ if matches!(b, b'*' | b'?' | b'[' | b'\\') => {
+                        pattern.push(b'\\');
+                        pattern.push(b);
+                    }
+                    _ => pattern.push(b),
+                }
+            }
+            if rng.chance(30) {
+                pattern = b"*".to_vec();
+                pattern.extend_from_slice(&piece);
+                pattern.push(b'*');
+            }
+            NameQuery::Glob { pattern, fold }
+        }
+        _ => {
+            let lit: String = piece
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii_alphanumeric() {
+                        char::from(b).to_string()
+                    } else {
+                        format!("\\x{b:02x}")
+                    }
+                })
+                .collect();
+            let pattern = match rng.below(4) {
+                0 => lit,
+                1 => format!("^{lit}"),
+                2 => format!("{lit}$"),
+                _ => format!("[a-c]+{lit}|x.?X"),
+            };
+            NameQuery::Regex { pattern, fold }
+        }
+    }
+}
+
+/// Plain oracles, independent of the twin's code.
+fn oracle(q: &NameQuery, name: &[u8]) -> bool {
+    match q {
+        NameQuery::Substring { needle, fold } => {
+            let (n, h) = if *fold {
+                (needle.to_ascii_lowercase(), name.to_ascii_lowercase())
+            } else {
+                (needle.clone(), name.to_vec())
+            };
+            h.windows(n.len()).any(|w| w == n.as_slice())
+        }
+        NameQuery::Glob { pattern, fold } => fnmatch(pattern, name, *fold),
+        NameQuery::Regex { pattern, fold } => regex_automata::meta::Regex::builder()
+            .syntax(
+                regex_automata::util::syntax::Config::new()
+                    .case_insensitive(*fold)
+                    .utf8(false),
+            )
+            .build(pattern)
+            .map(|r| r.is_match(name))
+            .unwrap_or(false),
+    }
+}
+
+/// Recursive fnmatch for the subset the random globs use: * ? [a-c] [!x] \c.
+fn fnmatch(p: &[u8], n: &[u8], fold: bool) -> bool {
+    let eq = |a: u8, b: u8| {
+        if fold {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    match p.first() {
+        None => n.is_empty(),
+        Some(b'*') => (0..=n.len()).any(|k| fnmatch(&p[1..], &n[k..], fold)),
+        Some(b'?') => !n.is_empty() && fnmatch(&p[1..], &n[1..], fold),
+        Some(b'[') if p.starts_with(b"[a-c]") => {
+            !n.is_empty() && (b'a'..=b'c').any(|c| eq(c, n[0])) && fnmatch(&p[5..], &n[1..], fold)
+        }
+        Some(b'[') if p.starts_with(b"[!x]") => {
+            !n.is_empty() && !eq(b'x', n[0]) && fnmatch(&p[4..], &n[1..], fold)
+        }
+        Some(b'\\') if p.len() > 1 => {
+            !n.is_empty() && eq(p[1], n[0]) && fnmatch(&p[2..], &n[1..], fold)
+        }
+        Some(&c) => !n.is_empty() && eq(c, n[0]) && fnmatch(&p[1..], &n[1..], fold),
+    }
+}
+
+fn check(ns: &Ns, q: &NameQuery, gpus: &[Option<&GpuContext>]) {
+    let m = NameMatcher::new(q).expect("query compiles");
+    let cpu = m.cpu(&ns.view());
+    let want: Vec<u32> = (0..ns.dirents.len() as u32)
+        .filter(|&i| ns.dirents[i as usize].ino != 0 && oracle(q, ns.name(i)))
+        .collect();
+    assert_eq!(cpu, want, "CPU twin vs oracle for {q:?}");
+    assert_eq!(m.cpu_one_thread(&ns.view()), cpu);
+    for ctx in gpus.iter().flatten() {
+        let mirror = NamespaceMirror::upload(ctx, &ns.view()).expect("upload");
+        let gpu = m.gpu(ctx, &mirror).expect("gpu run");
+        assert_eq!(
+            gpu,
+            cpu,
+            "GPU vs CPU for {q:?} on {} entries",
+            ns.dirents.len()
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gpu_equals_cpu_at_edge_sizes(seed in any::<u64>(), size_pick in 0usize..6, any_byte in any::<bool>()) {
+        let alphabet = if any_byte { Alphabet::AnyByte } else { Alphabet::Small };
+        let ns = random_tree(seed, EDGE_SIZES[size_pick], alphabet, if any_byte { 255 } else { 12 });
+        let mut rng = Rng::new(seed);
+        for _ in 0..4 {
+            let q = random_query(&mut rng, &ns);
+            check(&ns, &q, &[common::gpu(), common::tight_gpu()]);
+        }
+    }
+}
+
+#[test]
+fn kind_filter_and_case_folding() {
+    let ns = random_tree(7, 2000, Alphabet::Small, 10);
+    let q = NameQuery::Substring {
+        needle: b"AB".to_vec(),
+        fold: true,
+    };
+    check(&ns, &q, &[common::gpu()]);
+    let dirs_only = NameMatcher::new(&q).expect("compiles").with_kinds(1 << 2);
+    let cpu = dirs_only.cpu(&ns.view());
+    assert!(cpu.iter().all(|&i| ns.dirents[i as usize].kind == 2));
+    if let Some(ctx) = common::gpu() {
+        let mirror = NamespaceMirror::upload(ctx, &ns.view()).expect("upload");
+        assert_eq!(dirs_only.gpu(ctx, &mirror).expect("gpu"), cpu);
+    }
+}
+
+#[test]
+fn bad_patterns_are_clear_errors() {
+    for q in [
+        NameQuery::Substring {
+            needle: vec![],
+            fold: false,
+        },
+        NameQuery::Glob {
+            pattern: vec![],
+            fold: false,
+        },
+        NameQuery::Glob {
+            pattern: b"[[:nope:]]".to_vec(),
+            fold: false,
+        },
+        NameQuery::Regex {
+            pattern: "(".into(),
+            fold: false,
+        },
+        NameQuery::Regex {
+            pattern: String::new(),
+            fold: false,
+        },
+    ] {
+        let e = NameMatcher::new(&q).expect_err("refused");
+        assert!(!e.to_string().is_empty());
+    }
+    // Too big for a DFA: still answered, on the CPU.
+    let big = NameMatcher::new(&NameQuery::Regex {
+        pattern: "a[ab]{20}$".into(),
+        fold: false,
+    })
+    .expect("valid regex");
+    assert!(!big.gpu_capable());
+    let ns = random_tree(3, 500, Alphabet::Small, 30);
+    let got = big.cpu(&ns.view());
+    let re = regex_automata::meta::Regex::new("a[ab]{20}$").expect("regex");
+    let want: Vec<u32> = (0..ns.dirents.len() as u32)
+        .filter(|&i| ns.dirents[i as usize].ino != 0 && re.is_match(ns.name(i)))
+        .collect();
+    assert_eq!(got, want);
+}
