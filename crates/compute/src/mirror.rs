@@ -11,7 +11,8 @@ use crate::view::{DirtyRanges, NamespaceDirty, NamespaceView};
 /// Spare capacity added when an array is (re)allocated, as a fraction: 1/4.
 const HEADROOM_DIV: u64 = 4;
 
-/// Device copies of dirents, names, inodes, index slots and allocated bytes.
+/// Device copies of dirents, names, inodes, index slots, allocated bytes and the
+/// directory-to-entry map.
 #[derive(Debug)]
 pub struct NamespaceMirror {
     pub dirents: ChunkedArray,
@@ -19,9 +20,12 @@ pub struct NamespaceMirror {
     pub inodes: ChunkedArray,
     pub index: ChunkedArray,
     pub allocated: ChunkedArray,
+    pub dir_entry: ChunkedArray,
     pub dirent_count: u32,
     pub inode_count: u32,
     pub index_slots: u32,
+    /// Entries of `dir_entry`.
+    pub dir_entry_count: u32,
     /// Bytes written to the device by the last [`NamespaceMirror::update`].
     pub last_update_bytes: u64,
 }
@@ -33,7 +37,7 @@ struct Part<'a> {
     elem: u64,
 }
 
-fn parts<'a>(view: &NamespaceView<'a>) -> [Part<'a>; 5] {
+fn parts<'a>(view: &NamespaceView<'a>) -> [Part<'a>; 6] {
     [
         Part {
             label: "dirents",
@@ -60,6 +64,11 @@ fn parts<'a>(view: &NamespaceView<'a>) -> [Part<'a>; 5] {
             bytes: bytemuck::cast_slice(view.allocated),
             elem: 8,
         },
+        Part {
+            label: "dir_entry",
+            bytes: bytemuck::cast_slice(view.dir_entry),
+            elem: 4,
+        },
     ]
 }
 
@@ -71,17 +80,22 @@ fn fresh(ctx: &GpuContext, part: &Part<'_>) -> ComputeResult<ChunkedArray> {
 impl NamespaceMirror {
     /// Uploads every array of `view`.
     pub fn upload(ctx: &GpuContext, view: &NamespaceView<'_>) -> ComputeResult<NamespaceMirror> {
-        let [d, n, i, x, a] = parts(view);
+        let [d, n, i, x, a, e] = parts(view);
         let mirror = NamespaceMirror {
             dirents: fresh(ctx, &d)?,
             names: fresh(ctx, &n)?,
             inodes: fresh(ctx, &i)?,
             index: fresh(ctx, &x)?,
             allocated: fresh(ctx, &a)?,
+            dir_entry: fresh(ctx, &e)?,
             dirent_count: count(view.dirents.len())?,
             inode_count: count(view.inodes.len())?,
             index_slots: count(view.index.len())?,
-            last_update_bytes: [d, n, i, x, a].iter().map(|p| p.bytes.len() as u64).sum(),
+            dir_entry_count: count(view.dir_entry.len())?,
+            last_update_bytes: [d, n, i, x, a, e]
+                .iter()
+                .map(|p| p.bytes.len() as u64)
+                .sum(),
         };
         Ok(mirror)
     }
@@ -95,16 +109,18 @@ impl NamespaceMirror {
         view: &NamespaceView<'_>,
         dirty: &mut NamespaceDirty,
     ) -> ComputeResult<()> {
-        let [d, n, i, x, a] = parts(view);
+        let [d, n, i, x, a, e] = parts(view);
         let mut written = 0;
         written += sync(ctx, &mut self.dirents, &d, &mut dirty.dirents)?;
         written += sync(ctx, &mut self.names, &n, &mut dirty.names)?;
         written += sync(ctx, &mut self.inodes, &i, &mut dirty.inodes)?;
         written += sync(ctx, &mut self.index, &x, &mut dirty.index)?;
         written += sync(ctx, &mut self.allocated, &a, &mut dirty.allocated)?;
+        written += sync(ctx, &mut self.dir_entry, &e, &mut dirty.dir_entry)?;
         self.dirent_count = count(view.dirents.len())?;
         self.inode_count = count(view.inodes.len())?;
         self.index_slots = count(view.index.len())?;
+        self.dir_entry_count = count(view.dir_entry.len())?;
         self.last_update_bytes = written;
         dirty.clear();
         Ok(())

@@ -4,7 +4,9 @@
 use gpufs_format::{DirentRecord, InodeRecord};
 
 /// Borrowed namespace arrays. `index` is a [`crate::index::DirentIndex`]'s slots;
-/// `allocated[ino]` the bytes inode `ino` occupies on disk (may be empty: zeros).
+/// `allocated[ino]` the bytes inode `ino` occupies on disk (may be empty: zeros);
+/// `dir_entry[ino]` the id of the live entry naming directory `ino` ([`NO_ENTRY`] for the
+/// root, non-directories and free slots; may be shorter than the inode table).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NamespaceView<'a> {
     pub dirents: &'a [DirentRecord],
@@ -12,7 +14,11 @@ pub struct NamespaceView<'a> {
     pub inodes: &'a [InodeRecord],
     pub index: &'a [u32],
     pub allocated: &'a [u64],
+    pub dir_entry: &'a [u32],
 }
+
+/// `dir_entry` value of an inode no live entry names as a directory.
+pub const NO_ENTRY: u32 = u32::MAX;
 
 impl NamespaceView<'_> {
     /// The name bytes of dirent `d`, or an empty slice when its range is out of bounds.
@@ -22,6 +28,14 @@ impl NamespaceView<'_> {
             .checked_add(usize::from(d.name_len))
             .and_then(|end| self.names.get(start..end))
             .unwrap_or(&[])
+    }
+
+    /// The entry naming directory `ino`, if any.
+    pub fn entry_of_dir(&self, ino: u32) -> Option<u32> {
+        self.dir_entry
+            .get(ino as usize)
+            .copied()
+            .filter(|&e| e != NO_ENTRY && (e as usize) < self.dirents.len())
     }
 }
 
@@ -99,6 +113,7 @@ pub struct NamespaceDirty {
     pub inodes: DirtyRanges,
     pub index: DirtyRanges,
     pub allocated: DirtyRanges,
+    pub dir_entry: DirtyRanges,
 }
 
 impl NamespaceDirty {
@@ -108,6 +123,7 @@ impl NamespaceDirty {
             && self.inodes.is_empty()
             && self.index.is_empty()
             && self.allocated.is_empty()
+            && self.dir_entry.is_empty()
     }
 
     pub fn clear(&mut self) {

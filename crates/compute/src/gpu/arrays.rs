@@ -7,7 +7,7 @@ use super::context::GpuContext;
 use crate::error::{ComputeError, ComputeResult};
 
 /// Chunks (storage bindings) per array.
-pub const SLOTS: usize = 8;
+pub const SLOTS: usize = 4;
 
 /// The arrays a kernel binds in group 0, in binding order.
 pub struct ArraySlots<'a> {

@@ -3,3 +3,5 @@
 pub mod dfa;
 pub mod glob;
 pub mod name_match;
+pub mod path_build;
+pub mod path_lookup;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use gpufs_compute::gpu::{GpuContext, GpuOptions};
 use gpufs_compute::index::DirentIndex;
-use gpufs_compute::view::NamespaceView;
+use gpufs_compute::view::{NamespaceView, NO_ENTRY};
 use gpufs_format::records::mode_bits;
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, ROOT_INO};
 
@@ -48,7 +48,17 @@ pub enum Alphabet {
     Small,
 }
 
+/// A name no filesystem refuses: never "." or "..".
 pub fn random_name(rng: &mut Rng, alphabet: Alphabet, max_len: u64) -> Vec<u8> {
+    loop {
+        let name = random_bytes(rng, alphabet, max_len);
+        if name != b"." && name != b".." {
+            return name;
+        }
+    }
+}
+
+fn random_bytes(rng: &mut Rng, alphabet: Alphabet, max_len: u64) -> Vec<u8> {
     let len = 1 + rng.below(max_len.clamp(1, 255));
     (0..len)
         .map(|_| match alphabet {
@@ -71,6 +81,7 @@ pub struct Ns {
     pub inodes: Vec<InodeRecord>,
     pub index: DirentIndex,
     pub allocated: Vec<u64>,
+    pub dir_entry: Vec<u32>,
 }
 
 impl Ns {
@@ -81,6 +92,7 @@ impl Ns {
             inodes: &self.inodes,
             index: self.index.slots(),
             allocated: &self.allocated,
+            dir_entry: &self.dir_entry,
         }
     }
 
@@ -118,6 +130,7 @@ impl Ns {
         });
         self.allocated
             .push(size.next_multiple_of(4096) / if rng.chance(20) { 2 } else { 1 });
+        self.dir_entry.push(NO_ENTRY);
         (self.inodes.len() - 1) as u32
     }
 
@@ -148,6 +161,9 @@ impl Ns {
         let dirents = &self.dirents;
         self.index
             .insert(hash, id, |i| dirents[i as usize].name_hash);
+        if kind == FileKind::Directory {
+            self.dir_entry[ino as usize] = id;
+        }
         Some(id)
     }
 
@@ -159,6 +175,9 @@ impl Ns {
         }
         self.index.remove(d.name_hash, id);
         self.dirents[id as usize].ino = 0;
+        if d.kind == FileKind::Directory as u8 {
+            self.dir_entry[d.ino as usize] = NO_ENTRY;
+        }
     }
 }
 
@@ -169,6 +188,7 @@ pub fn random_tree(seed: u64, entries: usize, alphabet: Alphabet, max_name: u64)
     let mut ns = Ns {
         inodes: vec![InodeRecord::default()],
         allocated: vec![0],
+        dir_entry: vec![NO_ENTRY],
         ..Default::default()
     };
     let mut rng2 = Rng::new(seed ^ 1);
@@ -229,14 +249,14 @@ pub fn gpu() -> Option<&'static GpuContext> {
     .as_ref()
 }
 
-/// The GPU with 64 KiB bindings and at most 4 workgroups per dimension, so small inputs
+/// The GPU with 128 KiB bindings and at most 4 workgroups per dimension, so small inputs
 /// already take the chunked-array and 2-D grid paths.
 pub fn tight_gpu() -> Option<&'static GpuContext> {
     static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
     CTX.get_or_init(|| {
         open(GpuOptions {
             allow_software: true,
-            chunk_bytes: Some(64 << 10),
+            chunk_bytes: Some(128 << 10),
             max_groups_per_dim: Some(4),
         })
     })

@@ -1,0 +1,210 @@
+//! path_build and path_lookup: WGSL kernels equal their CPU twins, and the twins agree
+//! with a plain walk of the model tree.
+
+mod common;
+
+use common::{random_tree, Alphabet, Ns, Rng, EDGE_SIZES};
+use gpufs_compute::gpu::GpuContext;
+use gpufs_compute::kernels::{path_build, path_lookup};
+use gpufs_compute::mirror::NamespaceMirror;
+use gpufs_format::ROOT_INO;
+use proptest::prelude::*;
+
+/// Path of `id` by walking parents with a linear scan (no dir_entry, no index).
+fn oracle_path(ns: &Ns, id: u32) -> Vec<u8> {
+    let mut parts = Vec::new();
+    let mut e = id;
+    loop {
+        let d = ns.dirents[e as usize];
+        if d.ino == 0 {
+            return Vec::new();
+        }
+        parts.push(ns.name(e).to_vec());
+        if d.parent == ROOT_INO {
+            break;
+        }
+        let Some(up) = (0..ns.dirents.len() as u32)
+            .find(|&x| ns.dirents[x as usize].ino == d.parent && ns.dirents[x as usize].kind == 2)
+        else {
+            return Vec::new();
+        };
+        e = up;
+    }
+    let mut out = Vec::new();
+    for p in parts.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+fn gpus() -> Vec<&'static GpuContext> {
+    [common::gpu(), common::tight_gpu()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn some_ids(rng: &mut Rng, ns: &Ns) -> Vec<u32> {
+    let n = ns.dirents.len() as u64;
+    let mut ids: Vec<u32> = (0..n as u32).collect();
+    // A shuffled subset with repeats, dead entries included.
+    for _ in 0..(n / 3) {
+        ids.push(rng.below(n) as u32);
+    }
+    for i in (1..ids.len()).rev() {
+        ids.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    ids
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn build_gpu_equals_cpu(seed in any::<u64>(), size_pick in 0usize..6, any_byte in any::<bool>()) {
+        let alphabet = if any_byte { Alphabet::AnyByte } else { Alphabet::Small };
+        let ns = random_tree(seed, EDGE_SIZES[size_pick], alphabet, if any_byte { 255 } else { 8 });
+        let ids = some_ids(&mut Rng::new(seed), &ns);
+        let view = ns.view();
+        let cpu = path_build::cpu(&view, &ids);
+        prop_assert_eq!(cpu.len(), ids.len());
+        prop_assert_eq!(&path_build::cpu_one_thread(&view, &ids), &cpu);
+        if ids.len() <= 600 {
+            for (i, &id) in ids.iter().enumerate() {
+                let want = oracle_path(&ns, id);
+                prop_assert_eq!(cpu.get(i), want.as_slice());
+            }
+        }
+        for ctx in gpus() {
+            let mirror = NamespaceMirror::upload(ctx, &view).expect("upload");
+            let gpu = path_build::gpu(ctx, &mirror, &ids).expect("gpu");
+            prop_assert_eq!(&gpu, &cpu);
+        }
+    }
+
+    #[test]
+    fn lookup_gpu_equals_cpu(seed in any::<u64>(), size_pick in 0usize..6, any_byte in any::<bool>()) {
+        let alphabet = if any_byte { Alphabet::AnyByte } else { Alphabet::Small };
+        let ns = random_tree(seed, EDGE_SIZES[size_pick], alphabet, if any_byte { 255 } else { 8 });
+        let view = ns.view();
+        let mut rng = Rng::new(seed ^ 5);
+        let ids = some_ids(&mut rng, &ns);
+        let built = path_build::cpu(&view, &ids);
+        // Real paths, some bent: "./", "//", "x/..", a missing tail, through a file.
+        let mut paths: Vec<Vec<u8>> = Vec::new();
+        for p in built.iter() {
+            let mut q = p.to_vec();
+            match rng.below(8) {
+                0 => q.extend_from_slice(b"/."),
+                1 => q.extend_from_slice(b"//"),
+                2 => q.extend_from_slice(b"/missing-name"),
+                3 => q.extend_from_slice(b"/../."),
+                4 => q.insert(0, b'/'),
+                _ => {}
+            }
+            paths.push(q);
+        }
+        paths.push(Vec::new());
+        paths.push(b"/".to_vec());
+        paths.push(b"..".to_vec());
+        paths.push(vec![b'a'; 300]);
+        let refs: Vec<&[u8]> = paths.iter().map(|p| p.as_slice()).collect();
+        let cpu = path_lookup::cpu(&view, &refs);
+        prop_assert_eq!(&path_lookup::cpu_one_thread(&view, &refs), &cpu);
+        // Every unbent path of a live entry resolves to that entry's inode.
+        for (i, &id) in ids.iter().enumerate() {
+            let d = ns.dirents[id as usize];
+            if d.ino != 0 && paths[i] == built.get(i) {
+                prop_assert_eq!(cpu[i], d.ino);
+            }
+        }
+        for ctx in gpus() {
+            let mirror = NamespaceMirror::upload(ctx, &view).expect("upload");
+            let gpu = path_lookup::gpu(ctx, &mirror, &refs).expect("gpu");
+            prop_assert_eq!(&gpu, &cpu);
+        }
+    }
+}
+
+#[test]
+fn mirror_follows_mutations_through_dirty_ranges() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut ns = random_tree(11, 3000, Alphabet::Small, 8);
+    let mut mirror = NamespaceMirror::upload(ctx, &ns.view()).expect("upload");
+    let mut rng = Rng::new(99);
+    for round in 0..5 {
+        let mut dirty = gpufs_compute::view::NamespaceDirty::default();
+        let before = (ns.dirents.len(), ns.names.len(), ns.inodes.len());
+        // Unlink some, add some (new dirents, names, inodes, index slots, dir entries).
+        for _ in 0..50 {
+            let id = rng.below(ns.dirents.len() as u64) as u32;
+            if ns.dirents[id as usize].kind != 2 {
+                ns.remove(id);
+                dirty.dirents.mark(u64::from(id), u64::from(id) + 1);
+            }
+        }
+        for k in 0..200 {
+            let name = format!("new-{round}-{k}");
+            ns.add(
+                &mut rng,
+                ROOT_INO,
+                name.as_bytes(),
+                gpufs_format::FileKind::Directory,
+            );
+        }
+        dirty.dirents.mark(before.0 as u64, ns.dirents.len() as u64);
+        dirty.names.mark(before.1 as u64, ns.names.len() as u64);
+        dirty.inodes.mark(before.2 as u64, ns.inodes.len() as u64);
+        dirty
+            .allocated
+            .mark(before.2 as u64, ns.inodes.len() as u64);
+        dirty.dir_entry.mark(0, ns.dir_entry.len() as u64);
+        dirty.index = ns.index.take_dirty();
+        mirror.update(ctx, &ns.view(), &mut dirty).expect("update");
+        let paths: Vec<Vec<u8>> = (0..200)
+            .map(|k| format!("/new-{round}-{k}").into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = paths.iter().map(|p| p.as_slice()).collect();
+        let cpu = path_lookup::cpu(&ns.view(), &refs);
+        assert!(cpu.iter().all(|&i| i != 0));
+        assert_eq!(path_lookup::gpu(ctx, &mirror, &refs).expect("gpu"), cpu);
+        let all: Vec<u32> = (0..ns.dirents.len() as u32).collect();
+        assert_eq!(
+            path_build::gpu(ctx, &mirror, &all).expect("gpu"),
+            path_build::cpu(&ns.view(), &all)
+        );
+    }
+}
+
+#[test]
+fn hash_emulation_matches_the_format() {
+    // Names with every byte value 1..=255 except '/', under parents with high bits set.
+    let Some(ctx) = common::gpu() else { return };
+    let mut ns = random_tree(5, 1, Alphabet::Small, 4);
+    let mut rng = Rng::new(1);
+    let mut paths = Vec::new();
+    for b in 1..=255u8 {
+        if b == b'/' || b == b'.' {
+            continue;
+        }
+        let name = vec![b, b.wrapping_mul(7).max(1), 0xff];
+        let name: Vec<u8> = name
+            .into_iter()
+            .map(|c| if c == b'/' { b'x' } else { c })
+            .collect();
+        if ns
+            .add(&mut rng, ROOT_INO, &name, gpufs_format::FileKind::Regular)
+            .is_some()
+        {
+            let mut p = b"/".to_vec();
+            p.extend_from_slice(&name);
+            paths.push(p);
+        }
+    }
+    let refs: Vec<&[u8]> = paths.iter().map(|p| p.as_slice()).collect();
+    let cpu = path_lookup::cpu(&ns.view(), &refs);
+    assert!(cpu.iter().all(|&i| i != 0));
+    let mirror = NamespaceMirror::upload(ctx, &ns.view()).expect("upload");
+    assert_eq!(path_lookup::gpu(ctx, &mirror, &refs).expect("gpu"), cpu);
+}
