@@ -6,13 +6,16 @@
 #![deny(unsafe_code)]
 
 pub mod choice;
+pub mod compute;
 pub mod error;
 pub mod gpu;
 pub mod index;
 pub mod kernels;
 pub mod mirror;
 pub mod stats;
+pub mod synth;
 pub mod view;
 
 pub use choice::{Backend, Choice};
+pub use compute::{Compute, Policy};
 pub use error::{ComputeError, ComputeResult};

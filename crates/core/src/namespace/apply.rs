@@ -2,7 +2,9 @@
 
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, JournalOp, NAME_MAX};
 
-use super::{index_hash, DirList, Namespace, FIRST_COOKIE};
+use gpufs_compute::view::NO_ENTRY;
+
+use super::{DirList, Namespace, FIRST_COOKIE};
 use crate::error::{FsError, FsResult};
 
 /// Space a change takes or gives back, in blocks of the data area.
@@ -39,36 +41,45 @@ impl Namespace {
                     block: ptr.block,
                     count: ptr.block_count(),
                 });
-                match v.binary_search_by_key(index, |(i, _)| *i) {
+                let replaced = match v.binary_search_by_key(index, |(i, _)| *i) {
                     Ok(p) => {
                         let old = std::mem::replace(&mut v[p].1, *ptr);
                         space.push(SpaceChange::Free {
                             block: old.block,
                             count: old.block_count(),
                         });
+                        Some(old)
                     }
                     Err(p) => {
                         v.insert(p, (*index, *ptr));
                         self.extent_entries += 1;
+                        None
                     }
+                };
+                if let Some(old) = replaced {
+                    self.account(*ino, &old, false);
                 }
+                self.account(*ino, ptr, true);
                 Ok(())
             }
             JournalOp::ExtentDrop { ino, from, to } => {
                 self.live_file(*ino)?;
+                let mut dropped = Vec::new();
                 if let Some(v) = self.extents.get_mut(ino) {
                     let lo = v.partition_point(|(i, _)| i < from);
                     let hi = v.partition_point(|(i, _)| i < to).max(lo);
                     self.extent_entries -= (hi - lo) as u64;
-                    for (_, p) in v.drain(lo..hi) {
-                        space.push(SpaceChange::Free {
-                            block: p.block,
-                            count: p.block_count(),
-                        });
-                    }
+                    dropped.extend(v.drain(lo..hi).map(|(_, p)| p));
                     if v.is_empty() {
                         self.extents.remove(ino);
                     }
+                }
+                for p in &dropped {
+                    space.push(SpaceChange::Free {
+                        block: p.block,
+                        count: p.block_count(),
+                    });
+                    self.account(*ino, p, false);
                 }
                 Ok(())
             }
@@ -138,7 +149,19 @@ impl Namespace {
             if slot > self.inodes.len() + (1 << 24) {
                 return Err(bad(format!("inode number {ino} far past the table")));
             }
+            let old_len = self.inodes.len() as u64;
             self.inodes.resize(slot + 1, InodeRecord::default());
+            self.dirty.inodes.mark(old_len, slot as u64 + 1);
+        }
+        if slot >= self.allocated.len() {
+            let old_len = self.allocated.len() as u64;
+            self.allocated.resize(slot + 1, 0);
+            self.dirty.allocated.mark(old_len, slot as u64 + 1);
+        }
+        if slot >= self.dir_entry.len() {
+            let old_len = self.dir_entry.len() as u64;
+            self.dir_entry.resize(slot + 1, NO_ENTRY);
+            self.dirty.dir_entry.mark(old_len, slot as u64 + 1);
         }
         let old = self.inodes[slot];
         if old.is_live() && old.kind() != Some(kind) {
@@ -162,6 +185,7 @@ impl Namespace {
             }
         }
         self.inodes[slot] = *rec;
+        self.dirty.inodes.mark(slot as u64, slot as u64 + 1);
         Ok(())
     }
 
@@ -192,6 +216,12 @@ impl Namespace {
         };
         self.live_inodes -= 1;
         self.free_inodes.push(ino);
+        let slot = ino as usize;
+        self.dirty.inodes.mark(slot as u64, slot as u64 + 1);
+        if let Some(a) = self.allocated.get_mut(slot) {
+            *a = 0;
+            self.dirty.allocated.mark(slot as u64, slot as u64 + 1);
+        }
         Ok(())
     }
 
@@ -255,9 +285,12 @@ impl Namespace {
             }
         };
         let dirents = &self.dirents;
-        self.index.insert_unique(index_hash(h), id, |&i| {
-            index_hash(dirents[i as usize].name_hash)
-        });
+        self.index.insert(h, id, |i| dirents[i as usize].name_hash);
+        self.dirty.dirents.mark(u64::from(id), u64::from(id) + 1);
+        let name_end = self.names.len() as u64;
+        self.dirty
+            .names
+            .mark(name_end - name.len() as u64, name_end);
         let list = self
             .dirs
             .get_mut(&parent)
@@ -268,6 +301,12 @@ impl Namespace {
             if let Some(child) = self.dirs.get_mut(&ino) {
                 child.parent = parent;
             }
+            if let Some(slot) = self.dir_entry.get_mut(ino as usize) {
+                *slot = id;
+                self.dirty
+                    .dir_entry
+                    .mark(u64::from(ino), u64::from(ino) + 1);
+            }
         }
         Ok(())
     }
@@ -277,8 +316,16 @@ impl Namespace {
             .lookup(parent, name)
             .ok_or_else(|| bad(format!("removal of a missing entry in {parent}")))?;
         let d = self.dirents[id as usize];
-        if let Ok(entry) = self.index.find_entry(index_hash(d.name_hash), |&i| i == id) {
-            entry.remove();
+        self.index.remove(d.name_hash, id);
+        if d.kind == FileKind::Directory as u8 {
+            if let Some(slot) = self.dir_entry.get_mut(d.ino as usize) {
+                if *slot == id {
+                    *slot = NO_ENTRY;
+                    self.dirty
+                        .dir_entry
+                        .mark(u64::from(d.ino), u64::from(d.ino) + 1);
+                }
+            }
         }
         if let Some(list) = self.dirs.get_mut(&parent) {
             list.entries.remove(&d.cookie);
@@ -286,6 +333,7 @@ impl Namespace {
         self.dead_name_bytes += d.name_len as usize;
         self.dirents[id as usize] = DirentRecord::default();
         self.free_dirents.push(id);
+        self.dirty.dirents.mark(u64::from(id), u64::from(id) + 1);
         Ok(())
     }
 }

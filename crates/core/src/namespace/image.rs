@@ -101,6 +101,7 @@ impl Namespace {
                 )));
             }
             ns.extents.entry(e.ino).or_default().push((e.index, e.ptr));
+            ns.account(e.ino, &e.ptr, true);
         }
         ns.extent_entries = img.extents.len() as u64;
         for v in ns.extents.values_mut() {
@@ -116,6 +117,10 @@ impl Namespace {
             ns.apply(&JournalOp::SymlinkPut { ino, target }, &mut space)?;
         }
         ns.rebuild_free_lists();
+        ns.allocated.resize(ns.inodes.len(), 0);
+        ns.dir_entry
+            .resize(ns.inodes.len(), gpufs_compute::view::NO_ENTRY);
+        ns.mark_all_dirty();
         Ok((ns, img.bitmap))
     }
 

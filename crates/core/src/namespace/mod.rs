@@ -8,8 +8,9 @@ mod image;
 
 use std::collections::{BTreeMap, HashMap};
 
-use gpufs_format::{name_hash, DirentRecord, InodeRecord, RecordPtr, ROOT_INO};
-use hashbrown::HashTable;
+use gpufs_compute::index::DirentIndex;
+use gpufs_compute::view::{NamespaceDirty, NamespaceView, NO_ENTRY};
+use gpufs_format::{name_hash, DirentRecord, InodeRecord, RecordPtr, BLOCK_SIZE, ROOT_INO};
 
 pub use apply::SpaceChange;
 
@@ -35,7 +36,14 @@ pub struct Namespace {
     free_dirents: Vec<u32>,
     names: Vec<u8>,
     dead_name_bytes: usize,
-    index: HashTable<u32>,
+    /// The flat open-addressing index over (parent, name) that the GPU kernels probe too.
+    index: DirentIndex,
+    /// Entry id naming each directory inode ([`NO_ENTRY`] otherwise), for path walks.
+    dir_entry: Vec<u32>,
+    /// Bytes of data blocks each inode holds, for subtree totals.
+    allocated: Vec<u64>,
+    /// What changed since the GPU mirror was last brought up to date.
+    dirty: NamespaceDirty,
     dirs: HashMap<u32, DirList>,
     extents: HashMap<u32, Vec<(u64, RecordPtr)>>,
     xattrs: HashMap<u32, XattrList>,
@@ -45,18 +53,17 @@ pub struct Namespace {
     xattr_bytes: u64,
 }
 
-/// Spreads the 32-bit stored hash over 64 bits for the index's control bytes.
-fn index_hash(h: u32) -> u64 {
-    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
 impl Namespace {
     /// An empty namespace with nothing but slot 0 reserved.
     pub fn empty() -> Self {
-        Namespace {
+        let mut ns = Namespace {
             inodes: vec![InodeRecord::default()],
+            dir_entry: vec![NO_ENTRY],
+            allocated: vec![0],
             ..Default::default()
-        }
+        };
+        ns.mark_all_dirty();
+        ns
     }
 
     pub fn inode(&self, ino: u32) -> Option<&InodeRecord> {
@@ -101,12 +108,59 @@ impl Namespace {
     /// The dirent id of `name` in `parent`.
     pub fn lookup(&self, parent: u32, name: &[u8]) -> Option<u32> {
         let h = name_hash(parent, name);
-        self.index
-            .find(index_hash(h), |&id| {
-                let d = &self.dirents[id as usize];
-                d.name_hash == h && d.parent == parent && self.name_bytes(d) == name
-            })
-            .copied()
+        self.index.find(h, |id| {
+            let d = &self.dirents[id as usize];
+            d.name_hash == h && d.parent == parent && self.name_bytes(d) == name
+        })
+    }
+
+    /// The arrays the compute kernels work on.
+    pub fn view(&self) -> NamespaceView<'_> {
+        NamespaceView {
+            dirents: &self.dirents,
+            names: &self.names,
+            inodes: &self.inodes,
+            index: self.index.slots(),
+            allocated: &self.allocated,
+            dir_entry: &self.dir_entry,
+        }
+    }
+
+    /// The ranges changed since the last call (everything, the first time), for the
+    /// GPU mirror's incremental update.
+    pub fn take_dirty(&mut self) -> NamespaceDirty {
+        let mut d = std::mem::take(&mut self.dirty);
+        d.index = self.index.take_dirty();
+        d
+    }
+
+    /// Marks every array changed (after a load or a compaction).
+    pub(crate) fn mark_all_dirty(&mut self) {
+        self.dirty.dirents.mark_all(self.dirents.len() as u64);
+        self.dirty.names.mark_all(self.names.len() as u64);
+        self.dirty.inodes.mark_all(self.inodes.len() as u64);
+        self.dirty.allocated.mark_all(self.allocated.len() as u64);
+        self.dirty.dir_entry.mark_all(self.dir_entry.len() as u64);
+    }
+
+    /// Bytes of data blocks `ino` holds.
+    pub fn allocated_bytes(&self, ino: u32) -> u64 {
+        self.allocated.get(ino as usize).copied().unwrap_or(0)
+    }
+
+    /// Adds (or with `grow == false` removes) one record's blocks to `ino`'s total.
+    pub(crate) fn account(&mut self, ino: u32, ptr: &RecordPtr, grow: bool) {
+        let bytes = ptr.block_count() * BLOCK_SIZE as u64;
+        if let Some(a) = self.allocated.get_mut(ino as usize) {
+            *a = if grow {
+                a.saturating_add(bytes)
+            } else {
+                a.saturating_sub(bytes)
+            };
+            self.dirty
+                .allocated
+                .mark(u64::from(ino), u64::from(ino) + 1);
+        }
     }
 
     pub fn dirent(&self, id: u32) -> &DirentRecord {
@@ -231,6 +285,8 @@ impl Namespace {
         }
         self.names = names;
         self.dead_name_bytes = 0;
+        self.dirty.names.mark_all(self.names.len() as u64);
+        self.dirty.dirents.mark_all(self.dirents.len() as u64);
     }
 
     /// Approximate heap bytes held, for `stats` and the memory budget.
@@ -239,7 +295,9 @@ impl Namespace {
         self.inodes.capacity() * 64
             + self.dirents.capacity() * 32
             + self.names.capacity()
-            + self.index.capacity() * 5
+            + self.index.heap_bytes()
+            + self.dir_entry.capacity() * 4
+            + self.allocated.capacity() * 8
             + self
                 .dirs
                 .values()

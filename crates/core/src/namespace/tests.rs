@@ -165,3 +165,138 @@ fn image_round_trip_keeps_everything() {
     assert_eq!(back.extent(2, 3), Some(&ptr));
     assert_eq!(back.next_cookie(1), 8);
 }
+
+/// A copy of the compute arrays kept current only through `take_dirty` ranges, as the
+/// GPU mirror is: after any mix of ops it must equal the real arrays.
+#[derive(Default)]
+struct RangeMirror {
+    dirents: Vec<DirentRecord>,
+    names: Vec<u8>,
+    inodes: Vec<InodeRecord>,
+    index: Vec<u32>,
+    allocated: Vec<u64>,
+    dir_entry: Vec<u32>,
+}
+
+fn sync<T: Copy + Default>(copy: &mut Vec<T>, real: &[T], d: &gpufs_compute::view::DirtyRanges) {
+    copy.resize(real.len(), T::default());
+    for &(s, e) in d.ranges() {
+        let (s, e) = (s as usize, (e as usize).min(real.len()));
+        if s < e {
+            copy[s..e].copy_from_slice(&real[s..e]);
+        }
+    }
+}
+
+impl RangeMirror {
+    fn update(&mut self, ns: &mut Namespace) {
+        let mut d = ns.take_dirty();
+        d.names.normalize();
+        let v = ns.view();
+        sync(&mut self.dirents, v.dirents, &d.dirents);
+        sync(&mut self.names, v.names, &d.names);
+        sync(&mut self.inodes, v.inodes, &d.inodes);
+        sync(&mut self.index, v.index, &d.index);
+        sync(&mut self.allocated, v.allocated, &d.allocated);
+        sync(&mut self.dir_entry, v.dir_entry, &d.dir_entry);
+        assert_eq!(self.dirents, v.dirents);
+        assert_eq!(self.names, v.names);
+        assert_eq!(self.inodes, v.inodes);
+        assert_eq!(self.index, v.index);
+        assert_eq!(self.allocated, v.allocated);
+        assert_eq!(self.dir_entry, v.dir_entry);
+    }
+}
+
+#[test]
+fn dirty_ranges_cover_every_change_and_views_resolve_paths() {
+    use gpufs_compute::kernels::{path_build, path_lookup};
+    let mut ns = ns_with_root();
+    let mut mirror = RangeMirror::default();
+    mirror.update(&mut ns);
+    let mut sp = Vec::new();
+    let mut dirs = vec![1u32];
+    let mut files: Vec<(u32, Vec<u8>)> = Vec::new();
+    let mut seed = 12345u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    for round in 0..40 {
+        for i in 0..50 {
+            let parent = dirs[next() as usize % dirs.len()];
+            let is_dir = next() % 5 == 0;
+            let ino = ns.next_free_ino().unwrap();
+            let rec = if is_dir { dir_rec() } else { file_rec() };
+            ns.apply(&JournalOp::InodePut { ino, rec }, &mut sp)
+                .unwrap();
+            let name = format!("n{round}-{i}").into_bytes();
+            let kind = if is_dir {
+                FileKind::Directory
+            } else {
+                FileKind::Regular
+            } as u8;
+            let cookie = ns.next_cookie(parent);
+            ns.apply(
+                &JournalOp::DirentPut {
+                    parent,
+                    ino,
+                    kind,
+                    cookie,
+                    name: name.clone(),
+                },
+                &mut sp,
+            )
+            .unwrap();
+            if is_dir {
+                dirs.push(ino);
+            } else {
+                let ptr = RecordPtr {
+                    block: 100 + u64::from(ino),
+                    logical_len: 4096,
+                    phys_len: 4096,
+                    ..Default::default()
+                };
+                ns.apply(&JournalOp::ExtentPut { ino, index: 0, ptr }, &mut sp)
+                    .unwrap();
+                files.push((parent, name));
+            }
+        }
+        // Unlink a few files.
+        for _ in 0..10 {
+            if files.is_empty() {
+                break;
+            }
+            let (parent, name) = files.swap_remove(next() as usize % files.len());
+            let id = ns.lookup(parent, &name).unwrap();
+            let ino = ns.dirent(id).ino;
+            ns.apply(&JournalOp::DirentDel { parent, name }, &mut sp)
+                .unwrap();
+            ns.apply(&JournalOp::InodeFree { ino }, &mut sp).unwrap();
+        }
+        if round % 7 == 6 {
+            ns.compact_names();
+        }
+        mirror.update(&mut ns);
+    }
+    // Every live entry's path resolves back to its inode, through the shared index.
+    let view = ns.view();
+    let ids: Vec<u32> = ns.live_dirents().map(|(id, _)| id).collect();
+    let paths = path_build::cpu(&view, &ids);
+    let refs: Vec<&[u8]> = paths.iter().collect();
+    let found = path_lookup::cpu(&view, &refs);
+    for (k, &id) in ids.iter().enumerate() {
+        assert!(!paths.get(k).is_empty());
+        assert_eq!(found[k], ns.dirent(id).ino);
+    }
+    for (ino, _) in ns.live_inode_iter() {
+        let want: u64 = ns
+            .extents(ino)
+            .iter()
+            .map(|(_, p)| p.block_count() * 4096)
+            .sum();
+        assert_eq!(ns.allocated_bytes(ino), want);
+    }
+}

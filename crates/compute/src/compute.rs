@@ -1,0 +1,229 @@
+//! [`Compute`]: the one object the rest of gpufs calls. It holds the GPU (if any), the
+//! mirror of the namespace on it, the policy that picks a backend per call, and the
+//! statistics of what ran where.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::choice::{Backend, Choice};
+use crate::error::{ComputeError, ComputeResult};
+use crate::gpu::{GpuContext, GpuOptions};
+use crate::kernels::name_match::NameMatcher;
+use crate::kernels::{path_build, path_lookup};
+use crate::mirror::NamespaceMirror;
+use crate::stats::Stats;
+use crate::view::{NamespaceDirty, NamespaceView};
+
+/// Smallest batch (items) at which `auto` sends a kernel to the GPU, per kernel.
+/// Filled by [`crate::calibrate`]; a kernel without an entry stays on the CPU.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub gpu_from: HashMap<String, u64>,
+}
+
+/// The compute layer as the filesystem uses it.
+pub struct Compute {
+    choice: Choice,
+    gpu: Option<GpuContext>,
+    policy: Policy,
+    mirror: Mutex<MirrorState>,
+    pub stats: Stats,
+}
+
+#[derive(Default)]
+struct MirrorState {
+    mirror: Option<NamespaceMirror>,
+    /// Changes not yet written to the mirror.
+    pending: NamespaceDirty,
+}
+
+impl std::fmt::Debug for Compute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compute")
+            .field("choice", &self.choice)
+            .field("gpu", &self.gpu)
+            .finish()
+    }
+}
+
+fn merge(into: &mut crate::view::DirtyRanges, from: &crate::view::DirtyRanges) {
+    for &(s, e) in from.ranges() {
+        into.mark(s, e);
+    }
+}
+
+impl Compute {
+    /// CPU twins only.
+    pub fn cpu_only() -> Compute {
+        Compute {
+            choice: Choice::Cpu,
+            gpu: None,
+            policy: Policy::default(),
+            mirror: Mutex::new(MirrorState::default()),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Opens the backend `choice` asks for. `Gpu` without an adapter is an error;
+    /// `Auto` without a hardware adapter logs one line and uses the CPU.
+    pub fn open(choice: Choice, policy: Policy) -> ComputeResult<Compute> {
+        let gpu = match choice {
+            Choice::Cpu => None,
+            Choice::Gpu => Some(GpuContext::open(&GpuOptions {
+                allow_software: true,
+                ..Default::default()
+            })?),
+            Choice::Auto => match GpuContext::open(&GpuOptions::default()) {
+                Ok(ctx) => Some(ctx),
+                Err(e) => {
+                    tracing::info!("compute: {e}; using the CPU");
+                    None
+                }
+            },
+        };
+        Ok(Compute {
+            choice,
+            gpu,
+            policy,
+            mirror: Mutex::new(MirrorState::default()),
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn choice(&self) -> Choice {
+        self.choice
+    }
+
+    pub fn gpu(&self) -> Option<&GpuContext> {
+        self.gpu.as_ref()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Where `kernel` over `items` runs.
+    pub fn backend_for(&self, kernel: &str, items: u64) -> Backend {
+        match (self.choice, &self.gpu) {
+            (Choice::Gpu, Some(_)) => Backend::Gpu,
+            (Choice::Auto, Some(_)) => match self.policy.gpu_from.get(kernel) {
+                Some(&from) if items >= from => Backend::Gpu,
+                _ => Backend::Cpu,
+            },
+            _ => Backend::Cpu,
+        }
+    }
+
+    /// Records namespace changes; the mirror catches up before the next GPU call.
+    pub fn note_changes(&self, dirty: &NamespaceDirty) {
+        if self.gpu.is_none() || dirty.is_empty() {
+            return;
+        }
+        let mut st = self.mirror.lock();
+        let p = &mut st.pending;
+        merge(&mut p.dirents, &dirty.dirents);
+        merge(&mut p.names, &dirty.names);
+        merge(&mut p.inodes, &dirty.inodes);
+        merge(&mut p.index, &dirty.index);
+        merge(&mut p.allocated, &dirty.allocated);
+        merge(&mut p.dir_entry, &dirty.dir_entry);
+    }
+
+    /// Runs `f` with a mirror current with `view` (uploaded on first use).
+    fn with_mirror<T>(
+        &self,
+        view: &NamespaceView<'_>,
+        f: impl FnOnce(&GpuContext, &NamespaceMirror) -> ComputeResult<T>,
+    ) -> ComputeResult<T> {
+        let Some(ctx) = self.gpu.as_ref() else {
+            return Err(ComputeError::GpuDisabled);
+        };
+        let mut st = self.mirror.lock();
+        let MirrorState { mirror, pending } = &mut *st;
+        match mirror {
+            Some(m) => m.update(ctx, view, pending)?,
+            None => {
+                *mirror = Some(NamespaceMirror::upload(ctx, view)?);
+                pending.clear();
+            }
+        }
+        match mirror.as_ref() {
+            Some(m) => f(ctx, m),
+            None => Err(ComputeError::GpuDisabled),
+        }
+    }
+
+    /// Runs the GPU version when the policy says so and it can, else (or when the GPU
+    /// fails with `auto`) the CPU twin; records which ran and how long it took.
+    fn run<T>(
+        &self,
+        kernel: &'static str,
+        items: u64,
+        gpu_capable: bool,
+        gpu: impl FnOnce() -> ComputeResult<T>,
+        cpu: impl FnOnce() -> T,
+    ) -> ComputeResult<T> {
+        let start = Instant::now();
+        if gpu_capable && self.backend_for(kernel, items) == Backend::Gpu {
+            match gpu() {
+                Ok(v) => {
+                    self.stats
+                        .record(kernel, Backend::Gpu, items, start.elapsed());
+                    return Ok(v);
+                }
+                Err(e) if self.choice == Choice::Gpu && !matches!(e, ComputeError::TooLarge(_)) => {
+                    return Err(e)
+                }
+                Err(e) => tracing::info!("{kernel} on the CPU: {e}"),
+            }
+        }
+        let start = Instant::now();
+        let v = cpu();
+        self.stats
+            .record(kernel, Backend::Cpu, items, start.elapsed());
+        Ok(v)
+    }
+
+    /// Ids of the entries whose names match, ascending.
+    pub fn name_match(&self, m: &NameMatcher, view: &NamespaceView<'_>) -> ComputeResult<Vec<u32>> {
+        self.run(
+            crate::kernels::name_match::NAME,
+            view.dirents.len() as u64,
+            m.gpu_capable(),
+            || self.with_mirror(view, |ctx, mirror| m.gpu(ctx, mirror)),
+            || m.cpu(view),
+        )
+    }
+
+    /// Paths of `ids`.
+    pub fn path_build(
+        &self,
+        view: &NamespaceView<'_>,
+        ids: &[u32],
+    ) -> ComputeResult<path_build::PathList> {
+        self.run(
+            path_build::NAME,
+            ids.len() as u64,
+            true,
+            || self.with_mirror(view, |ctx, mirror| path_build::gpu(ctx, mirror, ids)),
+            || path_build::cpu(view, ids),
+        )
+    }
+
+    /// Inodes of `paths` (0: does not resolve).
+    pub fn path_lookup(
+        &self,
+        view: &NamespaceView<'_>,
+        paths: &[&[u8]],
+    ) -> ComputeResult<Vec<u32>> {
+        self.run(
+            path_lookup::NAME,
+            paths.len() as u64,
+            true,
+            || self.with_mirror(view, |ctx, mirror| path_lookup::gpu(ctx, mirror, paths)),
+            || path_lookup::cpu(view, paths),
+        )
+    }
+}
