@@ -4,7 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -e /dev/fuse ] || { echo "FAIL: /dev/fuse is missing: the mount tests cannot run" >&2; exit 1; }
+# Mesa warns on every device open without it; harmless, but noisy.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 cargo build --release --workspace
+# The kernel tests compare every WGSL kernel with its CPU twin: they need a Vulkan, Metal
+# or DX12 device (lavapipe will do) and fail without one; say so plainly first.
+if [ "${GPUFS_GPU_TESTS:-}" != skip ]; then
+  ./target/release/gpufs compute --compute gpu || {
+    echo "FAIL: no GPU adapter for the kernel tests (apt-get install mesa-vulkan-drivers)" >&2; exit 1; }
+fi
 cargo test --release --workspace
 scripts/pjdfstest.sh
 scripts/fsx.sh

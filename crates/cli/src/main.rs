@@ -1,5 +1,7 @@
 //! `gpufs`: make, mount, unmount and check gpufs filesystems.
 
+mod bench_cmd;
+mod compute_cmd;
 mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
@@ -32,6 +34,10 @@ enum Command {
     Unmount(unmount_cmd::UnmountArgs),
     /// Check every checksum and invariant of an unmounted image.
     Fsck(fsck_cmd::FsckArgs),
+    /// Show which compute backend runs kernels here (and calibrate it).
+    Compute(compute_cmd::ComputeArgs),
+    /// Benchmarks that need no mount.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Exit codes: 0 success, 1 failure, 2 usage error (clap's own).
@@ -40,16 +46,19 @@ pub const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("GPUFS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,gpufs_compute=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Mkfs(a) => mkfs_cmd::run(a),
         Command::Mount(a) => mount_cmd::run(a),
         Command::Unmount(a) => unmount_cmd::run(a),
         Command::Fsck(a) => return fsck_cmd::run(a),
+        Command::Compute(a) => compute_cmd::run(a),
+        Command::Bench(a) => bench_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -68,7 +68,9 @@ impl Compute {
 
     /// Opens the backend `choice` asks for. `Gpu` without an adapter is an error;
     /// `Auto` without a hardware adapter logs one line and uses the CPU.
-    pub fn open(choice: Choice, policy: Policy) -> ComputeResult<Compute> {
+    /// With `auto` on a hardware adapter the policy is the cached calibration of that
+    /// adapter, measured now when there is none yet.
+    pub fn open(choice: Choice) -> ComputeResult<Compute> {
         let gpu = match choice {
             Choice::Cpu => None,
             Choice::Gpu => Some(GpuContext::open(&GpuOptions {
@@ -82,6 +84,13 @@ impl Compute {
                     None
                 }
             },
+        };
+        let policy = match (&gpu, choice) {
+            (Some(ctx), Choice::Auto) => crate::calibrate::policy_for(ctx).unwrap_or_else(|e| {
+                tracing::info!("compute: calibration failed ({e}); using the CPU");
+                Policy::default()
+            }),
+            _ => Policy::default(),
         };
         Ok(Compute {
             choice,

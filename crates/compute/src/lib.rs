@@ -5,6 +5,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod calibrate;
 pub mod choice;
 pub mod compute;
 pub mod error;

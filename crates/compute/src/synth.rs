@@ -159,9 +159,14 @@ impl SynthNamespace {
         while ns.dirents.len() < entries {
             k += 1;
             let make_dir = rng.below(per_dir) == 0;
-            // Recent directories are likelier parents: trees grow deep and bushy.
+            // A directory goes anywhere (depth grows like a log of the count); files go
+            // to recent directories, as they do when trees are filled.
             let n = ns.dirs.len() as u64;
-            let parent = ns.dirs[(n - 1 - rng.below(n.min(64))) as usize];
+            let parent = if make_dir {
+                ns.dirs[rng.below(n) as usize]
+            } else {
+                ns.dirs[(n - 1 - rng.below(n.min(64))) as usize]
+            };
             let (name, kind) = if make_dir {
                 (
                     format!(

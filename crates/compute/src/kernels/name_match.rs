@@ -111,15 +111,16 @@ impl NameMatcher {
                 finder,
             } => {
                 if *fold {
-                    if name.len() < needle.len() {
+                    // Candidates where the first byte matches in either case, then the
+                    // rest compared ignoring ASCII case: no copy of the name.
+                    let m = needle.len();
+                    if name.len() < m {
                         return false;
                     }
-                    let mut buf = [0u8; 256];
-                    let n = name.len().min(256);
-                    for (d, s) in buf.iter_mut().zip(&name[..n]) {
-                        *d = s.to_ascii_lowercase();
-                    }
-                    finder.find(&buf[..n]).is_some()
+                    let first = needle[0];
+                    let last_start = name.len() - m;
+                    memchr::memchr2_iter(first, first.to_ascii_uppercase(), &name[..=last_start])
+                        .any(|p| name[p + 1..p + m].eq_ignore_ascii_case(&needle[1..]))
                 } else {
                     finder.find(name).is_some()
                 }

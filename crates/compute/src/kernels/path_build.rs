@@ -42,30 +42,51 @@ impl PathList {
     }
 }
 
-/// The chain of entries from `first` up to the root's child, or `None` if broken.
-fn chain(view: &NamespaceView<'_>, first: u32) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
+/// Bytes of the path of `first` ("/" + names joined by "/"), or 0 when its chain is
+/// broken: a dead or missing entry, or deeper than [`MAX_DEPTH`].
+fn path_len(view: &NamespaceView<'_>, first: u32) -> usize {
     let mut e = first;
+    let mut total = 0;
     for _ in 0..MAX_DEPTH {
-        let d = view.dirents.get(e as usize)?;
+        let Some(d) = view.dirents.get(e as usize) else {
+            return 0;
+        };
         if d.ino == 0 {
-            return None;
+            return 0;
         }
-        out.push(e);
+        total += usize::from(d.name_len) + 1;
         if d.parent == gpufs_format::ROOT_INO {
-            return Some(out);
+            return total;
         }
-        e = view.entry_of_dir(d.parent)?;
+        match view.entry_of_dir(d.parent) {
+            Some(up) => e = up,
+            None => return 0,
+        }
     }
-    None
+    0
 }
 
-/// The path of one entry, appended to `buf`.
+/// The path of one entry, appended to `buf`: measured first, then written from its
+/// last byte back, as the kernel does, so nothing is allocated per path.
 pub fn path_of(view: &NamespaceView<'_>, id: u32, buf: &mut Vec<u8>) {
-    if let Some(c) = chain(view, id) {
-        for &e in c.iter().rev() {
-            buf.push(b'/');
-            buf.extend_from_slice(view.name_of(&view.dirents[e as usize]));
+    let len = path_len(view, id);
+    if len == 0 {
+        return;
+    }
+    let start = buf.len();
+    buf.resize(start + len, 0);
+    let mut pos = start + len;
+    let mut e = id;
+    while pos > start {
+        let d = &view.dirents[e as usize];
+        let name = view.name_of(d);
+        pos -= name.len();
+        buf[pos..pos + name.len()].copy_from_slice(name);
+        pos -= 1;
+        buf[pos] = b'/';
+        match view.entry_of_dir(d.parent) {
+            Some(up) if pos > start => e = up,
+            _ => break,
         }
     }
 }
