@@ -1,7 +1,9 @@
 //! The kernels: each `kernels/NAME.wgsl` with its CPU twin in `NAME.rs`.
 
 pub mod dfa;
+pub mod dir_sort;
 pub mod glob;
 pub mod name_match;
 pub mod path_build;
 pub mod path_lookup;
+pub mod subtree_sum;

@@ -1,0 +1,19 @@
+// dir_sort_grid: grid helpers prepended to every dir_sort kernel (see dir_sort.wgsl).
+// Every dir_sort kernel loops over its items or tiles with a stride of the whole grid,
+// so it is correct for any grid the host dispatches (1-D, 2-D, or fewer groups than
+// items when the device caps the workgroups per dimension).
+
+// This workgroup's index in the (possibly 2-D) grid; uniform across the workgroup.
+fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
+}
+
+// Workgroups in the grid.
+fn group_count(nwg: vec3<u32>) -> u32 {
+    return nwg.x * nwg.y;
+}
+
+// Invocations in the grid: the stride of an element loop that starts at linear_index.
+fn grid_stride(nwg: vec3<u32>) -> u32 {
+    return nwg.x * nwg.y * WG;
+}
