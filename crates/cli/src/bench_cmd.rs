@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use gpufs_compute::calibrate::median_time;
 use gpufs_compute::gpu::GpuContext;
+use gpufs_compute::kernels::dir_sort::{self, SortKey};
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
-use gpufs_compute::kernels::{path_build, path_lookup};
+use gpufs_compute::kernels::{path_build, path_lookup, subtree_sum};
 use gpufs_compute::mirror::NamespaceMirror;
 use gpufs_compute::synth::SynthNamespace;
 use gpufs_compute::view::NamespaceView;
@@ -114,6 +115,12 @@ fn print_row(r: &Row, json: bool) {
 fn prefix(ns: &SynthNamespace, n: usize) -> NamespaceView<'_> {
     let mut v = ns.view();
     v.dirents = &ns.dirents[..n.min(ns.dirents.len())];
+    // Inode numbers follow entry order, so the first n + 2 inodes are the prefix's own
+    // (root and slot 0 included); a later one would be "missing" to every kernel.
+    let inodes = (n + 2).min(ns.inodes.len());
+    v.inodes = &ns.inodes[..inodes];
+    v.allocated = &ns.allocated[..inodes.min(ns.allocated.len())];
+    v.dir_entry = &ns.dir_entry[..inodes.min(ns.dir_entry.len())];
     v
 }
 
@@ -273,6 +280,48 @@ fn compute(a: ComputeBench) -> Result<(), String> {
             gpu: gpu_time(ctx, a.reps, |c| {
                 path_lookup::gpu(c, mirror_ref(&full_mirror)?, &refs)
             })?,
+        };
+        print_row(&row, a.json);
+        for (case, key) in [
+            ("by name", SortKey::Name),
+            ("by size", SortKey::Size),
+            ("by mtime desc", SortKey::Mtime),
+        ] {
+            let desc = key == SortKey::Mtime;
+            let row = Row {
+                kernel: "dir_sort",
+                case: case.into(),
+                items: n,
+                bytes: n as u64 * 4
+                    + if key == SortKey::Name {
+                        name_bytes
+                    } else {
+                        n as u64 * 8
+                    },
+                cpu1: median_time(a.reps, || {
+                    std::hint::black_box(dir_sort::cpu_one_thread(&full, ids, key, desc));
+                }),
+                cpu_all: median_time(a.reps, || {
+                    std::hint::black_box(dir_sort::cpu(&full, ids, key, desc));
+                }),
+                gpu: gpu_time(ctx, a.reps, |c| {
+                    dir_sort::gpu(c, mirror_ref(&full_mirror)?, ids, key, desc)
+                })?,
+            };
+            print_row(&row, a.json);
+        }
+        let row = Row {
+            kernel: "subtree_sum",
+            case: "every directory".into(),
+            items: n,
+            bytes: n as u64 * (32 + 64 + 8),
+            cpu1: median_time(a.reps, || {
+                std::hint::black_box(subtree_sum::cpu_one_thread(&view));
+            }),
+            cpu_all: median_time(a.reps, || {
+                std::hint::black_box(subtree_sum::cpu(&view));
+            }),
+            gpu: gpu_time(ctx, a.reps, |c| subtree_sum::gpu(c, mirror_ref(&mirror)?))?,
         };
         print_row(&row, a.json);
     }

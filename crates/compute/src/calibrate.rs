@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use crate::compute::Policy;
 use crate::error::ComputeResult;
 use crate::gpu::GpuContext;
+use crate::kernels::dir_sort::{self, SortKey};
 use crate::kernels::name_match::{NameMatcher, NameQuery};
-use crate::kernels::{path_build, path_lookup};
+use crate::kernels::{path_build, path_lookup, subtree_sum};
 use crate::mirror::NamespaceMirror;
 use crate::synth::SynthNamespace;
 use crate::view::NamespaceView;
@@ -36,6 +37,12 @@ pub fn median_time(reps: usize, mut f: impl FnMut()) -> Duration {
 fn prefix<'a>(ns: &'a SynthNamespace, n: usize) -> NamespaceView<'a> {
     let mut v = ns.view();
     v.dirents = &ns.dirents[..n.min(ns.dirents.len())];
+    // Inode numbers follow entry order, so the first n + 2 inodes are the prefix's own
+    // (root and slot 0 included); a later one would be "missing" to every kernel.
+    let inodes = (n + 2).min(ns.inodes.len());
+    v.inodes = &ns.inodes[..inodes];
+    v.allocated = &ns.allocated[..inodes.min(ns.allocated.len())];
+    v.dir_entry = &ns.dir_entry[..inodes.min(ns.dir_entry.len())];
     v
 }
 
@@ -114,6 +121,33 @@ pub fn calibrate(ctx: &GpuContext) -> ComputeResult<Policy> {
     }
     if let Some(t) = threshold(&lookup_wins) {
         policy.gpu_from.insert(path_lookup::NAME.into(), t);
+    }
+    let mut sort_wins = Vec::new();
+    let mut sum_wins = Vec::new();
+    for &n in &SIZES {
+        let ids = &all[..n];
+        let cpu = median_time(3, || {
+            std::hint::black_box(dir_sort::cpu(&view, ids, SortKey::Name, false));
+        });
+        let gpu = median_time(3, || {
+            std::hint::black_box(dir_sort::gpu(ctx, &mirror, ids, SortKey::Name, false).ok());
+        });
+        sort_wins.push((n, gpu < cpu));
+        let part = prefix(&ns, n);
+        let part_mirror = NamespaceMirror::upload(ctx, &part)?;
+        let cpu = median_time(3, || {
+            std::hint::black_box(subtree_sum::cpu(&part));
+        });
+        let gpu = median_time(3, || {
+            std::hint::black_box(subtree_sum::gpu(ctx, &part_mirror).ok());
+        });
+        sum_wins.push((n, gpu < cpu));
+    }
+    if let Some(t) = threshold(&sort_wins) {
+        policy.gpu_from.insert(dir_sort::NAME.into(), t);
+    }
+    if let Some(t) = threshold(&sum_wins) {
+        policy.gpu_from.insert(subtree_sum::NAME.into(), t);
     }
     Ok(policy)
 }

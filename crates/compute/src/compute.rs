@@ -10,7 +10,9 @@ use parking_lot::Mutex;
 use crate::choice::{Backend, Choice};
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{GpuContext, GpuOptions};
+use crate::kernels::dir_sort::{self, SortKey};
 use crate::kernels::name_match::NameMatcher;
+use crate::kernels::subtree_sum::{self, DirTotals};
 use crate::kernels::{path_build, path_lookup};
 use crate::mirror::NamespaceMirror;
 use crate::stats::Stats;
@@ -233,6 +235,38 @@ impl Compute {
             true,
             || self.with_mirror(view, |ctx, mirror| path_lookup::gpu(ctx, mirror, paths)),
             || path_lookup::cpu(view, paths),
+        )
+    }
+
+    /// `ids` (one directory's entries) sorted stably by `key`.
+    pub fn dir_sort(
+        &self,
+        view: &NamespaceView<'_>,
+        ids: &[u32],
+        key: SortKey,
+        descending: bool,
+    ) -> ComputeResult<Vec<u32>> {
+        self.run(
+            dir_sort::NAME,
+            ids.len() as u64,
+            true,
+            || {
+                self.with_mirror(view, |ctx, mirror| {
+                    dir_sort::gpu(ctx, mirror, ids, key, descending)
+                })
+            },
+            || dir_sort::cpu(view, ids, key, descending),
+        )
+    }
+
+    /// Recursive totals of every directory, indexed by inode number.
+    pub fn subtree_sum(&self, view: &NamespaceView<'_>) -> ComputeResult<Vec<DirTotals>> {
+        self.run(
+            subtree_sum::NAME,
+            view.dirents.len() as u64,
+            true,
+            || self.with_mirror(view, subtree_sum::gpu),
+            || subtree_sum::cpu(view),
         )
     }
 }

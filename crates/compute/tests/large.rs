@@ -4,8 +4,9 @@
 mod common;
 
 use common::{random_name, Alphabet, Ns, Rng};
+use gpufs_compute::kernels::dir_sort::{self, SortKey};
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
-use gpufs_compute::kernels::{path_build, path_lookup};
+use gpufs_compute::kernels::{path_build, path_lookup, subtree_sum};
 use gpufs_compute::mirror::NamespaceMirror;
 use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
 
@@ -106,4 +107,16 @@ fn names_larger_than_one_binding() {
     let found = path_lookup::cpu(&view, &refs);
     assert!(found.iter().all(|&i| i != 0));
     assert_eq!(path_lookup::gpu(ctx, &mirror, &refs).expect("gpu"), found);
+    // Sorting those entries by name reads names from the second binding too.
+    for key in [SortKey::Name, SortKey::Size] {
+        assert_eq!(
+            dir_sort::gpu(ctx, &mirror, &ids, key, false).expect("gpu"),
+            dir_sort::cpu(&view, &ids, key, false)
+        );
+    }
+    // Totals over the whole namespace.
+    assert_eq!(
+        subtree_sum::gpu(ctx, &mirror).expect("gpu"),
+        subtree_sum::cpu(&view)
+    );
 }
