@@ -38,6 +38,12 @@ pub enum FsError {
     FileTooBig,
     #[error("read-only filesystem")]
     ReadOnly,
+    /// A search pattern or query the user must fix (bad regex, empty pattern, ...).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The compute layer failed (GPU error with the GPU forced, ...).
+    #[error("compute: {0}")]
+    Compute(String),
     #[error("no data or hole past the offset")]
     NoSuchOffset,
     #[error("argument list too long")]
@@ -79,6 +85,8 @@ impl FsError {
             FsError::TooManyLinks => libc::EMLINK,
             FsError::FileTooBig => libc::EFBIG,
             FsError::ReadOnly => libc::EROFS,
+            FsError::BadQuery(_) => libc::EINVAL,
+            FsError::Compute(_) => libc::EIO,
             FsError::NoSuchOffset => libc::ENXIO,
             FsError::TooBig => libc::E2BIG,
             FsError::BadImage(_) => libc::EINVAL,

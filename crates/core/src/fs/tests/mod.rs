@@ -5,6 +5,7 @@ mod attrs;
 mod data;
 mod durability;
 mod names;
+mod search;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

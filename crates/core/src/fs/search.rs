@@ -1,0 +1,333 @@
+//! Live search and disk usage: the compute layer's kernels over the namespace as it is
+//! this instant (nothing to re-index), then filtered so a caller never learns a name in a
+//! directory it could not list.
+
+use std::collections::HashMap;
+
+use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
+use gpufs_compute::kernels::subtree_sum::DirTotals;
+use gpufs_compute::Compute;
+use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
+
+use super::{ino32, Caller, Filesystem, Inner};
+use crate::error::{FsError, FsResult};
+
+/// What to look for.
+#[derive(Clone, Debug)]
+pub struct SearchQuery {
+    pub pattern: NameQuery,
+    /// Match the whole path from the mount root ("/a/b/c") instead of the base name.
+    pub full_path: bool,
+    /// Bit k set: entries of `FileKind` k are wanted.
+    pub kinds: u32,
+    pub min_size: Option<u64>,
+    pub max_size: Option<u64>,
+    /// Modified at or after (ns since the epoch).
+    pub newer_ns: Option<i64>,
+    /// Modified before.
+    pub older_ns: Option<i64>,
+    /// Only below this directory (inode number).
+    pub under: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// One result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchHit {
+    pub ino: u64,
+    pub kind: FileKind,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// From the mount root, starting with '/'.
+    pub path: Vec<u8>,
+}
+
+/// Totals of one directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuEntry {
+    pub path: Vec<u8>,
+    pub ino: u64,
+    pub totals: DirTotals,
+}
+
+fn bad_query(e: gpufs_compute::ComputeError) -> FsError {
+    match e {
+        gpufs_compute::ComputeError::BadQuery(m) => FsError::BadQuery(m),
+        other => FsError::Compute(other.to_string()),
+    }
+}
+
+/// Permission bits `mask` (4 r, 2 w, 1 x) of `rec` for `caller`.
+fn permits(rec: &InodeRecord, caller: Caller, groups: &[u32], mask: u32) -> bool {
+    if caller.uid == 0 {
+        return true;
+    }
+    let bits = if caller.uid == rec.uid {
+        (rec.mode >> 6) & 7
+    } else if caller.gid == rec.gid || groups.contains(&rec.gid) {
+        (rec.mode >> 3) & 7
+    } else {
+        rec.mode & 7
+    };
+    bits & mask == mask
+}
+
+/// Which directories a caller may list: read on the directory and search on every
+/// directory above it. Memoized per directory for one query.
+struct Visibility<'a> {
+    inner: &'a Inner,
+    caller: Caller,
+    groups: &'a [u32],
+    /// Directory -> may the caller reach it (search permission on it and all above)?
+    reach: HashMap<u32, bool>,
+}
+
+impl<'a> Visibility<'a> {
+    fn new(inner: &'a Inner, caller: Caller, groups: &'a [u32]) -> Self {
+        Visibility {
+            inner,
+            caller,
+            groups,
+            reach: HashMap::new(),
+        }
+    }
+
+    fn rec(&self, ino: u32) -> Option<&InodeRecord> {
+        self.inner.vol.ns.inode(ino)
+    }
+
+    /// Search permission on `dir` and every directory above it.
+    fn reachable(&mut self, dir: u32) -> bool {
+        if let Some(&r) = self.reach.get(&dir) {
+            return r;
+        }
+        // Walk up to the first memoized (or the root), then fill in on the way back.
+        let mut chain = Vec::new();
+        let mut d = dir;
+        let mut known = None;
+        for _ in 0..4096 {
+            if let Some(&r) = self.reach.get(&d) {
+                known = Some(r);
+                break;
+            }
+            chain.push(d);
+            if d == ROOT_INO {
+                break;
+            }
+            d = self.inner.vol.ns.parent_of_dir(d);
+        }
+        let mut ok = known.unwrap_or(true);
+        for &c in chain.iter().rev() {
+            ok = ok
+                && self
+                    .rec(c)
+                    .is_some_and(|r| permits(r, self.caller, self.groups, 1));
+            self.reach.insert(c, ok);
+        }
+        ok
+    }
+
+    /// May the caller list directory `dir` (and so see names in it)?
+    fn may_list(&mut self, dir: u32) -> bool {
+        if self.caller.uid == 0 {
+            return true;
+        }
+        let readable = self
+            .rec(dir)
+            .is_some_and(|r| permits(r, self.caller, self.groups, 4));
+        // Reading a directory's names needs read on it and search on every directory
+        // above it (not on itself).
+        readable && (dir == ROOT_INO || self.reachable(self.inner.vol.ns.parent_of_dir(dir)))
+    }
+}
+
+impl Filesystem {
+    /// Entries matching `q` as the namespace is now, that `caller` may see, in entry
+    /// order, at most `q.limit`.
+    pub fn search(
+        &self,
+        compute: &Compute,
+        q: &SearchQuery,
+        caller: Caller,
+        groups: &[u32],
+    ) -> FsResult<Vec<SearchHit>> {
+        let matcher = NameMatcher::new(&q.pattern).map_err(bad_query)?;
+        let mut g = self.lock();
+        let dirty = g.vol.ns.take_dirty();
+        compute.note_changes(&dirty);
+        let g = &*g;
+        let ns = &g.vol.ns;
+        let view = ns.view();
+        let under = q.under.map(ino32).transpose()?;
+        let candidates: Vec<u32> = if q.full_path {
+            // Paths of every live entry of a wanted kind, then the pattern over them.
+            let ids: Vec<u32> = ns
+                .live_dirents()
+                .filter(|(_, d)| (q.kinds >> d.kind) & 1 == 1)
+                .map(|(id, _)| id)
+                .collect();
+            let paths = compute.path_build(&view, &ids).map_err(bad_query)?;
+            ids.iter()
+                .enumerate()
+                .filter(|(k, _)| matcher.matches_name(paths.get(*k)))
+                .map(|(_, &id)| id)
+                .collect()
+        } else {
+            let m = matcher.with_kinds(q.kinds);
+            compute.name_match(&m, &view).map_err(bad_query)?
+        };
+        let mut vis = Visibility::new(g, caller, groups);
+        let mut kept = Vec::new();
+        for id in candidates {
+            let d = ns.dirent(id);
+            let Some(rec) = ns.inode(d.ino) else { continue };
+            if q.min_size.is_some_and(|m| rec.size < m)
+                || q.max_size.is_some_and(|m| rec.size > m)
+                || q.newer_ns.is_some_and(|t| rec.mtime_ns < t)
+                || q.older_ns.is_some_and(|t| rec.mtime_ns >= t)
+            {
+                continue;
+            }
+            if let Some(top) = under {
+                if !is_below(g, d.parent, top) {
+                    continue;
+                }
+            }
+            if !vis.may_list(d.parent) {
+                continue;
+            }
+            kept.push(id);
+            if q.limit.is_some_and(|l| kept.len() >= l) {
+                break;
+            }
+        }
+        let paths = compute.path_build(&view, &kept).map_err(bad_query)?;
+        Ok(kept
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &id)| {
+                let d = ns.dirent(id);
+                let rec = ns.inode(d.ino)?;
+                Some(SearchHit {
+                    ino: u64::from(d.ino),
+                    kind: rec.kind()?,
+                    size: rec.size,
+                    mtime_ns: rec.mtime_ns,
+                    path: paths.get(k).to_vec(),
+                })
+            })
+            .collect())
+    }
+
+    /// Recursive totals of directory `dir` and of each directory below it (all of them
+    /// with `all`, else only `dir` and its children), from one subtree aggregation.
+    /// Directories the caller may not list count as empty (their own size only), as
+    /// `du` skips what it cannot read.
+    pub fn du(
+        &self,
+        compute: &Compute,
+        dir: u64,
+        all: bool,
+        caller: Caller,
+        groups: &[u32],
+    ) -> FsResult<Vec<DuEntry>> {
+        let dir = ino32(dir)?;
+        let mut g = self.lock();
+        g.dir_inode(dir)?;
+        let dirty = g.vol.ns.take_dirty();
+        compute.note_changes(&dirty);
+        let g = &*g;
+        let ns = &g.vol.ns;
+        let view = ns.view();
+        let mut vis = Visibility::new(g, caller, groups);
+        if !vis.may_list(dir) {
+            return Err(FsError::Access);
+        }
+        let mut totals = compute.subtree_sum(&view).map_err(bad_query)?;
+        // Directories below `dir`, parents before children.
+        let mut below: Vec<(u32, u32)> = Vec::new(); // (dir, its entry id)
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for (_, id) in ns.entries_after(d, 0) {
+                let e = ns.dirent(id);
+                if e.kind == FileKind::Directory as u8 {
+                    below.push((e.ino, id));
+                    stack.push(e.ino);
+                }
+            }
+        }
+        // Take out what unlistable directories hold, from every ancestor up to `dir`.
+        if caller.uid != 0 {
+            for &(d, _) in &below {
+                if vis.may_list(d) || !vis.may_list(ns.parent_of_dir(d)) {
+                    continue;
+                }
+                let t = totals[d as usize];
+                let own = ns.inode(d).map_or(0, |r| r.size);
+                let own_alloc = ns.allocated_bytes(d);
+                let hidden = DirTotals {
+                    bytes: t.bytes.wrapping_sub(own),
+                    allocated: t.allocated.wrapping_sub(own_alloc),
+                    files: t.files,
+                    dirs: t.dirs.saturating_sub(1),
+                };
+                let mut a = d;
+                loop {
+                    let slot = &mut totals[a as usize];
+                    slot.bytes = slot.bytes.wrapping_sub(hidden.bytes);
+                    slot.allocated = slot.allocated.wrapping_sub(hidden.allocated);
+                    slot.files -= hidden.files.min(slot.files);
+                    slot.dirs -= hidden.dirs.min(slot.dirs);
+                    if a == dir || a == ROOT_INO {
+                        break;
+                    }
+                    a = ns.parent_of_dir(a);
+                }
+            }
+        }
+        let mut out_dirs = vec![dir];
+        out_dirs.extend(
+            below
+                .iter()
+                .filter(|&&(d, _)| all || ns.parent_of_dir(d) == dir)
+                .filter(|&&(d, _)| vis.may_list(ns.parent_of_dir(d)))
+                .map(|&(d, _)| d),
+        );
+        let ids: Vec<u32> = out_dirs
+            .iter()
+            .map(|&d| view.entry_of_dir(d).unwrap_or(u32::MAX))
+            .collect();
+        let real: Vec<u32> = ids.iter().copied().filter(|&i| i != u32::MAX).collect();
+        let paths = compute.path_build(&view, &real).map_err(bad_query)?;
+        let mut k = 0;
+        let mut out = Vec::with_capacity(out_dirs.len());
+        for (&d, &id) in out_dirs.iter().zip(&ids) {
+            let path = if id == u32::MAX {
+                b"/".to_vec()
+            } else {
+                k += 1;
+                paths.get(k - 1).to_vec()
+            };
+            out.push(DuEntry {
+                path,
+                ino: u64::from(d),
+                totals: totals.get(d as usize).copied().unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Is directory `dir` `top` or below it?
+fn is_below(g: &Inner, mut dir: u32, top: u32) -> bool {
+    for _ in 0..4096 {
+        if dir == top {
+            return true;
+        }
+        if dir == ROOT_INO {
+            return false;
+        }
+        dir = g.vol.ns.parent_of_dir(dir);
+    }
+    false
+}

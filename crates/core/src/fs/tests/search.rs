@@ -1,0 +1,174 @@
+//! Live search and du over the namespace: results as of this instant, filtered by what
+//! the caller may list.
+
+use gpufs_compute::kernels::name_match::{NameQuery, ALL_KINDS};
+use gpufs_compute::Compute;
+
+use super::*;
+use crate::fs::SearchQuery;
+
+fn query(pattern: NameQuery) -> SearchQuery {
+    SearchQuery {
+        pattern,
+        full_path: false,
+        kinds: ALL_KINDS,
+        min_size: None,
+        max_size: None,
+        newer_ns: None,
+        older_ns: None,
+        under: None,
+        limit: None,
+    }
+}
+
+fn substring(s: &str) -> SearchQuery {
+    query(NameQuery::Substring {
+        needle: s.as_bytes().to_vec(),
+        fold: false,
+    })
+}
+
+fn paths(fs: &Filesystem, c: &Compute, q: &SearchQuery, who: Caller) -> Vec<String> {
+    let mut v: Vec<String> = fs
+        .search(c, q, who, &[])
+        .unwrap()
+        .into_iter()
+        .map(|h| String::from_utf8(h.path).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn finds_what_exists_now_and_not_what_was_deleted() {
+    let (_dev, fs) = fresh();
+    let c = Compute::cpu_only();
+    let a = fs.mkdir(ROOT, b"alpha", 0o755, Caller::ROOT).unwrap();
+    let f = fs
+        .create(a.ino, b"report-2024.txt", 0o644, Caller::ROOT)
+        .unwrap();
+    fs.write(f.ino, 0, &[7u8; 5000]).unwrap();
+    fs.create(ROOT, b"Report.md", 0o644, Caller::ROOT).unwrap();
+    let q = substring("report");
+    assert_eq!(
+        paths(&fs, &c, &q, Caller::ROOT),
+        vec!["/alpha/report-2024.txt"]
+    );
+    let mut qi = query(NameQuery::Substring {
+        needle: b"REPORT".to_vec(),
+        fold: true,
+    });
+    assert_eq!(
+        paths(&fs, &c, &qi, Caller::ROOT),
+        vec!["/Report.md", "/alpha/report-2024.txt"]
+    );
+    // Created a moment ago: found. Deleted: gone.
+    fs.create(a.ino, b"report-new", 0o644, Caller::ROOT)
+        .unwrap();
+    assert_eq!(paths(&fs, &c, &q, Caller::ROOT).len(), 2);
+    fs.unlink(a.ino, b"report-2024.txt").unwrap();
+    assert_eq!(paths(&fs, &c, &q, Caller::ROOT), vec!["/alpha/report-new"]);
+    // Filters: size, kind, under, limit.
+    qi.min_size = Some(1);
+    assert!(paths(&fs, &c, &qi, Caller::ROOT).is_empty());
+    let mut dirs = substring("alp");
+    dirs.kinds = 1 << FileKind::Directory as u32;
+    assert_eq!(paths(&fs, &c, &dirs, Caller::ROOT), vec!["/alpha"]);
+    let mut under = substring("report");
+    under.under = Some(a.ino);
+    assert_eq!(
+        paths(&fs, &c, &under, Caller::ROOT),
+        vec!["/alpha/report-new"]
+    );
+    let mut one = query(NameQuery::Glob {
+        pattern: b"*".to_vec(),
+        fold: false,
+    });
+    one.limit = Some(1);
+    assert_eq!(paths(&fs, &c, &one, Caller::ROOT).len(), 1);
+    // Full-path match crosses components.
+    let mut full = substring("alpha/rep");
+    full.full_path = true;
+    assert_eq!(
+        paths(&fs, &c, &full, Caller::ROOT),
+        vec!["/alpha/report-new"]
+    );
+    // Bad patterns are typed errors.
+    let bad = query(NameQuery::Regex {
+        pattern: "(".into(),
+        fold: false,
+    });
+    assert!(matches!(
+        fs.search(&c, &bad, Caller::ROOT, &[]),
+        Err(FsError::BadQuery(_))
+    ));
+}
+
+#[test]
+fn names_in_directories_the_caller_cannot_list_stay_hidden() {
+    let (_dev, fs) = fresh();
+    let c = Compute::cpu_only();
+    let secret = fs.mkdir(ROOT, b"secret", 0o700, Caller::ROOT).unwrap();
+    fs.create(secret.ino, b"plan.txt", 0o644, Caller::ROOT)
+        .unwrap();
+    let deep = fs
+        .mkdir(secret.ino, b"deeper", 0o777, Caller::ROOT)
+        .unwrap();
+    fs.create(deep.ino, b"plan-b.txt", 0o644, Caller::ROOT)
+        .unwrap();
+    // Listable but not searchable above: a 0o744 parent hides what is below it.
+    let nox = fs.mkdir(ROOT, b"nox", 0o744, Caller::ROOT).unwrap();
+    let inner = fs.mkdir(nox.ino, b"inner", 0o777, Caller::ROOT).unwrap();
+    fs.create(inner.ino, b"plan-c.txt", 0o644, Caller::ROOT)
+        .unwrap();
+    fs.create(ROOT, b"plan-public.txt", 0o644, USER).unwrap();
+    let q = substring("plan");
+    assert_eq!(paths(&fs, &c, &q, Caller::ROOT).len(), 4);
+    assert_eq!(paths(&fs, &c, &q, USER), vec!["/plan-public.txt"]);
+    // The directory itself is visible (root is listable), its contents are not.
+    assert_eq!(paths(&fs, &c, &substring("secret"), USER), vec!["/secret"]);
+    assert_eq!(
+        paths(&fs, &c, &substring("inner"), USER),
+        vec!["/nox/inner"]
+    );
+    // du hides what the caller cannot list, too.
+    let all = fs.du(&c, ROOT, true, Caller::ROOT, &[]).unwrap();
+    let user = fs.du(&c, ROOT, true, USER, &[]).unwrap();
+    assert_eq!(all[0].totals.files, 4);
+    assert_eq!(user[0].totals.files, 1);
+    assert!(user.iter().all(|e| !e.path.starts_with(b"/secret/")));
+    assert!(matches!(
+        fs.du(&c, secret.ino, false, USER, &[]),
+        Err(FsError::Access)
+    ));
+}
+
+#[test]
+fn du_matches_a_walk() {
+    let (_dev, fs) = fresh();
+    let c = Compute::cpu_only();
+    let a = fs.mkdir(ROOT, b"a", 0o755, Caller::ROOT).unwrap();
+    let b = fs.mkdir(a.ino, b"b", 0o755, Caller::ROOT).unwrap();
+    for (dir, name, len) in [(ROOT, "x", 10usize), (a.ino, "y", 70_000), (b.ino, "z", 3)] {
+        let f = fs
+            .create(dir, name.as_bytes(), 0o644, Caller::ROOT)
+            .unwrap();
+        fs.write(f.ino, 0, &vec![1u8; len]).unwrap();
+    }
+    let du = fs.du(&c, a.ino, false, Caller::ROOT, &[]).unwrap();
+    let by_path: std::collections::HashMap<String, _> = du
+        .iter()
+        .map(|e| (String::from_utf8(e.path.clone()).unwrap(), e.totals))
+        .collect();
+    assert_eq!(by_path.len(), 2);
+    let ta = by_path["/a"];
+    assert_eq!(ta.files, 2);
+    assert_eq!(ta.dirs, 2);
+    let dir_sizes = fs.getattr(a.ino).unwrap().size + fs.getattr(b.ino).unwrap().size;
+    assert_eq!(ta.bytes, 70_003 + dir_sizes);
+    assert_eq!(by_path["/a/b"].files, 1);
+    assert!(ta.allocated >= 70_003);
+    let root = fs.du(&c, ROOT, false, Caller::ROOT, &[]).unwrap();
+    assert_eq!(root[0].path, b"/");
+    assert_eq!(root[0].totals.files, 3);
+}
