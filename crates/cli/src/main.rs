@@ -2,12 +2,16 @@
 
 mod bench_cmd;
 mod compute_cmd;
+mod control;
+mod du_cmd;
 mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
 mod paths;
 mod readahead;
+mod search_cmd;
 mod size;
+mod stats_cmd;
 mod unmount_cmd;
 
 use std::path::PathBuf;
@@ -34,6 +38,12 @@ enum Command {
     Unmount(unmount_cmd::UnmountArgs),
     /// Check every checksum and invariant of an unmounted image.
     Fsck(fsck_cmd::FsckArgs),
+    /// Find names (or paths) matching a pattern in a mounted filesystem, as it is now.
+    Search(search_cmd::SearchArgs),
+    /// Recursive sizes and file counts of a directory of a mounted filesystem.
+    Du(du_cmd::DuArgs),
+    /// What a mount's compute layer ran where, and for how long.
+    Stats(stats_cmd::StatsArgs),
     /// Show which compute backend runs kernels here (and calibrate it).
     Compute(compute_cmd::ComputeArgs),
     /// Benchmarks that need no mount.
@@ -57,6 +67,9 @@ fn main() -> ExitCode {
         Command::Mount(a) => mount_cmd::run(a),
         Command::Unmount(a) => unmount_cmd::run(a),
         Command::Fsck(a) => return fsck_cmd::run(a),
+        Command::Search(a) => return finish(search_cmd::run(a)),
+        Command::Du(a) => return finish(du_cmd::run(a)),
+        Command::Stats(a) => stats_cmd::run(a),
         Command::Compute(a) => compute_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
     };
@@ -65,6 +78,17 @@ fn main() -> ExitCode {
         Err(msg) => {
             eprintln!("gpufs: {msg}");
             ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Exit for commands whose failures carry their own code (2: bad pattern or usage).
+fn finish(r: Result<(), search_cmd::Failure>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("gpufs: {}", f.msg);
+            ExitCode::from(f.code)
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct MountArgs {
     /// Seconds between commits of changes nobody fsync'd.
     #[arg(long, default_value_t = 5)]
     pub commit_interval: u64,
+    /// Compute backend for search and du: cpu, gpu or auto [default: $GPUFS_COMPUTE, else auto].
+    #[arg(long, value_name = "BACKEND")]
+    pub compute: Option<String>,
     /// Threads serving requests, each pinned to one CPU [default: one per CPU, at most 16].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
@@ -108,6 +111,9 @@ fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     if let Some(n) = a.threads {
         cmd.arg("--threads").arg(n.to_string());
     }
+    if let Some(c) = &a.compute {
+        cmd.arg("--compute").arg(c);
+    }
     cmd.arg(image).arg(mp);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -139,6 +145,11 @@ fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
 }
 
 fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
+    let choice = crate::compute_cmd::choice(a.compute.as_deref())?;
+    if choice == gpufs_compute::Choice::Gpu {
+        // A forced GPU must exist: say so now, not at the first search.
+        crate::compute_cmd::open(choice)?;
+    }
     let report = |line: String| {
         if a.daemon_child {
             let mut out = std::io::stdout();
@@ -180,9 +191,17 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     if a.allow_other {
         config.acl = SessionACL::All;
     }
+    // The control socket exists before the mount appears, so a search right after
+    // `gpufs mount` returns finds it.
+    let server = crate::control::Server::new(fs.clone(), choice, a.allow_other);
+    match crate::control::start(server, mp) {
+        Ok(path) => tracing::info!("control socket {}", path.display()),
+        Err(e) => report(format!("note: search and du unavailable: {e}")),
+    }
     let mut session = match Session::new(GpufsFuse::new(fs.clone()), mp, &config) {
         Ok(s) => s,
         Err(e) => {
+            crate::control::remove(mp);
             let msg = format!("cannot mount {} on {}: {e}", image.display(), mp.display());
             report(format!("error: {msg}"));
             return Err(msg);
@@ -215,6 +234,7 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     report("ready".into());
     let served = session.run();
     let closed = fs.close();
+    crate::control::remove(mp);
     let _ = std::fs::remove_file(&pid_path);
     served.map_err(|e| format!("serving {}: {e}", mp.display()))?;
     closed.map_err(|e| format!("final checkpoint of {}: {e}", image.display()))

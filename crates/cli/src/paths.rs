@@ -46,3 +46,20 @@ pub fn pid_file(mountpoint: &Path) -> PathBuf {
 pub fn log_file(mountpoint: &Path) -> PathBuf {
     state_dir().join(format!("{}.log", key(mountpoint)))
 }
+
+/// Directories a mount's control socket may live in: `/run/gpufs` for a daemon run by
+/// root (reachable by every user the mount allows), else `$XDG_RUNTIME_DIR/gpufs`, else
+/// the state directory.
+pub fn control_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/run/gpufs")];
+    if let Some(r) = std::env::var_os("XDG_RUNTIME_DIR") {
+        dirs.push(PathBuf::from(r).join("gpufs"));
+    }
+    dirs.push(state_dir());
+    dirs
+}
+
+/// The control socket name of the mount at `mountpoint`.
+pub fn control_name(mountpoint: &Path) -> String {
+    format!("{}.sock", key(mountpoint))
+}

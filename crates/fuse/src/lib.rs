@@ -4,7 +4,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-mod caller;
+pub mod caller;
 pub mod workers;
 
 use std::ffi::OsStr;

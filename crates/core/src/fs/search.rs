@@ -331,3 +331,17 @@ fn is_below(g: &Inner, mut dir: u32, top: u32) -> bool {
     }
     false
 }
+
+impl Filesystem {
+    /// The inode a path relative to the root names ("/a/b", "a/b", "" for the root),
+    /// through the same flat index lookups use. Symlinks are not followed.
+    pub fn resolve_path(&self, rel: &[u8]) -> FsResult<u64> {
+        let g = self.lock();
+        let ino = gpufs_compute::kernels::path_lookup::resolve(&g.vol.ns.view(), rel);
+        if ino == 0 {
+            Err(FsError::NotFound)
+        } else {
+            Ok(u64::from(ino))
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! `gpufs search [MOUNTPOINT] PATTERN`: names (or paths) matching a pattern, from the
+//! running mount's live namespace; nothing to index, nothing stale.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::control;
+
+#[derive(clap::Args, Debug)]
+pub struct SearchArgs {
+    /// [MOUNTPOINT] PATTERN: without MOUNTPOINT, the gpufs mount holding the current
+    /// directory.
+    #[arg(num_args = 1..=2, value_name = "ARGS", required = true)]
+    pub args: Vec<OsString>,
+    /// Ignore ASCII case.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// PATTERN is a glob (`*`, `?`, `[...]`), as `find -name`.
+    #[arg(long, conflicts_with = "regex")]
+    pub glob: bool,
+    /// PATTERN is a regular expression (Rust regex syntax), matching anywhere unless
+    /// anchored.
+    #[arg(long)]
+    pub regex: bool,
+    /// Match the whole path from the mount root instead of the base name.
+    #[arg(long)]
+    pub full_path: bool,
+    /// Only these kinds: f (file), d (directory), l (symlink); may repeat or combine.
+    #[arg(long = "type", short = 't', value_name = "f|d|l")]
+    pub kinds: Vec<String>,
+    /// Size filter, as find: +1M (more than), -10k (less than), 4096 (exactly).
+    #[arg(long, value_name = "[+-]SIZE", allow_hyphen_values = true)]
+    pub size: Option<String>,
+    /// Modified after TIME (a file's mtime, or seconds since the epoch).
+    #[arg(long, value_name = "FILE|SECONDS")]
+    pub newer: Option<String>,
+    /// Modified before TIME.
+    #[arg(long, value_name = "FILE|SECONDS")]
+    pub older: Option<String>,
+    /// Only below DIR.
+    #[arg(long, value_name = "DIR")]
+    pub under: Option<PathBuf>,
+    /// At most N results.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Print only the number of matches.
+    #[arg(short = 'c', long)]
+    pub count: bool,
+    /// End each path with NUL instead of a newline.
+    #[arg(short = '0', long = "print0")]
+    pub print0: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Errors with the exit code they carry (2: the pattern or arguments).
+pub struct Failure {
+    pub code: u8,
+    pub msg: String,
+}
+
+fn usage(msg: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        msg: msg.into(),
+    }
+}
+
+fn failure(msg: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        msg: msg.into(),
+    }
+}
+
+/// The mount point to ask and a path relative to its root for `p`.
+pub fn locate(mountpoint: Option<&Path>, p: &Path) -> Result<(PathBuf, Vec<u8>), String> {
+    let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let mp = match mountpoint {
+        Some(m) => std::fs::canonicalize(m).map_err(|e| format!("{}: {e}", m.display()))?,
+        None => control::mount_of(&abs)
+            .ok_or_else(|| format!("{} is not inside a gpufs mount", abs.display()))?,
+    };
+    let rel = abs
+        .strip_prefix(&mp)
+        .map_err(|_| format!("{} is not inside {}", abs.display(), mp.display()))?;
+    let mut bytes = b"/".to_vec();
+    bytes.extend_from_slice(rel.as_os_str().as_bytes());
+    Ok((mp, bytes))
+}
+
+/// Bytes from a size like 10k, 1M, 2G (powers of 1024), with an optional sign.
+fn parse_size(s: &str) -> Result<(char, u64), Failure> {
+    let (sign, rest) = match s.chars().next() {
+        Some(c @ ('+' | '-')) => (c, &s[1..]),
+        _ => ('=', s),
+    };
+    let (num, mul) = match rest.chars().last() {
+        Some('k' | 'K') => (&rest[..rest.len() - 1], 1u64 << 10),
+        Some('M') => (&rest[..rest.len() - 1], 1 << 20),
+        Some('G') => (&rest[..rest.len() - 1], 1 << 30),
+        Some('T') => (&rest[..rest.len() - 1], 1 << 40),
+        _ => (rest, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| usage(format!("bad size {s:?}")))?;
+    Ok((sign, n.saturating_mul(mul)))
+}
+
+/// Nanoseconds since the epoch: a file's mtime, or a number of seconds.
+fn parse_time(s: &str) -> Result<i64, Failure> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs.saturating_mul(1_000_000_000));
+    }
+    let meta = std::fs::metadata(s).map_err(|e| usage(format!("{s}: {e}")))?;
+    use std::os::unix::fs::MetadataExt;
+    Ok(meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec())
+}
+
+fn kinds_mask(kinds: &[String]) -> Result<Option<u32>, Failure> {
+    if kinds.is_empty() {
+        return Ok(None);
+    }
+    let mut mask = 0;
+    for k in kinds.iter().flat_map(|k| k.chars()) {
+        mask |= match k {
+            'f' => 1 << 1,
+            'd' => 1 << 2,
+            'l' => 1 << 3,
+            ',' => 0,
+            _ => return Err(usage(format!("unknown --type {k:?}: use f, d or l"))),
+        };
+    }
+    Ok(Some(mask))
+}
+
+pub fn run(a: SearchArgs) -> Result<(), Failure> {
+    let (mp_arg, pattern) = match a.args.as_slice() {
+        [p] => (None, p.clone()),
+        [m, p] => (Some(PathBuf::from(m)), p.clone()),
+        _ => return Err(usage("give [MOUNTPOINT] PATTERN")),
+    };
+    let pattern = pattern.into_vec();
+    if pattern.is_empty() {
+        return Err(usage("empty pattern"));
+    }
+    let here = std::env::current_dir().map_err(|e| failure(e.to_string()))?;
+    let (mp, _) = locate(mp_arg.as_deref(), mp_arg.as_deref().unwrap_or(&here)).map_err(failure)?;
+    let mut req = json!({
+        "op": "search",
+        "pattern": pattern,
+        "mode": if a.glob { "glob" } else if a.regex { "regex" } else { "substring" },
+        "ignore_case": a.ignore_case,
+        "full_path": a.full_path,
+        "count_only": a.count,
+    });
+    if let Some(mask) = kinds_mask(&a.kinds)? {
+        req["kinds"] = json!(mask);
+    }
+    if let Some(s) = &a.size {
+        let (sign, n) = parse_size(s)?;
+        match sign {
+            '+' => req["min_size"] = json!(n.saturating_add(1)),
+            '-' => req["max_size"] = json!(n.saturating_sub(1)),
+            _ => {
+                req["min_size"] = json!(n);
+                req["max_size"] = json!(n);
+            }
+        }
+    }
+    if let Some(t) = &a.newer {
+        req["newer_ns"] = json!(parse_time(t)?.saturating_add(1));
+    }
+    if let Some(t) = &a.older {
+        req["older_ns"] = json!(parse_time(t)?);
+    }
+    if let Some(u) = &a.under {
+        let (_, rel) = locate(Some(&mp), u).map_err(usage)?;
+        req["under"] = json!(rel);
+    }
+    if let Some(l) = a.limit {
+        req["limit"] = json!(l);
+    }
+    let (head, records) = control::ask(&mp, &req).map_err(failure)?;
+    if head["ok"].as_bool() != Some(true) {
+        let code = head["code"].as_u64().unwrap_or(1) as u8;
+        return Err(Failure {
+            code,
+            msg: head["error"]
+                .as_str()
+                .unwrap_or("search failed")
+                .to_string(),
+        });
+    }
+    let count = head["count"].as_u64().unwrap_or(0);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let w = |out: &mut std::io::BufWriter<_>| -> std::io::Result<()> {
+        if a.count {
+            if a.json {
+                writeln!(out, "{}", json!({ "count": count }))?;
+            } else {
+                writeln!(out, "{count}")?;
+            }
+            return Ok(());
+        }
+        let base = mp.as_os_str().as_bytes();
+        let base = if base == b"/" { &b""[..] } else { base };
+        if a.json {
+            let paths: Vec<String> = records
+                .iter()
+                .map(|r| String::from_utf8_lossy(&[base, r].concat()).into_owned())
+                .collect();
+            writeln!(out, "{}", json!({ "count": count, "paths": paths }))?;
+            return Ok(());
+        }
+        for r in &records {
+            out.write_all(base)?;
+            out.write_all(r)?;
+            out.write_all(if a.print0 { b"\0" } else { b"\n" })?;
+        }
+        Ok(())
+    };
+    match w(&mut out).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        // A closed pipe (| head) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(failure(e.to_string())),
+    }
+}

@@ -1,0 +1,211 @@
+//! `gpufs search`, `gpufs du` and `gpufs stats` against a live mount: results equal
+//! `find` on the same tree, follow changes at once, and never show a name in a
+//! directory the asking user cannot list.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::{gpufs, run, Mounted, Rng, Scratch};
+
+fn lines(out: &[u8]) -> BTreeSet<String> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn search(mp: &Path, args: &[&str]) -> BTreeSet<String> {
+    let o = run(gpufs().arg("search").arg(mp).args(args));
+    assert!(
+        o.status.success(),
+        "search {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    lines(&o.stdout)
+}
+
+fn find(mp: &Path, args: &[&str]) -> BTreeSet<String> {
+    let o = run(Command::new("find")
+        .arg(mp)
+        .arg("-mindepth")
+        .arg("1")
+        .args(args));
+    assert!(o.status.success());
+    lines(&o.stdout)
+}
+
+fn as_nobody(cmd: &mut Command) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    c
+}
+
+#[test]
+fn search_equals_find_and_follows_changes() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "2G");
+    let m = Mounted::with_args(&img, &s.path("mnt"), &["--allow-other"]);
+    let mut rng = Rng(7);
+    let words = [
+        "report", "Report", "notes", "IMG_2023", "data", "readme", "x.tar.gz",
+    ];
+    let exts = ["txt", "md", "jpg", "rs", "JPG"];
+    let mut dirs = vec![m.mp.clone()];
+    for i in 0..1500 {
+        let parent = dirs[rng.below(dirs.len() as u64) as usize].clone();
+        let w = words[rng.below(words.len() as u64) as usize];
+        let e = exts[rng.below(exts.len() as u64) as usize];
+        if i % 10 == 0 {
+            let d = parent.join(format!("{w}-dir{i}"));
+            std::fs::create_dir(&d).expect("mkdir");
+            dirs.push(d);
+        } else {
+            std::fs::write(
+                parent.join(format!("{w}_{i}.{e}")),
+                vec![0u8; (i % 7) * 1000],
+            )
+            .expect("write");
+        }
+    }
+    let mp = &m.mp;
+    assert_eq!(search(mp, &["report"]), find(mp, &["-name", "*report*"]));
+    assert_eq!(
+        search(mp, &["-i", "report"]),
+        find(mp, &["-iname", "*report*"])
+    );
+    assert_eq!(
+        search(mp, &["--glob", "*.jpg"]),
+        find(mp, &["-name", "*.jpg"])
+    );
+    assert_eq!(
+        search(mp, &["--glob", "-i", "*.jpg"]),
+        find(mp, &["-iname", "*.jpg"])
+    );
+    assert_eq!(
+        search(mp, &["--glob", "[rR]e?ort_1*"]),
+        find(mp, &["-name", "[rR]e?ort_1*"])
+    );
+    assert_eq!(
+        search(mp, &["--regex", "^IMG_2023_[0-9]+\\.md$"]),
+        find(
+            mp,
+            &[
+                "-regextype",
+                "posix-extended",
+                "-regex",
+                ".*/IMG_2023_[0-9]+\\.md"
+            ]
+        )
+    );
+    assert_eq!(
+        search(mp, &["--full-path", "dir1"]),
+        find(mp, &["-path", &format!("{}*dir1*", mp.display())])
+            .into_iter()
+            .filter(|p| p[mp.as_os_str().len()..].contains("dir1"))
+            .collect()
+    );
+    assert_eq!(
+        search(mp, &["--type", "d", "a"]),
+        find(mp, &["-type", "d", "-name", "*a*"])
+    );
+    assert_eq!(
+        search(mp, &["--size", "+4k", "_"]),
+        find(mp, &["-size", "+4k", "-name", "*_*"])
+    );
+    // Live: a file created a moment ago is found; one deleted is not.
+    let fresh = m.path("zz-fresh-file");
+    std::fs::write(&fresh, b"x").expect("write");
+    assert_eq!(search(mp, &["zz-fresh"]).len(), 1);
+    std::fs::remove_file(&fresh).expect("rm");
+    assert!(search(mp, &["zz-fresh"]).is_empty());
+    // Count, limit, -0.
+    let o = run(gpufs().arg("search").arg(mp).args(["--count", "report"]));
+    let n: usize = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .expect("count");
+    assert_eq!(n, find(mp, &["-name", "*report*"]).len());
+    assert_eq!(search(mp, &["--limit", "3", "_"]).len(), 3);
+    let o = run(gpufs().arg("search").arg(mp).args(["-0", "notes"]));
+    assert_eq!(
+        o.stdout.iter().filter(|&&b| b == 0).count(),
+        find(mp, &["-name", "*notes*"]).len()
+    );
+    // Bad patterns: exit 2, one clear line, and the daemon keeps serving.
+    for bad in [&["--regex", "("][..], &["--glob", "[[:nope:]]"], &[""]] {
+        let o = run(gpufs().arg("search").arg(mp).args(bad));
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(!o.stderr.is_empty());
+    }
+    assert_eq!(search(mp, &["report"]), find(mp, &["-name", "*report*"]));
+    // du of the whole tree equals du -s with apparent sizes.
+    let o = run(gpufs().args(["du", "-s", "-b", "--apparent-size"]).arg(mp));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ours: u64 = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("du output");
+    let o = run(Command::new("du")
+        .args(["-s", "-b", "--apparent-size"])
+        .arg(mp));
+    let theirs: u64 = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("du output");
+    assert_eq!(ours, theirs);
+    let o = run(gpufs().arg("stats").arg(mp).arg("--json"));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stats json");
+    assert!(v["compute"]["kernels"]
+        .as_array()
+        .is_some_and(|k| !k.is_empty()));
+    m.unmount();
+}
+
+#[test]
+fn no_interface_shows_names_a_user_cannot_list() {
+    let s = Scratch::new();
+    std::fs::set_permissions(
+        s.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let img = s.mkfs("img", "1G");
+    let m = Mounted::with_args(&img, &s.path("mnt"), &["--allow-other"]);
+    std::fs::set_permissions(&m.mp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let secret = m.path("secret");
+    std::fs::create_dir(&secret).expect("mkdir");
+    std::fs::write(secret.join("hidden-plan.txt"), b"x").expect("write");
+    std::fs::create_dir(secret.join("open")).expect("mkdir");
+    std::fs::write(secret.join("open/hidden-too.txt"), b"x").expect("write");
+    std::fs::write(m.path("public-plan.txt"), b"x").expect("write");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    let o = run(&mut as_nobody(gpufs().arg("search").arg(&m.mp).arg("plan")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        lines(&o.stdout),
+        BTreeSet::from([format!("{}/public-plan.txt", m.mp.display())])
+    );
+    let o = run(&mut as_nobody(
+        gpufs()
+            .arg("search")
+            .arg(&m.mp)
+            .args(["--full-path", "hidden"]),
+    ));
+    assert!(lines(&o.stdout).is_empty(), "{:?}", lines(&o.stdout));
+    let o = run(&mut as_nobody(gpufs().args(["du", "-a"]).arg(&m.mp)));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("open"));
+    let o = run(&mut as_nobody(gpufs().arg("du").arg(&secret)));
+    assert!(!o.status.success());
+    // Root sees all of it.
+    assert_eq!(search(&m.mp, &["plan"]).len(), 2);
+    m.unmount();
+}
