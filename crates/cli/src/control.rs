@@ -12,10 +12,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use gpufs_compute::kernels::name_match::NameQuery;
-use gpufs_compute::{Choice, Compute};
+use gpufs_compute::{Compute, LazyCompute};
 use gpufs_core::fs::SearchQuery;
 use gpufs_core::{Caller, Filesystem, FsError};
 use serde_json::{json, Value};
@@ -28,9 +28,9 @@ const MAX_REQUEST: u64 = 1 << 20;
 /// The daemon side: what a request needs.
 pub struct Server {
     pub fs: Arc<Filesystem>,
-    pub choice: Choice,
     pub allow_other: bool,
-    compute: OnceLock<Result<Compute, String>>,
+    /// Shared with the FUSE adapter's search directory.
+    compute: Arc<LazyCompute>,
 }
 
 /// Binds the socket for `mountpoint` and serves it on a thread. Returns its path.
@@ -99,22 +99,18 @@ fn peer(stream: &UnixStream) -> Option<(Caller, Vec<u32>)> {
 }
 
 impl Server {
-    pub fn new(fs: Arc<Filesystem>, choice: Choice, allow_other: bool) -> Server {
+    pub fn new(fs: Arc<Filesystem>, compute: Arc<LazyCompute>, allow_other: bool) -> Server {
         Server {
             fs,
-            choice,
             allow_other,
-            compute: OnceLock::new(),
+            compute,
         }
     }
 
     /// The compute layer, opened on first use (a mount that is never searched never
     /// loads a GPU driver).
     fn compute(&self) -> Result<&Compute, String> {
-        self.compute
-            .get_or_init(|| Compute::open(self.choice).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(Clone::clone)
+        self.compute.get()
     }
 }
 

@@ -193,12 +193,13 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     }
     // The control socket exists before the mount appears, so a search right after
     // `gpufs mount` returns finds it.
-    let server = crate::control::Server::new(fs.clone(), choice, a.allow_other);
+    let compute = Arc::new(gpufs_compute::LazyCompute::new(choice));
+    let server = crate::control::Server::new(fs.clone(), compute.clone(), a.allow_other);
     match crate::control::start(server, mp) {
         Ok(path) => tracing::info!("control socket {}", path.display()),
         Err(e) => report(format!("note: search and du unavailable: {e}")),
     }
-    let mut session = match Session::new(GpufsFuse::new(fs.clone()), mp, &config) {
+    let mut session = match Session::new(GpufsFuse::new(fs.clone(), compute), mp, &config) {
         Ok(s) => s,
         Err(e) => {
             crate::control::remove(mp);

@@ -209,3 +209,65 @@ fn no_interface_shows_names_a_user_cannot_list() {
     assert_eq!(search(&m.mp, &["plan"]).len(), 2);
     m.unmount();
 }
+
+#[test]
+fn the_search_directory_lists_matches_as_links() {
+    let s = Scratch::new();
+    std::fs::set_permissions(
+        s.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let img = s.mkfs("img", "1G");
+    let m = Mounted::with_args(&img, &s.path("mnt"), &["--allow-other"]);
+    std::fs::set_permissions(&m.mp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::create_dir_all(m.path("a/b")).expect("mkdir");
+    std::fs::write(m.path("a/b/photo.JPG"), b"jpeg").expect("write");
+    std::fs::write(m.path("a/photo.jpg"), b"jpeg2").expect("write");
+    std::fs::write(m.path("notes.txt"), b"n").expect("write");
+    std::fs::create_dir(m.path("private")).expect("mkdir");
+    std::fs::write(m.path("private/photo-secret.jpg"), b"s").expect("write");
+    std::fs::set_permissions(
+        m.path("private"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    // Hidden from the root listing, reachable by name.
+    let root: Vec<String> = std::fs::read_dir(&m.mp)
+        .expect("readdir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!root.iter().any(|n| n == ".gpufs"), "{root:?}");
+    let dir = m.path(".gpufs/search/iglob:*.jpg");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("search dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["photo-secret.jpg", "photo.JPG", "photo.jpg"]);
+    // Links lead to the files, wherever the mount is.
+    assert_eq!(
+        std::fs::read(dir.join("photo.JPG")).expect("through the link"),
+        b"jpeg"
+    );
+    assert_eq!(
+        std::fs::read_link(dir.join("photo.jpg")).expect("readlink"),
+        Path::new("../../../a/photo.jpg")
+    );
+    // Live: a new match shows up at the next read.
+    std::fs::write(m.path("new.jpg"), b"x").expect("write");
+    assert_eq!(std::fs::read_dir(&dir).expect("again").count(), 4);
+    // Read-only, and a bad pattern is refused.
+    assert!(std::fs::write(dir.join("x"), b"x").is_err());
+    assert!(std::fs::read_dir(m.path(".gpufs/search/regex:(")).is_err());
+    // Another user sees only what it may list.
+    let o = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ls"])
+        .arg(&dir));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let theirs = lines(&o.stdout);
+    assert!(!theirs.contains("photo-secret.jpg"), "{theirs:?}");
+    assert!(theirs.contains("photo.jpg"));
+    m.unmount();
+}

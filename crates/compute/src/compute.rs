@@ -270,3 +270,28 @@ impl Compute {
         )
     }
 }
+
+/// A [`Compute`] opened on first use, so a process that never runs a kernel never loads
+/// a GPU driver. Shared by everything in a mount that queries.
+#[derive(Debug)]
+pub struct LazyCompute {
+    choice: Choice,
+    cell: std::sync::OnceLock<Result<Compute, String>>,
+}
+
+impl LazyCompute {
+    pub fn new(choice: Choice) -> LazyCompute {
+        LazyCompute {
+            choice,
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The compute layer, opening it on the first call.
+    pub fn get(&self) -> Result<&Compute, String> {
+        self.cell
+            .get_or_init(|| Compute::open(self.choice).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}

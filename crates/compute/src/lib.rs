@@ -18,5 +18,5 @@ pub mod synth;
 pub mod view;
 
 pub use choice::{Backend, Choice};
-pub use compute::{Compute, Policy};
+pub use compute::{Compute, LazyCompute, Policy};
 pub use error::{ComputeError, ComputeResult};

@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod caller;
+pub mod search_dir;
 pub mod workers;
 
 use std::ffi::OsStr;
@@ -19,10 +20,12 @@ use fuser::{
     ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use gpufs_compute::LazyCompute;
 use gpufs_core::fs::{RenameMode, SetAttr, TimeSet};
 use gpufs_core::time::{ns_to_system_time, system_time_ns};
 use gpufs_core::{Attr, Caller, Filesystem, FsError};
 use gpufs_format::FileKind;
+use search_dir::{is_virtual, SearchDir};
 
 pub use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 
@@ -32,16 +35,25 @@ pub use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 /// atime moved by a read shows up late.
 const TTL: Duration = Duration::from_secs(60);
 
-/// `fuser::Filesystem` over a gpufs [`Filesystem`].
+/// `fuser::Filesystem` over a gpufs [`Filesystem`], plus the virtual search directory.
 pub struct GpufsFuse {
     fs: Arc<Filesystem>,
+    compute: Arc<LazyCompute>,
+    search: SearchDir,
 }
 
 impl GpufsFuse {
-    pub fn new(fs: Arc<Filesystem>) -> Self {
-        GpufsFuse { fs }
+    pub fn new(fs: Arc<Filesystem>, compute: Arc<LazyCompute>) -> Self {
+        GpufsFuse {
+            fs,
+            compute,
+            search: SearchDir::default(),
+        }
     }
 }
+
+/// Virtual entries change with every query: the kernel must not cache them.
+const NO_TTL: Duration = Duration::ZERO;
 
 fn errno(e: &FsError) -> Errno {
     match e {
@@ -172,7 +184,18 @@ impl fuser::Filesystem for GpufsFuse {
         }
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if is_virtual(parent.0) || (parent.0 == 1 && name.as_bytes() == search_dir::DIR_NAME) {
+            let groups = caller::supplementary_groups(req.pid());
+            let who = (caller(req), groups.as_slice());
+            return match self
+                .search
+                .lookup(&self.fs, &self.compute, parent.0, name.as_bytes(), who)
+            {
+                Ok(a) => reply.entry(&NO_TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
         match self.fs.lookup(parent.0, name.as_bytes()) {
             // A negative entry (inode 0) that the kernel may cache for TTL: every create
             // of this name goes through the kernel, which then replaces it. Saves a round
@@ -201,6 +224,12 @@ impl fuser::Filesystem for GpufsFuse {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if is_virtual(ino.0) {
+            return match self.search.getattr(ino.0) {
+                Ok(a) => reply.attr(&NO_TTL, &file_attr(&a)),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
         match self.fs.getattr(ino.0) {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(errno(&e)),
@@ -241,6 +270,12 @@ impl fuser::Filesystem for GpufsFuse {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        if is_virtual(ino.0) {
+            return match self.search.readlink(ino.0) {
+                Ok(t) => reply.data(&t),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
         match self.fs.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
@@ -420,12 +455,32 @@ impl fuser::Filesystem for GpufsFuse {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        if is_virtual(ino.0) {
+            let groups = caller::supplementary_groups(req.pid());
+            let r = self
+                .search
+                .listing(&self.fs, &self.compute, ino.0, (caller(req), &groups))
+                .map(|entries| {
+                    for (i, (e_ino, kind, name)) in entries.iter().enumerate().skip(offset as usize)
+                    {
+                        if reply.add(
+                            INodeNo(*e_ino),
+                            i as u64 + 1,
+                            file_type(*kind),
+                            OsStr::from_bytes(name),
+                        ) {
+                            break;
+                        }
+                    }
+                });
+            return reply_listing(reply, r);
+        }
         let r = self.fs.readdir(ino.0, offset, |e| {
             reply.add(
                 INodeNo(e.ino),
@@ -439,12 +494,36 @@ impl fuser::Filesystem for GpufsFuse {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        if is_virtual(ino.0) {
+            let groups = caller::supplementary_groups(req.pid());
+            let r = self
+                .search
+                .listing(&self.fs, &self.compute, ino.0, (caller(req), &groups))
+                .map(|entries| {
+                    for (i, (e_ino, _, name)) in entries.iter().enumerate().skip(offset as usize) {
+                        let Ok(a) = self.search.getattr(*e_ino) else {
+                            continue;
+                        };
+                        if reply.add(
+                            INodeNo(*e_ino),
+                            i as u64 + 1,
+                            OsStr::from_bytes(name),
+                            &NO_TTL,
+                            &file_attr(&a),
+                            Generation(0),
+                        ) {
+                            break;
+                        }
+                    }
+                });
+            return reply_listing(reply, r);
+        }
         let r = self.fs.readdirplus(ino.0, offset, |e, a| {
             reply.add(
                 INodeNo(e.ino),
@@ -493,10 +572,16 @@ impl fuser::Filesystem for GpufsFuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if is_virtual(ino.0) {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        }
         reply_xattr(reply, size, self.fs.getxattr(ino.0, name.as_bytes()));
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if is_virtual(ino.0) {
+            return reply_xattr(reply, size, Ok(Vec::new()));
+        }
         reply_xattr(reply, size, self.fs.listxattr(ino.0));
     }
 
@@ -505,6 +590,14 @@ impl fuser::Filesystem for GpufsFuse {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if is_virtual(ino.0) {
+            let r = if mask.bits() & 2 != 0 {
+                Err(FsError::ReadOnly)
+            } else {
+                Ok(())
+            };
+            return reply_empty(reply, r);
+        }
         let groups = caller::supplementary_groups(req.pid());
         reply_empty(
             reply,

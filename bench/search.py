@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Live search and du against the peers, side by side in one run.
+
+Builds one seeded tree (default 1,000,000 files in about 60,000 directories, realistic
+names) twice: on tmpfs for the peers and in a fresh gpufs mount. Then, for each query
+kind, times as a user would run them (a new process per query, median of --reps):
+
+  gpufs search MNT ...            (end to end: the CLI process, socket, daemon, output)
+  plocate -d DB ...               (index built by `updatedb -l no` over the tmpfs copy)
+  fdfind -u ...                   (tmpfs copy)
+  find ...                        (tmpfs copy)
+
+in the same output mode (--count: counts against counts; default: paths against paths,
+written to /dev/null), and checks that every tool found the same number of results.
+Then `gpufs du -s` against `du -s`. Needs root (mount), plocate and fd-find.
+
+  python3 bench/search.py --files 1000000 --reps 5 [--mode count|paths] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GPUFS = os.path.join(ROOT, "target", "release", "gpufs")
+
+WORDS = ["report", "parser", "main", "index", "config", "notes", "draft", "invoice",
+         "backup", "photo", "scan", "build", "cache", "module", "test", "data", "summary",
+         "budget", "thesis", "chapter", "slides", "README", "server", "client", "utils",
+         "schema", "kernel", "driver", "network", "storage", "lib", "app", "view", "model",
+         "handler", "error", "types", "queue", "vacation", "family", "meeting", "agenda"]
+EXTS = ["rs", "c", "h", "py", "js", "md", "txt", "json", "toml", "jpg", "png", "pdf",
+        "docx", "log", "gz", "o", "html", "css", "go", "mp3", "csv", "JPG"]
+DIRS = ["src", "docs", "tests", "build", "assets", "images", "2023", "2024", "archive",
+        "projects", "music", "Downloads", "include", "lib", "bin", "photos", "work",
+        "personal", "old", "vendor", "examples"]
+
+
+def tree(seed, files, per_dir):
+    """(directories, files) as relative paths, deterministic for a seed."""
+    rng = random.Random(seed)
+    dirs = [""]
+    out_files = []
+    k = 0
+    while len(out_files) < files:
+        k += 1
+        if rng.randrange(per_dir) == 0:
+            parent = dirs[rng.randrange(len(dirs))]
+            name = rng.choice(DIRS) + ("-%d" % k if rng.randrange(3) == 0 else "")
+            d = os.path.join(parent, name)
+            if d not in dirs_set:
+                dirs_set.add(d)
+                dirs.append(d)
+            continue
+        parent = dirs[len(dirs) - 1 - rng.randrange(min(len(dirs), 64))]
+        r = rng.randrange(5)
+        if r == 0:
+            name = "IMG_2023%02d%02d_%06d.jpg" % (1 + rng.randrange(12), 1 + rng.randrange(28), k)
+        elif r == 1:
+            name = "%s_%s_%d.%s" % (rng.choice(WORDS), rng.choice(WORDS), k, rng.choice(EXTS))
+        elif r == 2:
+            name = "%s-%d.%s" % (rng.choice(WORDS), k, rng.choice(EXTS))
+        elif r == 3:
+            name = "%s%d.%s" % (rng.choice(WORDS), k, rng.choice(EXTS))
+        else:
+            name = "%s.%d.%s" % (rng.choice(WORDS), k, rng.choice(EXTS))
+        out_files.append(os.path.join(parent, name))
+    return dirs[1:], out_files
+
+
+dirs_set = set()
+
+
+def populate(base, dirs, files):
+    for d in dirs:
+        os.makedirs(os.path.join(base, d), exist_ok=True)
+    for f in files:
+        fd = os.open(os.path.join(base, f), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+        os.close(fd)
+
+
+def timed(cmd, reps, count_mode):
+    """Median seconds of `reps` runs, and the result count of the last run."""
+    times = []
+    count = None
+    for _ in range(reps + 1):
+        t = time.perf_counter()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - t
+        if p.returncode not in (0, 1):
+            raise SystemExit("%s failed: %s" % (" ".join(cmd), p.stderr.decode()[:300]))
+        if count_mode:
+            out = p.stdout.decode().strip()
+            count = int(out.splitlines()[-1]) if out else 0
+        else:
+            count = p.stdout.count(b"\n")
+        times.append(elapsed)
+    return statistics.median(times[1:]), count
+
+
+def sh_count(cmd):
+    return ["sh", "-c", cmd + " | wc -l"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=1_000_000)
+    ap.add_argument("--per-dir", type=int, default=17)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--mode", choices=["count", "paths"], default="count")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    count_mode = a.mode == "count"
+    work = tempfile.mkdtemp(prefix="gpufs-search-", dir="/var/tmp")
+    tmpfs = os.path.join(work, "tmpfs")
+    mnt = os.path.join(work, "gpufs")
+    os.makedirs(tmpfs)
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8g,nr_inodes=0", "tmpfs", tmpfs], check=True)
+    img = os.path.join(work, "gpufs.img")
+    subprocess.run([GPUFS, "mkfs", img, "--size", "16G"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([GPUFS, "mount", img, mnt], check=True)
+    results = {}
+    try:
+        dirs, files = tree(42, a.files, a.per_dir)
+        t = time.perf_counter()
+        populate(tmpfs, dirs, files)
+        print("tree: %d files, %d dirs; tmpfs fill %.1f s" % (len(files), len(dirs), time.perf_counter() - t))
+        t = time.perf_counter()
+        populate(mnt, dirs, files)
+        print("gpufs fill %.1f s" % (time.perf_counter() - t))
+        db = os.path.join(work, "plocate.db")
+        t = time.perf_counter()
+        subprocess.run(["updatedb", "-l", "no", "-U", tmpfs, "-o", db], check=True)
+        print("updatedb %.2f s" % (time.perf_counter() - t))
+        c = ["--count"] if count_mode else []
+        wc = sh_count if count_mode else (lambda s: ["sh", "-c", s])
+        queries = {
+            "substring report": (
+                [GPUFS, "search", mnt, "report"] + c,
+                ["plocate", "-d", db, "-b"] + (["-c"] if count_mode else []) + ["report"],
+                wc("fdfind -u -s --fixed-strings report %s" % tmpfs),
+                wc("find %s -mindepth 1 -name '*report*'" % tmpfs),
+            ),
+            "case-insensitive readme": (
+                [GPUFS, "search", mnt, "-i", "readme"] + c,
+                ["plocate", "-d", db, "-b", "-i"] + (["-c"] if count_mode else []) + ["readme"],
+                wc("fdfind -u -i --fixed-strings readme %s" % tmpfs),
+                wc("find %s -mindepth 1 -iname '*readme*'" % tmpfs),
+            ),
+            "glob *.jpg": (
+                [GPUFS, "search", mnt, "--glob", "*.jpg"] + c,
+                ["plocate", "-d", db, "-b"] + (["-c"] if count_mode else []) + ["*.jpg"],
+                wc("fdfind -u -s -g '*.jpg' %s" % tmpfs),
+                wc("find %s -mindepth 1 -name '*.jpg'" % tmpfs),
+            ),
+            "regex ^IMG_2023..": (
+                [GPUFS, "search", mnt, "--regex", "^IMG_20230[1-3][0-9]{2}_"] + c,
+                ["plocate", "-d", db, "-b", "--regex"] + (["-c"] if count_mode else []) + ["^IMG_20230[1-3][0-9]{2}_"],
+                wc("fdfind -u -s '^IMG_20230[1-3][0-9]{2}_' %s" % tmpfs),
+                wc("find %s -mindepth 1 -regextype posix-extended -regex '.*/IMG_20230[1-3][0-9]{2}_[^/]*'" % tmpfs),
+            ),
+        }
+        for name, (g, p, f, fi) in queries.items():
+            row = {}
+            for tool, cmd in (("gpufs", g), ("plocate", p), ("fd", f), ("find", fi)):
+                secs, n = timed(cmd, a.reps, count_mode)
+                row[tool] = {"seconds": secs, "results": n}
+            results[name] = row
+            counts = {t: r["results"] for t, r in row.items()}
+            print("%-24s gpufs %8.1f ms  plocate %8.1f ms  fd %8.1f ms  find %8.1f ms   plocate/gpufs %5.1fx  fd/gpufs %6.1fx  counts %s" % (
+                name, row["gpufs"]["seconds"] * 1e3, row["plocate"]["seconds"] * 1e3,
+                row["fd"]["seconds"] * 1e3, row["find"]["seconds"] * 1e3,
+                row["plocate"]["seconds"] / row["gpufs"]["seconds"],
+                row["fd"]["seconds"] / row["gpufs"]["seconds"], counts))
+        g, gn = timed([GPUFS, "du", "-s", "-b", "--apparent-size", mnt], a.reps, False)
+        d, dn = timed(["du", "-s", "-b", "--apparent-size", tmpfs], a.reps, False)
+        results["du -s"] = {"gpufs": g, "du": d}
+        print("du -s: gpufs %.1f ms, du %.1f ms (%.1fx)" % (g * 1e3, d * 1e3, d / g))
+    finally:
+        subprocess.run([GPUFS, "unmount", mnt])
+        subprocess.run(["umount", tmpfs])
+        shutil.rmtree(work, ignore_errors=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
