@@ -226,6 +226,7 @@ fn search(
         older_ns: req["older_ns"].as_i64(),
         under,
         limit: req["limit"].as_u64().map(|l| l as usize),
+        want_paths: !req["count_only"].as_bool().unwrap_or(false),
     };
     match server.fs.search(compute, &q, caller, groups) {
         Ok(hits) => {

@@ -225,6 +225,7 @@ impl SearchDir {
             older_ns: None,
             under: None,
             limit: None,
+            want_paths: true,
         };
         let hits = fs.search(compute, &q, caller, groups)?;
         let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();

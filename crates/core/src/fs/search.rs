@@ -29,6 +29,8 @@ pub struct SearchQuery {
     /// Only below this directory (inode number).
     pub under: Option<u64>,
     pub limit: Option<usize>,
+    /// Build the paths of the hits (a count does not need them).
+    pub want_paths: bool,
 }
 
 /// One result.
@@ -38,7 +40,7 @@ pub struct SearchHit {
     pub kind: FileKind,
     pub size: u64,
     pub mtime_ns: i64,
-    /// From the mount root, starting with '/'.
+    /// From the mount root, starting with '/' (empty unless the query wanted paths).
     pub path: Vec<u8>,
 }
 
@@ -201,7 +203,11 @@ impl Filesystem {
                 break;
             }
         }
-        let paths = compute.path_build(&view, &kept).map_err(bad_query)?;
+        let paths = if q.want_paths {
+            compute.path_build(&view, &kept).map_err(bad_query)?
+        } else {
+            gpufs_compute::kernels::path_build::PathList::default()
+        };
         Ok(kept
             .iter()
             .enumerate()

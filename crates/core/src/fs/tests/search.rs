@@ -18,6 +18,7 @@ fn query(pattern: NameQuery) -> SearchQuery {
         older_ns: None,
         under: None,
         limit: None,
+        want_paths: true,
     }
 }
 
