@@ -232,8 +232,8 @@ fn search(
         Ok(hits) => {
             header(out, &json!({"ok": true, "count": hits.len()}))?;
             if !req["count_only"].as_bool().unwrap_or(false) {
-                for h in hits {
-                    out.write_all(&h.path)?;
+                for i in 0..hits.len() {
+                    out.write_all(hits.path(i))?;
                     out.write_all(b"\0")?;
                 }
             }
@@ -298,6 +298,20 @@ fn stats(server: &Server, compute: &Compute, out: &mut impl Write) -> std::io::R
 /// The client side: one request to the mount at `mountpoint`; the header and the
 /// NUL-ended records that follow it.
 pub fn ask(mountpoint: &Path, req: &Value) -> Result<(Value, Vec<Vec<u8>>), String> {
+    let mut records = Vec::new();
+    let head = ask_each(mountpoint, req, |r| {
+        records.push(r.to_vec());
+        Ok(())
+    })?;
+    Ok((head, records))
+}
+
+/// Like [`ask`], handing each record to `each` as it arrives instead of keeping them.
+pub fn ask_each(
+    mountpoint: &Path,
+    req: &Value,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<Value, String> {
     let path = socket_of(mountpoint).ok_or_else(|| {
         format!(
             "{} is not a running gpufs mount (no control socket)",
@@ -306,14 +320,14 @@ pub fn ask(mountpoint: &Path, req: &Value) -> Result<(Value, Vec<Vec<u8>>), Stri
     })?;
     let mut stream = UnixStream::connect(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     writeln!(stream, "{req}").map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::with_capacity(1 << 16, stream);
     let mut line = String::new();
     reader.read_line(&mut line).map_err(|e| e.to_string())?;
     let head: Value =
         serde_json::from_str(&line).map_err(|e| format!("bad answer from the daemon: {e}"))?;
-    let mut records = Vec::new();
+    let mut rec = Vec::new();
     loop {
-        let mut rec = Vec::new();
+        rec.clear();
         let n = reader.read_until(0, &mut rec).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
@@ -321,9 +335,14 @@ pub fn ask(mountpoint: &Path, req: &Value) -> Result<(Value, Vec<Vec<u8>>), Stri
         if rec.last() == Some(&0) {
             rec.pop();
         }
-        records.push(rec);
+        match each(&rec) {
+            Ok(()) => {}
+            // The reader of our output went away (| head): stop quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(e.to_string()),
+        }
     }
-    Ok((head, records))
+    Ok(head)
 }
 
 /// The control socket of the mount at `mountpoint`, if its daemon made one.

@@ -185,7 +185,25 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
     if let Some(l) = a.limit {
         req["limit"] = json!(l);
     }
-    let (head, records) = control::ask(&mp, &req).map_err(failure)?;
+    let base = mp.as_os_str().as_bytes().to_vec();
+    let base: &[u8] = if base == b"/" { b"" } else { &base };
+    // Plain path output streams straight through; --json and --count collect.
+    let streaming = !a.json && !a.count;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut records = Vec::new();
+    let end: &[u8] = if a.print0 { b"\0" } else { b"\n" };
+    let head = control::ask_each(&mp, &req, |r| {
+        if streaming {
+            out.write_all(base)?;
+            out.write_all(r)?;
+            out.write_all(end)
+        } else {
+            records.push(r.to_vec());
+            Ok(())
+        }
+    })
+    .map_err(failure)?;
     if head["ok"].as_bool() != Some(true) {
         let code = head["code"].as_u64().unwrap_or(1) as u8;
         return Err(Failure {
@@ -197,8 +215,6 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
         });
     }
     let count = head["count"].as_u64().unwrap_or(0);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
     let w = |out: &mut std::io::BufWriter<_>| -> std::io::Result<()> {
         if a.count {
             if a.json {
@@ -208,8 +224,6 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
             }
             return Ok(());
         }
-        let base = mp.as_os_str().as_bytes();
-        let base = if base == b"/" { &b""[..] } else { base };
         if a.json {
             let paths: Vec<String> = records
                 .iter()
@@ -217,11 +231,6 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
                 .collect();
             writeln!(out, "{}", json!({ "count": count, "paths": paths }))?;
             return Ok(());
-        }
-        for r in &records {
-            out.write_all(base)?;
-            out.write_all(r)?;
-            out.write_all(if a.print0 { b"\0" } else { b"\n" })?;
         }
         Ok(())
     };

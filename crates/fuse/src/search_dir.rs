@@ -229,10 +229,10 @@ impl SearchDir {
         };
         let hits = fs.search(compute, &q, caller, groups)?;
         let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
-        Ok(hits
-            .into_iter()
-            .map(|h| {
-                let base = h.path.rsplit(|&b| b == b'/').next().unwrap_or(&[]).to_vec();
+        Ok((0..hits.len())
+            .map(|i| {
+                let path = hits.path(i);
+                let base = path.rsplit(|&b| b == b'/').next().unwrap_or(&[]).to_vec();
                 let n = seen.entry(base.clone()).or_insert(0);
                 *n += 1;
                 let name = if *n == 1 {
@@ -244,7 +244,7 @@ impl SearchDir {
                 };
                 // From MOUNT/.gpufs/search/PATTERN/ up three levels is MOUNT.
                 let mut target = b"../../..".to_vec();
-                target.extend_from_slice(&h.path);
+                target.extend_from_slice(path);
                 Entry { name, target }
             })
             .collect())

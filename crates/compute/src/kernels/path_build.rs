@@ -3,6 +3,8 @@
 //! twin of kernels/path_build.wgsl. An entry whose chain is broken (dead entry, missing
 //! directory entry, deeper than [`MAX_DEPTH`]) gets an empty path on both backends.
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 
 use crate::error::{ComputeError, ComputeResult};
@@ -91,16 +93,96 @@ pub fn path_of(view: &NamespaceView<'_>, id: u32, buf: &mut Vec<u8>) {
     }
 }
 
+/// Builds paths with each directory's path made once and reused for every entry in it
+/// (most results share directories), so a path costs one name copy instead of a walk.
+/// Gives exactly what [`path_of`] gives: a broken chain or one deeper than
+/// [`MAX_DEPTH`] is an empty path.
+struct DirPaths {
+    /// Directory inode -> (start, len, depth) in `bytes`; len 0 = broken chain.
+    known: HashMap<u32, (usize, usize, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl DirPaths {
+    fn new() -> Self {
+        DirPaths {
+            known: HashMap::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// (start, len, depth) of directory `dir`'s path; depth counts its entries.
+    fn of(&mut self, view: &NamespaceView<'_>, dir: u32) -> (usize, usize, usize) {
+        if let Some(&k) = self.known.get(&dir) {
+            return k;
+        }
+        let got = match view.entry_of_dir(dir) {
+            Some(e) => {
+                let start = self.bytes.len();
+                path_of(view, e, &mut self.bytes);
+                let len = self.bytes.len() - start;
+                let depth = if len == 0 { 0 } else { chain_depth(view, e) };
+                (start, len, depth)
+            }
+            None => (0, 0, 0),
+        };
+        self.known.insert(dir, got);
+        got
+    }
+
+    /// Appends the path of entry `id` to `out`.
+    fn append(&mut self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) {
+        let Some(d) = view.dirents.get(id as usize) else {
+            return;
+        };
+        if d.ino == 0 {
+            return;
+        }
+        let name = view.name_of(d);
+        if d.parent == gpufs_format::ROOT_INO {
+            out.push(b'/');
+            out.extend_from_slice(name);
+            return;
+        }
+        let (start, len, depth) = self.of(view, d.parent);
+        if len == 0 || depth + 1 > MAX_DEPTH {
+            return;
+        }
+        out.extend_from_slice(&self.bytes[start..start + len]);
+        out.push(b'/');
+        out.extend_from_slice(name);
+    }
+}
+
+/// Entries on the chain from `first` to the root (1 for a child of the root).
+fn chain_depth(view: &NamespaceView<'_>, first: u32) -> usize {
+    let mut e = first;
+    for depth in 1..=MAX_DEPTH {
+        let Some(d) = view.dirents.get(e as usize) else {
+            return 0;
+        };
+        if d.parent == gpufs_format::ROOT_INO {
+            return depth;
+        }
+        match view.entry_of_dir(d.parent) {
+            Some(up) => e = up,
+            None => return 0,
+        }
+    }
+    0
+}
+
 /// CPU twin on every core.
 pub fn cpu(view: &NamespaceView<'_>, ids: &[u32]) -> PathList {
     let parts: Vec<(Vec<u8>, Vec<usize>)> = ids
-        .par_chunks(4096)
+        .par_chunks(16_384)
         .map(|chunk| {
-            let mut bytes = Vec::new();
+            let mut dirs = DirPaths::new();
+            let mut bytes = Vec::with_capacity(chunk.len() * 48);
             let mut lens = Vec::with_capacity(chunk.len());
             for &id in chunk {
                 let before = bytes.len();
-                path_of(view, id, &mut bytes);
+                dirs.append(view, id, &mut bytes);
                 lens.push(bytes.len() - before);
             }
             (bytes, lens)

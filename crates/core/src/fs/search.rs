@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
+use gpufs_compute::kernels::path_build::PathList;
 use gpufs_compute::kernels::subtree_sum::DirTotals;
 use gpufs_compute::Compute;
 use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
@@ -33,15 +34,36 @@ pub struct SearchQuery {
     pub want_paths: bool,
 }
 
-/// One result.
+/// One result; its path is `SearchResults::path` of the same index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchHit {
     pub ino: u64,
     pub kind: FileKind,
     pub size: u64,
     pub mtime_ns: i64,
-    /// From the mount root, starting with '/' (empty unless the query wanted paths).
-    pub path: Vec<u8>,
+}
+
+/// The hits of a search and their paths, packed in one buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchResults {
+    pub hits: Vec<SearchHit>,
+    paths: PathList,
+}
+
+impl SearchResults {
+    /// Path of hit `i` from the mount root, starting with '/' (empty unless the query
+    /// wanted paths).
+    pub fn path(&self, i: usize) -> &[u8] {
+        self.paths.get(i)
+    }
+
+    pub fn len(&self) -> usize {
+        self.hits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
 }
 
 /// Totals of one directory.
@@ -152,7 +174,7 @@ impl Filesystem {
         q: &SearchQuery,
         caller: Caller,
         groups: &[u32],
-    ) -> FsResult<Vec<SearchHit>> {
+    ) -> FsResult<SearchResults> {
         let matcher = NameMatcher::new(&q.pattern).map_err(bad_query)?;
         let mut g = self.lock();
         let dirty = g.vol.ns.take_dirty();
@@ -203,15 +225,17 @@ impl Filesystem {
                 break;
             }
         }
+        // Every kept entry is live with a valid kind (checked above), so hits and paths
+        // stay index-aligned.
+        kept.retain(|&id| ns.inode(ns.dirent(id).ino).and_then(|r| r.kind()).is_some());
         let paths = if q.want_paths {
             compute.path_build(&view, &kept).map_err(bad_query)?
         } else {
-            gpufs_compute::kernels::path_build::PathList::default()
+            PathList::default()
         };
-        Ok(kept
+        let hits = kept
             .iter()
-            .enumerate()
-            .filter_map(|(k, &id)| {
+            .filter_map(|&id| {
                 let d = ns.dirent(id);
                 let rec = ns.inode(d.ino)?;
                 Some(SearchHit {
@@ -219,10 +243,10 @@ impl Filesystem {
                     kind: rec.kind()?,
                     size: rec.size,
                     mtime_ns: rec.mtime_ns,
-                    path: paths.get(k).to_vec(),
                 })
             })
-            .collect())
+            .collect();
+        Ok(SearchResults { hits, paths })
     }
 
     /// Recursive totals of directory `dir` and of each directory below it (all of them

@@ -30,11 +30,9 @@ fn substring(s: &str) -> SearchQuery {
 }
 
 fn paths(fs: &Filesystem, c: &Compute, q: &SearchQuery, who: Caller) -> Vec<String> {
-    let mut v: Vec<String> = fs
-        .search(c, q, who, &[])
-        .unwrap()
-        .into_iter()
-        .map(|h| String::from_utf8(h.path).unwrap())
+    let r = fs.search(c, q, who, &[]).unwrap();
+    let mut v: Vec<String> = (0..r.len())
+        .map(|i| String::from_utf8(r.path(i).to_vec()).unwrap())
         .collect();
     v.sort();
     v
