@@ -12,7 +12,6 @@ use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
 use gpufs_compute::kernels::{path_build, path_lookup, subtree_sum};
 use gpufs_compute::mirror::NamespaceMirror;
 use gpufs_compute::synth::SynthNamespace;
-use gpufs_compute::view::NamespaceView;
 use gpufs_compute::Choice;
 
 #[derive(clap::Args, Debug)]
@@ -112,18 +111,6 @@ fn print_row(r: &Row, json: bool) {
     }
 }
 
-fn prefix(ns: &SynthNamespace, n: usize) -> NamespaceView<'_> {
-    let mut v = ns.view();
-    v.dirents = &ns.dirents[..n.min(ns.dirents.len())];
-    // Inode numbers follow entry order, so the first n + 2 inodes are the prefix's own
-    // (root and slot 0 included); a later one would be "missing" to every kernel.
-    let inodes = (n + 2).min(ns.inodes.len());
-    v.inodes = &ns.inodes[..inodes];
-    v.allocated = &ns.allocated[..inodes.min(ns.allocated.len())];
-    v.dir_entry = &ns.dir_entry[..inodes.min(ns.dir_entry.len())];
-    v
-}
-
 fn gpu_time<T>(
     ctx: Option<&GpuContext>,
     reps: usize,
@@ -214,7 +201,7 @@ fn compute(a: ComputeBench) -> Result<(), String> {
         None => None,
     };
     for &n in &sizes {
-        let view = prefix(&ns, n);
+        let view = ns.prefix_view(n);
         let name_bytes: u64 = view.dirents.iter().map(|d| u64::from(d.name_len)).sum();
         let mirror = match ctx {
             Some(c) => {

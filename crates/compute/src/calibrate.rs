@@ -14,7 +14,6 @@ use crate::kernels::name_match::{NameMatcher, NameQuery};
 use crate::kernels::{path_build, path_lookup, subtree_sum};
 use crate::mirror::NamespaceMirror;
 use crate::synth::SynthNamespace;
-use crate::view::NamespaceView;
 
 /// Batch sizes tried, ascending.
 pub const SIZES: [usize; 5] = [1_000, 10_000, 100_000, 300_000, 1_000_000];
@@ -31,19 +30,6 @@ pub fn median_time(reps: usize, mut f: impl FnMut()) -> Duration {
         .collect();
     times.sort_unstable();
     times[times.len() / 2]
-}
-
-/// A view of the first `n` entries of `ns` (a prefix is itself a valid namespace).
-fn prefix<'a>(ns: &'a SynthNamespace, n: usize) -> NamespaceView<'a> {
-    let mut v = ns.view();
-    v.dirents = &ns.dirents[..n.min(ns.dirents.len())];
-    // Inode numbers follow entry order, so the first n + 2 inodes are the prefix's own
-    // (root and slot 0 included); a later one would be "missing" to every kernel.
-    let inodes = (n + 2).min(ns.inodes.len());
-    v.inodes = &ns.inodes[..inodes];
-    v.allocated = &ns.allocated[..inodes.min(ns.allocated.len())];
-    v.dir_entry = &ns.dir_entry[..inodes.min(ns.dir_entry.len())];
-    v
 }
 
 /// Per size, whether the GPU was faster; the threshold is the smallest size from which
@@ -71,7 +57,7 @@ pub fn calibrate(ctx: &GpuContext) -> ComputeResult<Policy> {
     })?;
     let mut wins = Vec::new();
     for &n in &SIZES {
-        let view = prefix(&ns, n);
+        let view = ns.prefix_view(n);
         let mirror = NamespaceMirror::upload(ctx, &view)?;
         let cpu = median_time(3, || {
             std::hint::black_box(matcher.cpu(&view));
@@ -133,7 +119,7 @@ pub fn calibrate(ctx: &GpuContext) -> ComputeResult<Policy> {
             std::hint::black_box(dir_sort::gpu(ctx, &mirror, ids, SortKey::Name, false).ok());
         });
         sort_wins.push((n, gpu < cpu));
-        let part = prefix(&ns, n);
+        let part = ns.prefix_view(n);
         let part_mirror = NamespaceMirror::upload(ctx, &part)?;
         let cpu = median_time(3, || {
             std::hint::black_box(subtree_sum::cpu(&part));

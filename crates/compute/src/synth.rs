@@ -262,6 +262,19 @@ impl SynthNamespace {
         }
     }
 
+    /// A view of the first `n` entries: itself a valid namespace, since inode numbers
+    /// follow entry order (the first n + 2 inodes, slot 0 and the root included, are
+    /// the prefix's own; a later one would be "missing" to every kernel).
+    pub fn prefix_view(&self, n: usize) -> NamespaceView<'_> {
+        let mut v = self.view();
+        v.dirents = &self.dirents[..n.min(self.dirents.len())];
+        let inodes = (n + 2).min(self.inodes.len());
+        v.inodes = &self.inodes[..inodes];
+        v.allocated = &self.allocated[..inodes.min(self.allocated.len())];
+        v.dir_entry = &self.dir_entry[..inodes.min(self.dir_entry.len())];
+        v
+    }
+
     /// Ids of the entries in directory `dir`.
     pub fn children(&self, dir: u32) -> Vec<u32> {
         (0..self.dirents.len() as u32)
