@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod index;
 pub mod kernels;
 pub mod mirror;
+pub mod records;
 pub mod stats;
 pub mod synth;
 pub mod view;

@@ -35,6 +35,9 @@ pub fn prelude(slots: &ArraySlots<'_>, chunk_shift: u32) -> String {
          const CHUNK_MASK: u32 = {mask}u;\n\
          fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {{\n\
          \x20   return (wid.y * nwg.x + wid.x) * WG + li;\n\
+         }}\n\
+         fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {{\n\
+         \x20   return wid.y * nwg.x + wid.x;\n\
          }}\n",
         wg = super::context::WORKGROUP,
         mask = (1u64 << chunk_shift) - 1,

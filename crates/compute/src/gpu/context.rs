@@ -364,6 +364,36 @@ impl GpuContext {
         Ok(())
     }
 
+    /// Records `kernel` over `groups` workgroups of whatever size its WGSL declares (a
+    /// 2-D grid above the per-dimension limit; the kernel recovers the group number with
+    /// the prelude's `group_index` and skips numbers >= its count). For kernels that give
+    /// each record or piece of a record one workgroup.
+    pub fn dispatch_groups(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        kernel: &Kernel,
+        bind: [&wgpu::BindGroup; 2],
+        groups: u64,
+    ) -> ComputeResult<()> {
+        let Some((x, y)) = super::grid::groups_for(groups, 1, self.max_groups_per_dim) else {
+            return Err(ComputeError::TooLarge(format!(
+                "{groups} workgroups exceed one dispatch"
+            )));
+        };
+        if x == 0 {
+            return Ok(());
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, bind[0], &[]);
+        pass.set_bind_group(1, bind[1], &[]);
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
+    }
+
     pub fn encoder(&self) -> wgpu::CommandEncoder {
         self.device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
