@@ -14,8 +14,10 @@ pub mod index;
 pub mod kernels;
 pub mod mirror;
 pub mod records;
+pub mod rng;
 pub mod stats;
 pub mod synth;
+pub mod synth_data;
 pub mod view;
 
 pub use choice::{Backend, Choice};

@@ -21,23 +21,7 @@ pub struct SynthNamespace {
     pub dirs: Vec<u32>,
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<'a>(&mut self, list: &[&'a str]) -> &'a str {
-        list[self.below(list.len() as u64) as usize]
-    }
-}
+type Rng = crate::rng::SplitMix;
 
 const WORDS: &[&str] = &[
     "report",
@@ -141,7 +125,7 @@ fn file_name(rng: &mut Rng, k: u64) -> String {
 impl SynthNamespace {
     /// About `entries` entries under the root, one directory per `files_per_dir`.
     pub fn generate(seed: u64, entries: usize, files_per_dir: usize) -> SynthNamespace {
-        let mut rng = Rng(seed ^ 0x5EED);
+        let mut rng = Rng::new(seed ^ 0x5EED);
         let mut ns = SynthNamespace {
             inodes: vec![InodeRecord::default()],
             allocated: vec![0],
