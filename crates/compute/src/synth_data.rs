@@ -46,7 +46,7 @@ const SYLLABLES: &[&str] = &[
 
 /// A vocabulary of `n` pseudo-words of one to four syllables.
 fn vocabulary(n: usize) -> Vec<Vec<u8>> {
-    let mut rng = SplitMix::new(0x70CA_B);
+    let mut rng = SplitMix::new(0x0007_0CAB);
     (0..n)
         .map(|_| {
             let syllables = 1 + rng.below(4);
