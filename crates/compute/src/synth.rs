@@ -6,7 +6,7 @@ use gpufs_format::records::mode_bits;
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, ROOT_INO};
 
 use crate::index::DirentIndex;
-use crate::view::{NamespaceView, NO_ENTRY};
+use crate::view::{NameOwners, NamespaceView, NO_ENTRY};
 
 /// An owned namespace in the arrays the kernels read.
 #[derive(Clone, Debug, Default)]
@@ -19,6 +19,7 @@ pub struct SynthNamespace {
     pub dir_entry: Vec<u32>,
     /// Inode numbers of the directories, root first.
     pub dirs: Vec<u32>,
+    pub owners: NameOwners,
 }
 
 type Rng = crate::rng::SplitMix;
@@ -208,6 +209,7 @@ impl SynthNamespace {
         }
         let ino = self.new_inode(rng, kind);
         let id = self.dirents.len() as u32;
+        self.owners.push(self.names.len() as u64, id);
         self.dirents.push(DirentRecord {
             parent,
             ino,
@@ -243,6 +245,7 @@ impl SynthNamespace {
             index: self.index.slots(),
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
+            owners: Some(&self.owners),
         }
     }
 

@@ -15,6 +15,45 @@ pub struct NamespaceView<'a> {
     pub index: &'a [u32],
     pub allocated: &'a [u64],
     pub dir_entry: &'a [u32],
+    /// Which entry owns the name at each arena offset, for scans of the whole arena;
+    /// `None` where the namespace keeps no such map (scans then go entry by entry).
+    pub owners: Option<&'a NameOwners>,
+}
+
+/// The owner of each name in the arena, in arena order: the name appended at
+/// `offsets[k]` belonged to entry `ids[k]`. Names are only ever appended, so `offsets`
+/// ascends. An entry removed or renamed since leaves a stale pair, recognised because
+/// the entry is dead or its `name_offset` is no longer `offsets[k]`; a compaction of
+/// the arena rebuilds the map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameOwners {
+    pub offsets: Vec<u64>,
+    pub ids: Vec<u32>,
+}
+
+impl NameOwners {
+    /// Records that entry `id`'s name was appended at `offset` (after every earlier one).
+    pub fn push(&mut self, offset: u64, id: u32) {
+        self.offsets.push(offset);
+        self.ids.push(id);
+    }
+
+    pub fn clear(&mut self) {
+        self.offsets.clear();
+        self.ids.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.offsets.capacity() * 8 + self.ids.capacity() * 4
+    }
 }
 
 /// `dir_entry` value of an inode no live entry names as a directory.

@@ -217,3 +217,30 @@ fn bad_patterns_are_clear_errors() {
         .collect();
     assert_eq!(got, want);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The whole-arena scan (dead bytes, stale owners, removed entries, occurrences
+    /// running across name boundaries) gives exactly the per-entry scan's ids.
+    #[test]
+    fn arena_scan_equals_the_per_entry_scan(seed in any::<u64>(), any_byte in any::<bool>(), removals in 0u64..40) {
+        let alphabet = if any_byte { Alphabet::AnyByte } else { Alphabet::Small };
+        let mut ns = random_tree(seed, 1500, alphabet, if any_byte { 40 } else { 6 });
+        let mut rng = Rng::new(seed ^ 0xA7);
+        for _ in 0..removals * 10 {
+            let id = rng.below(ns.dirents.len() as u64) as u32;
+            ns.remove(id);
+        }
+        for _ in 0..6 {
+            let q = random_query(&mut rng, &ns);
+            let m = NameMatcher::new(&q).expect("query compiles");
+            let want: Vec<u32> = (0..ns.dirents.len() as u32)
+                .filter(|&i| ns.dirents[i as usize].ino != 0 && oracle(&q, ns.name(i)))
+                .collect();
+            prop_assert_eq!(m.cpu_per_entry(&ns.view()), want.clone(), "per entry {:?}", q);
+            prop_assert_eq!(m.cpu(&ns.view()), want.clone(), "arena {:?}", q);
+            prop_assert_eq!(m.cpu_one_thread(&ns.view()), want, "arena, one thread {:?}", q);
+        }
+    }
+}

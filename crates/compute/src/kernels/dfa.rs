@@ -143,6 +143,35 @@ pub fn compile(pattern: &str, fold: bool) -> Result<DfaTable, DfaRefusal> {
     })
 }
 
+/// The longest literal every match of `pattern` must contain: the longest literal
+/// among the top-level pieces of a concatenation (or the pattern itself when it is one
+/// literal). Empty when there is none, e.g. under case folding, where letters become
+/// classes, and for patterns anchored at the start of the name: the per-entry DFA
+/// rejects most names of those at their first bytes, faster than any arena search.
+pub fn required_literal(pattern: &str, fold: bool) -> Vec<u8> {
+    use regex_syntax::hir::HirKind;
+    let Ok(hir) = regex_automata::util::syntax::parse_with(pattern, &syntax_config(fold)) else {
+        return Vec::new();
+    };
+    match hir.kind() {
+        HirKind::Literal(l) => l.0.to_vec(),
+        HirKind::Concat(parts) => {
+            if matches!(parts.first().map(|h| h.kind()), Some(HirKind::Look(_))) {
+                return Vec::new();
+            }
+            parts
+                .iter()
+                .filter_map(|h| match h.kind() {
+                    HirKind::Literal(l) => Some(l.0.to_vec()),
+                    _ => None,
+                })
+                .max_by_key(Vec::len)
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
+}
+
 impl DfaTable {
     /// Does the regex match anywhere in `name`? The same loop as `dfa()` in
     /// kernels/name_match.wgsl.

@@ -218,6 +218,24 @@ impl GlobProgram {
     }
 
     /// Does `name` match? The same loop as `glob()` in kernels/name_match.wgsl.
+    /// The longest run of literal bytes: every matching name contains it (ASCII case
+    /// ignored when `fold`; then it is lowercase).
+    pub fn longest_literal(&self) -> Vec<u8> {
+        let mut best: Vec<u8> = Vec::new();
+        let mut run: Vec<u8> = Vec::new();
+        for &t in &self.tokens {
+            if t >> 24 == LITERAL {
+                run.push((t & 0xff) as u8);
+            } else {
+                run.clear();
+            }
+            if run.len() > best.len() {
+                best.clone_from(&run);
+            }
+        }
+        best
+    }
+
     pub fn matches(&self, name: &[u8]) -> bool {
         let t = &self.tokens;
         let (mut p, mut n) = (0usize, 0usize);

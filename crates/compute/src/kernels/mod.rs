@@ -4,6 +4,7 @@ pub mod dfa;
 pub mod dir_sort;
 pub mod glob;
 pub mod name_match;
+pub mod name_scan;
 pub mod path_build;
 pub mod path_lookup;
 pub mod subtree_sum;

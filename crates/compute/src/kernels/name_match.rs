@@ -7,6 +7,7 @@ use regex_automata::meta::Regex;
 
 use super::dfa::{self, DfaRefusal, DfaTable};
 use super::glob::{self, GlobProgram};
+use super::name_scan::{self, Prefilter};
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{arrays_group, GpuContext, Slot};
 use crate::mirror::NamespaceMirror;
@@ -30,6 +31,8 @@ pub enum NameQuery {
 #[derive(Clone, Debug)]
 pub struct NameMatcher {
     program: Program,
+    /// A literal every match contains, for whole-arena scans on the CPU.
+    prefilter: Option<Prefilter>,
     /// Bit k set: entries of `FileKind` k are wanted.
     pub kinds: u32,
 }
@@ -85,8 +88,19 @@ impl NameMatcher {
                 }
             },
         };
+        let prefilter = match (query, &program) {
+            (NameQuery::Substring { fold, .. }, Program::Substring { needle, .. }) => {
+                Prefilter::new(needle, *fold, true)
+            }
+            (_, Program::Glob(g)) => Prefilter::new(&g.longest_literal(), g.fold, false),
+            (NameQuery::Regex { pattern, fold }, _) => {
+                Prefilter::new(&dfa::required_literal(pattern, *fold), *fold, false)
+            }
+            _ => None,
+        };
         Ok(NameMatcher {
             program,
+            prefilter,
             kinds: ALL_KINDS,
         })
     }
@@ -132,8 +146,12 @@ impl NameMatcher {
     }
 
     /// The CPU twin: ids of live entries whose kind is wanted and whose name matches,
-    /// ascending. Runs on every core.
+    /// ascending. Runs on every core; searches the whole name arena for the query's
+    /// literal when the namespace maps arena bytes to entries (see [`name_scan`]).
     pub fn cpu(&self, view: &NamespaceView<'_>) -> Vec<u32> {
+        if let Some(ids) = self.arena_scan(view, true) {
+            return ids;
+        }
         const CHUNK: usize = 16_384;
         let parts: Vec<Vec<u32>> = view
             .dirents
@@ -144,11 +162,7 @@ impl NameMatcher {
                 chunk
                     .iter()
                     .enumerate()
-                    .filter(|(_, d)| {
-                        d.ino != 0
-                            && (self.kinds >> d.kind) & 1 == 1
-                            && self.matches_name(view.name_of(d))
-                    })
+                    .filter(|(_, d)| self.entry_matches(view, d))
                     .map(|(i, _)| base + i as u32)
                     .collect()
             })
@@ -158,14 +172,35 @@ impl NameMatcher {
 
     /// The same on one thread (the benchmark's baseline).
     pub fn cpu_one_thread(&self, view: &NamespaceView<'_>) -> Vec<u32> {
+        if let Some(ids) = self.arena_scan(view, false) {
+            return ids;
+        }
+        self.cpu_per_entry(view)
+    }
+
+    /// Entry by entry on one thread, never through the arena: the reference the
+    /// arena scan is tested against.
+    pub fn cpu_per_entry(&self, view: &NamespaceView<'_>) -> Vec<u32> {
         view.dirents
             .iter()
             .enumerate()
-            .filter(|(_, d)| {
-                d.ino != 0 && (self.kinds >> d.kind) & 1 == 1 && self.matches_name(view.name_of(d))
-            })
+            .filter(|(_, d)| self.entry_matches(view, d))
             .map(|(i, _)| i as u32)
             .collect()
+    }
+
+    fn entry_matches(&self, view: &NamespaceView<'_>, d: &gpufs_format::DirentRecord) -> bool {
+        d.ino != 0 && (self.kinds >> d.kind) & 1 == 1 && self.matches_name(view.name_of(d))
+    }
+
+    /// The arena scan, when the query has a literal and the view an owner map.
+    fn arena_scan(&self, view: &NamespaceView<'_>, parallel: bool) -> Option<Vec<u32>> {
+        let pre = self.prefilter.as_ref()?;
+        let owners = view.owners.filter(|o| !o.is_empty())?;
+        let verify = |name: &[u8]| self.matches_name(name);
+        Some(name_scan::scan(
+            view, owners, pre, self.kinds, &verify, parallel,
+        ))
     }
 
     /// Program words and kernel parameters.

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use gpufs_compute::gpu::{GpuContext, GpuOptions};
 use gpufs_compute::index::DirentIndex;
-use gpufs_compute::view::{NamespaceView, NO_ENTRY};
+use gpufs_compute::view::{NameOwners, NamespaceView, NO_ENTRY};
 use gpufs_format::records::mode_bits;
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, ROOT_INO};
 
@@ -82,6 +82,7 @@ pub struct Ns {
     pub index: DirentIndex,
     pub allocated: Vec<u64>,
     pub dir_entry: Vec<u32>,
+    pub owners: NameOwners,
 }
 
 impl Ns {
@@ -93,6 +94,7 @@ impl Ns {
             index: self.index.slots(),
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
+            owners: Some(&self.owners),
         }
     }
 
@@ -143,9 +145,15 @@ impl Ns {
         // Now and then dead bytes in the arena, as renames and unlinks leave.
         if rng.chance(5) {
             let junk = random_name(rng, Alphabet::AnyByte, 9);
+            // A stale owner, as a renamed entry leaves: the entry now lives elsewhere.
+            if !self.dirents.is_empty() {
+                let stale = rng.below(self.dirents.len() as u64) as u32;
+                self.owners.push(self.names.len() as u64, stale);
+            }
             self.names.extend_from_slice(&junk);
         }
         let id = self.dirents.len() as u32;
+        self.owners.push(self.names.len() as u64, id);
         self.dirents.push(DirentRecord {
             parent,
             ino,

@@ -2,8 +2,6 @@
 //! this instant (nothing to re-index), then filtered so a caller never learns a name in a
 //! directory it could not list.
 
-use std::collections::HashMap;
-
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
 use gpufs_compute::kernels::path_build::PathList;
 use gpufs_compute::kernels::subtree_sum::DirTotals;
@@ -43,9 +41,11 @@ pub struct SearchHit {
     pub mtime_ns: i64,
 }
 
-/// The hits of a search and their paths, packed in one buffer.
+/// The hits of a search and their paths, packed in one buffer. A count-only query
+/// (`want_paths: false`) gets the count alone: no hits, no paths.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SearchResults {
+    count: usize,
     pub hits: Vec<SearchHit>,
     paths: PathList,
 }
@@ -57,12 +57,13 @@ impl SearchResults {
         self.paths.get(i)
     }
 
+    /// Results found (also when only counted).
     pub fn len(&self) -> usize {
-        self.hits.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hits.is_empty()
+        self.count == 0
     }
 }
 
@@ -97,13 +98,33 @@ fn permits(rec: &InodeRecord, caller: Caller, groups: &[u32], mask: u32) -> bool
 }
 
 /// Which directories a caller may list: read on the directory and search on every
-/// directory above it. Memoized per directory for one query.
+/// directory above it. Memoized per directory for one query, in arrays indexed by inode
+/// number (0 unknown, 1 no, 2 yes), so a query with hundreds of thousands of hits in a
+/// few thousand directories decides each directory once.
 struct Visibility<'a> {
     inner: &'a Inner,
     caller: Caller,
     groups: &'a [u32],
-    /// Directory -> may the caller reach it (search permission on it and all above)?
-    reach: HashMap<u32, bool>,
+    /// Search permission on the directory and all above it.
+    reach: Vec<u8>,
+    /// May list the directory.
+    list: Vec<u8>,
+}
+
+const UNKNOWN: u8 = 0;
+const NO: u8 = 1;
+const YES: u8 = 2;
+
+fn memo_get(memo: &[u8], ino: u32) -> u8 {
+    memo.get(ino as usize).copied().unwrap_or(UNKNOWN)
+}
+
+fn memo_set(memo: &mut Vec<u8>, ino: u32, yes: bool) {
+    let i = ino as usize;
+    if memo.len() <= i {
+        memo.resize(i + 1, UNKNOWN);
+    }
+    memo[i] = if yes { YES } else { NO };
 }
 
 impl<'a> Visibility<'a> {
@@ -112,7 +133,8 @@ impl<'a> Visibility<'a> {
             inner,
             caller,
             groups,
-            reach: HashMap::new(),
+            reach: Vec::new(),
+            list: Vec::new(),
         }
     }
 
@@ -122,17 +144,26 @@ impl<'a> Visibility<'a> {
 
     /// Search permission on `dir` and every directory above it.
     fn reachable(&mut self, dir: u32) -> bool {
-        if let Some(&r) = self.reach.get(&dir) {
-            return r;
+        match memo_get(&self.reach, dir) {
+            YES => return true,
+            NO => return false,
+            _ => {}
         }
         // Walk up to the first memoized (or the root), then fill in on the way back.
         let mut chain = Vec::new();
         let mut d = dir;
         let mut known = None;
         for _ in 0..4096 {
-            if let Some(&r) = self.reach.get(&d) {
-                known = Some(r);
-                break;
+            match memo_get(&self.reach, d) {
+                YES => {
+                    known = Some(true);
+                    break;
+                }
+                NO => {
+                    known = Some(false);
+                    break;
+                }
+                _ => {}
             }
             chain.push(d);
             if d == ROOT_INO {
@@ -146,7 +177,7 @@ impl<'a> Visibility<'a> {
                 && self
                     .rec(c)
                     .is_some_and(|r| permits(r, self.caller, self.groups, 1));
-            self.reach.insert(c, ok);
+            memo_set(&mut self.reach, c, ok);
         }
         ok
     }
@@ -156,12 +187,20 @@ impl<'a> Visibility<'a> {
         if self.caller.uid == 0 {
             return true;
         }
+        match memo_get(&self.list, dir) {
+            YES => return true,
+            NO => return false,
+            _ => {}
+        }
         let readable = self
             .rec(dir)
             .is_some_and(|r| permits(r, self.caller, self.groups, 4));
         // Reading a directory's names needs read on it and search on every directory
         // above it (not on itself).
-        readable && (dir == ROOT_INO || self.reachable(self.inner.vol.ns.parent_of_dir(dir)))
+        let ok =
+            readable && (dir == ROOT_INO || self.reachable(self.inner.vol.ns.parent_of_dir(dir)));
+        memo_set(&mut self.list, dir, ok);
+        ok
     }
 }
 
@@ -201,16 +240,26 @@ impl Filesystem {
             compute.name_match(&m, &view).map_err(bad_query)?
         };
         let mut vis = Visibility::new(g, caller, groups);
+        let by_inode = q.min_size.is_some()
+            || q.max_size.is_some()
+            || q.newer_ns.is_some()
+            || q.older_ns.is_some();
         let mut kept = Vec::new();
         for id in candidates {
             let d = ns.dirent(id);
-            let Some(rec) = ns.inode(d.ino) else { continue };
-            if q.min_size.is_some_and(|m| rec.size < m)
-                || q.max_size.is_some_and(|m| rec.size > m)
-                || q.newer_ns.is_some_and(|t| rec.mtime_ns < t)
-                || q.older_ns.is_some_and(|t| rec.mtime_ns >= t)
-            {
+            // Every candidate is a live entry of a valid kind: name_match checks both.
+            if FileKind::from_u8(d.kind).is_none() {
                 continue;
+            }
+            if by_inode {
+                let Some(rec) = ns.inode(d.ino) else { continue };
+                if q.min_size.is_some_and(|m| rec.size < m)
+                    || q.max_size.is_some_and(|m| rec.size > m)
+                    || q.newer_ns.is_some_and(|t| rec.mtime_ns < t)
+                    || q.older_ns.is_some_and(|t| rec.mtime_ns >= t)
+                {
+                    continue;
+                }
             }
             if let Some(top) = under {
                 if !is_below(g, d.parent, top) {
@@ -225,28 +274,31 @@ impl Filesystem {
                 break;
             }
         }
-        // Every kept entry is live with a valid kind (checked above), so hits and paths
-        // stay index-aligned.
-        kept.retain(|&id| ns.inode(ns.dirent(id).ino).and_then(|r| r.kind()).is_some());
-        let paths = if q.want_paths {
-            compute.path_build(&view, &kept).map_err(bad_query)?
-        } else {
-            PathList::default()
-        };
+        if !q.want_paths {
+            return Ok(SearchResults {
+                count: kept.len(),
+                ..Default::default()
+            });
+        }
+        let paths = compute.path_build(&view, &kept).map_err(bad_query)?;
         let hits = kept
             .iter()
-            .filter_map(|&id| {
+            .map(|&id| {
                 let d = ns.dirent(id);
-                let rec = ns.inode(d.ino)?;
-                Some(SearchHit {
+                let rec = ns.inode(d.ino);
+                SearchHit {
                     ino: u64::from(d.ino),
-                    kind: rec.kind()?,
-                    size: rec.size,
-                    mtime_ns: rec.mtime_ns,
-                })
+                    kind: FileKind::from_u8(d.kind).unwrap_or(FileKind::Regular),
+                    size: rec.map_or(0, |r| r.size),
+                    mtime_ns: rec.map_or(0, |r| r.mtime_ns),
+                }
             })
             .collect();
-        Ok(SearchResults { hits, paths })
+        Ok(SearchResults {
+            count: kept.len(),
+            hits,
+            paths,
+        })
     }
 
     /// Recursive totals of directory `dir` and of each directory below it (all of them

@@ -9,7 +9,7 @@ mod image;
 use std::collections::{BTreeMap, HashMap};
 
 use gpufs_compute::index::DirentIndex;
-use gpufs_compute::view::{NamespaceDirty, NamespaceView, NO_ENTRY};
+use gpufs_compute::view::{NameOwners, NamespaceDirty, NamespaceView, NO_ENTRY};
 use gpufs_format::{name_hash, DirentRecord, InodeRecord, RecordPtr, BLOCK_SIZE, ROOT_INO};
 
 pub use apply::SpaceChange;
@@ -36,6 +36,8 @@ pub struct Namespace {
     free_dirents: Vec<u32>,
     names: Vec<u8>,
     dead_name_bytes: usize,
+    /// The entry owning each name in the arena, for whole-arena name scans.
+    name_owners: NameOwners,
     /// The flat open-addressing index over (parent, name) that the GPU kernels probe too.
     index: DirentIndex,
     /// Entry id naming each directory inode ([`NO_ENTRY`] otherwise), for path walks.
@@ -123,6 +125,7 @@ impl Namespace {
             index: self.index.slots(),
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
+            owners: Some(&self.name_owners),
         }
     }
 
@@ -277,11 +280,16 @@ impl Namespace {
     /// Rewrites the name arena with live names only.
     pub fn compact_names(&mut self) {
         let mut names = Vec::with_capacity(self.names.len() - self.dead_name_bytes);
-        for d in self.dirents.iter_mut().filter(|d| d.is_live()) {
+        self.name_owners.clear();
+        for (id, d) in self.dirents.iter_mut().enumerate() {
+            if !d.is_live() {
+                continue;
+            }
             let start = d.name_offset as usize;
             let off = names.len() as u64;
             names.extend_from_slice(&self.names[start..start + d.name_len as usize]);
             d.name_offset = off;
+            self.name_owners.push(off, id as u32);
         }
         self.names = names;
         self.dead_name_bytes = 0;
@@ -297,6 +305,7 @@ impl Namespace {
             + self.names.capacity()
             + self.index.heap_bytes()
             + self.dir_entry.capacity() * 4
+            + self.name_owners.heap_bytes()
             + self.allocated.capacity() * 8
             + self
                 .dirs

@@ -210,6 +210,7 @@ impl RangeMirror {
 
 #[test]
 fn dirty_ranges_cover_every_change_and_views_resolve_paths() {
+    use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
     use gpufs_compute::kernels::{path_build, path_lookup};
     let mut ns = ns_with_root();
     let mut mirror = RangeMirror::default();
@@ -280,6 +281,30 @@ fn dirty_ranges_cover_every_change_and_views_resolve_paths() {
             ns.compact_names();
         }
         mirror.update(&mut ns);
+        // Whole-arena name scans (through the owner map, with dead names and reused
+        // entry slots) find exactly what a scan entry by entry finds.
+        for q in [
+            NameQuery::Substring {
+                needle: b"1-1".to_vec(),
+                fold: false,
+            },
+            NameQuery::Substring {
+                needle: b"N3".to_vec(),
+                fold: true,
+            },
+            NameQuery::Glob {
+                pattern: b"n2*-4?".to_vec(),
+                fold: false,
+            },
+            NameQuery::Regex {
+                pattern: "1-[0-4]+$".into(),
+                fold: false,
+            },
+        ] {
+            let m = NameMatcher::new(&q).unwrap();
+            let view = ns.view();
+            assert_eq!(m.cpu(&view), m.cpu_per_entry(&view), "round {round}: {q:?}");
+        }
     }
     // Every live entry's path resolves back to its inode, through the shared index.
     let view = ns.view();

@@ -1,0 +1,167 @@
+//! Whole-arena name scans on the CPU: instead of testing every entry's name one by one,
+//! search the name arena end to end for a literal every match must contain (the
+//! substring itself, the longest literal run of a glob, a literal a regex requires),
+//! map each occurrence to the entry owning those bytes through the namespace's
+//! [`NameOwners`], and check only those entries. A literal search over contiguous
+//! bytes runs at memory speed; the per-entry loop pays a call per name.
+//!
+//! Gives exactly the ids the per-entry scan gives: an occurrence counts only when it
+//! lies wholly inside a live entry's current name, and one that runs past the end of
+//! the name it starts in is skipped by restarting one byte later, so it cannot hide an
+//! occurrence that starts inside it.
+
+use memchr::memmem;
+use rayon::prelude::*;
+use regex_automata::meta::Regex;
+use regex_automata::Input;
+
+use crate::view::{NameOwners, NamespaceView};
+
+/// How the literal is searched.
+#[derive(Clone, Debug)]
+enum Finder {
+    Exact(Box<memmem::Finder<'static>>),
+    /// ASCII case-insensitive: a regex of the literal (its prefilter does the work).
+    Folded(Box<Regex>),
+}
+
+/// A literal every matching name contains.
+#[derive(Clone, Debug)]
+pub struct Prefilter {
+    len: usize,
+    finder: Finder,
+    /// The literal is the whole query: an occurrence is a match, nothing to verify.
+    pub exact: bool,
+}
+
+/// Shorter literals find too many candidates to beat the per-entry scan.
+pub const MIN_LITERAL: usize = 2;
+
+impl Prefilter {
+    /// A prefilter for `literal` (ASCII case ignored with `fold`), or `None` when it
+    /// is too short to pay.
+    pub fn new(literal: &[u8], fold: bool, exact: bool) -> Option<Prefilter> {
+        if literal.len() < MIN_LITERAL {
+            return None;
+        }
+        let finder = if fold && literal.iter().any(u8::is_ascii_alphabetic) {
+            let mut pattern = String::from("(?i-u)");
+            for &b in literal {
+                if b.is_ascii_alphanumeric() {
+                    pattern.push(char::from(b));
+                } else {
+                    pattern.push_str(&format!(r"\x{b:02x}"));
+                }
+            }
+            let re = Regex::builder()
+                .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+                .build(&pattern)
+                .ok()?;
+            Finder::Folded(Box::new(re))
+        } else {
+            Finder::Exact(Box::new(memmem::Finder::new(literal).into_owned()))
+        };
+        Some(Prefilter {
+            len: literal.len(),
+            finder,
+            exact,
+        })
+    }
+
+    /// Start of the first occurrence in `hay[from..end]`.
+    fn find(&self, hay: &[u8], from: usize, end: usize) -> Option<usize> {
+        match &self.finder {
+            Finder::Exact(f) => f.find(hay.get(from..end)?).map(|p| p + from),
+            Finder::Folded(re) => re
+                .search(&Input::new(hay).range(from..end))
+                .map(|m| m.start()),
+        }
+    }
+}
+
+/// Arena pieces scanned in parallel (cut at owner boundaries).
+const PIECES: usize = 64;
+
+/// Ids of live entries whose kind bit is in `kinds`, whose name contains the literal
+/// and satisfies `verify`, ascending.
+pub fn scan(
+    view: &NamespaceView<'_>,
+    owners: &NameOwners,
+    pre: &Prefilter,
+    kinds: u32,
+    verify: &(dyn Fn(&[u8]) -> bool + Sync),
+    parallel: bool,
+) -> Vec<u32> {
+    let n = owners.len().min(owners.offsets.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    let per = n.div_ceil(PIECES).max(1);
+    let pieces: Vec<usize> = (0..n).step_by(per).collect();
+    let run = |&a: &usize| scan_piece(view, owners, pre, kinds, verify, a, (a + per).min(n));
+    let mut ids: Vec<u32> = if parallel {
+        pieces.par_iter().flat_map_iter(&run).collect()
+    } else {
+        pieces.iter().flat_map(run).collect()
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The owners `a..b` and the arena bytes from the first one's name up to the next
+/// piece's first name (or the end of the arena).
+fn scan_piece(
+    view: &NamespaceView<'_>,
+    owners: &NameOwners,
+    pre: &Prefilter,
+    kinds: u32,
+    verify: &(dyn Fn(&[u8]) -> bool + Sync),
+    a: usize,
+    b: usize,
+) -> Vec<u32> {
+    let arena = view.names;
+    let offs = &owners.offsets;
+    let at = |k: usize| {
+        usize::try_from(offs[k])
+            .unwrap_or(usize::MAX)
+            .min(arena.len())
+    };
+    let start = at(a);
+    let end = if b < offs.len() { at(b) } else { arena.len() };
+    let mut out = Vec::new();
+    let mut pos = start;
+    let mut j = a;
+    let mut last = u32::MAX;
+    while pos < end {
+        let Some(p) = pre.find(arena, pos, end) else {
+            break;
+        };
+        // The owner whose name region holds p: the last k in j..b with offset <= p.
+        j += offs[j..b]
+            .partition_point(|&o| o <= p as u64)
+            .saturating_sub(1);
+        let off = offs[j];
+        let id = owners.ids[j];
+        let entry = view
+            .dirents
+            .get(id as usize)
+            .filter(|d| d.ino != 0 && d.name_offset == off);
+        let name_end = entry.map_or(0, |d| off as usize + usize::from(d.name_len));
+        if p + pre.len > name_end {
+            // In dead bytes, or running past the end of the name it starts in: it
+            // may hide an occurrence starting inside it, so look again one byte on.
+            pos = p + 1;
+            continue;
+        }
+        if let Some(d) = entry {
+            if id != last && (kinds >> d.kind) & 1 == 1 && (pre.exact || verify(view.name_of(d))) {
+                out.push(id);
+                last = id;
+            }
+        }
+        // One hit per name is enough.
+        pos = name_end.max(p + 1);
+    }
+    out
+}
