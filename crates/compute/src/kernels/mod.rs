@@ -1,9 +1,11 @@
 //! The kernels: each `kernels/NAME.wgsl` with its CPU twin in `NAME.rs`.
 
+pub mod crc32c;
 pub mod dfa;
 pub mod dir_sort;
 pub mod glob;
 pub mod name_match;
 pub mod path_build;
 pub mod path_lookup;
+mod rounds;
 pub mod subtree_sum;
