@@ -1,5 +1,6 @@
 //! The kernels: each `kernels/NAME.wgsl` with its CPU twin in `NAME.rs`.
 
+pub mod blake3;
 pub mod crc32c;
 pub mod dfa;
 pub mod dir_sort;
