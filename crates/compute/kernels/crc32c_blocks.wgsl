@@ -46,7 +46,13 @@ fn gf_mul(a: u32, b_in: u32) -> u32 {
 // right neighbour, whose span is `stride` slices.
 fn fold_level(li: u32, stride: u32, shift: u32) {
     if ((li & (2u * stride - 1u)) == 0u) {
-        acc[li] = gf_mul(acc[li], shift) ^ acc[li + stride];
+        // Slices past the record's end hold state 0: nothing to shift.
+        let left = acc[li];
+        if (left != 0u) {
+            acc[li] = gf_mul(left, shift) ^ acc[li + stride];
+        } else {
+            acc[li] = acc[li + stride];
+        }
     }
     workgroupBarrier();
 }
