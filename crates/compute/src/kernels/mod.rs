@@ -1,5 +1,7 @@
 //! The kernels: each `kernels/NAME.wgsl` with its CPU twin in `NAME.rs`.
 
+pub mod blake3;
+pub mod crc32c;
 pub mod dfa;
 pub mod dir_sort;
 pub mod glob;
@@ -7,4 +9,5 @@ pub mod name_match;
 pub mod name_scan;
 pub mod path_build;
 pub mod path_lookup;
+mod rounds;
 pub mod subtree_sum;
