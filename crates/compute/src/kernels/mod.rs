@@ -7,3 +7,4 @@ pub mod name_match;
 pub mod path_build;
 pub mod path_lookup;
 pub mod subtree_sum;
+pub mod xts;
