@@ -78,7 +78,7 @@ fn main(
 ) {
     load_tables(params.table_base, li);
     workgroupBarrier();
-    let g = group_index(wid, nwg);
+    let g = params.first + group_index(wid, nwg);
     if (g >= params.count) {
         return;
     }

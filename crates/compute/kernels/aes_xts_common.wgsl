@@ -11,8 +11,10 @@ struct Params {
     count: u32,
     // Word offset of the direction's tables in `tables`.
     table_base: u32,
-    pad0: u32,
-    pad1: u32,
+    // Sector number (in this part) of the dispatch's first invocation or workgroup: a
+    // part's sectors may take several dispatches.
+    first: u32,
+    pad: u32,
     rk: array<vec4<u32>, 15>,
 }
 

@@ -16,7 +16,7 @@ fn main(
 ) {
     load_tables(params.table_base, li);
     workgroupBarrier();
-    let i = linear_index(wid, nwg, li);
+    let i = params.first + linear_index(wid, nwg, li);
     if (i >= params.count) {
         return;
     }

@@ -8,7 +8,7 @@ use std::ops::Range;
 use super::tables::{all_tables, decrypt_schedule, encrypt_schedule, DECRYPT_BASE, SCHEDULE_WORDS};
 use super::{check, Direction, SectorLayout, XtsKey, SECTOR_BYTES};
 use crate::error::{ComputeError, ComputeResult};
-use crate::gpu::{GpuContext, Slot};
+use crate::gpu::{GpuContext, Slot, WORKGROUP};
 use crate::records::{upload_parts, GpuPart, RecordBatch};
 
 const COMMON: &str = include_str!("../../../kernels/aes_xts_common.wgsl");
@@ -118,11 +118,24 @@ pub fn upload(
     })
 }
 
-/// The uniform of one pass: count, table base, then the round keys.
-fn params(ctx: &GpuContext, count: u32, table_base: u32, rk: &[u32; SCHEDULE_WORDS]) -> wgpu::Buffer {
-    let mut p = vec![count, table_base, 0, 0];
+/// The uniform of one dispatch: sector count, table base, first sector, round keys.
+fn params(
+    ctx: &GpuContext,
+    count: u32,
+    table_base: u32,
+    first: u32,
+    rk: &[u32; SCHEDULE_WORDS],
+) -> wgpu::Buffer {
+    let mut p = vec![count, table_base, first, 0];
     p.extend_from_slice(rk);
     ctx.uniform(bytemuck::cast_slice(&p))
+}
+
+/// Sectors one dispatch covers: a full grid of workgroups (of 256 invocations for the
+/// tweak pass, where each invocation is a sector).
+fn per_dispatch(ctx: &GpuContext, per_group: u64) -> u64 {
+    let g = u64::from(ctx.max_groups_per_dim);
+    g * g * per_group
 }
 
 /// Step 2: records both passes for every part, submits and waits.
@@ -162,25 +175,24 @@ pub fn run(ctx: &GpuContext, up: &XtsUpload, dir: Direction) -> ComputeResult<Xt
         let out = ctx.pool.take(&ctx.device, out_bytes);
         if sp.sector_count > 0 {
             let tweaks = ctx.pool.take(&ctx.device, u64::from(sp.sector_count) * 16);
-            let u_tweak = params(ctx, sp.sector_count, 0, &up.keys.tweak_enc);
-            let g1 = ctx.own_group(&tweak_kernel, &[&u_tweak, &up.tables, &sp.sectors, &tweaks]);
-            ctx.dispatch(
-                &mut enc,
-                &tweak_kernel,
-                [&g0_tweak, &g1],
-                u64::from(sp.sector_count),
-            )?;
-            let u_block = params(ctx, sp.sector_count, base, rk);
-            let g1 = ctx.own_group(
-                &block_kernel,
-                &[&u_block, &up.tables, &sp.sectors, &tweaks, &sp.part.data, &out],
-            );
-            ctx.dispatch_groups(
-                &mut enc,
-                &block_kernel,
-                [&g0_block, &g1],
-                u64::from(sp.sector_count),
-            )?;
+            let count = sp.sector_count;
+            let step = per_dispatch(ctx, u64::from(WORKGROUP));
+            for first in (0..u64::from(count)).step_by(step as usize) {
+                let u = params(ctx, count, 0, first as u32, &up.keys.tweak_enc);
+                let g1 = ctx.own_group(&tweak_kernel, &[&u, &up.tables, &sp.sectors, &tweaks]);
+                let items = (u64::from(count) - first).min(step);
+                ctx.dispatch(&mut enc, &tweak_kernel, [&g0_tweak, &g1], items)?;
+            }
+            let step = per_dispatch(ctx, 1);
+            for first in (0..u64::from(count)).step_by(step as usize) {
+                let u = params(ctx, count, base, first as u32, rk);
+                let g1 = ctx.own_group(
+                    &block_kernel,
+                    &[&u, &up.tables, &sp.sectors, &tweaks, &sp.part.data, &out],
+                );
+                let groups = (u64::from(count) - first).min(step);
+                ctx.dispatch_groups(&mut enc, &block_kernel, [&g0_block, &g1], groups)?;
+            }
             scratch.push(tweaks);
         }
         outputs.push(OutPart {

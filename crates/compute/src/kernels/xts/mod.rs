@@ -138,10 +138,8 @@ fn split_sectors(
     first: u64,
     sector_bytes: usize,
 ) -> impl Iterator<Item = (&mut [u8], u64)> {
-    let layout = SectorLayout::of(record.len(), sector_bytes).unwrap_or(SectorLayout {
-        full: 0,
-        last: 0,
-    });
+    let layout =
+        SectorLayout::of(record.len(), sector_bytes).unwrap_or(SectorLayout { full: 0, last: 0 });
     let mut rest = record;
     (0..layout.sectors()).map(move |j| {
         let n = layout.len_of(j, sector_bytes).min(rest.len());
@@ -241,6 +239,9 @@ mod tests {
             tweak: [0xCD; 32],
         };
         let s = format!("{k:?}");
-        assert!(!s.contains("171") && !s.to_lowercase().contains("ab"), "{s}");
+        assert!(
+            !s.contains("171") && !s.to_lowercase().contains("ab"),
+            "{s}"
+        );
     }
 }

@@ -46,7 +46,8 @@ const fn sboxes() -> ([u8; 256], [u8; 256]) {
             y = gmul(y, sq);
             k += 1;
         }
-        let v = y ^ y.rotate_left(1) ^ y.rotate_left(2) ^ y.rotate_left(3) ^ y.rotate_left(4) ^ 0x63;
+        let v =
+            y ^ y.rotate_left(1) ^ y.rotate_left(2) ^ y.rotate_left(3) ^ y.rotate_left(4) ^ 0x63;
         s[x] = v;
         inv[v as usize] = x as u8;
         x += 1;
@@ -179,7 +180,9 @@ mod tests {
         for round in 1..ROUNDS {
             let mut n = [0u32; 4];
             for c in 0..4 {
-                n[c] = (0..4).fold(rk[4 * round + c], |acc, r| acc ^ t(r, s[src(c, r)] >> (8 * r)));
+                n[c] = (0..4).fold(rk[4 * round + c], |acc, r| {
+                    acc ^ t(r, s[src(c, r)] >> (8 * r))
+                });
             }
             s = n;
         }
@@ -207,7 +210,9 @@ mod tests {
         let dec_t = direction_tables(true);
         let mut seed = 0x1234_5678_9abc_def0u64;
         let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as u8
         };
         for _ in 0..50 {
