@@ -79,7 +79,7 @@ fn main(
     load_tables(params.table_base, li);
     workgroupBarrier();
     let g = params.first + group_index(wid, nwg);
-    if (g >= params.count) {
+    if (g >= params.end) {
         return;
     }
     let sec = sectors[g];
@@ -88,10 +88,11 @@ fn main(
     let r = sec.y & 15u;
     let plain = select(nb, nb - 1u, r != 0u);
     let t = tweaks[g];
+    var tk = mul_alpha_pow(t, li);
     for (var k = li; k < plain; k = k + WG) {
-        let tk = mul_alpha_pow(t, k);
         let w = w0 + 4u * k;
         store_block(w, cipher(load_block(w) ^ tk) ^ tk);
+        tk = mul_alpha_pow(tk, WG);
     }
     if (r != 0u && li == (nb - 1u) % WG) {
         steal(w0 + 4u * (nb - 1u), r, mul_alpha_pow(t, nb - 1u));

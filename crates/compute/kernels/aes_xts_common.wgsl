@@ -7,12 +7,12 @@
 // cipher's) come in params.rk. Host side: src/kernels/xts/tables.rs.
 
 struct Params {
-    // Sectors in this part.
-    count: u32,
+    // End (exclusive) of the sectors of this dispatch, numbered within the part.
+    end: u32,
     // Word offset of the direction's tables in `tables`.
     table_base: u32,
-    // Sector number (in this part) of the dispatch's first invocation or workgroup: a
-    // part's sectors may take several dispatches.
+    // First sector of this dispatch (its invocation or workgroup 0): a part's sectors
+    // may take several dispatches.
     first: u32,
     pad: u32,
     rk: array<vec4<u32>, 15>,

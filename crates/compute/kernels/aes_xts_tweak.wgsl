@@ -17,7 +17,7 @@ fn main(
     load_tables(params.table_base, li);
     workgroupBarrier();
     let i = params.first + linear_index(wid, nwg, li);
-    if (i >= params.count) {
+    if (i >= params.end) {
         return;
     }
     let s = sectors[i];

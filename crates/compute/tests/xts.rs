@@ -285,6 +285,46 @@ fn many_records_of_random_sizes() {
     check_all(&recs, &key, &firsts);
 }
 
+#[test]
+fn more_sectors_than_one_dispatch_holds() {
+    // 5,000 one-sector records: past tight_gpu's 16 x 256 tweak invocations per dispatch.
+    let mut rng = Rng::new(5);
+    let recs: Vec<Vec<u8>> = (0..5000)
+        .map(|_| {
+            let n = 16 + rng.below(80) as usize;
+            random_bytes(&mut rng, n)
+        })
+        .collect();
+    let key = random_key(&mut rng);
+    let firsts: Vec<u64> = (0..recs.len()).map(|_| random_first(&mut rng)).collect();
+    check_all(&recs, &key, &firsts);
+}
+
+#[test]
+fn data_units_larger_than_a_workgroup_of_blocks() {
+    // Sectors of more than 256 blocks: each invocation walks several blocks.
+    let mut rng = Rng::new(11);
+    let recs: Vec<Vec<u8>> = [20_000usize, 70_007, 65_536 + 9, 131_072, 16, 8_197]
+        .iter()
+        .map(|&n| random_bytes(&mut rng, n))
+        .collect();
+    let b = batch(&recs);
+    let key = random_key(&mut rng);
+    let firsts: Vec<u64> = (0..recs.len()).map(|_| random_first(&mut rng)).collect();
+    for sector in [8192usize, 65_536] {
+        let enc = xts::cpu_with_sector(&b, &key, &firsts, Direction::Encrypt, sector).unwrap();
+        assert_ne!(enc, b);
+        let dec = xts::cpu_with_sector(&enc, &key, &firsts, Direction::Decrypt, sector).unwrap();
+        assert_eq!(dec, b);
+        for g in gpus() {
+            let got = xts::gpu_with_sector(g, &b, &key, &firsts, Direction::Encrypt, sector);
+            assert_eq!(got.unwrap(), enc, "{sector}");
+            let got = xts::gpu_with_sector(g, &enc, &key, &firsts, Direction::Decrypt, sector);
+            assert_eq!(got.unwrap(), b, "{sector}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
 

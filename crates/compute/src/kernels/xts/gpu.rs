@@ -118,15 +118,16 @@ pub fn upload(
     })
 }
 
-/// The uniform of one dispatch: sector count, table base, first sector, round keys.
+/// The uniform of one dispatch over sectors `first..end`: end, table base, first, round
+/// keys.
 fn params(
     ctx: &GpuContext,
-    count: u32,
+    sectors: Range<u64>,
     table_base: u32,
-    first: u32,
     rk: &[u32; SCHEDULE_WORDS],
 ) -> wgpu::Buffer {
-    let mut p = vec![count, table_base, first, 0];
+    // Both ends are at most the part's sector count, a u32.
+    let mut p = vec![sectors.end as u32, table_base, sectors.start as u32, 0];
     p.extend_from_slice(rk);
     ctx.uniform(bytemuck::cast_slice(&p))
 }
@@ -175,23 +176,23 @@ pub fn run(ctx: &GpuContext, up: &XtsUpload, dir: Direction) -> ComputeResult<Xt
         let out = ctx.pool.take(&ctx.device, out_bytes);
         if sp.sector_count > 0 {
             let tweaks = ctx.pool.take(&ctx.device, u64::from(sp.sector_count) * 16);
-            let count = sp.sector_count;
+            let count = u64::from(sp.sector_count);
             let step = per_dispatch(ctx, u64::from(WORKGROUP));
-            for first in (0..u64::from(count)).step_by(step as usize) {
-                let u = params(ctx, count, 0, first as u32, &up.keys.tweak_enc);
+            for first in (0..count).step_by(step as usize) {
+                let end = (first + step).min(count);
+                let u = params(ctx, first..end, 0, &up.keys.tweak_enc);
                 let g1 = ctx.own_group(&tweak_kernel, &[&u, &up.tables, &sp.sectors, &tweaks]);
-                let items = (u64::from(count) - first).min(step);
-                ctx.dispatch(&mut enc, &tweak_kernel, [&g0_tweak, &g1], items)?;
+                ctx.dispatch(&mut enc, &tweak_kernel, [&g0_tweak, &g1], end - first)?;
             }
             let step = per_dispatch(ctx, 1);
-            for first in (0..u64::from(count)).step_by(step as usize) {
-                let u = params(ctx, count, base, first as u32, rk);
+            for first in (0..count).step_by(step as usize) {
+                let end = (first + step).min(count);
+                let u = params(ctx, first..end, base, rk);
                 let g1 = ctx.own_group(
                     &block_kernel,
                     &[&u, &up.tables, &sp.sectors, &tweaks, &sp.part.data, &out],
                 );
-                let groups = (u64::from(count) - first).min(step);
-                ctx.dispatch_groups(&mut enc, &block_kernel, [&g0_block, &g1], groups)?;
+                ctx.dispatch_groups(&mut enc, &block_kernel, [&g0_block, &g1], end - first)?;
             }
             scratch.push(tweaks);
         }
