@@ -57,9 +57,10 @@ pub struct SectorLayout {
 }
 
 impl SectorLayout {
-    /// The layout of a record of `len` bytes, or `None` for 1..=15 bytes.
+    /// The layout of a record of `len` bytes, or `None` for 1..=15 bytes or a data unit
+    /// shorter than 16 bytes.
     pub fn of(len: usize, sector_bytes: usize) -> Option<SectorLayout> {
-        if len > 0 && len < 16 {
+        if (len > 0 && len < 16) || sector_bytes < 16 {
             return None;
         }
         let full = len / sector_bytes;
@@ -230,6 +231,7 @@ mod tests {
         assert_eq!(l(4112), Some((1, 16)));
         assert_eq!(l(8193), Some((1, 4097)));
         assert_eq!(l(1 << 20), Some((256, 0)));
+        assert_eq!(SectorLayout::of(100, 0), None);
     }
 
     #[test]
