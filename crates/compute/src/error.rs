@@ -15,6 +15,10 @@ pub enum ComputeError {
     /// A bad pattern or query argument, said in words a user can act on.
     #[error("{0}")]
     BadQuery(String),
+    /// An input a kernel refuses (a record too short for its cipher, mismatched
+    /// argument lengths), said in words a user can act on.
+    #[error("{0}")]
+    BadInput(String),
     /// wgpu reported a validation or out-of-memory error, or a readback failed.
     #[error("GPU error: {0}")]
     Device(String),

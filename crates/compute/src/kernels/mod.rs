@@ -11,3 +11,4 @@ pub mod path_build;
 pub mod path_lookup;
 mod rounds;
 pub mod subtree_sum;
+pub mod xts;

@@ -1,0 +1,249 @@
+//! AES-256-XTS (IEEE 1619) over a [`RecordBatch`]: every record is cut into data units
+//! ("sectors") of [`SECTOR_BYTES`], sector `j` of record `i` encrypted with tweak
+//! `first_sectors[i] + j` (wrapping past `u64::MAX`), the 16-byte little-endian number
+//! of `xts_mode::get_tweak_default`. The CPU twin of kernels/aes_xts*.wgsl.
+//!
+//! Sectors of a record: whole sectors, then the rest as a last, shorter sector. A rest of
+//! 1..=15 bytes cannot be a data unit of its own, so it joins the sector before it (that
+//! sector is then `SECTOR_BYTES + rest` bytes). Sectors whose length is not a multiple of
+//! 16 use ciphertext stealing (IEEE 1619 §5.3.2). A record of 1..=15 bytes has no valid
+//! layout and is refused ([`ComputeError::BadInput`]); an empty record stays empty.
+
+mod gpu;
+mod tables;
+
+use aes::cipher::{generic_array::GenericArray, KeyInit};
+use aes::Aes256;
+use rayon::prelude::*;
+use xts_mode::{get_tweak_default, Xts128};
+
+use crate::error::{ComputeError, ComputeResult};
+use crate::records::RecordBatch;
+
+pub use gpu::{gpu, gpu_with_sector, read, run, upload, XtsOutput, XtsUpload};
+
+pub const NAME: &str = "aes_xts";
+
+/// Bytes of one XTS data unit in the main API.
+pub const SECTOR_BYTES: usize = 4096;
+/// Largest data unit accepted by the `*_with_sector` variants.
+pub const MAX_SECTOR_BYTES: usize = 1 << 20;
+
+/// The 64 key bytes of AES-256-XTS: Key1 encrypts the data, Key2 the tweaks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct XtsKey {
+    pub data: [u8; 32],
+    pub tweak: [u8; 32],
+}
+
+impl std::fmt::Debug for XtsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("XtsKey { .. }")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+/// How a record splits into data units: `full` sectors of the sector size, then one of
+/// `last` bytes (none when 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectorLayout {
+    pub full: usize,
+    pub last: usize,
+}
+
+impl SectorLayout {
+    /// The layout of a record of `len` bytes, or `None` for 1..=15 bytes or a data unit
+    /// shorter than 16 bytes.
+    pub fn of(len: usize, sector_bytes: usize) -> Option<SectorLayout> {
+        if (len > 0 && len < 16) || sector_bytes < 16 {
+            return None;
+        }
+        let full = len / sector_bytes;
+        let rest = len % sector_bytes;
+        Some(match rest {
+            0 => SectorLayout { full, last: 0 },
+            1..=15 => SectorLayout {
+                full: full - 1,
+                last: sector_bytes + rest,
+            },
+            _ => SectorLayout { full, last: rest },
+        })
+    }
+
+    /// Data units in all.
+    pub fn sectors(&self) -> usize {
+        self.full + usize::from(self.last > 0)
+    }
+
+    /// Byte length of sector `j` (for `j < sectors()`).
+    pub fn len_of(&self, j: usize, sector_bytes: usize) -> usize {
+        if j < self.full {
+            sector_bytes
+        } else {
+            self.last
+        }
+    }
+}
+
+/// Checks the arguments shared by both backends.
+fn check(batch: &RecordBatch, first_sectors: &[u64], sector_bytes: usize) -> ComputeResult<()> {
+    if sector_bytes < 16 || !sector_bytes.is_multiple_of(16) || sector_bytes > MAX_SECTOR_BYTES {
+        return Err(ComputeError::BadInput(format!(
+            "an XTS data unit of {sector_bytes} bytes (a multiple of 16, 16..={MAX_SECTOR_BYTES})"
+        )));
+    }
+    if first_sectors.len() != batch.len() {
+        return Err(ComputeError::BadInput(format!(
+            "{} first sector numbers for {} records",
+            first_sectors.len(),
+            batch.len()
+        )));
+    }
+    if let Some((i, &len)) = batch
+        .lens()
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l > 0 && l < 16)
+    {
+        return Err(ComputeError::BadInput(format!(
+            "record {i} has {len} bytes: AES-XTS needs at least 16 (or none)"
+        )));
+    }
+    Ok(())
+}
+
+fn cipher(key: &XtsKey) -> Xts128<Aes256> {
+    Xts128::new(
+        Aes256::new(GenericArray::from_slice(&key.data)),
+        Aes256::new(GenericArray::from_slice(&key.tweak)),
+    )
+}
+
+/// One data unit in place.
+fn crypt_sector(xts: &Xts128<Aes256>, sector: &mut [u8], number: u64, dir: Direction) {
+    let tweak = get_tweak_default(u128::from(number));
+    match dir {
+        Direction::Encrypt => xts.encrypt_sector(sector, tweak),
+        Direction::Decrypt => xts.decrypt_sector(sector, tweak),
+    }
+}
+
+/// The data units of a record with their sector numbers (records already checked).
+fn split_sectors(
+    record: &mut [u8],
+    first: u64,
+    sector_bytes: usize,
+) -> impl Iterator<Item = (&mut [u8], u64)> {
+    let layout =
+        SectorLayout::of(record.len(), sector_bytes).unwrap_or(SectorLayout { full: 0, last: 0 });
+    let mut rest = record;
+    (0..layout.sectors()).map(move |j| {
+        let n = layout.len_of(j, sector_bytes).min(rest.len());
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
+        rest = tail;
+        (head, first.wrapping_add(j as u64))
+    })
+}
+
+/// CPU twin on every core (rayon over data units), [`SECTOR_BYTES`] per unit.
+pub fn cpu(
+    batch: &RecordBatch,
+    key: &XtsKey,
+    first_sectors: &[u64],
+    dir: Direction,
+) -> ComputeResult<RecordBatch> {
+    cpu_with_sector(batch, key, first_sectors, dir, SECTOR_BYTES)
+}
+
+/// [`cpu`] with data units of `sector_bytes`.
+pub fn cpu_with_sector(
+    batch: &RecordBatch,
+    key: &XtsKey,
+    first_sectors: &[u64],
+    dir: Direction,
+    sector_bytes: usize,
+) -> ComputeResult<RecordBatch> {
+    check(batch, first_sectors, sector_bytes)?;
+    let xts = cipher(key);
+    let mut out = batch.clone();
+    let units: Vec<(&mut [u8], u64)> = out
+        .records_mut()
+        .into_iter()
+        .zip(first_sectors)
+        .flat_map(|(rec, &first)| split_sectors(rec, first, sector_bytes))
+        .collect();
+    units
+        .into_par_iter()
+        .with_min_len(4)
+        .for_each(|(s, n)| crypt_sector(&xts, s, n, dir));
+    Ok(out)
+}
+
+/// CPU twin on one thread.
+pub fn cpu_one_thread(
+    batch: &RecordBatch,
+    key: &XtsKey,
+    first_sectors: &[u64],
+    dir: Direction,
+) -> ComputeResult<RecordBatch> {
+    cpu_one_thread_with_sector(batch, key, first_sectors, dir, SECTOR_BYTES)
+}
+
+/// [`cpu_one_thread`] with data units of `sector_bytes`.
+pub fn cpu_one_thread_with_sector(
+    batch: &RecordBatch,
+    key: &XtsKey,
+    first_sectors: &[u64],
+    dir: Direction,
+    sector_bytes: usize,
+) -> ComputeResult<RecordBatch> {
+    check(batch, first_sectors, sector_bytes)?;
+    let xts = cipher(key);
+    let mut out = batch.clone();
+    for (rec, &first) in out.records_mut().into_iter().zip(first_sectors) {
+        for (s, n) in split_sectors(rec, first, sector_bytes) {
+            crypt_sector(&xts, s, n, dir);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts() {
+        let s = 4096;
+        let l = |len| SectorLayout::of(len, s).map(|l| (l.full, l.last));
+        assert_eq!(l(0), Some((0, 0)));
+        assert_eq!(l(5), None);
+        assert_eq!(l(16), Some((0, 16)));
+        assert_eq!(l(4095), Some((0, 4095)));
+        assert_eq!(l(4096), Some((1, 0)));
+        assert_eq!(l(4097), Some((0, 4097)));
+        assert_eq!(l(4111), Some((0, 4111)));
+        assert_eq!(l(4112), Some((1, 16)));
+        assert_eq!(l(8193), Some((1, 4097)));
+        assert_eq!(l(1 << 20), Some((256, 0)));
+        assert_eq!(SectorLayout::of(100, 0), None);
+    }
+
+    #[test]
+    fn key_debug_hides_the_bytes() {
+        let k = XtsKey {
+            data: [0xAB; 32],
+            tweak: [0xCD; 32],
+        };
+        let s = format!("{k:?}");
+        assert!(
+            !s.contains("171") && !s.to_lowercase().contains("ab"),
+            "{s}"
+        );
+    }
+}
