@@ -111,6 +111,11 @@ impl Compute {
         self.gpu.as_ref()
     }
 
+    /// The GPU, or [`ComputeError::GpuDisabled`].
+    pub(crate) fn gpu_or_err(&self) -> ComputeResult<&GpuContext> {
+        self.gpu.as_ref().ok_or(ComputeError::GpuDisabled)
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -168,7 +173,7 @@ impl Compute {
 
     /// Runs the GPU version when the policy says so and it can, else (or when the GPU
     /// fails with `auto`) the CPU twin; records which ran and how long it took.
-    fn run<T>(
+    pub(crate) fn run<T>(
         &self,
         kernel: &'static str,
         items: u64,
@@ -205,6 +210,23 @@ impl Compute {
             m.gpu_capable(),
             || self.with_mirror(view, |ctx, mirror| m.gpu(ctx, mirror)),
             || m.cpu(view),
+        )
+    }
+
+    /// Ids of live entries of a kind in `kinds` whose full path matches (CPU only: one
+    /// DFA run over each name, from its directory's memoized state).
+    pub fn path_match(
+        &self,
+        m: &crate::kernels::path_match::PathMatcher,
+        view: &NamespaceView<'_>,
+        kinds: u32,
+    ) -> ComputeResult<Vec<u32>> {
+        self.run(
+            crate::kernels::path_match::NAME,
+            view.dirents.len() as u64,
+            false,
+            || Err(ComputeError::GpuDisabled),
+            || m.cpu(view, kinds),
         )
     }
 

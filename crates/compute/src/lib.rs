@@ -8,6 +8,7 @@
 pub mod calibrate;
 pub mod choice;
 pub mod compute;
+mod compute_data;
 pub mod error;
 pub mod gpu;
 pub mod index;

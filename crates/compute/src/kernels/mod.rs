@@ -9,6 +9,7 @@ pub mod name_match;
 pub mod name_scan;
 pub mod path_build;
 pub mod path_lookup;
+pub mod path_match;
 mod rounds;
 pub mod subtree_sum;
 pub mod xts;

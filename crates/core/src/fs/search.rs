@@ -4,6 +4,7 @@
 
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
 use gpufs_compute::kernels::path_build::PathList;
+use gpufs_compute::kernels::path_match::PathMatcher;
 use gpufs_compute::kernels::subtree_sum::DirTotals;
 use gpufs_compute::Compute;
 use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
@@ -222,8 +223,16 @@ impl Filesystem {
         let ns = &g.vol.ns;
         let view = ns.view();
         let under = q.under.map(ino32).transpose()?;
-        let candidates: Vec<u32> = if q.full_path {
-            // Paths of every live entry of a wanted kind, then the pattern over them.
+        let path_matcher = if q.full_path {
+            PathMatcher::new(&q.pattern)
+        } else {
+            None
+        };
+        let candidates: Vec<u32> = if let Some(pm) = &path_matcher {
+            compute.path_match(pm, &view, q.kinds).map_err(bad_query)?
+        } else if q.full_path {
+            // A pattern too large for one DFA: paths of every live entry of a wanted
+            // kind, then the pattern over them.
             let ids: Vec<u32> = ns
                 .live_dirents()
                 .filter(|(_, d)| (q.kinds >> d.kind) & 1 == 1)

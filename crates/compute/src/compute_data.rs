@@ -1,0 +1,53 @@
+//! The data kernels as the filesystem calls them: each batch goes to the backend the
+//! policy picks for its size in bytes (the GPU in `auto` only from the batch size its
+//! calibration measured), with the CPU twin as the fallback; every call is counted in
+//! the statistics.
+
+use crate::compute::Compute;
+use crate::error::ComputeResult;
+use crate::kernels::blake3::{self, Blake3Mode};
+use crate::kernels::crc32c;
+use crate::kernels::xts::{self, Direction, XtsKey};
+use crate::records::RecordBatch;
+
+impl Compute {
+    /// CRC32C of each record.
+    pub fn crc32c(&self, batch: &RecordBatch) -> ComputeResult<Vec<u32>> {
+        self.run(
+            crc32c::NAME,
+            batch.data_bytes(),
+            true,
+            || crc32c::gpu(self.gpu_or_err()?, batch),
+            || crc32c::cpu(batch),
+        )
+    }
+
+    /// BLAKE3 of each record (keyed for encrypted filesystems).
+    pub fn blake3(&self, batch: &RecordBatch, mode: &Blake3Mode) -> ComputeResult<Vec<[u8; 32]>> {
+        self.run(
+            blake3::NAME,
+            batch.data_bytes(),
+            true,
+            || blake3::gpu(self.gpu_or_err()?, batch, mode),
+            || blake3::cpu(batch, mode),
+        )
+    }
+
+    /// AES-256-XTS of each record in 4 KiB data units; record `i`'s first unit has
+    /// tweak `first_sectors[i]`.
+    pub fn xts(
+        &self,
+        batch: &RecordBatch,
+        key: &XtsKey,
+        first_sectors: &[u64],
+        dir: Direction,
+    ) -> ComputeResult<RecordBatch> {
+        self.run(
+            xts::NAME,
+            batch.data_bytes(),
+            true,
+            || xts::gpu(self.gpu_or_err()?, batch, key, first_sectors, dir).map(Ok),
+            || xts::cpu(batch, key, first_sectors, dir),
+        )?
+    }
+}

@@ -1,0 +1,109 @@
+//! path_match: full-path matching through per-directory DFA states gives exactly what
+//! matching the pattern against every entry's built path gives.
+
+mod common;
+
+use common::{random_tree, Alphabet, Rng};
+use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery, ALL_KINDS};
+use gpufs_compute::kernels::path_build;
+use gpufs_compute::kernels::path_match::PathMatcher;
+use proptest::prelude::*;
+
+fn escaped(piece: &[u8]) -> String {
+    piece
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("(?-u:\\x{b:02x})")
+            }
+        })
+        .collect()
+}
+
+/// A query built from a piece of a real path, so it matches some entries.
+fn query_from(rng: &mut Rng, path: &[u8]) -> NameQuery {
+    let start = rng.below(path.len() as u64) as usize;
+    let end = (start + 1 + rng.below(8) as usize).min(path.len());
+    let piece = path[start..end].to_vec();
+    let fold = rng.chance(40);
+    match rng.below(6) {
+        0 | 1 => NameQuery::Substring {
+            needle: piece,
+            fold,
+        },
+        2 => {
+            let mut p = b"*".to_vec();
+            for &b in &piece {
+                if matches!(b, b'*' | b'?' | b'[' | b'\\') {
+                    p.push(b'\\');
+                }
+                p.push(if rng.chance(15) { b'?' } else { b });
+            }
+            p.push(b'*');
+            NameQuery::Glob { pattern: p, fold }
+        }
+        3 => {
+            // A whole path with a wildcard or class in it.
+            let mut p = Vec::new();
+            for &b in path {
+                match rng.below(10) {
+                    0 => p.push(b'*'),
+                    1 => p.extend_from_slice(b"[a-c/]"),
+                    _ if matches!(b, b'*' | b'?' | b'[' | b'\\') => {
+                        p.push(b'\\');
+                        p.push(b);
+                    }
+                    _ => p.push(b),
+                }
+            }
+            NameQuery::Glob { pattern: p, fold }
+        }
+        4 => NameQuery::Regex {
+            pattern: format!("^{}", escaped(&path[..end])),
+            fold,
+        },
+        _ => NameQuery::Regex {
+            pattern: format!("{}[^/]*$", escaped(&piece)),
+            fold,
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn path_states_equal_matching_built_paths(seed in any::<u64>(), any_byte in any::<bool>(), removals in 0u64..30) {
+        let alphabet = if any_byte { Alphabet::AnyByte } else { Alphabet::Small };
+        let mut ns = random_tree(seed, 1200, alphabet, if any_byte { 30 } else { 5 });
+        let mut rng = Rng::new(seed ^ 0x9A7);
+        for _ in 0..removals {
+            let id = rng.below(ns.dirents.len() as u64) as u32;
+            ns.remove(id);
+        }
+        let view = ns.view();
+        let ids: Vec<u32> = (0..ns.dirents.len() as u32).collect();
+        let paths = path_build::cpu(&view, &ids);
+        let live: Vec<u32> = ids.iter().copied().filter(|&i| !paths.get(i as usize).is_empty()).collect();
+        prop_assume!(!live.is_empty());
+        for _ in 0..8 {
+            let pick = live[rng.below(live.len() as u64) as usize];
+            let q = query_from(&mut rng, paths.get(pick as usize));
+            let m = NameMatcher::new(&q).expect("query compiles");
+            let kinds = if rng.chance(20) { 1 << 2 } else { ALL_KINDS };
+            let want: Vec<u32> = ids
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let d = &ns.dirents[i as usize];
+                    let p = paths.get(i as usize);
+                    d.ino != 0 && (kinds >> d.kind) & 1 == 1 && !p.is_empty() && m.matches_name(p)
+                })
+                .collect();
+            let pm = PathMatcher::new(&q).expect("a DFA this small is built");
+            prop_assert_eq!(pm.cpu(&view, kinds), want, "{:?}", q);
+        }
+    }
+}
