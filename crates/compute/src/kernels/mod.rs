@@ -3,6 +3,7 @@
 pub mod dfa;
 pub mod dir_sort;
 pub mod glob;
+pub mod lz4;
 pub mod name_match;
 pub mod path_build;
 pub mod path_lookup;
