@@ -10,14 +10,18 @@
 // Phase 0 (per segment): run the match finder, record (has a match, literals before
 //   the first match, trailing literals, bytes of all sequences but the first one's
 //   token + literal length + literals) in info[2s].
-// Phase 1 (per record): walk the record's segments: carry-in literals and output
-//   offset of each segment in info[2s+1], block length in rec_out (0 when the block
-//   would not be shorter than the record).
+// Phase 1 (per record): walk the record's segments: carry-in literals, output offset
+//   and where its trailing literals go (inside the next sequence that takes them) of
+//   each segment in info[2s+1]; block length in rec_out (0 when the block would not be
+//   shorter than the record).
 // Phase 2 (per segment, shrunk records only): run the same match finder again and
-//   write the segment's sequences at its offset; the last segment writes the final
-//   literal sequence. Words at a segment's edges are shared with its neighbours and
-//   written with atomicOr into the zeroed output; inner words with atomicStore. Every
-//   store is checked against the record's block length.
+//   write the segment's sequences at its offset (the first one's header counts the
+//   carried literals, which the segments holding them write), then its trailing
+//   literals where phase 1 said; the last segment writes the final literal sequence.
+//   So no invocation writes more than about one segment of bytes. Words at the edges
+//   of a run of bytes are shared with other invocations and written with atomicOr into
+//   the zeroed output; inner words with atomicStore. Every store is checked against
+//   the record's block length.
 // CPU twin: src/kernels/lz4/cpu.rs (lz4_flex, whose blocks differ but decode the same).
 
 struct Params {

@@ -1,15 +1,21 @@
 // lz4_decompress: one workgroup per record decodes an LZ4 block into exactly the
-// expected number of bytes, accepting what lz4_flex's safe decoder accepts.
+// expected number of bytes, accepting what lz4_flex's safe decoder accepts, with the
+// same error class.
 //
-// Invocation 0 parses the token stream (headers only) into a chunk of up to K sequences
-// in workgroup memory, checking each like lz4_flex does, in the same order. Then every
-// invocation fills output words of the chunk: a byte in a literal run comes from the
-// input; a byte in a match comes from out[p - off + (k % off)], followed back through
-// the chunk's sequences until it lands in a literal or before the chunk (bytes written
-// by earlier chunks, final after the barrier). Each step goes to an earlier sequence,
-// so a byte takes at most K steps.
+// Invocation 0 parses the token stream (headers only) into a chunk of entries in
+// workgroup memory: at most K entries and CH output bytes, a sequence longer than the
+// room left being cut across chunks. Each sequence is checked like lz4_flex does, in
+// the same order. Then every invocation fills up to five output words of the chunk, no
+// two invocations the same word: a byte in a literal run comes from the input; a byte x
+// in a match with offset off starting at ms comes from ms - off + (x - ms) % off,
+// followed back through the chunk's entries until it lands in a literal or before the
+// chunk (bytes of earlier chunks, final after the barrier). Each step goes to an
+// earlier entry, so a byte takes at most K steps (nearly always one to three).
+// A dispatch adds at most params.round_bytes per record and keeps the decoder state in
+// `state`; the host dispatches until the largest record is done.
 // On any error the record's output is zeroed and status says why:
-//   status[rec] = (code, bytes decoded), code 0 ok, 1 malformed, 2 too long, 3 too short.
+//   status[rec] = (code, bytes decoded), code 0 ok, 1 malformed, 2 too long,
+//   3 too short, 4 unfinished (too few dispatches; never on a correct host).
 // Every load and store is checked against the record's own input or output range.
 // CPU twin: src/kernels/lz4/cpu.rs (lz4_flex::block::decompress_into).
 

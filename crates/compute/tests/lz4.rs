@@ -244,12 +244,13 @@ fn sample_blocks(rng: &mut Rng) -> Vec<(Vec<u8>, Vec<u8>)> {
         let orig = make(rng, kind, len);
         out.push((lz4_flex::block::compress(&orig), orig));
     }
-    let orig = make(rng, Kind::Text, 5000);
-    let batch = RecordBatch::from_records([&orig[..]]).unwrap();
-    let ctx = gpus()[0];
-    let c = lz4::compress_gpu(ctx, &batch).unwrap();
-    assert!(c.shrunk[0]);
-    out.push((c.blocks.get(0).to_vec(), orig));
+    if let Some(ctx) = gpus().first() {
+        let orig = make(rng, Kind::Text, 5000);
+        let batch = RecordBatch::from_records([&orig[..]]).unwrap();
+        let c = lz4::compress_gpu(ctx, &batch).unwrap();
+        assert!(c.shrunk[0]);
+        out.push((c.blocks.get(0).to_vec(), orig));
+    }
     out
 }
 
@@ -283,7 +284,12 @@ fn run_damaged(block: &[u8], orig: &[u8], damaged: Vec<(Vec<u8>, u32)>) {
 fn truncated_blocks_fail_alone() {
     let mut rng = Rng::new(2);
     for (block, orig) in sample_blocks(&mut rng) {
-        let step = (block.len() / 120).max(1);
+        // Every cut of the small blocks, fifty of the large one.
+        let step = if block.len() <= 400 {
+            1
+        } else {
+            block.len() / 50
+        };
         let cuts: Vec<(Vec<u8>, u32)> = (0..block.len())
             .step_by(step)
             .map(|n| (block[..n].to_vec(), orig.len() as u32))
@@ -297,7 +303,7 @@ fn corrupted_bytes_fail_or_decode_like_lz4_flex() {
     let mut rng = Rng::new(3);
     for (block, orig) in sample_blocks(&mut rng) {
         let mut damaged = Vec::new();
-        for _ in 0..150 {
+        for _ in 0..60 {
             let mut b = block.clone();
             let at = rng.below(b.len() as u64) as usize;
             b[at] ^= 1 + rng.below(255) as u8;

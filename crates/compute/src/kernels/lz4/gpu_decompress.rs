@@ -141,7 +141,7 @@ pub fn run(ctx: &GpuContext, up: &DecompressUpload) -> ComputeResult<DecompressR
         let out = ctx.zeroed("lz4 output", p.out_bytes);
         let status = ctx.zeroed("lz4 status", count * 8);
         let state = ctx.zeroed("lz4 decoder state", count * STATE_WORDS * 4);
-        let rounds = p.max_size.div_ceil(ROUND_BYTES) + 2;
+        let rounds = p.max_size.div_ceil(ROUND_BYTES) + 1;
         let mut groups = Vec::new();
         let mut first = 0u64;
         while first < count {
