@@ -5,6 +5,7 @@ pub mod crc32c;
 pub mod dfa;
 pub mod dir_sort;
 pub mod glob;
+pub mod lz4;
 pub mod name_match;
 pub mod name_scan;
 pub mod path_build;
