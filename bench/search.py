@@ -167,6 +167,12 @@ def main():
                 wc("fdfind -u -s '^IMG_20230[1-3][0-9]{2}_' %s" % tmpfs),
                 wc("find %s -mindepth 1 -regextype posix-extended -regex '.*/IMG_20230[1-3][0-9]{2}_[^/]*'" % tmpfs),
             ),
+            "full path photos/IMG": (
+                [GPUFS, "search", mnt, "--full-path", "photos/IMG"] + c,
+                ["plocate", "-d", db] + (["-c"] if count_mode else []) + ["photos/IMG"],
+                wc("fdfind -u -s --full-path --fixed-strings photos/IMG %s" % tmpfs),
+                wc("find %s -mindepth 1 -path '*photos/IMG*'" % tmpfs),
+            ),
         }
         for name, (g, p, f, fi) in queries.items():
             row = {}

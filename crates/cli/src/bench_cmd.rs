@@ -1,4 +1,4 @@
-//! `gpufs bench compute`: every kernel at several sizes on a synthetic namespace — the
+//! `gpufs bench compute`: every metadata kernel at several sizes on a synthetic namespace — the
 //! CPU twin on one thread, on all cores, and the GPU kernel (query only; the one-time
 //! mirror upload is reported apart) — with items/s, GB/s of namespace bytes read, and
 //! the crossover size each kernel's figures imply.
@@ -24,6 +24,8 @@ pub struct BenchArgs {
 enum BenchWhat {
     /// The compute kernels on a synthetic namespace.
     Compute(ComputeBench),
+    /// The data kernels (CRC32C, BLAKE3, LZ4, AES-XTS) on seeded corpora of records.
+    Data(crate::bench_data::DataBench),
 }
 
 #[derive(clap::Args, Debug)]
@@ -45,6 +47,7 @@ struct ComputeBench {
 pub fn run(a: BenchArgs) -> Result<(), String> {
     match a.what {
         BenchWhat::Compute(c) => compute(c),
+        BenchWhat::Data(d) => crate::bench_data::run(d),
     }
 }
 

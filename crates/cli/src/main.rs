@@ -1,6 +1,7 @@
 //! `gpufs`: make, mount, unmount and check gpufs filesystems.
 
 mod bench_cmd;
+mod bench_data;
 mod compute_cmd;
 mod control;
 mod du_cmd;

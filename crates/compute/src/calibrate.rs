@@ -135,7 +135,98 @@ pub fn calibrate(ctx: &GpuContext) -> ComputeResult<Policy> {
     if let Some(t) = threshold(&sum_wins) {
         policy.gpu_from.insert(subtree_sum::NAME.into(), t);
     }
+    calibrate_data(ctx, &mut policy)?;
     Ok(policy)
+}
+
+/// Batch sizes in bytes tried for the data kernels (64 KiB records of text-like data).
+pub const DATA_SIZES: [usize; 4] = [64 << 10, 1 << 20, 16 << 20, 64 << 20];
+
+/// The data kernels, whole calls (transfers included: what the filesystem pays)
+/// against the CPU twins on all cores; thresholds in bytes.
+fn calibrate_data(ctx: &GpuContext, policy: &mut Policy) -> ComputeResult<()> {
+    use crate::kernels::blake3::{self, Blake3Mode};
+    use crate::kernels::xts::{self, Direction, XtsKey};
+    use crate::kernels::{crc32c, lz4};
+    use crate::synth_data::{corpus, DataKind};
+    let record = 64 << 10;
+    let largest = DATA_SIZES[DATA_SIZES.len() - 1] / record;
+    let all = corpus(DataKind::Text, 9, largest, record)?;
+    let key = XtsKey {
+        data: [7; 32],
+        tweak: [9; 32],
+    };
+    let mut wins: [Vec<(usize, bool)>; 5] = Default::default();
+    for &bytes in &DATA_SIZES {
+        let n = bytes / record;
+        let batch = crate::records::RecordBatch::from_records(all.iter().take(n))?;
+        let first: Vec<u64> = (0..n as u64).map(|i| i * 16).collect();
+        let packed = lz4::compress_cpu(&batch);
+        let sizes: Vec<u32> = batch.lens().to_vec();
+        let mut failed = None;
+        let mut gpu_time = |f: &mut dyn FnMut() -> ComputeResult<()>| {
+            median_time(3, || {
+                if let Err(e) = f() {
+                    failed = Some(e);
+                }
+            })
+        };
+        let pairs = [
+            (
+                median_time(3, || drop(std::hint::black_box(crc32c::cpu(&batch)))),
+                gpu_time(&mut || crc32c::gpu(ctx, &batch).map(drop)),
+            ),
+            (
+                median_time(3, || {
+                    drop(std::hint::black_box(blake3::cpu(&batch, &Blake3Mode::Hash)))
+                }),
+                gpu_time(&mut || blake3::gpu(ctx, &batch, &Blake3Mode::Hash).map(drop)),
+            ),
+            (
+                median_time(3, || drop(std::hint::black_box(lz4::compress_cpu(&batch)))),
+                gpu_time(&mut || lz4::compress_gpu(ctx, &batch).map(drop)),
+            ),
+            (
+                median_time(3, || {
+                    drop(std::hint::black_box(lz4::decompress_cpu(
+                        &packed.blocks,
+                        &sizes,
+                    )))
+                }),
+                gpu_time(&mut || lz4::decompress_gpu(ctx, &packed.blocks, &sizes).map(drop)),
+            ),
+            (
+                median_time(3, || {
+                    drop(std::hint::black_box(xts::cpu(
+                        &batch,
+                        &key,
+                        &first,
+                        Direction::Encrypt,
+                    )))
+                }),
+                gpu_time(&mut || xts::gpu(ctx, &batch, &key, &first, Direction::Encrypt).map(drop)),
+            ),
+        ];
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for (k, (cpu, gpu)) in pairs.into_iter().enumerate() {
+            wins[k].push((bytes, gpu < cpu));
+        }
+    }
+    let names = [
+        crc32c::NAME,
+        blake3::NAME,
+        lz4::COMPRESS,
+        lz4::DECOMPRESS,
+        xts::NAME,
+    ];
+    for (name, w) in names.iter().zip(&wins) {
+        if let Some(t) = threshold(w) {
+            policy.gpu_from.insert((*name).into(), t);
+        }
+    }
+    Ok(())
 }
 
 /// Where the calibration of `ctx` is cached.
@@ -151,7 +242,8 @@ pub fn cache_path(ctx: &GpuContext) -> PathBuf {
     .chars()
     .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
     .collect();
-    base.join("gpufs").join(format!("calibration-{key}.txt"))
+    // v2: with the data kernels; an older file lacks them and is measured again.
+    base.join("gpufs").join(format!("calibration-v2-{key}.txt"))
 }
 
 /// Reads a cached policy ("kernel batch" lines).

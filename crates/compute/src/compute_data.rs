@@ -7,6 +7,7 @@ use crate::compute::Compute;
 use crate::error::ComputeResult;
 use crate::kernels::blake3::{self, Blake3Mode};
 use crate::kernels::crc32c;
+use crate::kernels::lz4::{self, Compressed, Decompressed};
 use crate::kernels::xts::{self, Direction, XtsKey};
 use crate::records::RecordBatch;
 
@@ -48,6 +49,34 @@ impl Compute {
             true,
             || xts::gpu(self.gpu_or_err()?, batch, key, first_sectors, dir).map(Ok),
             || xts::cpu(batch, key, first_sectors, dir),
+        )?
+    }
+
+    /// LZ4 block of each record; records that do not shrink are flagged to be stored
+    /// raw.
+    pub fn lz4_compress(&self, batch: &RecordBatch) -> ComputeResult<Compressed> {
+        self.run(
+            lz4::COMPRESS,
+            batch.data_bytes(),
+            true,
+            || lz4::compress_gpu(self.gpu_or_err()?, batch),
+            || lz4::compress_cpu(batch),
+        )
+    }
+
+    /// Each block decompressed to exactly `sizes[i]` bytes, or an error for that record.
+    pub fn lz4_decompress(
+        &self,
+        blocks: &RecordBatch,
+        sizes: &[u32],
+    ) -> ComputeResult<Decompressed> {
+        let bytes = sizes.iter().map(|&s| u64::from(s)).sum();
+        self.run(
+            lz4::DECOMPRESS,
+            bytes,
+            true,
+            || lz4::decompress_gpu(self.gpu_or_err()?, blocks, sizes).map(Ok),
+            || lz4::decompress_cpu(blocks, sizes),
         )?
     }
 }

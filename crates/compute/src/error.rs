@@ -22,9 +22,6 @@ pub enum ComputeError {
     /// wgpu reported a validation or out-of-memory error, or a readback failed.
     #[error("GPU error: {0}")]
     Device(String),
-    /// Arguments a kernel refuses (mismatched lengths and the like), said in words.
-    #[error("bad kernel input: {0}")]
-    BadInput(String),
     /// An unknown value for `--compute` / `GPUFS_COMPUTE`.
     #[error("unknown compute backend {0:?}: use cpu, gpu or auto")]
     UnknownChoice(String),

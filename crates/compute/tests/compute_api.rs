@@ -73,3 +73,64 @@ fn auto_never_uses_a_software_adapter() {
         .iter()
         .all(|(_, b, _)| *b == Backend::Cpu));
 }
+
+/// The data kernels through the facade: the same answers on the CPU and on a forced
+/// GPU, each call counted under its backend, refusals passed through as errors.
+#[test]
+fn data_kernels_through_the_facade() {
+    use gpufs_compute::kernels::blake3::Blake3Mode;
+    use gpufs_compute::kernels::xts::{Direction, XtsKey};
+    use gpufs_compute::records::RecordBatch;
+    use gpufs_compute::synth_data::{corpus, DataKind};
+    let batch = corpus(DataKind::Text, 5, 6, 10_000).expect("corpus");
+    let key = XtsKey {
+        data: [1; 32],
+        tweak: [2; 32],
+    };
+    let first: Vec<u64> = (0..6).map(|i| i * 3).collect();
+    let mut backends = vec![(Compute::cpu_only(), Backend::Cpu)];
+    if common::gpu().is_some() {
+        backends.push((Compute::open(Choice::Gpu).expect("adapter"), Backend::Gpu));
+    }
+    let mut answers = Vec::new();
+    for (c, backend) in &backends {
+        let crc = c.crc32c(&batch).expect("crc32c");
+        let hash = c.blake3(&batch, &Blake3Mode::Hash).expect("blake3");
+        let sealed = c
+            .xts(&batch, &key, &first, Direction::Encrypt)
+            .expect("xts");
+        let opened = c
+            .xts(&sealed, &key, &first, Direction::Decrypt)
+            .expect("xts");
+        assert_eq!(opened, batch);
+        let packed = c.lz4_compress(&batch).expect("lz4");
+        assert!(packed.shrunk.iter().all(|&s| s), "text shrinks");
+        let back = c
+            .lz4_decompress(&packed.blocks, batch.lens())
+            .expect("lz4 decompress");
+        assert!(back.status.iter().all(Result::is_ok));
+        assert_eq!(back.data, batch);
+        let short = RecordBatch::from_records([&b"short"[..]]).expect("batch");
+        assert!(c.xts(&short, &key, &[0], Direction::Encrypt).is_err());
+        let ran: Vec<&str> = c
+            .stats
+            .snapshot()
+            .into_iter()
+            .filter(|(_, b, _)| b == backend)
+            .map(|(k, _, _)| k)
+            .collect();
+        for k in [
+            "crc32c",
+            "blake3",
+            "aes_xts",
+            "lz4_compress",
+            "lz4_decompress",
+        ] {
+            assert!(ran.contains(&k), "{k} counted on {backend:?}: {ran:?}");
+        }
+        answers.push((crc, hash, sealed));
+    }
+    if let [cpu, gpu] = &answers[..] {
+        assert_eq!(cpu, gpu);
+    }
+}
