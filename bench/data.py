@@ -47,15 +47,17 @@ def peers(corpus_dir, kinds, reps):
     for kind in kinds:
         src = os.path.join(corpus_dir, kind + ".bin")
         size = os.path.getsize(src)
-        for tool, level, cmd_c, cmd_d, suffix in [
-            ("lz4 -1", "lz4", ["lz4", "-1", "-q", "-f"], ["lz4", "-d", "-q", "-f"], ".lz4"),
-            ("zstd -1 -T1", "zstd", ["zstd", "-1", "-T1", "-q", "-f"],
-             ["zstd", "-d", "-T1", "-q", "-f"], ".zst"),
+        lz4_out = lambda i, o: [i, o]  # lz4 1.9 takes INPUT OUTPUT and has no -o
+        zstd_out = lambda i, o: [i, "-o", o]
+        for tool, cmd_c, cmd_d, suffix, io in [
+            ("lz4 -1", ["lz4", "-1", "-q", "-f"], ["lz4", "-d", "-q", "-f"], ".lz4", lz4_out),
+            ("zstd -1 -T1", ["zstd", "-1", "-T1", "-q", "-f"],
+             ["zstd", "-d", "-T1", "-q", "-f"], ".zst", zstd_out),
         ]:
             packed = src + suffix
-            t_c = timed(cmd_c + [src, "-o", packed], reps)
             out = src + ".out"
-            t_d = timed(cmd_d + [packed, "-o", out], reps)
+            t_c = timed(cmd_c + io(src, packed), reps)
+            t_d = timed(cmd_d + io(packed, out), reps)
             ratio = size / os.path.getsize(packed)
             os.unlink(out)
             os.unlink(packed)
@@ -97,6 +99,9 @@ def main():
                               "--kinds", a.kinds, "--write-corpus", corpus_dir, "--json"],
                              check=True, capture_output=True, text=True).stdout
         ours = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"gpufs": ours}, f, indent=1)
         theirs = peers(corpus_dir, a.kinds.split(","), a.reps)
     finally:
         shutil.rmtree(corpus_dir, ignore_errors=True)

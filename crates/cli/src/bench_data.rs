@@ -349,18 +349,26 @@ pub fn run(a: DataBench) -> Result<(), String> {
                 ),
                 None => None,
             };
-            let mut r = row(
-                "lz4 decompress",
+            // Into one reused output, as a reader decompressing batch after batch does.
+            let mut out = lz4::Decompressed::default();
+            let mut failure = None;
+            let mut timed = |one: bool| {
                 median_time(reps, || {
-                    drop(std::hint::black_box(lz4::decompress_cpu_one_thread(
-                        &blocks, &sizes,
-                    )))
-                }),
-                median_time(reps, || {
-                    drop(std::hint::black_box(lz4::decompress_cpu(&blocks, &sizes)))
-                }),
-                gpu,
-            );
+                    let r = if one {
+                        lz4::decompress_cpu_one_thread_into(&blocks, &sizes, &mut out)
+                    } else {
+                        lz4::decompress_cpu_into(&blocks, &sizes, &mut out)
+                    };
+                    if let Err(e) = r {
+                        failure = Some(e);
+                    }
+                })
+            };
+            let (cpu1, cpu_all) = (timed(true), timed(false));
+            if let Some(e) = failure {
+                return Err(e.to_string());
+            }
+            let mut r = row("lz4 decompress", cpu1, cpu_all, gpu);
             r.bytes = out_bytes;
             print_row(&r, a.json);
         }

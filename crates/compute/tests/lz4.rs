@@ -428,3 +428,37 @@ fn empty_batches() {
         );
     }
 }
+
+/// Decompressing into a reused output gives what a fresh output gets: no byte of an
+/// earlier batch survives, a failed record is all zeros.
+#[test]
+fn decompression_into_a_reused_output_leaves_nothing_stale() {
+    use gpufs_compute::kernels::lz4::{decompress_cpu, decompress_cpu_into};
+    let text: Vec<u8> = b"reused output buffers "
+        .iter()
+        .cycle()
+        .take(5000)
+        .copied()
+        .collect();
+    let other: Vec<u8> = b"another batch entirely "
+        .iter()
+        .cycle()
+        .take(5000)
+        .copied()
+        .collect();
+    let a = RecordBatch::from_records([&text[..], &other[..]]).expect("batch");
+    let packed = lz4::compress_cpu(&a);
+    let sizes = a.lens().to_vec();
+    let mut out = Decompressed::default();
+    decompress_cpu_into(&packed.blocks, &sizes, &mut out).expect("decompress");
+    assert_eq!(out.data, a);
+    // Same layout, other contents, and a broken first record.
+    let b = RecordBatch::from_records([&other[..], &text[..]]).expect("batch");
+    let mut blocks = lz4::compress_cpu(&b).blocks;
+    blocks.get_mut(0).fill(0xFF);
+    decompress_cpu_into(&blocks, &sizes, &mut out).expect("decompress");
+    assert_eq!(out, decompress_cpu(&blocks, &sizes).expect("fresh"));
+    assert!(out.status[0].is_err());
+    assert!(out.data.get(0).iter().all(|&x| x == 0));
+    assert_eq!(out.data.get(1), &text[..]);
+}

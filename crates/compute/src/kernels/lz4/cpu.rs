@@ -83,14 +83,29 @@ pub fn decompress_one(block: &[u8], out: &mut [u8]) -> Result<(), Lz4Error> {
 /// Decompresses block `i` to exactly `sizes[i]` bytes, on all cores. A record whose
 /// block is invalid or decodes to another length fails alone and is left zeroed.
 pub fn decompress_cpu(blocks: &RecordBatch, sizes: &[u32]) -> ComputeResult<Decompressed> {
-    let mut data = output_layout(blocks, sizes)?;
-    let status = data
+    let mut out = Decompressed::default();
+    decompress_cpu_into(blocks, sizes, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress_cpu`] into `out`, reusing its buffer when it already has the record
+/// lengths `sizes` asks for: a reader decompressing batch after batch allocates once
+/// (and a fresh gigabyte costs more in page faults than its decoding). Every byte of
+/// every record is written, by the decoder or as zeros on failure.
+pub fn decompress_cpu_into(
+    blocks: &RecordBatch,
+    sizes: &[u32],
+    out: &mut Decompressed,
+) -> ComputeResult<()> {
+    reuse_layout(blocks, sizes, out)?;
+    out.status = out
+        .data
         .records_mut()
         .into_par_iter()
         .enumerate()
-        .map(|(i, out)| decompress_one(blocks.get(i), out))
+        .map(|(i, rec)| decompress_one(blocks.get(i), rec))
         .collect();
-    Ok(Decompressed { data, status })
+    Ok(())
 }
 
 /// [`decompress_cpu`] on one thread.
@@ -98,12 +113,32 @@ pub fn decompress_cpu_one_thread(
     blocks: &RecordBatch,
     sizes: &[u32],
 ) -> ComputeResult<Decompressed> {
-    let mut data = output_layout(blocks, sizes)?;
-    let status = data
+    let mut out = Decompressed::default();
+    decompress_cpu_one_thread_into(blocks, sizes, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress_cpu_into`] on one thread.
+pub fn decompress_cpu_one_thread_into(
+    blocks: &RecordBatch,
+    sizes: &[u32],
+    out: &mut Decompressed,
+) -> ComputeResult<()> {
+    reuse_layout(blocks, sizes, out)?;
+    out.status = out
+        .data
         .records_mut()
         .into_iter()
         .enumerate()
-        .map(|(i, out)| decompress_one(blocks.get(i), out))
+        .map(|(i, rec)| decompress_one(blocks.get(i), rec))
         .collect();
-    Ok(Decompressed { data, status })
+    Ok(())
+}
+
+/// Gives `out.data` the record lengths `sizes`, keeping its buffer when they match.
+fn reuse_layout(blocks: &RecordBatch, sizes: &[u32], out: &mut Decompressed) -> ComputeResult<()> {
+    if sizes.len() != blocks.len() || out.data.lens() != sizes {
+        out.data = output_layout(blocks, sizes)?;
+    }
+    Ok(())
 }

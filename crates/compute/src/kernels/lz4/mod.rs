@@ -19,7 +19,10 @@ pub mod gpu_decompress;
 
 use crate::records::RecordBatch;
 
-pub use cpu::{compress_cpu, compress_cpu_one_thread, decompress_cpu, decompress_cpu_one_thread};
+pub use cpu::{
+    compress_cpu, compress_cpu_one_thread, decompress_cpu, decompress_cpu_into,
+    decompress_cpu_one_thread, decompress_cpu_one_thread_into,
+};
 pub use gpu_compress::gpu as compress_gpu;
 pub use gpu_decompress::gpu as decompress_gpu;
 
