@@ -109,6 +109,42 @@ fn search_equals_find_and_follows_changes() {
             .filter(|p| p[mp.as_os_str().len()..].contains("dir1"))
             .collect()
     );
+    // Full paths: a substring across components, a glob, a regex (find matches the
+    // whole path, so its patterns start with the mount point).
+    let m_str = mp.display().to_string();
+    let full_path_cases: [(Vec<&str>, Vec<String>); 4] = [
+        (
+            vec!["--full-path", "0/report"],
+            vec!["-path".into(), format!("{m_str}*0/report*")],
+        ),
+        (
+            vec!["--full-path", "--glob", "*-dir[1-4]*/*.md"],
+            vec!["-path".into(), format!("{m_str}*-dir[1-4]*/*.md")],
+        ),
+        (
+            vec!["--full-path", "--glob", "-i", "/*/*REPORT*"],
+            vec!["-ipath".into(), format!("{m_str}/*/*REPORT*")],
+        ),
+        (
+            vec![
+                "--full-path",
+                "--regex",
+                "^/[^/]*-dir[0-9]+/[^/]*_[0-9]+\\.txt$",
+            ],
+            vec![
+                "-regextype".into(),
+                "posix-extended".into(),
+                "-regex".into(),
+                format!("{m_str}/[^/]*-dir[0-9]+/[^/]*_[0-9]+\\.txt"),
+            ],
+        ),
+    ];
+    for (ours, theirs) in &full_path_cases {
+        let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+        let want = find(mp, &theirs);
+        assert!(!want.is_empty(), "{ours:?} finds something");
+        assert_eq!(search(mp, ours), want, "{ours:?}");
+    }
     assert_eq!(
         search(mp, &["--type", "d", "a"]),
         find(mp, &["-type", "d", "-name", "*a*"])

@@ -6,7 +6,7 @@ use gpufs_format::records::mode_bits;
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, ROOT_INO};
 
 use crate::index::DirentIndex;
-use crate::view::{NameOwners, NamespaceView, NO_ENTRY};
+use crate::view::{NameOwners, NamespaceView, OwnersView, NO_ENTRY};
 
 /// An owned namespace in the arrays the kernels read.
 #[derive(Clone, Debug, Default)]
@@ -245,7 +245,7 @@ impl SynthNamespace {
             index: self.index.slots(),
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
-            owners: Some(&self.owners),
+            owners: Some(self.owners.view()),
         }
     }
 
@@ -259,6 +259,20 @@ impl SynthNamespace {
         v.inodes = &self.inodes[..inodes];
         v.allocated = &self.allocated[..inodes.min(self.allocated.len())];
         v.dir_entry = &self.dir_entry[..inodes.min(self.dir_entry.len())];
+        // Entries were added in id order, one owner pair each: the first n pairs and
+        // the arena up to the next name are the prefix's own, so an arena scan of the
+        // prefix costs what the prefix holds.
+        let pairs = n.min(self.owners.len());
+        let arena_end = self
+            .owners
+            .offsets
+            .get(pairs)
+            .map_or(self.names.len(), |&o| o as usize);
+        v.names = &self.names[..arena_end.min(self.names.len())];
+        v.owners = Some(OwnersView {
+            offsets: &self.owners.offsets[..pairs],
+            ids: &self.owners.ids[..pairs],
+        });
         v
     }
 

@@ -17,7 +17,7 @@ pub struct NamespaceView<'a> {
     pub dir_entry: &'a [u32],
     /// Which entry owns the name at each arena offset, for scans of the whole arena;
     /// `None` where the namespace keeps no such map (scans then go entry by entry).
-    pub owners: Option<&'a NameOwners>,
+    pub owners: Option<OwnersView<'a>>,
 }
 
 /// The owner of each name in the arena, in arena order: the name appended at
@@ -53,6 +53,31 @@ impl NameOwners {
 
     pub fn heap_bytes(&self) -> usize {
         self.offsets.capacity() * 8 + self.ids.capacity() * 4
+    }
+
+    /// The map as borrowed slices, for a [`NamespaceView`].
+    pub fn view(&self) -> OwnersView<'_> {
+        OwnersView {
+            offsets: &self.offsets,
+            ids: &self.ids,
+        }
+    }
+}
+
+/// A borrowed [`NameOwners`] (or a prefix of one).
+#[derive(Clone, Copy, Debug)]
+pub struct OwnersView<'a> {
+    pub offsets: &'a [u64],
+    pub ids: &'a [u32],
+}
+
+impl OwnersView<'_> {
+    pub fn len(&self) -> usize {
+        self.ids.len().min(self.offsets.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

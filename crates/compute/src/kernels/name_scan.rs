@@ -2,7 +2,7 @@
 //! search the name arena end to end for a literal every match must contain (the
 //! substring itself, the longest literal run of a glob, a literal a regex requires),
 //! map each occurrence to the entry owning those bytes through the namespace's
-//! [`NameOwners`], and check only those entries. A literal search over contiguous
+//! [`crate::view::NameOwners`], and check only those entries. A literal search over contiguous
 //! bytes runs at memory speed; the per-entry loop pays a call per name.
 //!
 //! Gives exactly the ids the per-entry scan gives: an occurrence counts only when it
@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use regex_automata::meta::Regex;
 use regex_automata::Input;
 
-use crate::view::{NameOwners, NamespaceView};
+use crate::view::{NamespaceView, OwnersView};
 
 /// How the literal is searched.
 #[derive(Clone, Debug)]
@@ -86,13 +86,13 @@ const PIECES: usize = 64;
 /// and satisfies `verify`, ascending.
 pub fn scan(
     view: &NamespaceView<'_>,
-    owners: &NameOwners,
+    owners: OwnersView<'_>,
     pre: &Prefilter,
     kinds: u32,
     verify: &(dyn Fn(&[u8]) -> bool + Sync),
     parallel: bool,
 ) -> Vec<u32> {
-    let n = owners.len().min(owners.offsets.len());
+    let n = owners.len();
     if n == 0 {
         return Vec::new();
     }
@@ -113,7 +113,7 @@ pub fn scan(
 /// piece's first name (or the end of the arena).
 fn scan_piece(
     view: &NamespaceView<'_>,
-    owners: &NameOwners,
+    owners: OwnersView<'_>,
     pre: &Prefilter,
     kinds: u32,
     verify: &(dyn Fn(&[u8]) -> bool + Sync),
@@ -143,10 +143,12 @@ fn scan_piece(
             .saturating_sub(1);
         let off = offs[j];
         let id = owners.ids[j];
-        let entry = view
-            .dirents
-            .get(id as usize)
-            .filter(|d| d.ino != 0 && d.name_offset == off);
+        // A live entry whose current name is this one, wholly inside the arena.
+        let entry = view.dirents.get(id as usize).filter(|d| {
+            d.ino != 0
+                && d.name_offset == off
+                && (off as usize).saturating_add(usize::from(d.name_len)) <= arena.len()
+        });
         let name_end = entry.map_or(0, |d| off as usize + usize::from(d.name_len));
         if p + pre.len > name_end {
             // In dead bytes, or running past the end of the name it starts in: it

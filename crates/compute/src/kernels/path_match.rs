@@ -191,9 +191,13 @@ impl PathMatcher {
     }
 
     /// The state of every directory's path, indexed by inode (UNKNOWN for inodes that
-    /// are not reachable directories).
-    fn dir_states(&self, view: &NamespaceView<'_>) -> Vec<u32> {
-        let mut memo = vec![UNKNOWN; view.dir_entry.len().max(view.inodes.len())];
+    /// are not reachable directories), and the directory's depth (entries on its chain,
+    /// 0 for the root). A directory whose chain is broken, or deeper than path building
+    /// follows, is BROKEN, so what matches never depends on how inodes are numbered.
+    fn dir_states(&self, view: &NamespaceView<'_>) -> (Vec<u32>, Vec<u32>) {
+        let slots = view.dir_entry.len().max(view.inodes.len());
+        let mut memo = vec![UNKNOWN; slots];
+        let mut depth = vec![0u32; slots];
         if let Some(root) = memo.get_mut(gpufs_format::ROOT_INO as usize) {
             *root = self.start;
         }
@@ -205,11 +209,11 @@ impl PathMatcher {
             // Up to the first known ancestor, then down again.
             chain.clear();
             let mut d = dir;
-            let mut known = BROKEN;
+            let mut known = (BROKEN, 0u32);
             for _ in 0..=MAX_DEPTH {
                 match memo.get(d as usize) {
                     Some(&s) if s != UNKNOWN => {
-                        known = s;
+                        known = (s, depth[d as usize]);
                         break;
                     }
                     Some(_) => {}
@@ -227,27 +231,39 @@ impl PathMatcher {
                 chain.push(d);
                 d = e.parent;
             }
-            if chain.len() > MAX_DEPTH {
-                known = BROKEN;
-            }
-            let mut s = known;
+            let (mut s, mut dep) = known;
             for &c in chain.iter().rev() {
+                dep += 1;
                 s = match s {
                     MATCHED | DEAD | BROKEN => s,
-                    _ => {
-                        let e = view
-                            .entry_of_dir(c)
-                            .and_then(|e| view.dirents.get(e as usize));
-                        match e {
-                            Some(e) => self.run(s, view.name_of(e)),
-                            None => BROKEN,
-                        }
-                    }
+                    _ if dep as usize > MAX_DEPTH => BROKEN,
+                    _ => match view
+                        .entry_of_dir(c)
+                        .and_then(|e| view.dirents.get(e as usize))
+                    {
+                        Some(e) => self.run(s, view.name_of(e)),
+                        None => BROKEN,
+                    },
                 };
+                if dep as usize > MAX_DEPTH {
+                    s = BROKEN;
+                }
                 memo[c as usize] = s;
+                depth[c as usize] = dep;
             }
         }
-        memo
+        (memo, depth)
+    }
+
+    /// The state of a path below directory `parent`, or BROKEN when it has no
+    /// buildable path (a broken chain, or deeper than path building follows).
+    fn state_below(states: &(Vec<u32>, Vec<u32>), parent: u32) -> u32 {
+        let (memo, depth) = states;
+        match memo.get(parent as usize).copied() {
+            None | Some(UNKNOWN) | Some(BROKEN) => BROKEN,
+            Some(_) if depth[parent as usize] as usize + 1 > MAX_DEPTH => BROKEN,
+            Some(s) => s,
+        }
     }
 
     /// Ids of live entries of a kind in `kinds` whose full path matches, ascending.
@@ -270,7 +286,7 @@ impl PathMatcher {
                         if d.ino == 0 || (kinds >> d.kind) & 1 == 0 {
                             return false;
                         }
-                        match states.get(d.parent as usize).copied().unwrap_or(BROKEN) {
+                        match Self::state_below(&states, d.parent) {
                             MATCHED => true,
                             DEAD | BROKEN | UNKNOWN => false,
                             s => match self.run(s, view.name_of(d)) {
@@ -293,15 +309,10 @@ impl PathMatcher {
         &self,
         view: &NamespaceView<'_>,
         kinds: u32,
-        states: &[u32],
+        states: &(Vec<u32>, Vec<u32>),
         names: &NameMatcher,
     ) -> Vec<u32> {
-        let reachable = |parent: u32| {
-            !matches!(
-                states.get(parent as usize).copied().unwrap_or(BROKEN),
-                BROKEN | UNKNOWN
-            )
-        };
+        let reachable = |parent: u32| Self::state_below(states, parent) != BROKEN;
         let mut by_name = names.clone().with_kinds(kinds).cpu(view);
         by_name.retain(|&id| {
             view.dirents
@@ -320,10 +331,10 @@ impl PathMatcher {
                     // shows one byte late, and the next byte of every path below is '/'.
                     let hit = d.ino != 0
                         && (kinds >> d.kind) & 1 == 1
-                        && match states.get(d.parent as usize).copied() {
-                            Some(MATCHED) => true,
-                            Some(DEAD | BROKEN | UNKNOWN) | None => false,
-                            Some(st) => self.run(st, &[]) == MATCHED,
+                        && match Self::state_below(states, d.parent) {
+                            MATCHED => true,
+                            DEAD | BROKEN | UNKNOWN => false,
+                            st => self.run(st, &[]) == MATCHED,
                         };
                     hit.then_some(base + i as u32)
                 })

@@ -94,7 +94,7 @@ impl Ns {
             index: self.index.slots(),
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
-            owners: Some(&self.owners),
+            owners: Some(self.owners.view()),
         }
     }
 

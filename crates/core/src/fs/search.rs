@@ -168,11 +168,15 @@ impl<'a> Visibility<'a> {
             }
             chain.push(d);
             if d == ROOT_INO {
+                // Nothing above the root: the chain's own permissions decide.
+                known = Some(true);
                 break;
             }
             d = self.inner.vol.ns.parent_of_dir(d);
         }
-        let mut ok = known.unwrap_or(true);
+        // A chain that never reached the root or a decided directory (deeper than any
+        // walk goes, or a loop in a damaged namespace) is not searchable.
+        let mut ok = known.unwrap_or(false);
         for &c in chain.iter().rev() {
             ok = ok
                 && self
@@ -239,9 +243,11 @@ impl Filesystem {
                 .map(|(id, _)| id)
                 .collect();
             let paths = compute.path_build(&view, &ids).map_err(bad_query)?;
+            // An entry without a buildable path (a broken chain) matches nothing, as
+            // in `path_match`.
             ids.iter()
                 .enumerate()
-                .filter(|(k, _)| matcher.matches_name(paths.get(*k)))
+                .filter(|(k, _)| !paths.get(*k).is_empty() && matcher.matches_name(paths.get(*k)))
                 .map(|(_, &id)| id)
                 .collect()
         } else {
@@ -249,26 +255,21 @@ impl Filesystem {
             compute.name_match(&m, &view).map_err(bad_query)?
         };
         let mut vis = Visibility::new(g, caller, groups);
-        let by_inode = q.min_size.is_some()
-            || q.max_size.is_some()
-            || q.newer_ns.is_some()
-            || q.older_ns.is_some();
         let mut kept = Vec::new();
         for id in candidates {
             let d = ns.dirent(id);
-            // Every candidate is a live entry of a valid kind: name_match checks both.
+            // A valid kind, and a live inode behind the entry (in a sound namespace
+            // always; a damaged one shows nothing dangling).
             if FileKind::from_u8(d.kind).is_none() {
                 continue;
             }
-            if by_inode {
-                let Some(rec) = ns.inode(d.ino) else { continue };
-                if q.min_size.is_some_and(|m| rec.size < m)
-                    || q.max_size.is_some_and(|m| rec.size > m)
-                    || q.newer_ns.is_some_and(|t| rec.mtime_ns < t)
-                    || q.older_ns.is_some_and(|t| rec.mtime_ns >= t)
-                {
-                    continue;
-                }
+            let Some(rec) = ns.inode(d.ino) else { continue };
+            if q.min_size.is_some_and(|m| rec.size < m)
+                || q.max_size.is_some_and(|m| rec.size > m)
+                || q.newer_ns.is_some_and(|t| rec.mtime_ns < t)
+                || q.older_ns.is_some_and(|t| rec.mtime_ns >= t)
+            {
+                continue;
             }
             if let Some(top) = under {
                 if !is_below(g, d.parent, top) {

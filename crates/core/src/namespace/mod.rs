@@ -125,7 +125,7 @@ impl Namespace {
             index: self.index.slots(),
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
-            owners: Some(&self.name_owners),
+            owners: Some(self.name_owners.view()),
         }
     }
 
