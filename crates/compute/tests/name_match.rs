@@ -44,10 +44,23 @@ fn random_query(rng: &mut Rng, ns: &Ns) -> NameQuery {
                     _ => pattern.push(b),
                 }
             }
-            if rng.chance(30) {
-                pattern = b"*".to_vec();
-                pattern.extend_from_slice(&piece);
-                pattern.push(b'*');
+            // A literal at a fixed place: anywhere, at the start, at the end, whole.
+            let escaped: Vec<u8> = piece
+                .iter()
+                .flat_map(|&b| {
+                    if matches!(b, b'*' | b'?' | b'[' | b'\\') {
+                        vec![b'\\', b]
+                    } else {
+                        vec![b]
+                    }
+                })
+                .collect();
+            match rng.below(10) {
+                0..=2 => pattern = [&b"*"[..], &escaped, b"*"].concat(),
+                3 => pattern = [&escaped[..], b"*"].concat(),
+                4 => pattern = [&b"*"[..], &escaped].concat(),
+                5 => pattern = escaped,
+                _ => {}
             }
             NameQuery::Glob { pattern, fold }
         }

@@ -218,6 +218,28 @@ impl GlobProgram {
     }
 
     /// Does `name` match? The same loop as `glob()` in kernels/name_match.wgsl.
+    /// The glob as one literal at a fixed place, when it is no more than that: `lit`,
+    /// `lit*`, `*lit` or `*lit*` (literal lowercase when `fold`).
+    pub fn as_anchored_literal(&self) -> Option<(Vec<u8>, super::name_scan::Anchor)> {
+        use super::name_scan::Anchor;
+        let t = &self.tokens;
+        let star = |i: usize| t.get(i).is_some_and(|&x| x >> 24 == STAR);
+        let lead = usize::from(star(0));
+        let trail = usize::from(t.len() > lead && star(t.len() - 1));
+        let body = t.get(lead..t.len() - trail)?;
+        if body.is_empty() || body.iter().any(|&x| x >> 24 != LITERAL) {
+            return None;
+        }
+        let lit = body.iter().map(|&x| (x & 0xff) as u8).collect();
+        let anchor = match (lead, trail) {
+            (0, 0) => Anchor::Whole,
+            (0, _) => Anchor::Start,
+            (_, 0) => Anchor::End,
+            _ => Anchor::Anywhere,
+        };
+        Some((lit, anchor))
+    }
+
     /// The longest run of literal bytes: every matching name contains it (ASCII case
     /// ignored when `fold`; then it is lowercase).
     pub fn longest_literal(&self) -> Vec<u8> {

@@ -92,7 +92,10 @@ impl NameMatcher {
             (NameQuery::Substring { fold, .. }, Program::Substring { needle, .. }) => {
                 Prefilter::new(needle, *fold, true)
             }
-            (_, Program::Glob(g)) => Prefilter::new(&g.longest_literal(), g.fold, false),
+            (_, Program::Glob(g)) => match g.as_anchored_literal() {
+                Some((lit, anchor)) => name_scan::Prefilter::anchored(&lit, g.fold, anchor),
+                None => Prefilter::new(&g.longest_literal(), g.fold, false),
+            },
             (NameQuery::Regex { pattern, fold }, _) => {
                 Prefilter::new(&dfa::required_literal(pattern, *fold), *fold, false)
             }

@@ -25,13 +25,27 @@ enum Finder {
     Folded(Box<Regex>),
 }
 
+/// Where in the name an occurrence must lie for an exact prefilter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anchor {
+    Anywhere,
+    /// The name starts with the literal (a glob `lit*`).
+    Start,
+    /// The name ends with the literal (a glob `*lit`).
+    End,
+    /// The name is the literal (a glob without wildcards).
+    Whole,
+}
+
 /// A literal every matching name contains.
 #[derive(Clone, Debug)]
 pub struct Prefilter {
     len: usize,
     finder: Finder,
-    /// The literal is the whole query: an occurrence is a match, nothing to verify.
+    /// The literal (at `anchor`) is the whole query: such an occurrence is a match,
+    /// nothing to verify.
     pub exact: bool,
+    pub anchor: Anchor,
 }
 
 /// Shorter literals find too many candidates to beat the per-entry scan.
@@ -65,7 +79,15 @@ impl Prefilter {
             len: literal.len(),
             finder,
             exact,
+            anchor: Anchor::Anywhere,
         })
+    }
+
+    /// An exact prefilter: the query is the literal at `anchor`, nothing more.
+    pub fn anchored(literal: &[u8], fold: bool, anchor: Anchor) -> Option<Prefilter> {
+        let mut p = Prefilter::new(literal, fold, true)?;
+        p.anchor = anchor;
+        Some(p)
     }
 
     /// Start of the first occurrence in `hay[from..end]`.
@@ -137,8 +159,15 @@ fn scan_piece(
         let Some(p) = pre.find(arena, pos, end) else {
             break;
         };
-        // The owner whose name region holds p: the last k in j..b with offset <= p.
-        j += offs[j..b]
+        // The owner whose name region holds p: the last k in j..b with offset <= p,
+        // found by galloping from the last one (hits are often a few names apart).
+        let mut step = 1;
+        while j + step < b && offs[j + step] <= p as u64 {
+            j += step;
+            step *= 2;
+        }
+        let end = (j + step).min(b);
+        j += offs[j..end]
             .partition_point(|&o| o <= p as u64)
             .saturating_sub(1);
         let off = offs[j];
@@ -154,6 +183,20 @@ fn scan_piece(
             // In dead bytes, or running past the end of the name it starts in: it
             // may hide an occurrence starting inside it, so look again one byte on.
             pos = p + 1;
+            continue;
+        }
+        let placed = match pre.anchor {
+            Anchor::Anywhere => true,
+            Anchor::Start => p as u64 == off,
+            Anchor::End => p + pre.len == name_end,
+            Anchor::Whole => p as u64 == off && p + pre.len == name_end,
+        };
+        if !placed {
+            // A later occurrence in this name may end it; none can start it.
+            pos = match pre.anchor {
+                Anchor::End => p + 1,
+                _ => name_end.max(p + 1),
+            };
             continue;
         }
         if let Some(d) = entry {

@@ -49,6 +49,12 @@ pub struct PathMatcher {
     /// matches exactly when its directory's path does or its own name does, and the
     /// names are found by the whole-arena scan.
     names: Option<Box<NameMatcher>>,
+    /// For a substring with '/': the part after its last '/' and whether case is
+    /// ignored. An occurrence that is not wholly in the directory's path must put that
+    /// '/' on the one before the name, so the name starts with this part and the
+    /// directory's path ends with the rest: one DFA run per directory decides the
+    /// latter, a prefix compare per entry the former.
+    tail: Option<(Vec<u8>, bool)>,
 }
 
 impl PathMatcher {
@@ -79,6 +85,7 @@ impl PathMatcher {
             start: 0,
             matching,
             names: None,
+            tail: None,
         };
         // State 0 of the table is its start state.
         m.start = m.settle(new_id.first().copied().unwrap_or(0));
@@ -165,9 +172,10 @@ impl PathMatcher {
             NameQuery::Regex { pattern, fold } => (pattern.clone(), *fold),
         };
         let mut m = PathMatcher::from_table(&dfa::compile(&pattern, fold).ok()?);
-        if let NameQuery::Substring { needle, .. } = query {
-            if !needle.contains(&b'/') {
-                m.names = NameMatcher::new(query).ok().map(Box::new);
+        if let NameQuery::Substring { needle, fold } = query {
+            match needle.iter().rposition(|&b| b == b'/') {
+                None => m.names = NameMatcher::new(query).ok().map(Box::new),
+                Some(last) => m.tail = Some((needle[last + 1..].to_vec(), *fold)),
             }
         }
         Some(m)
@@ -272,6 +280,9 @@ impl PathMatcher {
         if let Some(names) = &self.names {
             return self.by_components(view, kinds, &states, names);
         }
+        if let Some((tail, fold)) = &self.tail {
+            return self.by_tail(view, kinds, &states, tail, *fold);
+        }
         const CHUNK: usize = 16_384;
         let parts: Vec<Vec<u32>> = view
             .dirents
@@ -301,6 +312,61 @@ impl PathMatcher {
             })
             .collect();
         parts.concat()
+    }
+
+    /// Substring with '/': an entry matches when its directory's path holds the
+    /// substring (as in [`Self::by_components`]), or when its name starts with `tail`
+    /// and the directory's path + "/" + `tail` ends with the substring.
+    fn by_tail(
+        &self,
+        view: &NamespaceView<'_>,
+        kinds: u32,
+        states: &(Vec<u32>, Vec<u32>),
+        tail: &[u8],
+        fold: bool,
+    ) -> Vec<u32> {
+        // Per directory: 2 = every path below matches, 1 = a name starting with the
+        // tail completes a match, 0 = neither (or no buildable path).
+        let verdict: Vec<u8> = (0..states.0.len() as u32)
+            .map(|d| match Self::state_below(states, d) {
+                BROKEN | UNKNOWN | DEAD => 0,
+                MATCHED => 2,
+                st if self.run(st, &[]) == MATCHED => 2,
+                st => match self.run(st, tail) {
+                    MATCHED => 1,
+                    DEAD => 0,
+                    end => u8::from(self.ends_matched(end)),
+                },
+            })
+            .collect();
+        const CHUNK: usize = 16_384;
+        view.dirents
+            .par_chunks(CHUNK)
+            .enumerate()
+            .flat_map_iter(|(c, chunk)| {
+                let base = (c * CHUNK) as u32;
+                let verdict = &verdict;
+                chunk.iter().enumerate().filter_map(move |(i, d)| {
+                    if d.ino == 0 || (kinds >> d.kind) & 1 == 0 {
+                        return None;
+                    }
+                    let hit = match verdict.get(d.parent as usize) {
+                        Some(2) => true,
+                        Some(1) => {
+                            let name = view.name_of(d);
+                            name.len() >= tail.len()
+                                && if fold {
+                                    name[..tail.len()].eq_ignore_ascii_case(tail)
+                                } else {
+                                    name.starts_with(tail)
+                                }
+                        }
+                        _ => false,
+                    };
+                    hit.then_some(base + i as u32)
+                })
+            })
+            .collect()
     }
 
     /// Entries whose name contains the substring (arena scan) or whose directory's
