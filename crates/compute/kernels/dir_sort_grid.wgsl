@@ -3,10 +3,8 @@
 // so it is correct for any grid the host dispatches (1-D, 2-D, or fewer groups than
 // items when the device caps the workgroups per dimension).
 
-// This workgroup's index in the (possibly 2-D) grid; uniform across the workgroup.
-fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.y * nwg.x + wid.x;
-}
+// `group_index(wid, nwg)`, this workgroup's index in the (possibly 2-D) grid, comes
+// from the prelude every kernel starts with.
 
 // Workgroups in the grid.
 fn group_count(nwg: vec3<u32>) -> u32 {
