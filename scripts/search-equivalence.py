@@ -52,8 +52,8 @@ def queries(mnt):
          ["-path", mnt + "*photos/IMG*"]),
         ("full path glob", ["--full-path", "--glob", "*/src/*.rs"],
          ["-path", mnt + "*/src/*.rs"]),
-        ("full path regex", ["--full-path", "--regex", "^/[a-z]+/docs/.*\\.md$"],
-         ["-regextype", "posix-extended", "-regex", mnt + "/[a-z]+/docs/.*\\.md"]),
+        ("full path regex", ["--full-path", "--regex", "^/[a-z]+(-[0-9]+)?/.*\\.(md|rs)$"],
+         ["-regextype", "posix-extended", "-regex", mnt + "/[a-z]+(-[0-9]+)?/.*\\.(md|rs)"]),
     ], m
 
 
