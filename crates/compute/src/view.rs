@@ -195,6 +195,29 @@ impl NamespaceDirty {
     }
 }
 
+/// Ids of the entries `keep` accepts, ascending: the entries split in chunks over every
+/// core. The entry-by-entry pass every CPU twin over the dirent table makes.
+pub fn matching_ids(
+    dirents: &[DirentRecord],
+    keep: impl Fn(&DirentRecord) -> bool + Sync,
+) -> Vec<u32> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 16_384;
+    dirents
+        .par_chunks(CHUNK)
+        .enumerate()
+        .flat_map_iter(|(c, chunk)| {
+            let base = (c * CHUNK) as u32;
+            let keep = &keep;
+            chunk
+                .iter()
+                .enumerate()
+                .filter(move |(_, d)| keep(d))
+                .map(move |(i, _)| base + i as u32)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,33 +172,6 @@ fn official_test_vectors() {
     }
 }
 
-/// Record bytes: repeated text or random bytes.
-fn record(rng: &mut Rng, len: usize) -> Vec<u8> {
-    if rng.chance(50) {
-        let text = b"the quick brown fox jumps over the lazy dog 0123456789 ";
-        (0..len).map(|i| text[i % text.len()]).collect()
-    } else {
-        (0..len).map(|_| rng.next() as u8).collect()
-    }
-}
-
-fn random_batch(seed: u64, sizes: &[usize], random_records: usize) -> RecordBatch {
-    let mut rng = Rng::new(seed);
-    let mut batch = RecordBatch::new();
-    for &len in sizes {
-        batch.push(&record(&mut rng, len)).unwrap();
-    }
-    for _ in 0..random_records {
-        let len = match rng.below(3) {
-            0 => rng.below(3000),
-            1 => rng.below(70_000),
-            _ => rng.below(MAX_RECORD_BYTES as u64 + 1),
-        } as usize;
-        batch.push(&record(&mut rng, len)).unwrap();
-    }
-    batch
-}
-
 fn modes(rng: &mut Rng) -> [Blake3Mode; 2] {
     let mut key = [0u8; 32];
     key.iter_mut().for_each(|b| *b = rng.next() as u8);
@@ -232,7 +205,7 @@ fn backends_agree_on_random_batches() {
         MAX_RECORD_BYTES,
     ];
     for seed in 0..2 {
-        let batch = random_batch(seed, &edges, 8);
+        let batch = common::random_batch(seed, &edges, 8, 3000);
         for mode in modes(&mut Rng::new(seed + 100)) {
             let want: Vec<[u8; 32]> = batch.iter().map(|r| crate_hash(&mode, r)).collect();
             for (name, got) in all_backends(&batch, &mode) {
@@ -248,9 +221,11 @@ fn every_chunk_count_up_to_40() {
     let mut rng = Rng::new(5);
     let mut batch = RecordBatch::new();
     for chunks in 1..=40usize {
-        batch.push(&record(&mut rng, chunks * 1024)).unwrap();
         batch
-            .push(&record(&mut rng, chunks * 1024 + 1 + chunks * 17))
+            .push(&common::record(&mut rng, chunks * 1024))
+            .unwrap();
+        batch
+            .push(&common::record(&mut rng, chunks * 1024 + 1 + chunks * 17))
             .unwrap();
     }
     let mode = Blake3Mode::Hash;
@@ -262,7 +237,7 @@ fn every_chunk_count_up_to_40() {
 
 #[test]
 fn batches_split_into_parts() {
-    let batch = random_batch(7, &[0, 70_000, 1, 300_000, 65_536], 6);
+    let batch = common::random_batch(7, &[0, 70_000, 1, 300_000, 65_536], 6, 3000);
     let mode = Blake3Mode::Keyed(*KEY);
     let want = blake3::cpu(&batch, &mode);
     for ctx in contexts() {

@@ -47,33 +47,6 @@ fn known_answers() {
     }
 }
 
-/// Record bytes: repeated text or random bytes.
-fn record(rng: &mut Rng, len: usize) -> Vec<u8> {
-    if rng.chance(50) {
-        let text = b"the quick brown fox jumps over the lazy dog 0123456789 ";
-        (0..len).map(|i| text[i % text.len()]).collect()
-    } else {
-        (0..len).map(|_| rng.next() as u8).collect()
-    }
-}
-
-fn random_batch(seed: u64, sizes: &[usize], random_records: usize) -> RecordBatch {
-    let mut rng = Rng::new(seed);
-    let mut batch = RecordBatch::new();
-    for &len in sizes {
-        batch.push(&record(&mut rng, len)).unwrap();
-    }
-    for _ in 0..random_records {
-        let len = match rng.below(3) {
-            0 => rng.below(300),
-            1 => rng.below(70_000),
-            _ => rng.below(MAX_RECORD_BYTES as u64 + 1),
-        } as usize;
-        batch.push(&record(&mut rng, len)).unwrap();
-    }
-    batch
-}
-
 #[test]
 fn backends_agree_on_random_batches() {
     let edges = [
@@ -96,7 +69,7 @@ fn backends_agree_on_random_batches() {
         MAX_RECORD_BYTES,
     ];
     for seed in 0..3 {
-        let batch = random_batch(seed, &edges, 12);
+        let batch = common::random_batch(seed, &edges, 12, 300);
         let want: Vec<u32> = batch.iter().map(::crc32c::crc32c).collect();
         for (name, got) in all_backends(&batch) {
             assert_eq!(got, want, "{name}, seed {seed}");
@@ -110,7 +83,7 @@ fn many_small_records() {
     let mut batch = RecordBatch::new();
     for _ in 0..5000 {
         let len = rng.below(40) as usize;
-        batch.push(&record(&mut rng, len)).unwrap();
+        batch.push(&common::record(&mut rng, len)).unwrap();
     }
     let want: Vec<u32> = batch.iter().map(::crc32c::crc32c).collect();
     for (name, got) in all_backends(&batch) {
@@ -120,7 +93,7 @@ fn many_small_records() {
 
 #[test]
 fn batches_split_into_parts() {
-    let batch = random_batch(7, &[0, 70_000, 1, 300_000, 65_536], 10);
+    let batch = common::random_batch(7, &[0, 70_000, 1, 300_000, 65_536], 10, 300);
     let want = crc32c::cpu(&batch);
     for ctx in contexts() {
         for part_bytes in [1u64, 100_000, 1 << 20] {

@@ -350,17 +350,7 @@ impl GpuContext {
                 "{items} items exceed one dispatch"
             )));
         };
-        if x == 0 {
-            return Ok(());
-        }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&kernel.pipeline);
-        pass.set_bind_group(0, groups[0], &[]);
-        pass.set_bind_group(1, groups[1], &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        record_pass(encoder, kernel, groups, x, y);
         Ok(())
     }
 
@@ -380,17 +370,7 @@ impl GpuContext {
                 "{groups} workgroups exceed one dispatch"
             )));
         };
-        if x == 0 {
-            return Ok(());
-        }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&kernel.pipeline);
-        pass.set_bind_group(0, bind[0], &[]);
-        pass.set_bind_group(1, bind[1], &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        record_pass(encoder, kernel, bind, x, y);
         Ok(())
     }
 
@@ -456,4 +436,25 @@ impl GpuContext {
             .map(|_| ())
             .map_err(|e| ComputeError::Device(format!("poll: {e}")))
     }
+}
+
+/// One compute pass of `kernel` over an `x` by `y` grid of workgroups (none when `x` is 0).
+fn record_pass(
+    encoder: &mut wgpu::CommandEncoder,
+    kernel: &Kernel,
+    bind: [&wgpu::BindGroup; 2],
+    x: u32,
+    y: u32,
+) {
+    if x == 0 {
+        return;
+    }
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: None,
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(&kernel.pipeline);
+    pass.set_bind_group(0, bind[0], &[]);
+    pass.set_bind_group(1, bind[1], &[]);
+    pass.dispatch_workgroups(x, y, 1);
 }

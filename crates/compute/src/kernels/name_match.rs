@@ -2,7 +2,6 @@
 //! case-insensitive), glob (`fnmatch` semantics) or regex (bounded DFA). The CPU twin of
 //! kernels/name_match.wgsl; both return the matching dirent ids in ascending order.
 
-use rayon::prelude::*;
 use regex_automata::meta::Regex;
 
 use super::dfa::{self, DfaRefusal, DfaTable};
@@ -155,22 +154,7 @@ impl NameMatcher {
         if let Some(ids) = self.arena_scan(view, true) {
             return ids;
         }
-        const CHUNK: usize = 16_384;
-        let parts: Vec<Vec<u32>> = view
-            .dirents
-            .par_chunks(CHUNK)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let base = (c * CHUNK) as u32;
-                chunk
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, d)| self.entry_matches(view, d))
-                    .map(|(i, _)| base + i as u32)
-                    .collect()
-            })
-            .collect();
-        parts.concat()
+        crate::view::matching_ids(view.dirents, |d| self.entry_matches(view, d))
     }
 
     /// The same on one thread (the benchmark's baseline).

@@ -10,12 +10,10 @@
 //! DFA would be too large returns `None` from [`PathMatcher::new`], and the caller
 //! builds paths instead.
 
-use rayon::prelude::*;
-
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
 use super::name_match::{NameMatcher, NameQuery};
-use crate::view::NamespaceView;
+use crate::view::{matching_ids, NamespaceView};
 
 /// Memo value of a directory not reached yet.
 const UNKNOWN: u32 = u32::MAX;
@@ -283,35 +281,20 @@ impl PathMatcher {
         if let Some((tail, fold)) = &self.tail {
             return self.by_tail(view, kinds, &states, tail, *fold);
         }
-        const CHUNK: usize = 16_384;
-        let parts: Vec<Vec<u32>> = view
-            .dirents
-            .par_chunks(CHUNK)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let base = (c * CHUNK) as u32;
-                chunk
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, d)| {
-                        if d.ino == 0 || (kinds >> d.kind) & 1 == 0 {
-                            return false;
-                        }
-                        match Self::state_below(&states, d.parent) {
-                            MATCHED => true,
-                            DEAD | BROKEN | UNKNOWN => false,
-                            s => match self.run(s, view.name_of(d)) {
-                                MATCHED => true,
-                                DEAD => false,
-                                end => self.ends_matched(end),
-                            },
-                        }
-                    })
-                    .map(|(i, _)| base + i as u32)
-                    .collect()
-            })
-            .collect();
-        parts.concat()
+        matching_ids(view.dirents, |d| {
+            if d.ino == 0 || (kinds >> d.kind) & 1 == 0 {
+                return false;
+            }
+            match Self::state_below(&states, d.parent) {
+                MATCHED => true,
+                DEAD | BROKEN | UNKNOWN => false,
+                s => match self.run(s, view.name_of(d)) {
+                    MATCHED => true,
+                    DEAD => false,
+                    end => self.ends_matched(end),
+                },
+            }
+        })
     }
 
     /// Substring with '/': an entry matches when its directory's path holds the
@@ -339,34 +322,24 @@ impl PathMatcher {
                 },
             })
             .collect();
-        const CHUNK: usize = 16_384;
-        view.dirents
-            .par_chunks(CHUNK)
-            .enumerate()
-            .flat_map_iter(|(c, chunk)| {
-                let base = (c * CHUNK) as u32;
-                let verdict = &verdict;
-                chunk.iter().enumerate().filter_map(move |(i, d)| {
-                    if d.ino == 0 || (kinds >> d.kind) & 1 == 0 {
-                        return None;
-                    }
-                    let hit = match verdict.get(d.parent as usize) {
-                        Some(2) => true,
-                        Some(1) => {
-                            let name = view.name_of(d);
-                            name.len() >= tail.len()
-                                && if fold {
-                                    name[..tail.len()].eq_ignore_ascii_case(tail)
-                                } else {
-                                    name.starts_with(tail)
-                                }
+        matching_ids(view.dirents, |d| {
+            if d.ino == 0 || (kinds >> d.kind) & 1 == 0 {
+                return false;
+            }
+            match verdict.get(d.parent as usize) {
+                Some(2) => true,
+                Some(1) => {
+                    let name = view.name_of(d);
+                    name.len() >= tail.len()
+                        && if fold {
+                            name[..tail.len()].eq_ignore_ascii_case(tail)
+                        } else {
+                            name.starts_with(tail)
                         }
-                        _ => false,
-                    };
-                    hit.then_some(base + i as u32)
-                })
-            })
-            .collect()
+                }
+                _ => false,
+            }
+        })
     }
 
     /// Entries whose name contains the substring (arena scan) or whose directory's
@@ -385,27 +358,17 @@ impl PathMatcher {
                 .get(id as usize)
                 .is_some_and(|d| reachable(d.parent))
         });
-        const CHUNK: usize = 16_384;
-        let by_dir: Vec<u32> = view
-            .dirents
-            .par_chunks(CHUNK)
-            .enumerate()
-            .flat_map_iter(|(c, chunk)| {
-                let base = (c * CHUNK) as u32;
-                chunk.iter().enumerate().filter_map(move |(i, d)| {
-                    // Matched in the directory's path, or at its end: a match state
-                    // shows one byte late, and the next byte of every path below is '/'.
-                    let hit = d.ino != 0
-                        && (kinds >> d.kind) & 1 == 1
-                        && match Self::state_below(states, d.parent) {
-                            MATCHED => true,
-                            DEAD | BROKEN | UNKNOWN => false,
-                            st => self.run(st, &[]) == MATCHED,
-                        };
-                    hit.then_some(base + i as u32)
-                })
-            })
-            .collect();
+        // Matched in the directory's path, or at its end: a match state shows one byte
+        // late, and the next byte of every path below is '/'.
+        let by_dir = matching_ids(view.dirents, |d| {
+            d.ino != 0
+                && (kinds >> d.kind) & 1 == 1
+                && match Self::state_below(states, d.parent) {
+                    MATCHED => true,
+                    DEAD | BROKEN | UNKNOWN => false,
+                    st => self.run(st, &[]) == MATCHED,
+                }
+        });
         let mut out = Vec::with_capacity(by_name.len() + by_dir.len());
         let (mut a, mut b) = (by_name.iter().peekable(), by_dir.iter().peekable());
         loop {

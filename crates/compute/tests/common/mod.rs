@@ -10,29 +10,23 @@ use std::sync::OnceLock;
 
 use gpufs_compute::gpu::{GpuContext, GpuOptions};
 use gpufs_compute::index::DirentIndex;
+use gpufs_compute::rng::SplitMix;
 use gpufs_compute::view::{NameOwners, NamespaceView, NO_ENTRY};
 use gpufs_format::records::mode_bits;
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, ROOT_INO};
 
-pub struct Rng(u64);
+/// The crate's SplitMix stream, with the helpers the tests draw with.
+pub struct Rng(SplitMix);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Rng(SplitMix::new(seed ^ 0x9E37_79B9_7F4A_7C15))
     }
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
+        self.0.below(n)
     }
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -273,3 +267,38 @@ pub fn tight_gpu() -> Option<&'static GpuContext> {
 
 /// Sizes every kernel is tried at: empty, one, a workgroup and its neighbours.
 pub const EDGE_SIZES: [usize; 6] = [0, 1, 255, 256, 257, 3000];
+
+/// Record bytes for the data kernels: repeated text or random bytes.
+pub fn record(rng: &mut Rng, len: usize) -> Vec<u8> {
+    if rng.chance(50) {
+        let text = b"the quick brown fox jumps over the lazy dog 0123456789 ";
+        (0..len).map(|i| text[i % text.len()]).collect()
+    } else {
+        (0..len).map(|_| rng.next() as u8).collect()
+    }
+}
+
+/// A batch of records of `sizes`, then `random_records` more of random sizes (below
+/// `small`, below 70,000, or up to the largest record).
+pub fn random_batch(
+    seed: u64,
+    sizes: &[usize],
+    random_records: usize,
+    small: u64,
+) -> gpufs_compute::records::RecordBatch {
+    use gpufs_compute::records::{RecordBatch, MAX_RECORD_BYTES};
+    let mut rng = Rng::new(seed);
+    let mut batch = RecordBatch::new();
+    for &len in sizes {
+        batch.push(&record(&mut rng, len)).expect("record fits");
+    }
+    for _ in 0..random_records {
+        let len = match rng.below(3) {
+            0 => rng.below(small),
+            1 => rng.below(70_000),
+            _ => rng.below(MAX_RECORD_BYTES as u64 + 1),
+        } as usize;
+        batch.push(&record(&mut rng, len)).expect("record fits");
+    }
+    batch
+}

@@ -97,15 +97,7 @@ pub fn decompress_cpu_into(
     sizes: &[u32],
     out: &mut Decompressed,
 ) -> ComputeResult<()> {
-    reuse_layout(blocks, sizes, out)?;
-    out.status = out
-        .data
-        .records_mut()
-        .into_par_iter()
-        .enumerate()
-        .map(|(i, rec)| decompress_one(blocks.get(i), rec))
-        .collect();
-    Ok(())
+    decode_into(blocks, sizes, out, true)
 }
 
 /// [`decompress_cpu`] on one thread.
@@ -114,7 +106,7 @@ pub fn decompress_cpu_one_thread(
     sizes: &[u32],
 ) -> ComputeResult<Decompressed> {
     let mut out = Decompressed::default();
-    decompress_cpu_one_thread_into(blocks, sizes, &mut out)?;
+    decode_into(blocks, sizes, &mut out, false)?;
     Ok(out)
 }
 
@@ -124,14 +116,24 @@ pub fn decompress_cpu_one_thread_into(
     sizes: &[u32],
     out: &mut Decompressed,
 ) -> ComputeResult<()> {
+    decode_into(blocks, sizes, out, false)
+}
+
+/// Every block into its record of `out`, on every core or on this thread.
+fn decode_into(
+    blocks: &RecordBatch,
+    sizes: &[u32],
+    out: &mut Decompressed,
+    parallel: bool,
+) -> ComputeResult<()> {
     reuse_layout(blocks, sizes, out)?;
-    out.status = out
-        .data
-        .records_mut()
-        .into_iter()
-        .enumerate()
-        .map(|(i, rec)| decompress_one(blocks.get(i), rec))
-        .collect();
+    let records = out.data.records_mut();
+    let decode = |(i, rec): (usize, &mut [u8])| decompress_one(blocks.get(i), rec);
+    out.status = if parallel {
+        records.into_par_iter().enumerate().map(decode).collect()
+    } else {
+        records.into_iter().enumerate().map(decode).collect()
+    };
     Ok(())
 }
 

@@ -202,7 +202,7 @@ pub fn cpu(
     first_sectors: &[u64],
     dir: Direction,
 ) -> ComputeResult<RecordBatch> {
-    cpu_with_sector(batch, key, first_sectors, dir, SECTOR_BYTES)
+    crypt_copy(batch, key, first_sectors, dir, SECTOR_BYTES, true)
 }
 
 /// [`cpu`] with data units of `sector_bytes`.
@@ -213,10 +213,7 @@ pub fn cpu_with_sector(
     dir: Direction,
     sector_bytes: usize,
 ) -> ComputeResult<RecordBatch> {
-    check(batch, first_sectors, sector_bytes)?;
-    let mut out = batch.clone();
-    cpu_in_place_with_sector(&mut out, key, first_sectors, dir, sector_bytes)?;
-    Ok(out)
+    crypt_copy(batch, key, first_sectors, dir, sector_bytes, true)
 }
 
 /// [`cpu`] over the records of `batch` in place (what a writer encrypting its own
@@ -227,30 +224,7 @@ pub fn cpu_in_place(
     first_sectors: &[u64],
     dir: Direction,
 ) -> ComputeResult<()> {
-    cpu_in_place_with_sector(batch, key, first_sectors, dir, SECTOR_BYTES)
-}
-
-/// [`cpu_in_place`] with data units of `sector_bytes`.
-pub fn cpu_in_place_with_sector(
-    batch: &mut RecordBatch,
-    key: &XtsKey,
-    first_sectors: &[u64],
-    dir: Direction,
-    sector_bytes: usize,
-) -> ComputeResult<()> {
-    check(batch, first_sectors, sector_bytes)?;
-    let ciphers = cipher(key);
-    let units: Vec<(&mut [u8], u64)> = batch
-        .records_mut()
-        .into_iter()
-        .zip(first_sectors)
-        .flat_map(|(rec, &first)| split_sectors(rec, first, sector_bytes))
-        .collect();
-    units
-        .into_par_iter()
-        .with_min_len(4)
-        .for_each(|(s, n)| crypt_sector(&ciphers, s, n, dir));
-    Ok(())
+    crypt_in_place(batch, key, first_sectors, dir, SECTOR_BYTES, true)
 }
 
 /// CPU twin on one thread.
@@ -260,7 +234,7 @@ pub fn cpu_one_thread(
     first_sectors: &[u64],
     dir: Direction,
 ) -> ComputeResult<RecordBatch> {
-    cpu_one_thread_with_sector(batch, key, first_sectors, dir, SECTOR_BYTES)
+    crypt_copy(batch, key, first_sectors, dir, SECTOR_BYTES, false)
 }
 
 /// [`cpu_one_thread`] with data units of `sector_bytes`.
@@ -271,9 +245,7 @@ pub fn cpu_one_thread_with_sector(
     dir: Direction,
     sector_bytes: usize,
 ) -> ComputeResult<RecordBatch> {
-    let mut out = batch.clone();
-    cpu_one_thread_in_place_with_sector(&mut out, key, first_sectors, dir, sector_bytes)?;
-    Ok(out)
+    crypt_copy(batch, key, first_sectors, dir, sector_bytes, false)
 }
 
 /// [`cpu_one_thread`] in place.
@@ -283,22 +255,50 @@ pub fn cpu_one_thread_in_place(
     first_sectors: &[u64],
     dir: Direction,
 ) -> ComputeResult<()> {
-    cpu_one_thread_in_place_with_sector(batch, key, first_sectors, dir, SECTOR_BYTES)
+    crypt_in_place(batch, key, first_sectors, dir, SECTOR_BYTES, false)
 }
 
-fn cpu_one_thread_in_place_with_sector(
+/// The output in a copy of `batch` (checked before anything is copied).
+fn crypt_copy(
+    batch: &RecordBatch,
+    key: &XtsKey,
+    first_sectors: &[u64],
+    dir: Direction,
+    sector_bytes: usize,
+    parallel: bool,
+) -> ComputeResult<RecordBatch> {
+    check(batch, first_sectors, sector_bytes)?;
+    let mut out = batch.clone();
+    crypt_in_place(&mut out, key, first_sectors, dir, sector_bytes, parallel)?;
+    Ok(out)
+}
+
+/// Every data unit of every record, in place: on every core (rayon over units) or on
+/// this thread.
+fn crypt_in_place(
     batch: &mut RecordBatch,
     key: &XtsKey,
     first_sectors: &[u64],
     dir: Direction,
     sector_bytes: usize,
+    parallel: bool,
 ) -> ComputeResult<()> {
     check(batch, first_sectors, sector_bytes)?;
     let ciphers = cipher(key);
-    for (rec, &first) in batch.records_mut().into_iter().zip(first_sectors) {
-        for (s, n) in split_sectors(rec, first, sector_bytes) {
-            crypt_sector(&ciphers, s, n, dir);
-        }
+    let units = batch
+        .records_mut()
+        .into_iter()
+        .zip(first_sectors)
+        .flat_map(|(rec, &first)| split_sectors(rec, first, sector_bytes));
+    let run = |(s, n): (&mut [u8], u64)| crypt_sector(&ciphers, s, n, dir);
+    if parallel {
+        units
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .with_min_len(4)
+            .for_each(run);
+    } else {
+        units.for_each(run);
     }
     Ok(())
 }
