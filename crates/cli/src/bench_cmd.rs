@@ -42,6 +42,14 @@ struct ComputeBench {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// Leave out the one-thread CPU column (the slowest; for short runs on a lent GPU).
+    #[arg(long)]
+    skip_one_thread: bool,
+}
+
+/// The median of `reps` runs of `f` on one thread, unless that column is skipped.
+pub(crate) fn one_thread(skip: bool, reps: usize, f: impl FnMut()) -> Option<Duration> {
+    (!skip).then(|| median_time(reps, f))
 }
 
 pub fn run(a: BenchArgs) -> Result<(), String> {
@@ -73,7 +81,8 @@ struct Row {
     case: String,
     items: usize,
     bytes: u64,
-    cpu1: Duration,
+    /// None when the one-thread column is skipped.
+    cpu1: Option<Duration>,
     cpu_all: Duration,
     gpu: Option<Duration>,
 }
@@ -87,12 +96,12 @@ fn print_row(r: &Row, json: bool) {
     if json {
         let v = serde_json::json!({
             "kernel": r.kernel, "case": r.case, "items": r.items, "bytes": r.bytes,
-            "cpu1_ms": r.cpu1.as_secs_f64() * 1e3, "cpu_all_ms": r.cpu_all.as_secs_f64() * 1e3,
+            "cpu1_ms": r.cpu1.map(|d| d.as_secs_f64() * 1e3), "cpu_all_ms": r.cpu_all.as_secs_f64() * 1e3,
             "gpu_ms": r.gpu.map(|g| g.as_secs_f64() * 1e3),
-            "cpu1_items_per_s": per_sec(r.items, r.cpu1),
+            "cpu1_items_per_s": r.cpu1.map(|d| per_sec(r.items, d)),
             "cpu_all_items_per_s": per_sec(r.items, r.cpu_all),
             "gpu_items_per_s": r.gpu.map(|g| per_sec(r.items, g)),
-            "cpu1_gb_per_s": gbs(r.cpu1), "cpu_all_gb_per_s": gbs(r.cpu_all),
+            "cpu1_gb_per_s": r.cpu1.map(gbs), "cpu_all_gb_per_s": gbs(r.cpu_all),
             "gpu_gb_per_s": r.gpu.map(gbs),
         });
         println!("{v}");
@@ -101,13 +110,15 @@ fn print_row(r: &Row, json: bool) {
             .gpu
             .map(|g| format!("{:>10.3} {:>8.2}", g.as_secs_f64() * 1e3, gbs(g)))
             .unwrap_or_else(|| format!("{:>10} {:>8}", "-", "-"));
+        let one = r
+            .cpu1
+            .map(|d| format!("{:>10.3} {:>8.2}", d.as_secs_f64() * 1e3, gbs(d)))
+            .unwrap_or_else(|| format!("{:>10} {:>8}", "-", "-"));
         println!(
-            "{:<12} {:<22} {:>9} {:>10.3} {:>8.2} {:>10.3} {:>8.2} {g}",
+            "{:<12} {:<22} {:>9} {one} {:>10.3} {:>8.2} {g}",
             r.kernel,
             r.case,
             r.items,
-            r.cpu1.as_secs_f64() * 1e3,
-            gbs(r.cpu1),
             r.cpu_all.as_secs_f64() * 1e3,
             gbs(r.cpu_all),
         );
@@ -227,7 +238,7 @@ fn compute(a: ComputeBench) -> Result<(), String> {
                 case: case.to_string(),
                 items: n,
                 bytes: n as u64 * 32 + name_bytes,
-                cpu1: median_time(a.reps, || {
+                cpu1: one_thread(a.skip_one_thread, a.reps, || {
                     std::hint::black_box(m.cpu_one_thread(&view));
                 }),
                 cpu_all: median_time(a.reps, || {
@@ -244,7 +255,7 @@ fn compute(a: ComputeBench) -> Result<(), String> {
             case: "ids -> paths".into(),
             items: n,
             bytes: paths.bytes.len() as u64,
-            cpu1: median_time(a.reps, || {
+            cpu1: one_thread(a.skip_one_thread, a.reps, || {
                 std::hint::black_box(path_build::cpu_one_thread(&full, ids));
             }),
             cpu_all: median_time(a.reps, || {
@@ -261,7 +272,7 @@ fn compute(a: ComputeBench) -> Result<(), String> {
             case: "paths -> inodes".into(),
             items: n,
             bytes: paths.bytes.len() as u64,
-            cpu1: median_time(a.reps, || {
+            cpu1: one_thread(a.skip_one_thread, a.reps, || {
                 std::hint::black_box(path_lookup::cpu_one_thread(&full, &refs));
             }),
             cpu_all: median_time(a.reps, || {
@@ -288,7 +299,7 @@ fn compute(a: ComputeBench) -> Result<(), String> {
                     } else {
                         n as u64 * 8
                     },
-                cpu1: median_time(a.reps, || {
+                cpu1: one_thread(a.skip_one_thread, a.reps, || {
                     std::hint::black_box(dir_sort::cpu_one_thread(&full, ids, key, desc));
                 }),
                 cpu_all: median_time(a.reps, || {
@@ -305,7 +316,7 @@ fn compute(a: ComputeBench) -> Result<(), String> {
             case: "every directory".into(),
             items: n,
             bytes: n as u64 * (32 + 64 + 8),
-            cpu1: median_time(a.reps, || {
+            cpu1: one_thread(a.skip_one_thread, a.reps, || {
                 std::hint::black_box(subtree_sum::cpu_one_thread(&view));
             }),
             cpu_all: median_time(a.reps, || {

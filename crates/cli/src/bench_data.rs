@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gpufs_compute::calibrate::median_time;
+
+use crate::bench_cmd::one_thread;
 use gpufs_compute::gpu::GpuContext;
 use gpufs_compute::kernels::blake3::{self, Blake3Mode};
 use gpufs_compute::kernels::crc32c;
@@ -39,6 +41,9 @@ pub struct DataBench {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// Leave out the one-thread CPU column (the slowest; for short runs on a lent GPU).
+    #[arg(long)]
+    skip_one_thread: bool,
     /// Also write each corpus to DIR/KIND.bin (records end to end).
     #[arg(long, value_name = "DIR")]
     write_corpus: Option<PathBuf>,
@@ -59,7 +64,8 @@ struct Row {
     data: &'static str,
     /// Bytes of input records (decompression: of output records).
     bytes: u64,
-    cpu1: Duration,
+    /// None when the one-thread column is skipped.
+    cpu1: Option<Duration>,
     cpu_all: Duration,
     gpu: Option<GpuTimes>,
     /// LZ4: input bytes over stored bytes (records that do not shrink stored raw).
@@ -76,7 +82,7 @@ fn print_row(r: &Row, json: bool) {
     if json {
         let v = serde_json::json!({
             "kernel": r.kernel, "data": r.data, "bytes": r.bytes,
-            "cpu1_gb_per_s": gbs(r.bytes, r.cpu1), "cpu_all_gb_per_s": gbs(r.bytes, r.cpu_all),
+            "cpu1_gb_per_s": r.cpu1.map(|d| gbs(r.bytes, d)), "cpu_all_gb_per_s": gbs(r.bytes, r.cpu_all),
             "gpu_gb_per_s": gpu.map(|g| gbs(r.bytes, g.run)),
             "upload_gb_per_s": gpu.map(|g| gbs(r.bytes, g.upload)),
             "read_gb_per_s": gpu.map(|g| gbs(g.read_bytes, g.read)),
@@ -101,14 +107,18 @@ fn print_row(r: &Row, json: bool) {
         (Some(c), None) => format!("{c:.2}"),
         _ => String::new(),
     };
-    println!(
-        "{:<16} {:<7} {:>8.2} {:>8.2} {:>6.2}x {g} {ratio}",
-        r.kernel,
-        r.data,
-        gbs(r.bytes, r.cpu1),
-        gbs(r.bytes, r.cpu_all),
-        r.cpu1.as_secs_f64() / r.cpu_all.as_secs_f64().max(1e-9),
+    let one = r.cpu1.map_or_else(
+        || format!("{:>8} {:>8.2} {:>7}", "-", gbs(r.bytes, r.cpu_all), "-"),
+        |d| {
+            format!(
+                "{:>8.2} {:>8.2} {:>6.2}x",
+                gbs(r.bytes, d),
+                gbs(r.bytes, r.cpu_all),
+                d.as_secs_f64() / r.cpu_all.as_secs_f64().max(1e-9)
+            )
+        },
     );
+    println!("{:<16} {:<7} {one} {g} {ratio}", r.kernel, r.data);
 }
 
 fn err(e: ComputeError) -> String {
@@ -228,6 +238,7 @@ pub fn run(a: DataBench) -> Result<(), String> {
         let data = kind.name();
         let n = batch.data_bytes();
         let reps = a.reps;
+        let skip1 = a.skip_one_thread;
         let row = |kernel, cpu1, cpu_all, gpu| Row {
             kernel,
             data,
@@ -256,7 +267,7 @@ pub fn run(a: DataBench) -> Result<(), String> {
         print_row(
             &row(
                 "crc32c",
-                median_time(reps, || {
+                one_thread(skip1, reps, || {
                     drop(std::hint::black_box(crc32c::cpu_one_thread(&batch)))
                 }),
                 median_time(reps, || drop(std::hint::black_box(crc32c::cpu(&batch)))),
@@ -283,7 +294,7 @@ pub fn run(a: DataBench) -> Result<(), String> {
         print_row(
             &row(
                 "blake3",
-                median_time(reps, || {
+                one_thread(skip1, reps, || {
                     drop(std::hint::black_box(blake3::cpu_one_thread(&batch, &mode)))
                 }),
                 median_time(reps, || {
@@ -313,7 +324,7 @@ pub fn run(a: DataBench) -> Result<(), String> {
         };
         let mut r = row(
             "lz4 compress",
-            median_time(reps, || {
+            one_thread(skip1, reps, || {
                 drop(std::hint::black_box(lz4::compress_cpu_one_thread(&batch)))
             }),
             median_time(reps, || {
@@ -364,7 +375,8 @@ pub fn run(a: DataBench) -> Result<(), String> {
                     }
                 })
             };
-            let (cpu1, cpu_all) = (timed(true), timed(false));
+            let cpu1 = (!skip1).then(|| timed(true));
+            let cpu_all = timed(false);
             if let Some(e) = failure {
                 return Err(e.to_string());
             }
@@ -409,7 +421,8 @@ pub fn run(a: DataBench) -> Result<(), String> {
                     }
                 })
             };
-            let (cpu1, cpu_all) = (timed(true), timed(false));
+            let cpu1 = (!skip1).then(|| timed(true));
+            let cpu_all = timed(false);
             if let Some(e) = failure {
                 return Err(e.to_string());
             }

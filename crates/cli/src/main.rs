@@ -56,6 +56,9 @@ pub const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Mount(_)) {
+        default_sigpipe();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("GPUFS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,gpufs_compute=info"));
     tracing_subscriber::fmt()
@@ -80,6 +83,18 @@ fn main() -> ExitCode {
             eprintln!("gpufs: {msg}");
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+/// A command whose output goes to a pipe that closed early (`gpufs bench ... | head`)
+/// ends quietly, as Unix tools do, instead of panicking in `println!`. Not for the mount
+/// daemon: a client that hangs up must not end it.
+fn default_sigpipe() {
+    // SAFETY: called once at start, before any other thread exists; SIG_DFL is a valid
+    // disposition and no handler code runs.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

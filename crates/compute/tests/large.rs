@@ -107,6 +107,17 @@ fn names_larger_than_one_binding() {
     let found = path_lookup::cpu(&view, &refs);
     assert!(found.iter().all(|&i| i != 0));
     assert_eq!(path_lookup::gpu(ctx, &mirror, &refs).expect("gpu"), found);
+    // More path bytes than one binding holds: the lookup runs as several dispatches.
+    let one: u64 = refs.iter().map(|p| p.len() as u64).sum();
+    let times = (ctx.max_binding / one + 2) as usize;
+    let many: Vec<&[u8]> = refs
+        .iter()
+        .copied()
+        .cycle()
+        .take(refs.len() * times)
+        .collect();
+    let want: Vec<u32> = found.iter().copied().cycle().take(many.len()).collect();
+    assert_eq!(path_lookup::gpu(ctx, &mirror, &many).expect("gpu"), want);
     // Sorting those entries by name reads names from the second binding too.
     for key in [SortKey::Name, SortKey::Size] {
         assert_eq!(

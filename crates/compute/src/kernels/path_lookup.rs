@@ -91,8 +91,31 @@ pub fn cpu_one_thread(view: &NamespaceView<'_>, paths: &[&[u8]]) -> Vec<u32> {
     paths.iter().map(|p| resolve(view, p)).collect()
 }
 
-/// The GPU kernel: same inodes as [`cpu`].
+/// The GPU kernel: same inodes as [`cpu`]. A batch whose path bytes exceed one binding
+/// runs as several dispatches, each under the limit.
 pub fn gpu(ctx: &GpuContext, mirror: &NamespaceMirror, paths: &[&[u8]]) -> ComputeResult<Vec<u32>> {
+    let limit = ctx.max_binding.min(u64::from(u32::MAX));
+    let mut found = Vec::with_capacity(paths.len());
+    let mut start = 0;
+    while start < paths.len() {
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < paths.len() && (end == start || bytes + paths[end].len() as u64 <= limit) {
+            bytes += paths[end].len() as u64;
+            end += 1;
+        }
+        found.extend(gpu_part(ctx, mirror, &paths[start..end])?);
+        start = end;
+    }
+    Ok(found)
+}
+
+/// One dispatch over paths whose bytes fit one binding.
+fn gpu_part(
+    ctx: &GpuContext,
+    mirror: &NamespaceMirror,
+    paths: &[&[u8]],
+) -> ComputeResult<Vec<u32>> {
     if paths.is_empty() {
         return Ok(Vec::new());
     }
