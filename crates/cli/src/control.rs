@@ -8,16 +8,20 @@
 //! uid, gid and groups (`SO_PEERCRED`), so search never shows a name in a directory
 //! that user could not list.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gpufs_compute::kernels::name_match::NameQuery;
+use gpufs_compute::kernels::path_build::PathFormat;
 use gpufs_compute::{Compute, LazyCompute};
 use gpufs_core::fs::SearchQuery;
 use gpufs_core::{Caller, Filesystem, FsError};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde_json::{json, Value};
 
 use crate::paths;
@@ -153,8 +157,7 @@ fn answer(server: &Server, stream: UnixStream) -> std::io::Result<()> {
             &json!({"ok": false, "error": "permission denied", "code": 1}),
         );
     }
-    let mut line = String::new();
-    BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
+    let (line, passed) = read_request(&stream)?;
     let req: Value = match serde_json::from_str(&line) {
         Ok(v) => v,
         Err(e) => {
@@ -169,7 +172,7 @@ fn answer(server: &Server, stream: UnixStream) -> std::io::Result<()> {
         Err(e) => return header(&mut out, &json!({"ok": false, "error": e, "code": 1})),
     };
     match req.get("op").and_then(Value::as_str) {
-        Some("search") => search(server, compute, &req, caller, &groups, &mut out),
+        Some("search") => search(server, compute, &req, caller, &groups, passed, &mut out),
         Some("du") => du(server, compute, &req, caller, &groups, &mut out),
         Some("stats") => stats(server, compute, &mut out),
         _ => header(
@@ -178,6 +181,64 @@ fn answer(server: &Server, stream: UnixStream) -> std::io::Result<()> {
         ),
     }?;
     out.flush()
+}
+
+/// The request line, and the descriptor the client passed with it (SCM_RIGHTS), if any:
+/// the client's standard output, for answers it prints as they are.
+fn read_request(stream: &UnixStream) -> std::io::Result<(String, Option<OwnedFd>)> {
+    let mut line = Vec::new();
+    let mut passed = None;
+    let mut chunk = [0u8; 8192];
+    while !line.contains(&b'\n') && (line.len() as u64) < MAX_REQUEST {
+        let mut space = nix::cmsg_space!([RawFd; 4]);
+        let mut iov = [IoSliceMut::new(&mut chunk)];
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        let n = msg.bytes;
+        for c in msg.cmsgs().map_err(std::io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for raw in fds {
+                    // SAFETY: the kernel has just installed `raw` in this process's
+                    // table for this message; nothing else holds it, so it is owned
+                    // here exactly once (extra ones close when dropped).
+                    #[allow(unsafe_code)]
+                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                    passed.get_or_insert(owned);
+                }
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&chunk[..n]);
+    }
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    line.truncate(end);
+    Ok((String::from_utf8_lossy(&line).into_owned(), passed))
+}
+
+/// Writes all of `bytes` to the client's descriptor `fd`, waiting where it is
+/// non-blocking and full. Ok(false): its reader went away.
+fn write_passed(fd: &mut std::fs::File, mut bytes: &[u8]) -> std::io::Result<bool> {
+    while !bytes.is_empty() {
+        match fd.write(bytes) {
+            Ok(0) => return Ok(false),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+                poll(&mut p, PollTimeout::NONE).map_err(std::io::Error::from)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// The inode a path relative to the mount root names.
@@ -191,6 +252,7 @@ fn search(
     req: &Value,
     caller: Caller,
     groups: &[u32],
+    passed: Option<OwnedFd>,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     let pattern = bytes_field(req, "pattern").unwrap_or_default();
@@ -227,11 +289,44 @@ fn search(
         under,
         limit: req["limit"].as_u64().map(|l| l as usize),
         want_paths: !req["count_only"].as_bool().unwrap_or(false),
+        // "text_end": the client prints the paths as they come (`prefix` + path +
+        // `end`), so they are written out here once, on every core, and sent as is.
+        text: req["text_end"]
+            .as_u64()
+            .and_then(|e| u8::try_from(e).ok())
+            .map(|end| PathFormat {
+                prefix: bytes_field(req, "text_prefix").unwrap_or_default(),
+                end,
+            }),
     };
     match server.fs.search(compute, &q, caller, groups) {
         Ok(hits) => {
-            header(out, &json!({"ok": true, "count": hits.len()}))?;
-            if !req["count_only"].as_bool().unwrap_or(false) {
+            // The text goes straight to the client's output when it passed that
+            // (written before the header, so the client ends after its output), else
+            // after the header on the socket.
+            if let (true, Some(fd)) = (q.text.is_some(), passed) {
+                let mut fd = std::fs::File::from(fd);
+                for piece in hits.text() {
+                    if !write_passed(&mut fd, piece)? {
+                        break;
+                    }
+                }
+                return header(
+                    out,
+                    &json!({"ok": true, "count": hits.len(), "text": "written"}),
+                );
+            }
+            let how = if q.text.is_some() {
+                json!("socket")
+            } else {
+                Value::Null
+            };
+            header(out, &json!({"ok": true, "count": hits.len(), "text": how}))?;
+            if q.text.is_some() {
+                for piece in hits.text() {
+                    out.write_all(piece)?;
+                }
+            } else if q.want_paths {
                 for i in 0..hits.len() {
                     out.write_all(hits.path(i))?;
                     out.write_all(b"\0")?;
@@ -310,21 +405,19 @@ pub fn ask(mountpoint: &Path, req: &Value) -> Result<(Value, Vec<Vec<u8>>), Stri
 pub fn ask_each(
     mountpoint: &Path,
     req: &Value,
-    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+    each: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<Value, String> {
-    let path = socket_of(mountpoint).ok_or_else(|| {
-        format!(
-            "{} is not a running gpufs mount (no control socket)",
-            mountpoint.display()
-        )
-    })?;
-    let mut stream = UnixStream::connect(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(stream, "{req}").map_err(|e| e.to_string())?;
-    let mut reader = BufReader::with_capacity(1 << 16, stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| e.to_string())?;
-    let head: Value =
-        serde_json::from_str(&line).map_err(|e| format!("bad answer from the daemon: {e}"))?;
+    let mut reader = connect(mountpoint, req)?;
+    let head = read_head(&mut reader)?;
+    each_record(reader, each)?;
+    Ok(head)
+}
+
+/// Hands each NUL-ended record of the answer's body to `each`.
+fn each_record(
+    mut reader: BufReader<UnixStream>,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), String> {
     let mut rec = Vec::new();
     loop {
         rec.clear();
@@ -342,7 +435,112 @@ pub fn ask_each(
             Err(e) => return Err(e.to_string()),
         }
     }
+    Ok(())
+}
+
+/// Like [`ask`], for an answer whose body is text to pass on as is: after the header,
+/// everything the daemon sends is copied to `out` in large blocks. A reader of `out`
+/// that went away (| head) ends the copy quietly.
+///
+/// `direct`, when given, is the descriptor `out` writes to: it goes to the daemon, which
+/// then writes the text there itself (one copy instead of three) and answers only the
+/// header.
+pub fn ask_text(
+    mountpoint: &Path,
+    req: &Value,
+    direct: Option<BorrowedFd<'_>>,
+    out: &mut impl Write,
+) -> Result<Value, String> {
+    let mut req = req.clone();
+    if direct.is_some() {
+        req["text_fd"] = json!(true);
+    }
+    let mut reader = connect_passing(mountpoint, &req, direct)?;
+    let head = read_head(&mut reader)?;
+    if head["ok"].as_bool() != Some(true) || head["text"] == "written" {
+        return Ok(head);
+    }
+    if head["text"] != "socket" {
+        // A daemon from before the text answers sends NUL-ended paths: format them here.
+        let prefix = bytes_field(&req, "text_prefix").unwrap_or_default();
+        let end = req["text_end"]
+            .as_u64()
+            .and_then(|e| u8::try_from(e).ok())
+            .unwrap_or(b'\n');
+        each_record(reader, |r| {
+            out.write_all(&prefix)?;
+            out.write_all(r)?;
+            out.write_all(&[end])
+        })?;
+        return Ok(head);
+    }
+    // What the header read brought along first, then the socket directly.
+    let mut pass = |bytes: &[u8]| match out.write_all(bytes) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.to_string()),
+    };
+    if !pass(reader.buffer())? {
+        return Ok(head);
+    }
+    let mut stream = reader.into_inner();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        if !pass(&buf[..n])? {
+            break;
+        }
+    }
     Ok(head)
+}
+
+/// Connects to the mount's daemon and sends `req`, passing `fd` along with it
+/// (SCM_RIGHTS) when given.
+fn connect_passing(
+    mountpoint: &Path,
+    req: &Value,
+    fd: Option<BorrowedFd<'_>>,
+) -> Result<BufReader<UnixStream>, String> {
+    let path = socket_of(mountpoint).ok_or_else(|| {
+        format!(
+            "{} is not a running gpufs mount (no control socket)",
+            mountpoint.display()
+        )
+    })?;
+    let mut stream = UnixStream::connect(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let line = format!("{req}\n");
+    let mut sent = 0;
+    if let Some(fd) = fd {
+        let fds = [fd.as_raw_fd()];
+        sent = sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[IoSlice::new(line.as_bytes())],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    stream
+        .write_all(&line.as_bytes()[sent..])
+        .map_err(|e| e.to_string())?;
+    Ok(BufReader::with_capacity(1 << 16, stream))
+}
+
+fn connect(mountpoint: &Path, req: &Value) -> Result<BufReader<UnixStream>, String> {
+    connect_passing(mountpoint, req, None)
+}
+
+/// The answer's header line.
+fn read_head(reader: &mut BufReader<UnixStream>) -> Result<Value, String> {
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(|e| e.to_string())?;
+    serde_json::from_str(&line).map_err(|e| format!("bad answer from the daemon: {e}"))
 }
 
 /// The control socket of the mount at `mountpoint`, if its daemon made one.

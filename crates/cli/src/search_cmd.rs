@@ -192,17 +192,21 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut records = Vec::new();
-    let end: &[u8] = if a.print0 { b"\0" } else { b"\n" };
-    let head = control::ask_each(&mp, &req, |r| {
-        if streaming {
-            out.write_all(base)?;
-            out.write_all(r)?;
-            out.write_all(end)
-        } else {
+    let head = if streaming {
+        // The daemon writes the lines out whole; they are passed on in large blocks,
+        // through a pipe made larger so the reader wakes less often.
+        req["text_prefix"] = json!(base);
+        req["text_end"] = json!(if a.print0 { 0 } else { b'\n' });
+        grow_stdout_pipe();
+        let stdout_fd = std::io::stdout();
+        let direct = std::os::fd::AsFd::as_fd(&stdout_fd);
+        control::ask_text(&mp, &req, Some(direct), out.get_mut())
+    } else {
+        control::ask_each(&mp, &req, |r| {
             records.push(r.to_vec());
             Ok(())
-        }
-    })
+        })
+    }
     .map_err(failure)?;
     if head["ok"].as_bool() != Some(true) {
         let code = head["code"].as_u64().unwrap_or(1) as u8;
@@ -241,3 +245,15 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
         Err(e) => Err(failure(e.to_string())),
     }
 }
+
+/// Raises the buffer of a pipe on standard output to 1 MiB (the default limit of
+/// `/proc/sys/fs/pipe-max-size`), so a large result wakes its reader a sixteenth as
+/// often. Anything else on standard output, or a refusal, leaves it as it is.
+#[cfg(target_os = "linux")]
+fn grow_stdout_pipe() {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let _ = fcntl(std::io::stdout(), FcntlArg::F_SETPIPE_SZ(1 << 20));
+}
+
+#[cfg(not(target_os = "linux"))]
+fn grow_stdout_pipe() {}

@@ -245,6 +245,28 @@ impl Compute {
         )
     }
 
+    /// The paths of `ids` written out as `format` says, in pieces to write in order
+    /// (entries without a path left out): what [`Compute::path_build`] builds, without
+    /// a list in between on the CPU.
+    pub fn path_join(
+        &self,
+        view: &NamespaceView<'_>,
+        ids: &[u32],
+        format: &path_build::PathFormat,
+    ) -> ComputeResult<Vec<Vec<u8>>> {
+        self.run(
+            path_build::NAME,
+            ids.len() as u64,
+            true,
+            || {
+                self.with_mirror(view, |ctx, mirror| {
+                    path_build::gpu(ctx, mirror, ids).map(|l| path_build::join(&l, format))
+                })
+            },
+            || path_build::cpu_joined(view, ids, format),
+        )
+    }
+
     /// Inodes of `paths` (0: does not resolve).
     pub fn path_lookup(
         &self,

@@ -70,6 +70,16 @@ proptest! {
         let cpu = path_build::cpu(&view, &ids);
         prop_assert_eq!(cpu.len(), ids.len());
         prop_assert_eq!(&path_build::cpu_one_thread(&view, &ids), &cpu);
+        let format = path_build::PathFormat { prefix: b"/mnt".to_vec(), end: 0 };
+        let joined = path_build::cpu_joined(&view, &ids, &format).concat();
+        prop_assert_eq!(&path_build::join(&cpu, &format).concat(), &joined);
+        let mut want = Vec::new();
+        for p in cpu.iter().filter(|p| !p.is_empty()) {
+            want.extend_from_slice(b"/mnt");
+            want.extend_from_slice(p);
+            want.push(0);
+        }
+        prop_assert_eq!(joined, want);
         if ids.len() <= 600 {
             for (i, &id) in ids.iter().enumerate() {
                 let want = oracle_path(&ns, id);
@@ -207,4 +217,46 @@ fn hash_emulation_matches_the_format() {
     assert!(cpu.iter().all(|&i| i != 0));
     let mirror = NamespaceMirror::upload(ctx, &ns.view()).expect("upload");
     assert_eq!(path_lookup::gpu(ctx, &mirror, &refs).expect("gpu"), cpu);
+}
+
+/// A chain of directories deeper than `MAX_DEPTH`: entries at most `MAX_DEPTH` deep get
+/// their paths, deeper ones none, on every builder; shallow directories of the chain
+/// keep theirs whichever entry is built first.
+#[test]
+fn chains_deeper_than_the_bound_have_no_path() {
+    use gpufs_format::FileKind;
+    let mut ns = random_tree(21, 0, Alphabet::Small, 8);
+    let mut rng = Rng::new(21);
+    let len = path_build::MAX_DEPTH + 3;
+    let mut parent = ROOT_INO;
+    let mut files = Vec::new();
+    for _ in 0..len {
+        let id = ns
+            .add(&mut rng, parent, b"d", FileKind::Directory)
+            .expect("fresh");
+        parent = ns.dirents[id as usize].ino;
+        files.push(
+            ns.add(&mut rng, parent, b"f", FileKind::Regular)
+                .expect("fresh"),
+        );
+    }
+    // Deepest first, so the table meets the too-deep part of the chain before the rest.
+    let ids: Vec<u32> = files.iter().rev().copied().collect();
+    let view = ns.view();
+    let cpu = path_build::cpu(&view, &ids);
+    assert_eq!(cpu, path_build::cpu_one_thread(&view, &ids));
+    for i in 0..ids.len() {
+        // files[k] sits k + 1 directories down: its path has k + 2 entries.
+        let k = files.len() - 1 - i;
+        if k + 2 <= path_build::MAX_DEPTH {
+            assert_eq!(cpu.get(i).len(), 2 * (k + 1) + 2, "file {k}");
+        } else {
+            assert!(cpu.get(i).is_empty(), "file {k} is too deep");
+        }
+    }
+    // (The tight test adapter's four small bindings cannot hold 8,000 entries.)
+    if let Some(ctx) = common::gpu() {
+        let mirror = NamespaceMirror::upload(ctx, &view).expect("upload");
+        assert_eq!(path_build::gpu(ctx, &mirror, &ids).expect("gpu"), cpu);
+    }
 }

@@ -226,6 +226,7 @@ impl SearchDir {
             under: None,
             limit: None,
             want_paths: true,
+            text: None,
         };
         let hits = fs.search(compute, &q, caller, groups)?;
         let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();

@@ -3,8 +3,6 @@
 //! twin of kernels/path_build.wgsl. An entry whose chain is broken (dead entry, missing
 //! directory entry, deeper than [`MAX_DEPTH`]) gets an empty path on both backends.
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
 
 use crate::error::{ComputeError, ComputeResult};
@@ -93,96 +91,189 @@ pub fn path_of(view: &NamespaceView<'_>, id: u32, buf: &mut Vec<u8>) {
     }
 }
 
-/// Builds paths with each directory's path made once and reused for every entry in it
-/// (most results share directories), so a path costs one name copy instead of a walk.
-/// Gives exactly what [`path_of`] gives: a broken chain or one deeper than
-/// [`MAX_DEPTH`] is an empty path.
-struct DirPaths {
-    /// Directory inode -> (start, len, depth) in `bytes`; len 0 = broken chain.
-    known: HashMap<u32, (usize, usize, usize)>,
+/// The paths of the directories one call needs, each built once from its parent's
+/// (most results share directories, so a path then costs one name copy instead of a
+/// walk up its chain), shared read-only by every thread of the call. Gives exactly what
+/// [`path_of`] gives: a broken chain or one deeper than [`MAX_DEPTH`] is an empty path.
+struct DirTable {
+    /// Per directory inode: 0 not built; [`BROKEN`]; else `start << LEN_BITS | len`, + 1.
+    slot: Vec<u64>,
+    /// Per directory inode: entries on its chain to the root (valid where built).
+    depth: Vec<u16>,
     bytes: Vec<u8>,
 }
 
-impl DirPaths {
-    fn new() -> Self {
-        DirPaths {
-            known: HashMap::new(),
+const BROKEN: u64 = u64::MAX;
+const LEN_BITS: u32 = 24;
+
+/// Where one directory's path lies in [`DirTable::bytes`], and its depth.
+#[derive(Clone, Copy)]
+struct DirPath {
+    start: usize,
+    len: usize,
+    depth: usize,
+}
+
+impl DirTable {
+    /// The table for the parents of `ids`, built in one pass.
+    fn for_entries(view: &NamespaceView<'_>, ids: &[u32]) -> DirTable {
+        // Zeroed by the allocator: pages are touched only for the directories used.
+        let n = view
+            .dir_entry
+            .len()
+            .max(gpufs_format::ROOT_INO as usize + 1);
+        let mut t = DirTable {
+            slot: vec![0; n],
+            depth: vec![0; n],
             bytes: Vec::new(),
-        }
-    }
-
-    /// (start, len, depth) of directory `dir`'s path; depth counts its entries.
-    fn of(&mut self, view: &NamespaceView<'_>, dir: u32) -> (usize, usize, usize) {
-        if let Some(&k) = self.known.get(&dir) {
-            return k;
-        }
-        let got = match view.entry_of_dir(dir) {
-            Some(e) => {
-                let start = self.bytes.len();
-                path_of(view, e, &mut self.bytes);
-                let len = self.bytes.len() - start;
-                let depth = if len == 0 { 0 } else { chain_depth(view, e) };
-                (start, len, depth)
-            }
-            None => (0, 0, 0),
         };
-        self.known.insert(dir, got);
-        got
+        let mut chain = Vec::new();
+        for &id in ids {
+            if let Some(d) = view.dirents.get(id as usize) {
+                if d.ino != 0 && d.parent != gpufs_format::ROOT_INO {
+                    t.build(view, d.parent, &mut chain);
+                }
+            }
+        }
+        t
     }
 
-    /// Appends the path of entry `id` to `out`.
-    fn append(&mut self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) {
-        let Some(d) = view.dirents.get(id as usize) else {
+    /// Builds directory `dir`'s path and those of its ancestors not built yet.
+    fn build(&mut self, view: &NamespaceView<'_>, dir: u32, chain: &mut Vec<(u32, u32)>) {
+        if self.slot.get(dir as usize).is_none_or(|&s| s != 0) {
             return;
+        }
+        // Up the chain to a directory already known (or the root), then down again.
+        chain.clear();
+        let mut cur = dir;
+        let mut below: Option<DirPath> = Some(DirPath {
+            start: 0,
+            len: 0,
+            depth: 0,
+        });
+        loop {
+            if cur == gpufs_format::ROOT_INO {
+                break;
+            }
+            match self.slot.get(cur as usize) {
+                None => {
+                    below = None;
+                    break;
+                }
+                Some(&0) => {}
+                Some(_) => {
+                    below = self.get(cur);
+                    break;
+                }
+            }
+            let entry = view
+                .entry_of_dir(cur)
+                .filter(|&e| view.dirents.get(e as usize).is_some_and(|d| d.ino != 0));
+            let Some(e) = entry else {
+                below = None;
+                chain.push((cur, u32::MAX));
+                break;
+            };
+            chain.push((cur, e));
+            // Longer than there are directories: a cycle, which no path leaves. (A
+            // chain merely deeper than MAX_DEPTH is built; its depth rules it out.)
+            if chain.len() > self.slot.len() {
+                below = None;
+                break;
+            }
+            cur = view.dirents[e as usize].parent;
+        }
+        while let Some((d, e)) = chain.pop() {
+            below = match below {
+                Some(up) if e != u32::MAX && up.depth < MAX_DEPTH => {
+                    let name = view.name_of(&view.dirents[e as usize]);
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_within(up.start..up.start + up.len);
+                    self.bytes.push(b'/');
+                    self.bytes.extend_from_slice(name);
+                    let len = self.bytes.len() - start;
+                    if len >= 1 << LEN_BITS {
+                        None
+                    } else {
+                        Some(DirPath {
+                            start,
+                            len,
+                            depth: up.depth + 1,
+                        })
+                    }
+                }
+                _ => None,
+            };
+            if let Some(slot) = self.slot.get_mut(d as usize) {
+                *slot = match below {
+                    Some(p) => ((p.start as u64) << LEN_BITS | p.len as u64) + 1,
+                    None => BROKEN,
+                };
+            }
+            if let (Some(p), Some(depth)) = (below, self.depth.get_mut(d as usize)) {
+                *depth = p.depth as u16;
+            }
+        }
+    }
+
+    /// The built path of directory `dir` (the root: empty, depth 0); `None` when its
+    /// chain is broken or it was not built.
+    fn get(&self, dir: u32) -> Option<DirPath> {
+        if dir == gpufs_format::ROOT_INO {
+            return Some(DirPath {
+                start: 0,
+                len: 0,
+                depth: 0,
+            });
+        }
+        let s = *self.slot.get(dir as usize)?;
+        if s == 0 || s == BROKEN {
+            return None;
+        }
+        let v = s - 1;
+        Some(DirPath {
+            start: (v >> LEN_BITS) as usize,
+            len: (v & ((1 << LEN_BITS) - 1)) as usize,
+            depth: usize::from(self.depth[dir as usize]),
+        })
+    }
+
+    /// Appends the path of entry `id` to `out`; false (nothing appended) when it has
+    /// none.
+    fn append(&self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) -> bool {
+        let Some(d) = view.dirents.get(id as usize) else {
+            return false;
         };
         if d.ino == 0 {
-            return;
+            return false;
         }
-        let name = view.name_of(d);
-        if d.parent == gpufs_format::ROOT_INO {
-            out.push(b'/');
-            out.extend_from_slice(name);
-            return;
+        let Some(p) = self.get(d.parent) else {
+            return false;
+        };
+        if p.depth + 1 > MAX_DEPTH {
+            return false;
         }
-        let (start, len, depth) = self.of(view, d.parent);
-        if len == 0 || depth + 1 > MAX_DEPTH {
-            return;
-        }
-        out.extend_from_slice(&self.bytes[start..start + len]);
+        out.extend_from_slice(&self.bytes[p.start..p.start + p.len]);
         out.push(b'/');
-        out.extend_from_slice(name);
+        out.extend_from_slice(view.name_of(d));
+        true
     }
 }
 
-/// Entries on the chain from `first` to the root (1 for a child of the root).
-fn chain_depth(view: &NamespaceView<'_>, first: u32) -> usize {
-    let mut e = first;
-    for depth in 1..=MAX_DEPTH {
-        let Some(d) = view.dirents.get(e as usize) else {
-            return 0;
-        };
-        if d.parent == gpufs_format::ROOT_INO {
-            return depth;
-        }
-        match view.entry_of_dir(d.parent) {
-            Some(up) => e = up,
-            None => return 0,
-        }
-    }
-    0
-}
+/// Entries per piece of work of the parallel path builders.
+const PIECE: usize = 16_384;
 
 /// CPU twin on every core.
 pub fn cpu(view: &NamespaceView<'_>, ids: &[u32]) -> PathList {
+    let table = DirTable::for_entries(view, ids);
     let parts: Vec<(Vec<u8>, Vec<usize>)> = ids
-        .par_chunks(16_384)
+        .par_chunks(PIECE)
         .map(|chunk| {
-            let mut dirs = DirPaths::new();
             let mut bytes = Vec::with_capacity(chunk.len() * 48);
             let mut lens = Vec::with_capacity(chunk.len());
             for &id in chunk {
                 let before = bytes.len();
-                dirs.append(view, id, &mut bytes);
+                table.append(view, id, &mut bytes);
                 lens.push(bytes.len() - before);
             }
             (bytes, lens)
@@ -201,6 +292,55 @@ pub fn cpu(view: &NamespaceView<'_>, ids: &[u32]) -> PathList {
         list.bytes.extend_from_slice(&bytes);
     }
     list
+}
+
+/// How [`cpu_joined`] writes each path: `prefix`, the path, then `end`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathFormat {
+    pub prefix: Vec<u8>,
+    pub end: u8,
+}
+
+/// The paths of `ids` as one text, `format.prefix` + path + `format.end` each, in
+/// pieces to be written in order (no copy into one buffer); entries without a path are
+/// left out. Built on every core from one directory table.
+pub fn cpu_joined(view: &NamespaceView<'_>, ids: &[u32], format: &PathFormat) -> Vec<Vec<u8>> {
+    let table = DirTable::for_entries(view, ids);
+    ids.par_chunks(PIECE)
+        .map(|chunk| {
+            let mut out = Vec::with_capacity(chunk.len() * (48 + format.prefix.len()));
+            for &id in chunk {
+                let before = out.len();
+                out.extend_from_slice(&format.prefix);
+                if table.append(view, id, &mut out) {
+                    out.push(format.end);
+                } else {
+                    out.truncate(before);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// [`cpu_joined`]'s text from a built list (the GPU's), in the same pieces.
+pub fn join(list: &PathList, format: &PathFormat) -> Vec<Vec<u8>> {
+    (0..list.len())
+        .collect::<Vec<_>>()
+        .par_chunks(PIECE)
+        .map(|chunk| {
+            let mut out = Vec::with_capacity(chunk.len() * (48 + format.prefix.len()));
+            for &i in chunk {
+                let p = list.get(i);
+                if !p.is_empty() {
+                    out.extend_from_slice(&format.prefix);
+                    out.extend_from_slice(p);
+                    out.push(format.end);
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 /// CPU twin on one thread.

@@ -3,7 +3,7 @@
 //! directory it could not list.
 
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
-use gpufs_compute::kernels::path_build::PathList;
+use gpufs_compute::kernels::path_build::{PathFormat, PathList};
 use gpufs_compute::kernels::path_match::PathMatcher;
 use gpufs_compute::kernels::subtree_sum::DirTotals;
 use gpufs_compute::Compute;
@@ -31,24 +31,19 @@ pub struct SearchQuery {
     pub limit: Option<usize>,
     /// Build the paths of the hits (a count does not need them).
     pub want_paths: bool,
+    /// With `want_paths`: the paths written out as one text in this format
+    /// ([`SearchResults::text`]) instead of a list.
+    pub text: Option<PathFormat>,
 }
 
-/// One result; its path is `SearchResults::path` of the same index.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SearchHit {
-    pub ino: u64,
-    pub kind: FileKind,
-    pub size: u64,
-    pub mtime_ns: i64,
-}
-
-/// The hits of a search and their paths, packed in one buffer. A count-only query
-/// (`want_paths: false`) gets the count alone: no hits, no paths.
+/// The paths of a search's hits, packed in one buffer, or written out as one text when
+/// the query asked for that. A count-only query (`want_paths: false`) gets the count
+/// alone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SearchResults {
     count: usize,
-    pub hits: Vec<SearchHit>,
     paths: PathList,
+    text: Vec<Vec<u8>>,
 }
 
 impl SearchResults {
@@ -56,6 +51,11 @@ impl SearchResults {
     /// wanted paths).
     pub fn path(&self, i: usize) -> &[u8] {
         self.paths.get(i)
+    }
+
+    /// The paths as the query's `text` format wrote them, in pieces to write in order.
+    pub fn text(&self) -> &[Vec<u8>] {
+        &self.text
     }
 
     /// Results found (also when only counted).
@@ -305,24 +305,19 @@ impl Filesystem {
                 ..Default::default()
             });
         }
+        if let Some(format) = &q.text {
+            let text = compute.path_join(&view, &kept, format).map_err(bad_query)?;
+            return Ok(SearchResults {
+                count: kept.len(),
+                text,
+                ..Default::default()
+            });
+        }
         let paths = compute.path_build(&view, &kept).map_err(bad_query)?;
-        let hits = kept
-            .iter()
-            .map(|&id| {
-                let d = ns.dirent(id);
-                let rec = ns.inode(d.ino);
-                SearchHit {
-                    ino: u64::from(d.ino),
-                    kind: FileKind::from_u8(d.kind).unwrap_or(FileKind::Regular),
-                    size: rec.map_or(0, |r| r.size),
-                    mtime_ns: rec.map_or(0, |r| r.mtime_ns),
-                }
-            })
-            .collect();
         Ok(SearchResults {
             count: kept.len(),
-            hits,
             paths,
+            ..Default::default()
         })
     }
 

@@ -19,6 +19,7 @@ fn query(pattern: NameQuery) -> SearchQuery {
         under: None,
         limit: None,
         want_paths: true,
+        text: None,
     }
 }
 
