@@ -214,19 +214,22 @@ impl Compute {
     }
 
     /// Ids of live entries of a kind in `kinds` whose full path matches (CPU only: one
-    /// DFA run over each name, from its directory's memoized state).
+    /// DFA run over each name, from its directory's memoized state), visiting through
+    /// the namespace owner's directory listing only the directories whose entries can
+    /// match (see [`crate::view::DirListing`]).
     pub fn path_match(
         &self,
         m: &crate::kernels::path_match::PathMatcher,
         view: &NamespaceView<'_>,
         kinds: u32,
+        listing: &dyn crate::view::DirListing,
     ) -> ComputeResult<Vec<u32>> {
         self.run(
             crate::kernels::path_match::NAME,
             view.dirents.len() as u64,
             false,
             || Err(ComputeError::GpuDisabled),
-            || m.cpu(view, kinds),
+            || m.cpu_listed(view, kinds, listing),
         )
     }
 

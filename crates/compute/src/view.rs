@@ -81,6 +81,16 @@ impl OwnersView<'_> {
     }
 }
 
+/// What the owner of a namespace can list without a pass over the entry table: the
+/// entries of one directory. Full-path matching uses it to visit only the directories
+/// whose paths can lead to a match.
+pub trait DirListing: Sync {
+    /// Entries in directory `dir`.
+    fn entry_count(&self, dir: u32) -> usize;
+    /// Calls `f` with the id of every entry in directory `dir`.
+    fn for_each_entry(&self, dir: u32, f: &mut dyn FnMut(u32));
+}
+
 /// `dir_entry` value of an inode no live entry names as a directory.
 pub const NO_ENTRY: u32 = u32::MAX;
 

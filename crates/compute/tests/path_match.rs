@@ -7,7 +7,9 @@ use common::{random_tree, Alphabet, Rng};
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery, ALL_KINDS};
 use gpufs_compute::kernels::path_build;
 use gpufs_compute::kernels::path_match::PathMatcher;
+use gpufs_compute::view::DirListing;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn escaped(piece: &[u8]) -> String {
     piece
@@ -71,6 +73,46 @@ fn query_from(rng: &mut Rng, path: &[u8]) -> NameQuery {
     }
 }
 
+/// What a [`Listing`] says of each directory's size, to steer `cpu_listed` to either way.
+#[derive(Clone, Copy, Debug)]
+enum Claim {
+    Few,
+    Many,
+}
+
+/// A directory listing of the model tree, as the namespace's owner keeps one.
+struct Listing {
+    entries: BTreeMap<u32, Vec<u32>>,
+    claim: Claim,
+}
+
+impl Listing {
+    fn of(ns: &common::Ns, claim: Claim) -> Listing {
+        let mut entries: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (id, d) in ns.dirents.iter().enumerate() {
+            if d.ino == 0 {
+                continue;
+            }
+            entries.entry(d.parent).or_default().push(id as u32);
+        }
+        Listing { entries, claim }
+    }
+}
+
+impl DirListing for Listing {
+    fn entry_count(&self, dir: u32) -> usize {
+        match self.claim {
+            Claim::Few => 0,
+            Claim::Many => usize::MAX / (1 << 20) + self.entries.get(&dir).map_or(0, Vec::len),
+        }
+    }
+    fn for_each_entry(&self, dir: u32, f: &mut dyn FnMut(u32)) {
+        if let Some(ids) = self.entries.get(&dir) {
+            ids.iter().rev().for_each(|&i| f(i));
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -103,7 +145,13 @@ proptest! {
                 })
                 .collect();
             let pm = PathMatcher::new(&q).expect("a DFA this small is built");
-            prop_assert_eq!(pm.cpu(&view, kinds), want, "{:?}", q);
+            prop_assert_eq!(&pm.cpu(&view, kinds), &want, "{:?}", q);
+            // Through a directory listing: entry by entry (counts said small) and by the
+            // pass over all entries (counts said large), the same ids.
+            for claim in [Claim::Few, Claim::Many] {
+                let listing = Listing::of(&ns, claim);
+                prop_assert_eq!(&pm.cpu_listed(&view, kinds, &listing), &want, "{:?} {:?}", q, claim);
+            }
         }
     }
 }

@@ -13,7 +13,8 @@
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
 use super::name_match::{NameMatcher, NameQuery};
-use crate::view::{matching_ids, NamespaceView};
+use crate::view::{matching_ids, DirListing, NamespaceView, NO_ENTRY};
+use gpufs_format::DirentRecord;
 
 /// Memo value of a directory not reached yet.
 const UNKNOWN: u32 = u32::MAX;
@@ -196,20 +197,24 @@ impl PathMatcher {
         self.settle(end) == MATCHED
     }
 
-    /// The state of every directory's path, indexed by inode (UNKNOWN for inodes that
-    /// are not reachable directories), and the directory's depth (entries on its chain,
-    /// 0 for the root). A directory whose chain is broken, or deeper than path building
-    /// follows, is BROKEN, so what matches never depends on how inodes are numbered.
-    fn dir_states(&self, view: &NamespaceView<'_>) -> (Vec<u32>, Vec<u32>) {
+    /// The state of every directory's path (UNKNOWN for inodes that are not reachable
+    /// directories) and its depth (entries on its chain, 0 for the root). A directory
+    /// whose chain is broken, or deeper than path building follows, is BROKEN, so what
+    /// matches never depends on how inodes are numbered. Directories go in inode order,
+    /// which is near the order they were made in: parents are mostly known already and
+    /// the entries and names read lie close together.
+    fn dir_states(&self, view: &NamespaceView<'_>) -> DirStates {
         let slots = view.dir_entry.len().max(view.inodes.len());
-        let mut memo = vec![UNKNOWN; slots];
-        let mut depth = vec![0u32; slots];
-        if let Some(root) = memo.get_mut(gpufs_format::ROOT_INO as usize) {
-            *root = self.start;
-        }
+        let mut st = DirStates {
+            memo: vec![0; slots],
+            depth: vec![0; slots],
+            dirs: Vec::new(),
+        };
+        st.set(gpufs_format::ROOT_INO, self.start, 0);
         let mut chain = Vec::new();
-        for dir in 0..view.dir_entry.len() as u32 {
-            if view.entry_of_dir(dir).is_none() || memo[dir as usize] != UNKNOWN {
+        for (dir, &entry) in view.dir_entry.iter().enumerate() {
+            let dir = dir as u32;
+            if entry == NO_ENTRY || view.entry_of_dir(dir).is_none() || st.get(dir) != UNKNOWN {
                 continue;
             }
             // Up to the first known ancestor, then down again.
@@ -217,13 +222,13 @@ impl PathMatcher {
             let mut d = dir;
             let mut known = (BROKEN, 0u32);
             for _ in 0..=MAX_DEPTH {
-                match memo.get(d as usize) {
-                    Some(&s) if s != UNKNOWN => {
-                        known = (s, depth[d as usize]);
-                        break;
-                    }
-                    Some(_) => {}
-                    None => break,
+                if (d as usize) >= slots {
+                    break;
+                }
+                let s = st.get(d);
+                if s != UNKNOWN {
+                    known = (s, st.depth_of(d));
+                    break;
                 }
                 let Some(e) = view
                     .entry_of_dir(d)
@@ -254,139 +259,276 @@ impl PathMatcher {
                 if dep as usize > MAX_DEPTH {
                     s = BROKEN;
                 }
-                memo[c as usize] = s;
-                depth[c as usize] = dep;
+                st.set(c, s, dep);
             }
         }
-        (memo, depth)
+        st
     }
 
-    /// The state of a path below directory `parent`, or BROKEN when it has no
-    /// buildable path (a broken chain, or deeper than path building follows).
-    fn state_below(states: &(Vec<u32>, Vec<u32>), parent: u32) -> u32 {
-        let (memo, depth) = states;
-        match memo.get(parent as usize).copied() {
-            None | Some(UNKNOWN) | Some(BROKEN) => BROKEN,
-            Some(_) if depth[parent as usize] as usize + 1 > MAX_DEPTH => BROKEN,
-            Some(s) => s,
+    /// Does every path below directory `dir` match (the substring lies in its path, or
+    /// ends where it does: a match state shows one byte late, and the next byte of every
+    /// path below is '/')?
+    fn all_below(&self, states: &DirStates, dir: u32) -> bool {
+        match states.below(dir) {
+            MATCHED => true,
+            DEAD | BROKEN | UNKNOWN => false,
+            st => self.run(st, &[]) == MATCHED,
         }
     }
 
-    /// Ids of live entries of a kind in `kinds` whose full path matches, ascending.
+    /// What the entries of directory `dir` need, by the kind of query.
+    fn look(&self, states: &DirStates, dir: u32) -> Look {
+        if self.names.is_some() {
+            // Names holding the substring come from the arena scan.
+            return if self.all_below(states, dir) {
+                Look::All
+            } else {
+                Look::Nothing
+            };
+        }
+        if let Some((tail, _)) = &self.tail {
+            if self.all_below(states, dir) {
+                return Look::All;
+            }
+            return match states.below(dir) {
+                BROKEN | UNKNOWN | DEAD => Look::Nothing,
+                st => match self.run(st, tail) {
+                    MATCHED => Look::Tail,
+                    DEAD => Look::Nothing,
+                    end if self.ends_matched(end) => Look::Tail,
+                    _ => Look::Nothing,
+                },
+            };
+        }
+        match states.below(dir) {
+            MATCHED => Look::All,
+            DEAD | BROKEN | UNKNOWN => Look::Nothing,
+            s => Look::Run(s),
+        }
+    }
+
+    /// Does entry `d` of a directory whose entries need `look` match?
+    fn accepts(&self, look: Look, d: &DirentRecord, view: &NamespaceView<'_>) -> bool {
+        match look {
+            Look::Nothing => false,
+            Look::All => true,
+            Look::Tail => match &self.tail {
+                Some((tail, fold)) => starts_with(view.name_of(d), tail, *fold),
+                None => false,
+            },
+            Look::Run(s) => match self.run(s, view.name_of(d)) {
+                MATCHED => true,
+                DEAD => false,
+                end => self.ends_matched(end),
+            },
+        }
+    }
+
+    /// Ids of live entries of a kind in `kinds` whose full path matches, ascending: one
+    /// pass over every entry.
     pub fn cpu(&self, view: &NamespaceView<'_>, kinds: u32) -> Vec<u32> {
         let states = self.dir_states(view);
-        if let Some(names) = &self.names {
-            return self.by_components(view, kinds, &states, names);
-        }
-        if let Some((tail, fold)) = &self.tail {
-            return self.by_tail(view, kinds, &states, tail, *fold);
-        }
-        matching_ids(view.dirents, |d| {
-            if d.ino == 0 || (kinds >> d.kind) & 1 == 0 {
-                return false;
-            }
-            match Self::state_below(&states, d.parent) {
-                MATCHED => true,
-                DEAD | BROKEN | UNKNOWN => false,
-                s => match self.run(s, view.name_of(d)) {
-                    MATCHED => true,
-                    DEAD => false,
-                    end => self.ends_matched(end),
-                },
-            }
-        })
+        self.scan(view, kinds, &states)
     }
 
-    /// Substring with '/': an entry matches when its directory's path holds the
-    /// substring (as in [`Self::by_components`]), or when its name starts with `tail`
-    /// and the directory's path + "/" + `tail` ends with the substring.
-    fn by_tail(
+    /// What [`Self::cpu`] gives, visiting through `listing` only the directories whose
+    /// entries can match, when they hold few of all entries (else one pass over all).
+    pub fn cpu_listed(
         &self,
         view: &NamespaceView<'_>,
         kinds: u32,
-        states: &(Vec<u32>, Vec<u32>),
-        tail: &[u8],
-        fold: bool,
+        listing: &dyn DirListing,
     ) -> Vec<u32> {
-        // Per directory: 2 = every path below matches, 1 = a name starting with the
-        // tail completes a match, 0 = neither (or no buildable path).
-        let verdict: Vec<u8> = (0..states.0.len() as u32)
-            .map(|d| match Self::state_below(states, d) {
-                BROKEN | UNKNOWN | DEAD => 0,
-                MATCHED => 2,
-                st if self.run(st, &[]) == MATCHED => 2,
-                st => match self.run(st, tail) {
-                    MATCHED => 1,
-                    DEAD => 0,
-                    end => u8::from(self.ends_matched(end)),
-                },
-            })
-            .collect();
-        matching_ids(view.dirents, |d| {
-            if d.ino == 0 || (kinds >> d.kind) & 1 == 0 {
-                return false;
+        let states = self.dir_states(view);
+        let mut looks = Vec::new();
+        let mut work = 0usize;
+        for &d in &states.dirs {
+            let look = self.look(&states, d);
+            if look != Look::Nothing {
+                work = work.saturating_add(listing.entry_count(d));
+                looks.push((d, look));
             }
-            match verdict.get(d.parent as usize) {
-                Some(2) => true,
-                Some(1) => {
-                    let name = view.name_of(d);
-                    name.len() >= tail.len()
-                        && if fold {
-                            name[..tail.len()].eq_ignore_ascii_case(tail)
-                        } else {
-                            name.starts_with(tail)
-                        }
+        }
+        if work > view.dirents.len() / 4 {
+            return self.scan(view, kinds, &states);
+        }
+        let mut found = Vec::with_capacity(work);
+        for (dir, look) in looks {
+            listing.for_each_entry(dir, &mut |id| {
+                let Some(d) = view.dirents.get(id as usize) else {
+                    return;
+                };
+                if d.ino != 0
+                    && d.parent == dir
+                    && (kinds >> d.kind) & 1 == 1
+                    && self.accepts(look, d, view)
+                {
+                    found.push(id);
                 }
-                _ => false,
-            }
-        })
+            });
+        }
+        found.sort_unstable();
+        found.dedup();
+        match &self.names {
+            Some(names) => merge(&self.by_name(view, kinds, &states, names), &found),
+            None => found,
+        }
     }
 
-    /// Entries whose name contains the substring (arena scan) or whose directory's
-    /// path does, merged ascending.
-    fn by_components(
+    /// The pass over every entry, from the directories' states.
+    fn scan(&self, view: &NamespaceView<'_>, kinds: u32, states: &DirStates) -> Vec<u32> {
+        // Per directory inode, what its entries need, coded so that the allocator's
+        // zeroed memory reads as Nothing.
+        let mut looks = vec![0u32; states.memo.len()];
+        for &d in &states.dirs {
+            looks[d as usize] = self.look(states, d).code();
+        }
+        let in_dirs = matching_ids(view.dirents, |d| {
+            d.ino != 0
+                && (kinds >> d.kind) & 1 == 1
+                && looks
+                    .get(d.parent as usize)
+                    .is_some_and(|&l| l != 0 && self.accepts(Look::from_code(l), d, view))
+        });
+        match &self.names {
+            Some(names) => merge(&self.by_name(view, kinds, states, names), &in_dirs),
+            None => in_dirs,
+        }
+    }
+
+    /// Substring without '/': entries whose name holds it, by the whole-arena scan,
+    /// whose directories have a buildable path.
+    fn by_name(
         &self,
         view: &NamespaceView<'_>,
         kinds: u32,
-        states: &(Vec<u32>, Vec<u32>),
+        states: &DirStates,
         names: &NameMatcher,
     ) -> Vec<u32> {
-        let reachable = |parent: u32| Self::state_below(states, parent) != BROKEN;
         let mut by_name = names.clone().with_kinds(kinds).cpu(view);
         by_name.retain(|&id| {
             view.dirents
                 .get(id as usize)
-                .is_some_and(|d| reachable(d.parent))
+                .is_some_and(|d| states.below(d.parent) != BROKEN)
         });
-        // Matched in the directory's path, or at its end: a match state shows one byte
-        // late, and the next byte of every path below is '/'.
-        let by_dir = matching_ids(view.dirents, |d| {
-            d.ino != 0
-                && (kinds >> d.kind) & 1 == 1
-                && match Self::state_below(states, d.parent) {
-                    MATCHED => true,
-                    DEAD | BROKEN | UNKNOWN => false,
-                    st => self.run(st, &[]) == MATCHED,
-                }
-        });
-        let mut out = Vec::with_capacity(by_name.len() + by_dir.len());
-        let (mut a, mut b) = (by_name.iter().peekable(), by_dir.iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if x < y => a.next(),
-                (Some(&&x), Some(&&y)) if y < x => b.next(),
-                (Some(_), Some(_)) => {
-                    b.next();
-                    a.next()
-                }
-                (Some(_), None) => a.next(),
-                (None, Some(_)) => b.next(),
-                (None, None) => break,
-            };
-            if let Some(&id) = next {
-                out.push(id);
+        by_name
+    }
+}
+
+/// What the entries of one directory need to match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Look {
+    Nothing,
+    /// Every entry matches.
+    All,
+    /// Entries whose names start with the query's tail.
+    Tail,
+    /// Entries for which "/" + name from this state ends matched.
+    Run(u32),
+}
+
+impl Look {
+    /// One word per directory for the pass over every entry: 0 is Nothing.
+    fn code(self) -> u32 {
+        match self {
+            Look::Nothing => 0,
+            Look::All => 1,
+            Look::Tail => 2,
+            // Plain states lie below the special ones, far from u32::MAX.
+            Look::Run(s) => s + 3,
+        }
+    }
+
+    fn from_code(c: u32) -> Look {
+        match c {
+            0 => Look::Nothing,
+            1 => Look::All,
+            2 => Look::Tail,
+            s => Look::Run(s - 3),
+        }
+    }
+}
+
+/// Does `name` start with `tail` (ASCII case ignored with `fold`)?
+fn starts_with(name: &[u8], tail: &[u8], fold: bool) -> bool {
+    // A byte loop: tails are short, and a library compare costs a call per entry.
+    match name.get(..tail.len()) {
+        Some(head) if fold => head
+            .iter()
+            .zip(tail)
+            .all(|(a, b)| a.eq_ignore_ascii_case(b)),
+        Some(head) => head.iter().zip(tail).all(|(a, b)| a == b),
+        None => false,
+    }
+}
+
+/// Per directory inode, the state of its path and its depth, as [`PathMatcher::dir_states`]
+/// leaves them.
+struct DirStates {
+    /// `!state`, so that the allocator's zeroed memory reads as UNKNOWN.
+    memo: Vec<u32>,
+    depth: Vec<u16>,
+    /// The directories with a state, in the order they got it.
+    dirs: Vec<u32>,
+}
+
+impl DirStates {
+    fn get(&self, dir: u32) -> u32 {
+        self.memo.get(dir as usize).map_or(UNKNOWN, |&m| !m)
+    }
+
+    fn depth_of(&self, dir: u32) -> u32 {
+        self.depth.get(dir as usize).map_or(0, |&d| u32::from(d))
+    }
+
+    fn set(&mut self, dir: u32, state: u32, depth: u32) {
+        if let (Some(m), Some(d)) = (
+            self.memo.get_mut(dir as usize),
+            self.depth.get_mut(dir as usize),
+        ) {
+            *m = !state;
+            // MAX_DEPTH + 1 at most: a deeper chain is BROKEN before it gets here.
+            *d = depth.min(u32::from(u16::MAX)) as u16;
+            self.dirs.push(dir);
+        }
+    }
+
+    /// The state of a path below directory `parent`, or BROKEN when it has no
+    /// buildable path (a broken chain, or deeper than path building follows).
+    fn below(&self, parent: u32) -> u32 {
+        match self.get(parent) {
+            UNKNOWN | BROKEN => BROKEN,
+            _ if self.depth_of(parent) as usize + 1 > MAX_DEPTH => BROKEN,
+            s => s,
+        }
+    }
+}
+
+/// Two ascending id lists as one, each id once.
+fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
+    if b.is_empty() {
+        return a.to_vec();
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
             }
         }
-        out
     }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }

@@ -233,7 +233,9 @@ impl Filesystem {
             None
         };
         let candidates: Vec<u32> = if let Some(pm) = &path_matcher {
-            compute.path_match(pm, &view, q.kinds).map_err(bad_query)?
+            compute
+                .path_match(pm, &view, q.kinds, ns)
+                .map_err(bad_query)?
         } else if q.full_path {
             // A pattern too large for one DFA: paths of every live entry of a wanted
             // kind, then the pattern over them.

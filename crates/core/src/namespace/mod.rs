@@ -55,6 +55,20 @@ pub struct Namespace {
     xattr_bytes: u64,
 }
 
+/// The namespace's own directory lists, for kernels that visit a few directories
+/// instead of every entry.
+impl gpufs_compute::view::DirListing for Namespace {
+    fn entry_count(&self, dir: u32) -> usize {
+        self.dirs.get(&dir).map_or(0, |l| l.entries.len())
+    }
+
+    fn for_each_entry(&self, dir: u32, f: &mut dyn FnMut(u32)) {
+        if let Some(l) = self.dirs.get(&dir) {
+            l.entries.values().for_each(|&id| f(id));
+        }
+    }
+}
+
 impl Namespace {
     /// An empty namespace with nothing but slot 0 reserved.
     pub fn empty() -> Self {
