@@ -10,11 +10,13 @@ kind, times as a user would run them (a new process per query, median of --reps)
   fdfind -u ...                   (tmpfs copy)
   find ...                        (tmpfs copy)
 
-in the same output mode (--count: counts against counts; default: paths against paths,
-written to /dev/null), and checks that every tool found the same number of results.
-Then `gpufs du -s` against `du -s`. Needs root (mount), plocate and fd-find.
+in the same output mode (count: counts against counts; paths: every full path printed
+and read through a pipe into one reused buffer, the cheapest reader, so that the reader
+costs every tool the least and the same; both: each in turn on the same trees), and checks that every
+tool found the same number of results. Then `gpufs du -s` against `du -s`. Needs root
+(mount), plocate and fd-find.
 
-  python3 bench/search.py --files 1000000 --reps 5 [--mode count|paths] [--json out.json]
+  python3 bench/search.py --files 1000000 --reps 5 [--mode count|paths|both] [--json out.json]
 """
 
 import argparse
@@ -86,21 +88,45 @@ def populate(base, dirs, files):
         os.close(fd)
 
 
+def drain(cmd):
+    """Runs `cmd`, reading its output through a pipe into one reused 1 MiB buffer (the
+    cheapest reader, the same for every tool); (exit code, lines, stderr)."""
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    lines = 0
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        fd = p.stdout.fileno()
+        while True:
+            n = os.readv(fd, [view])
+            if n == 0:
+                break
+            lines += buf.count(b"\n", 0, n)
+        p.stdout.close()
+        code = p.wait()
+        err.seek(0)
+        return code, lines, err.read()
+
+
 def timed(cmd, reps, count_mode):
     """Median seconds of `reps` runs, and the result count of the last run."""
     times = []
     count = None
     for _ in range(reps + 1):
         t = time.perf_counter()
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if count_mode:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            code, err = p.returncode, p.stderr
+        else:
+            code, lines, err = drain(cmd)
         elapsed = time.perf_counter() - t
-        if p.returncode not in (0, 1):
-            raise SystemExit("%s failed: %s" % (" ".join(cmd), p.stderr.decode()[:300]))
+        if code not in (0, 1):
+            raise SystemExit("%s failed: %s" % (" ".join(cmd), err.decode()[:300]))
         if count_mode:
             out = p.stdout.decode().strip()
             count = int(out.splitlines()[-1]) if out else 0
         else:
-            count = p.stdout.count(b"\n")
+            count = lines
         times.append(elapsed)
     return statistics.median(times[1:]), count
 
@@ -114,10 +140,10 @@ def main():
     ap.add_argument("--files", type=int, default=1_000_000)
     ap.add_argument("--per-dir", type=int, default=17)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--mode", choices=["count", "paths"], default="count")
+    ap.add_argument("--mode", choices=["count", "paths", "both"], default="count")
     ap.add_argument("--json")
     a = ap.parse_args()
-    count_mode = a.mode == "count"
+    modes = ["count", "paths"] if a.mode == "both" else [a.mode]
     work = tempfile.mkdtemp(prefix="gpufs-search-", dir="/var/tmp")
     tmpfs = os.path.join(work, "tmpfs")
     mnt = os.path.join(work, "gpufs")
@@ -140,52 +166,55 @@ def main():
         t = time.perf_counter()
         subprocess.run(["updatedb", "-l", "no", "-U", tmpfs, "-o", db], check=True)
         print("updatedb %.2f s" % (time.perf_counter() - t))
-        c = ["--count"] if count_mode else []
-        wc = sh_count if count_mode else (lambda s: ["sh", "-c", s])
-        queries = {
-            "substring report": (
-                [GPUFS, "search", mnt, "report"] + c,
-                ["plocate", "-d", db, "-b"] + (["-c"] if count_mode else []) + ["report"],
-                wc("fdfind -u -s --fixed-strings report %s" % tmpfs),
-                wc("find %s -mindepth 1 -name '*report*'" % tmpfs),
-            ),
-            "case-insensitive readme": (
-                [GPUFS, "search", mnt, "-i", "readme"] + c,
-                ["plocate", "-d", db, "-b", "-i"] + (["-c"] if count_mode else []) + ["readme"],
-                wc("fdfind -u -i --fixed-strings readme %s" % tmpfs),
-                wc("find %s -mindepth 1 -iname '*readme*'" % tmpfs),
-            ),
-            "glob *.jpg": (
-                [GPUFS, "search", mnt, "--glob", "*.jpg"] + c,
-                ["plocate", "-d", db, "-b"] + (["-c"] if count_mode else []) + ["*.jpg"],
-                wc("fdfind -u -s -g '*.jpg' %s" % tmpfs),
-                wc("find %s -mindepth 1 -name '*.jpg'" % tmpfs),
-            ),
-            "regex ^IMG_2023..": (
-                [GPUFS, "search", mnt, "--regex", "^IMG_20230[1-3][0-9]{2}_"] + c,
-                ["plocate", "-d", db, "-b", "--regex"] + (["-c"] if count_mode else []) + ["^IMG_20230[1-3][0-9]{2}_"],
-                wc("fdfind -u -s '^IMG_20230[1-3][0-9]{2}_' %s" % tmpfs),
-                wc("find %s -mindepth 1 -regextype posix-extended -regex '.*/IMG_20230[1-3][0-9]{2}_[^/]*'" % tmpfs),
-            ),
-            "full path photos/IMG": (
-                [GPUFS, "search", mnt, "--full-path", "photos/IMG"] + c,
-                ["plocate", "-d", db] + (["-c"] if count_mode else []) + ["photos/IMG"],
-                wc("fdfind -u -s --full-path --fixed-strings photos/IMG %s" % tmpfs),
-                wc("find %s -mindepth 1 -path '*photos/IMG*'" % tmpfs),
-            ),
-        }
-        for name, (g, p, f, fi) in queries.items():
-            row = {}
-            for tool, cmd in (("gpufs", g), ("plocate", p), ("fd", f), ("find", fi)):
-                secs, n = timed(cmd, a.reps, count_mode)
-                row[tool] = {"seconds": secs, "results": n}
-            results[name] = row
-            counts = {t: r["results"] for t, r in row.items()}
-            print("%-24s gpufs %8.1f ms  plocate %8.1f ms  fd %8.1f ms  find %8.1f ms   plocate/gpufs %5.1fx  fd/gpufs %6.1fx  counts %s" % (
-                name, row["gpufs"]["seconds"] * 1e3, row["plocate"]["seconds"] * 1e3,
-                row["fd"]["seconds"] * 1e3, row["find"]["seconds"] * 1e3,
-                row["plocate"]["seconds"] / row["gpufs"]["seconds"],
-                row["fd"]["seconds"] / row["gpufs"]["seconds"], counts))
+        for mode in modes:
+            count_mode = mode == "count"
+            print("== %s" % mode)
+            c = ["--count"] if count_mode else []
+            wc = sh_count if count_mode else (lambda s: ["sh", "-c", s])
+            queries = {
+                "substring report": (
+                    [GPUFS, "search", mnt, "report"] + c,
+                    ["plocate", "-d", db, "-b"] + (["-c"] if count_mode else []) + ["report"],
+                    wc("fdfind -u -s --fixed-strings report %s" % tmpfs),
+                    wc("find %s -mindepth 1 -name '*report*'" % tmpfs),
+                ),
+                "case-insensitive readme": (
+                    [GPUFS, "search", mnt, "-i", "readme"] + c,
+                    ["plocate", "-d", db, "-b", "-i"] + (["-c"] if count_mode else []) + ["readme"],
+                    wc("fdfind -u -i --fixed-strings readme %s" % tmpfs),
+                    wc("find %s -mindepth 1 -iname '*readme*'" % tmpfs),
+                ),
+                "glob *.jpg": (
+                    [GPUFS, "search", mnt, "--glob", "*.jpg"] + c,
+                    ["plocate", "-d", db, "-b"] + (["-c"] if count_mode else []) + ["*.jpg"],
+                    wc("fdfind -u -s -g '*.jpg' %s" % tmpfs),
+                    wc("find %s -mindepth 1 -name '*.jpg'" % tmpfs),
+                ),
+                "regex ^IMG_2023..": (
+                    [GPUFS, "search", mnt, "--regex", "^IMG_20230[1-3][0-9]{2}_"] + c,
+                    ["plocate", "-d", db, "-b", "--regex"] + (["-c"] if count_mode else []) + ["^IMG_20230[1-3][0-9]{2}_"],
+                    wc("fdfind -u -s '^IMG_20230[1-3][0-9]{2}_' %s" % tmpfs),
+                    wc("find %s -mindepth 1 -regextype posix-extended -regex '.*/IMG_20230[1-3][0-9]{2}_[^/]*'" % tmpfs),
+                ),
+                "full path photos/IMG": (
+                    [GPUFS, "search", mnt, "--full-path", "photos/IMG"] + c,
+                    ["plocate", "-d", db] + (["-c"] if count_mode else []) + ["photos/IMG"],
+                    wc("fdfind -u -s --full-path --fixed-strings photos/IMG %s" % tmpfs),
+                    wc("find %s -mindepth 1 -path '*photos/IMG*'" % tmpfs),
+                ),
+            }
+            for name, (g, p, f, fi) in queries.items():
+                row = {}
+                for tool, cmd in (("gpufs", g), ("plocate", p), ("fd", f), ("find", fi)):
+                    secs, n = timed(cmd, a.reps, count_mode)
+                    row[tool] = {"seconds": secs, "results": n}
+                results.setdefault(mode, {})[name] = row
+                counts = {t: r["results"] for t, r in row.items()}
+                print("%-24s gpufs %8.1f ms  plocate %8.1f ms  fd %8.1f ms  find %8.1f ms   plocate/gpufs %5.1fx  fd/gpufs %6.1fx  counts %s" % (
+                    name, row["gpufs"]["seconds"] * 1e3, row["plocate"]["seconds"] * 1e3,
+                    row["fd"]["seconds"] * 1e3, row["find"]["seconds"] * 1e3,
+                    row["plocate"]["seconds"] / row["gpufs"]["seconds"],
+                    row["fd"]["seconds"] / row["gpufs"]["seconds"], counts))
         g, gn = timed([GPUFS, "du", "-s", "-b", "--apparent-size", mnt], a.reps, False)
         d, dn = timed(["du", "-s", "-b", "--apparent-size", tmpfs], a.reps, False)
         results["du -s"] = {"gpufs": g, "du": d}

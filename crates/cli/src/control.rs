@@ -18,7 +18,7 @@ use std::sync::Arc;
 use gpufs_compute::kernels::name_match::NameQuery;
 use gpufs_compute::kernels::path_build::PathFormat;
 use gpufs_compute::{Compute, LazyCompute};
-use gpufs_core::fs::SearchQuery;
+use gpufs_core::fs::{DuRows, SearchQuery};
 use gpufs_core::{Caller, Filesystem, FsError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
@@ -351,8 +351,14 @@ fn du(
         Ok(d) => d,
         Err(e) => return fail(out, &e),
     };
-    let all = req["all"].as_bool().unwrap_or(false);
-    match server.fs.du(compute, dir, all, caller, groups) {
+    let rows = if req["all"].as_bool().unwrap_or(false) {
+        DuRows::All
+    } else if req["summary"].as_bool().unwrap_or(false) {
+        DuRows::Dir
+    } else {
+        DuRows::Children
+    };
+    match server.fs.du(compute, dir, rows, caller, groups) {
         Ok(entries) => {
             header(out, &json!({"ok": true, "count": entries.len()}))?;
             for e in entries {

@@ -52,7 +52,7 @@ pub fn run(a: DuArgs) -> Result<(), Failure> {
     let here = std::env::current_dir().map_err(|e| fail(e.to_string()))?;
     let target = a.path.clone().unwrap_or(here);
     let (mp, rel) = locate(None, &target).map_err(fail)?;
-    let req = json!({"op": "du", "path": rel, "all": a.all});
+    let req = json!({"op": "du", "path": rel, "all": a.all, "summary": a.summarize});
     let (head, records) = control::ask(&mp, &req).map_err(fail)?;
     if head["ok"].as_bool() != Some(true) {
         return Err(Failure {

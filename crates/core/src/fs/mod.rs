@@ -21,7 +21,7 @@ use crate::volume::{OpenOptions, Volume, VolumeCounters};
 pub use attrs::{SetAttr, StatFs, TimeSet};
 pub use data::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE};
 pub use names::RenameMode;
-pub use search::{DuEntry, SearchQuery, SearchResults};
+pub use search::{DuEntry, DuRows, SearchQuery, SearchResults};
 
 /// Largest file size (16 TiB, as ext4 with 4 KiB blocks).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;

@@ -209,6 +209,17 @@ impl<'a> Visibility<'a> {
     }
 }
 
+/// Which directories `du` reports besides the one asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DuRows {
+    /// That directory alone (`du -s`).
+    Dir,
+    /// It and its subdirectories.
+    Children,
+    /// It and every directory below it (`du -a`'s directories).
+    All,
+}
+
 impl Filesystem {
     /// Entries matching `q` as the namespace is now, that `caller` may see, in entry
     /// order, at most `q.limit`.
@@ -323,15 +334,15 @@ impl Filesystem {
         })
     }
 
-    /// Recursive totals of directory `dir` and of each directory below it (all of them
-    /// with `all`, else only `dir` and its children), from one subtree aggregation.
+    /// Recursive totals of directory `dir` and of the directories below it that `rows`
+    /// asks for, from one subtree aggregation.
     /// Directories the caller may not list count as empty (their own size only), as
     /// `du` skips what it cannot read.
     pub fn du(
         &self,
         compute: &Compute,
         dir: u64,
-        all: bool,
+        rows: DuRows,
         caller: Caller,
         groups: &[u32],
     ) -> FsResult<Vec<DuEntry>> {
@@ -348,18 +359,19 @@ impl Filesystem {
             return Err(FsError::Access);
         }
         let mut totals = compute.subtree_sum(&view).map_err(bad_query)?;
-        // Directories below `dir`, parents before children.
-        let mut below: Vec<(u32, u32)> = Vec::new(); // (dir, its entry id)
-        let mut stack = vec![dir];
-        while let Some(d) = stack.pop() {
-            for (_, id) in ns.entries_after(d, 0) {
-                let e = ns.dirent(id);
-                if e.kind == FileKind::Directory as u8 {
-                    below.push((e.ino, id));
-                    stack.push(e.ino);
-                }
-            }
-        }
+        // Directories below `dir` (dir, its entry id), parents before children: all of
+        // them when they are all shown or some may be hidden, else only those shown.
+        let below: Vec<(u32, u32)> = if rows == DuRows::All || caller.uid != 0 {
+            ns.dirs_below(dir)
+        } else if rows == DuRows::Children {
+            ns.entries_after(dir, 0)
+                .map(|(_, id)| (ns.dirent(id), id))
+                .filter(|(e, _)| e.kind == FileKind::Directory as u8)
+                .map(|(e, id)| (e.ino, id))
+                .collect()
+        } else {
+            Vec::new()
+        };
         // Take out what unlistable directories hold, from every ancestor up to `dir`.
         if caller.uid != 0 {
             for &(d, _) in &below {
@@ -393,7 +405,8 @@ impl Filesystem {
         out_dirs.extend(
             below
                 .iter()
-                .filter(|&&(d, _)| all || ns.parent_of_dir(d) == dir)
+                .filter(|_| rows != DuRows::Dir)
+                .filter(|&&(d, _)| rows == DuRows::All || ns.parent_of_dir(d) == dir)
                 .filter(|&&(d, _)| vis.may_list(ns.parent_of_dir(d)))
                 .map(|&(d, _)| d),
         );

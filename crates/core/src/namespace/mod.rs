@@ -219,6 +219,36 @@ impl Namespace {
         self.dirs.get(&dir).map_or(ROOT_INO, |d| d.parent)
     }
 
+    /// Directories below `dir` (not `dir` itself), each with the id of the entry naming
+    /// it, parents before children: from the directory lists' parent links alone, without
+    /// reading any entry.
+    pub fn dirs_below(&self, dir: u32) -> Vec<(u32, u32)> {
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (&d, list) in &self.dirs {
+            if d != ROOT_INO {
+                children.entry(list.parent).or_default().push(d);
+            }
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![dir];
+        // A parent link that loops back to `dir` cannot make this run forever.
+        while let Some(d) = stack.pop() {
+            if out.len() > self.dirs.len() {
+                break;
+            }
+            for &k in children.get(&d).map_or(&[][..], Vec::as_slice) {
+                let Some(&e) = self.dir_entry.get(k as usize) else {
+                    continue;
+                };
+                if e != NO_ENTRY {
+                    out.push((k, e));
+                    stack.push(k);
+                }
+            }
+        }
+        out
+    }
+
     /// The record map of a file, sorted by record index.
     pub fn extents(&self, ino: u32) -> &[(u64, RecordPtr)] {
         self.extents.get(&ino).map_or(&[], |v| v.as_slice())

@@ -5,7 +5,7 @@ use gpufs_compute::kernels::name_match::{NameQuery, ALL_KINDS};
 use gpufs_compute::Compute;
 
 use super::*;
-use crate::fs::SearchQuery;
+use crate::fs::{DuRows, SearchQuery};
 
 fn query(pattern: NameQuery) -> SearchQuery {
     SearchQuery {
@@ -132,13 +132,13 @@ fn names_in_directories_the_caller_cannot_list_stay_hidden() {
         vec!["/nox/inner"]
     );
     // du hides what the caller cannot list, too.
-    let all = fs.du(&c, ROOT, true, Caller::ROOT, &[]).unwrap();
-    let user = fs.du(&c, ROOT, true, USER, &[]).unwrap();
+    let all = fs.du(&c, ROOT, DuRows::All, Caller::ROOT, &[]).unwrap();
+    let user = fs.du(&c, ROOT, DuRows::All, USER, &[]).unwrap();
     assert_eq!(all[0].totals.files, 4);
     assert_eq!(user[0].totals.files, 1);
     assert!(user.iter().all(|e| !e.path.starts_with(b"/secret/")));
     assert!(matches!(
-        fs.du(&c, secret.ino, false, USER, &[]),
+        fs.du(&c, secret.ino, DuRows::Children, USER, &[]),
         Err(FsError::Access)
     ));
 }
@@ -155,7 +155,9 @@ fn du_matches_a_walk() {
             .unwrap();
         fs.write(f.ino, 0, &vec![1u8; len]).unwrap();
     }
-    let du = fs.du(&c, a.ino, false, Caller::ROOT, &[]).unwrap();
+    let du = fs
+        .du(&c, a.ino, DuRows::Children, Caller::ROOT, &[])
+        .unwrap();
     let by_path: std::collections::HashMap<String, _> = du
         .iter()
         .map(|e| (String::from_utf8(e.path.clone()).unwrap(), e.totals))
@@ -168,7 +170,33 @@ fn du_matches_a_walk() {
     assert_eq!(ta.bytes, 70_003 + dir_sizes);
     assert_eq!(by_path["/a/b"].files, 1);
     assert!(ta.allocated >= 70_003);
-    let root = fs.du(&c, ROOT, false, Caller::ROOT, &[]).unwrap();
+    let root = fs
+        .du(&c, ROOT, DuRows::Children, Caller::ROOT, &[])
+        .unwrap();
     assert_eq!(root[0].path, b"/");
     assert_eq!(root[0].totals.files, 3);
+    // The directory alone, and every directory below, found from the parent links.
+    let only = fs.du(&c, a.ino, DuRows::Dir, Caller::ROOT, &[]).unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!((only[0].path.as_slice(), only[0].totals), (&b"/a"[..], ta));
+    let every = |fs: &Filesystem| -> Vec<Vec<u8>> {
+        let mut p: Vec<Vec<u8>> = fs
+            .du(&c, ROOT, DuRows::All, Caller::ROOT, &[])
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        p.sort();
+        p
+    };
+    assert_eq!(
+        every(&fs),
+        vec![b"/".to_vec(), b"/a".to_vec(), b"/a/b".to_vec()]
+    );
+    fs.rename(a.ino, b"b", ROOT, b"b2", RenameMode::Replace)
+        .unwrap();
+    assert_eq!(
+        every(&fs),
+        vec![b"/".to_vec(), b"/a".to_vec(), b"/b2".to_vec()]
+    );
 }
