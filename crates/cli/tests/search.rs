@@ -307,3 +307,75 @@ fn the_search_directory_lists_matches_as_links() {
     assert!(theirs.contains("photo.jpg"));
     m.unmount();
 }
+
+/// Plain path output goes to whatever standard output is, written by the daemon
+/// itself: a pipe, a file on the mount being searched, a file opened for appending, a
+/// non-blocking pipe read slowly, a reader that stops early. The text is the same
+/// everywhere and the daemon keeps serving.
+#[test]
+fn plain_output_reaches_any_standard_output() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::process::Stdio;
+    let s = Scratch::new();
+    let img = s.mkfs("img", "2G");
+    let m = Mounted::new(&img, &s.path("mnt"));
+    std::fs::create_dir(m.path("d")).expect("mkdir");
+    // Long names, so the text (about 2.4 MB) overflows even a 1 MiB pipe.
+    let pad = "p".repeat(100);
+    for i in 0..20_000 {
+        let dir = if i % 3 == 0 { "d/" } else { "" };
+        std::fs::write(m.path(&format!("{dir}file_{i}_{pad}.txt")), b"").expect("write");
+    }
+    let search = || {
+        let mut c = gpufs();
+        c.arg("search").arg(&m.mp).args(["--glob", "file_*"]);
+        c
+    };
+    let piped = run(&mut search());
+    assert!(piped.status.success());
+    assert_eq!(piped.stdout.iter().filter(|&&b| b == b'\n').count(), 20_000);
+    assert!(piped.stdout.len() > 2 << 20);
+    // Into a file on the mount itself.
+    let own = m.path("d/out.txt");
+    let f = std::fs::File::create(&own).expect("create");
+    let o = run(search().stdout(Stdio::from(f)));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&own).expect("read"), piped.stdout);
+    // Appended after what a file holds.
+    let app = s.path("append.txt");
+    std::fs::write(&app, b"first\n").expect("write");
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&app)
+        .expect("open");
+    let o = run(search().stdout(Stdio::from(f)));
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read(&app).expect("read"),
+        [&b"first\n"[..], &piped.stdout].concat()
+    );
+    // A non-blocking pipe whose reader is slow: the daemon waits instead of failing.
+    let (mut r, w) = std::io::pipe().expect("pipe");
+    nix::fcntl::fcntl(
+        w.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("O_NONBLOCK");
+    let mut child = search().stdout(Stdio::from(w)).spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).expect("read");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(got, piped.stdout);
+    // A reader that stops after one line: no error, and the daemon answers the next.
+    let o = run(std::process::Command::new("sh").arg("-c").arg(format!(
+        "'{}' search '{}' --glob 'file_*' | head -n 1",
+        env!("CARGO_BIN_EXE_gpufs"),
+        m.mp.display()
+    )));
+    assert!(o.status.success());
+    assert_eq!(o.stdout.iter().filter(|&&b| b == b'\n').count(), 1);
+    let again = run(&mut search());
+    assert_eq!(again.stdout, piped.stdout);
+}
