@@ -213,10 +213,10 @@ impl Compute {
         )
     }
 
-    /// Ids of live entries of a kind in `kinds` whose full path matches (CPU only: one
-    /// DFA run over each name, from its directory's memoized state), visiting through
+    /// Ids of live entries of a kind in `kinds` whose full path matches: one DFA run
+    /// over each name, from its directory's memoized state; on the CPU visiting through
     /// the namespace owner's directory listing only the directories whose entries can
-    /// match (see [`crate::view::DirListing`]).
+    /// match (see [`crate::view::DirListing`]), on the GPU one invocation per entry.
     pub fn path_match(
         &self,
         m: &crate::kernels::path_match::PathMatcher,
@@ -227,8 +227,8 @@ impl Compute {
         self.run(
             crate::kernels::path_match::NAME,
             view.dirents.len() as u64,
-            false,
-            || Err(ComputeError::GpuDisabled),
+            true,
+            || self.with_mirror(view, |ctx, mirror| m.gpu(ctx, mirror, view, kinds)),
             || m.cpu_listed(view, kinds, listing),
         )
     }

@@ -7,6 +7,7 @@ use common::{random_tree, Alphabet, Rng};
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery, ALL_KINDS};
 use gpufs_compute::kernels::path_build;
 use gpufs_compute::kernels::path_match::PathMatcher;
+use gpufs_compute::mirror::NamespaceMirror;
 use gpufs_compute::view::DirListing;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -130,6 +131,11 @@ proptest! {
         let paths = path_build::cpu(&view, &ids);
         let live: Vec<u32> = ids.iter().copied().filter(|&i| !paths.get(i as usize).is_empty()).collect();
         prop_assume!(!live.is_empty());
+        let mirrors: Vec<_> = [common::gpu(), common::tight_gpu()]
+            .into_iter()
+            .flatten()
+            .filter_map(|ctx| NamespaceMirror::upload(ctx, &view).ok().map(|m| (ctx, m)))
+            .collect();
         for _ in 0..8 {
             let pick = live[rng.below(live.len() as u64) as usize];
             let q = query_from(&mut rng, paths.get(pick as usize));
@@ -151,6 +157,10 @@ proptest! {
             for claim in [Claim::Few, Claim::Many] {
                 let listing = Listing::of(&ns, claim);
                 prop_assert_eq!(&pm.cpu_listed(&view, kinds, &listing), &want, "{:?} {:?}", q, claim);
+            }
+            // The WGSL kernel over the mirror.
+            for (ctx, mirror) in &mirrors {
+                prop_assert_eq!(&pm.gpu(ctx, mirror, &view, kinds).expect("gpu"), &want, "{:?} on the GPU", q);
             }
         }
     }

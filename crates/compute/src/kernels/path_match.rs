@@ -12,7 +12,10 @@
 
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
-use super::name_match::{NameMatcher, NameQuery};
+use super::name_match::{expand_mask, NameMatcher, NameQuery};
+use crate::error::{ComputeError, ComputeResult};
+use crate::gpu::{arrays_group, GpuContext, Slot};
+use crate::mirror::NamespaceMirror;
 use crate::view::{matching_ids, DirListing, NamespaceView, NO_ENTRY};
 use gpufs_format::DirentRecord;
 
@@ -28,6 +31,7 @@ const BROKEN: u32 = u32::MAX - 3;
 const MAX_DEPTH: usize = super::path_build::MAX_DEPTH;
 
 pub const NAME: &str = "path_match";
+const SOURCE: &str = include_str!("../../kernels/path_match.wgsl");
 
 /// A query compiled to one DFA over full paths, its states renumbered for the hot
 /// loop: ids premultiplied by the stride (no multiply per byte) and the match and dead
@@ -375,14 +379,100 @@ impl PathMatcher {
         }
     }
 
-    /// The pass over every entry, from the directories' states.
-    fn scan(&self, view: &NamespaceView<'_>, kinds: u32, states: &DirStates) -> Vec<u32> {
-        // Per directory inode, what its entries need, coded so that the allocator's
-        // zeroed memory reads as Nothing.
+    /// Per directory inode, what its entries need ([`Look::code`]), so that the
+    /// allocator's zeroed memory reads as Nothing.
+    fn look_codes(&self, states: &DirStates) -> Vec<u32> {
         let mut looks = vec![0u32; states.memo.len()];
         for &d in &states.dirs {
             looks[d as usize] = self.look(states, d).code();
         }
+        looks
+    }
+
+    /// The GPU kernel over the mirror: the same ids as [`Self::cpu`]. The directories'
+    /// states are computed here (one pass over the directories), the entries' part (one
+    /// invocation per entry, over the mirror) on the GPU; a substring without '/' takes
+    /// its names from the name-match kernel.
+    pub fn gpu(
+        &self,
+        ctx: &GpuContext,
+        mirror: &NamespaceMirror,
+        view: &NamespaceView<'_>,
+        kinds: u32,
+    ) -> ComputeResult<Vec<u32>> {
+        let states = self.dir_states(view);
+        let looks = self.look_codes(&states);
+        let count = mirror.dirent_count;
+        let mut prog: Vec<u32> = self.classes.to_vec();
+        let trans_base = prog.len() as u32;
+        prog.extend_from_slice(&self.trans);
+        let match_base = prog.len() as u32;
+        prog.extend(self.matching.iter().map(|&m| u32::from(m)));
+        let tail_base = prog.len() as u32;
+        let (tail, fold) = match &self.tail {
+            Some((t, f)) => (t.as_slice(), *f),
+            None => (&[][..], false),
+        };
+        prog.extend(tail.iter().map(|&b| u32::from(b)));
+        prog.push(0);
+        let looks_len = u32::try_from(looks.len())
+            .map_err(|_| ComputeError::TooLarge(format!("{} directories", looks.len())))?;
+        if looks.len() as u64 * 4 > ctx.max_binding {
+            return Err(ComputeError::TooLarge(format!(
+                "{} inode slots of directory states",
+                looks.len()
+            )));
+        }
+        let params: [u32; 12] = [
+            count,
+            looks_len,
+            self.stride,
+            self.special_from,
+            trans_base,
+            match_base,
+            tail_base,
+            tail.len() as u32,
+            u32::from(fold),
+            kinds,
+            0,
+            0,
+        ];
+        let kernel = ctx.kernel(
+            NAME,
+            SOURCE,
+            &["dirents", "names"],
+            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::ReadWrite],
+        )?;
+        let mask_words = u64::from(count).div_ceil(32).max(1);
+        let hits = ctx.pool.take(&ctx.device, mask_words * 4);
+        let uniform = ctx.uniform(bytemuck::cast_slice(&params));
+        let prog_buf = ctx.upload("path program", bytemuck::cast_slice(&prog));
+        let looks_buf = ctx.upload("directory looks", bytemuck::cast_slice(&looks));
+        let g0 = arrays_group(ctx, &kernel, &[&mirror.dirents, &mirror.names])?;
+        let g1 = ctx.own_group(&kernel, &[&uniform, &prog_buf, &looks_buf, &hits]);
+        let mut enc = ctx.encoder();
+        enc.clear_buffer(&hits, 0, Some(mask_words * 4));
+        ctx.dispatch(&mut enc, &kernel, [&g0, &g1], u64::from(count))?;
+        let bytes = ctx.finish_and_read(enc, &hits, mask_words * 4);
+        ctx.pool.give(hits);
+        let in_dirs = expand_mask(bytemuck::cast_slice(&bytes?), count);
+        match &self.names {
+            Some(names) => {
+                let mut by_name = names.clone().with_kinds(kinds).gpu(ctx, mirror)?;
+                by_name.retain(|&id| {
+                    view.dirents
+                        .get(id as usize)
+                        .is_some_and(|d| states.below(d.parent) != BROKEN)
+                });
+                Ok(merge(&by_name, &in_dirs))
+            }
+            None => Ok(in_dirs),
+        }
+    }
+
+    /// The pass over every entry, from the directories' states.
+    fn scan(&self, view: &NamespaceView<'_>, kinds: u32, states: &DirStates) -> Vec<u32> {
+        let looks = self.look_codes(states);
         let in_dirs = matching_ids(view.dirents, |d| {
             d.ino != 0
                 && (kinds >> d.kind) & 1 == 1
