@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::compute::Policy;
-use crate::error::ComputeResult;
+use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::GpuContext;
 use crate::kernels::dir_sort::{self, SortKey};
-use crate::kernels::name_match::{NameMatcher, NameQuery};
+use crate::kernels::name_match::{NameMatcher, NameQuery, ALL_KINDS};
+use crate::kernels::path_match::PathMatcher;
 use crate::kernels::{path_build, path_lookup, subtree_sum};
 use crate::mirror::NamespaceMirror;
 use crate::synth::SynthNamespace;
@@ -55,7 +56,15 @@ pub fn calibrate(ctx: &GpuContext) -> ComputeResult<Policy> {
         needle: b"report".to_vec(),
         fold: true,
     })?;
+    // A full-path glob that every directory's state leaves open: the pass over every
+    // entry, the case the GPU twin is for.
+    let path_matcher = PathMatcher::new(&NameQuery::Glob {
+        pattern: b"*/src/*.rs".to_vec(),
+        fold: false,
+    })
+    .ok_or_else(|| ComputeError::BadQuery("calibration glob".into()))?;
     let mut wins = Vec::new();
+    let mut path_wins = Vec::new();
     for &n in &SIZES {
         let view = ns.prefix_view(n);
         let mirror = NamespaceMirror::upload(ctx, &view)?;
@@ -72,11 +81,23 @@ pub fn calibrate(ctx: &GpuContext) -> ComputeResult<Policy> {
             return Err(e);
         }
         wins.push((n, gpu < cpu));
+        let cpu = median_time(3, || {
+            std::hint::black_box(path_matcher.cpu(&view, ALL_KINDS));
+        });
+        let gpu = median_time(3, || {
+            std::hint::black_box(path_matcher.gpu(ctx, &mirror, &view, ALL_KINDS).ok());
+        });
+        path_wins.push((n, gpu < cpu));
     }
     if let Some(t) = threshold(&wins) {
         policy
             .gpu_from
             .insert(crate::kernels::name_match::NAME.into(), t);
+    }
+    if let Some(t) = threshold(&path_wins) {
+        policy
+            .gpu_from
+            .insert(crate::kernels::path_match::NAME.into(), t);
     }
     let view = ns.view();
     let mirror = NamespaceMirror::upload(ctx, &view)?;
