@@ -144,18 +144,12 @@ fn main(
     if (id >= params.count) {
         return;
     }
-    let w = id * 8u;
-    let ino = dirents_at(w + 1u);
-    if (ino == 0u) {
+    let e = dirent_of(id);
+    if (e.ino == 0u || ((params.kinds >> e.kind) & 1u) == 0u) {
         return;
     }
-    let packed = dirents_at(w + 3u);
-    let len = packed & 0xffu;
-    let kind = (packed >> 8u) & 0xffu;
-    if (((params.kinds >> kind) & 1u) == 0u) {
-        return;
-    }
-    let off = dirents_at(w + 4u);
+    let off = e.name_off;
+    let len = e.name_len;
     var hit = false;
     switch (params.mode) {
         case 0u: { hit = substring(off, len); }

@@ -64,6 +64,14 @@ pub fn prelude(slots: &ArraySlots<'_>, chunk_shift: u32) -> String {
             "fn {name}_byte(b: u32) -> u32 {{\n    return ({name}_at(b >> 2u) >> ((b & 3u) * 8u)) & 0xffu;\n}}\n"
         ));
     }
+    if slots.names.contains(&"dirents") {
+        // The fields of one 32-byte DirentRecord (8 words) that the per-entry kernels read.
+        s.push_str(
+            "struct Dirent {\n    parent: u32,\n    ino: u32,\n    name_len: u32,\n    kind: u32,\n    name_off: u32,\n}\n\
+             fn dirent_of(id: u32) -> Dirent {\n    let w = id * 8u;\n    let packed = dirents_at(w + 3u);\n\
+             \x20   return Dirent(dirents_at(w), dirents_at(w + 1u), packed & 0xffu, (packed >> 8u) & 0xffu, dirents_at(w + 4u));\n}\n",
+        );
+    }
     s
 }
 
