@@ -8,7 +8,7 @@ use super::dfa::{self, DfaRefusal, DfaTable};
 use super::glob::{self, GlobProgram};
 use super::name_scan::{self, Prefilter};
 use crate::error::{ComputeError, ComputeResult};
-use crate::gpu::{arrays_group, GpuContext, Slot};
+use crate::gpu::{arrays_group, GpuContext, Kernel, Slot};
 use crate::mirror::NamespaceMirror;
 use crate::view::NamespaceView;
 
@@ -244,20 +244,35 @@ impl NameMatcher {
             &["dirents", "names"],
             &[Slot::Uniform, Slot::Read, Slot::ReadWrite],
         )?;
-        let mask_words = u64::from(count).div_ceil(32).max(1);
-        let hits = ctx.pool.take(&ctx.device, mask_words * 4);
         let uniform = ctx.uniform(bytemuck::cast_slice(&params));
         let prog_buf = ctx.upload("program", bytemuck::cast_slice(&prog));
-        let g0 = arrays_group(ctx, &kernel, &[&mirror.dirents, &mirror.names])?;
-        let g1 = ctx.own_group(&kernel, &[&uniform, &prog_buf, &hits]);
-        let mut enc = ctx.encoder();
-        enc.clear_buffer(&hits, 0, Some(mask_words * 4));
-        ctx.dispatch(&mut enc, &kernel, [&g0, &g1], u64::from(count))?;
-        let bytes = ctx.finish_and_read(enc, &hits, mask_words * 4);
-        ctx.pool.give(hits);
-        let bytes = bytes?;
-        Ok(expand_mask(bytemuck::cast_slice(&bytes), count))
+        entry_hits(ctx, mirror, &kernel, &[&uniform, &prog_buf], count)
     }
+}
+
+/// Runs a kernel of one invocation per entry of the mirror whose group 0 is the
+/// dirents and names and whose group 1 is `own` then a hit mask (bit `id & 31` of word
+/// `id >> 5`): the ids of the entries it marked, ascending.
+pub(crate) fn entry_hits(
+    ctx: &GpuContext,
+    mirror: &NamespaceMirror,
+    kernel: &Kernel,
+    own: &[&wgpu::Buffer],
+    count: u32,
+) -> ComputeResult<Vec<u32>> {
+    let mask_words = u64::from(count).div_ceil(32).max(1);
+    let hits = ctx.pool.take(&ctx.device, mask_words * 4);
+    let g0 = arrays_group(ctx, kernel, &[&mirror.dirents, &mirror.names])?;
+    let mut bound: Vec<&wgpu::Buffer> = own.to_vec();
+    bound.push(&hits);
+    let g1 = ctx.own_group(kernel, &bound);
+    let mut enc = ctx.encoder();
+    enc.clear_buffer(&hits, 0, Some(mask_words * 4));
+    ctx.dispatch(&mut enc, kernel, [&g0, &g1], u64::from(count))?;
+    let bytes = ctx.finish_and_read(enc, &hits, mask_words * 4);
+    ctx.pool.give(hits);
+    let bytes = bytes?;
+    Ok(expand_mask(bytemuck::cast_slice(&bytes), count))
 }
 
 /// Ids of the set bits of `mask`, ascending, below `count`.

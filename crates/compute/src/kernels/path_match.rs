@@ -12,9 +12,9 @@
 
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
-use super::name_match::{expand_mask, NameMatcher, NameQuery};
+use super::name_match::{entry_hits, NameMatcher, NameQuery};
 use crate::error::{ComputeError, ComputeResult};
-use crate::gpu::{arrays_group, GpuContext, Slot};
+use crate::gpu::{GpuContext, Slot};
 use crate::mirror::NamespaceMirror;
 use crate::view::{matching_ids, DirListing, NamespaceView, NO_ENTRY};
 use gpufs_format::DirentRecord;
@@ -443,19 +443,16 @@ impl PathMatcher {
             &["dirents", "names"],
             &[Slot::Uniform, Slot::Read, Slot::Read, Slot::ReadWrite],
         )?;
-        let mask_words = u64::from(count).div_ceil(32).max(1);
-        let hits = ctx.pool.take(&ctx.device, mask_words * 4);
         let uniform = ctx.uniform(bytemuck::cast_slice(&params));
         let prog_buf = ctx.upload("path program", bytemuck::cast_slice(&prog));
         let looks_buf = ctx.upload("directory looks", bytemuck::cast_slice(&looks));
-        let g0 = arrays_group(ctx, &kernel, &[&mirror.dirents, &mirror.names])?;
-        let g1 = ctx.own_group(&kernel, &[&uniform, &prog_buf, &looks_buf, &hits]);
-        let mut enc = ctx.encoder();
-        enc.clear_buffer(&hits, 0, Some(mask_words * 4));
-        ctx.dispatch(&mut enc, &kernel, [&g0, &g1], u64::from(count))?;
-        let bytes = ctx.finish_and_read(enc, &hits, mask_words * 4);
-        ctx.pool.give(hits);
-        let in_dirs = expand_mask(bytemuck::cast_slice(&bytes?), count);
+        let in_dirs = entry_hits(
+            ctx,
+            mirror,
+            &kernel,
+            &[&uniform, &prog_buf, &looks_buf],
+            count,
+        )?;
         match &self.names {
             Some(names) => {
                 let mut by_name = names.clone().with_kinds(kinds).gpu(ctx, mirror)?;
