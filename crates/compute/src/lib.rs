@@ -9,6 +9,7 @@ pub mod calibrate;
 pub mod choice;
 pub mod compute;
 mod compute_data;
+pub mod dir_tree;
 pub mod error;
 pub mod gpu;
 pub mod index;

@@ -246,6 +246,7 @@ impl SynthNamespace {
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
             owners: Some(self.owners.view()),
+            dirs: None,
         }
     }
 

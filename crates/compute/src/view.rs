@@ -1,6 +1,7 @@
 //! The flat namespace arrays the kernels work on, borrowed from their owner, and the
 //! ranges of them that changed since the GPU mirror last saw them.
 
+use crate::dir_tree::DirTree;
 use gpufs_format::{DirentRecord, InodeRecord};
 
 /// Borrowed namespace arrays. `index` is a [`crate::index::DirentIndex`]'s slots;
@@ -18,6 +19,9 @@ pub struct NamespaceView<'a> {
     /// Which entry owns the name at each arena offset, for scans of the whole arena;
     /// `None` where the namespace keeps no such map (scans then go entry by entry).
     pub owners: Option<OwnersView<'a>>,
+    /// Every directory's path, when the owner keeps them ([`DirTree::of`] builds them
+    /// otherwise); `None` also whenever a directory changed since they were built.
+    pub dirs: Option<&'a DirTree>,
 }
 
 /// The owner of each name in the arena, in arena order: the name appended at

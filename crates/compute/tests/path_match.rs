@@ -4,11 +4,12 @@
 mod common;
 
 use common::{random_tree, Alphabet, Rng};
+use gpufs_compute::dir_tree::DirTree;
 use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery, ALL_KINDS};
 use gpufs_compute::kernels::path_build;
 use gpufs_compute::kernels::path_match::PathMatcher;
 use gpufs_compute::mirror::NamespaceMirror;
-use gpufs_compute::view::DirListing;
+use gpufs_compute::view::{DirListing, NamespaceView};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -129,6 +130,9 @@ proptest! {
         let view = ns.view();
         let ids: Vec<u32> = (0..ns.dirents.len() as u32).collect();
         let paths = path_build::cpu(&view, &ids);
+        // The same arrays with the directory tree their owner would keep.
+        let tree = DirTree::build(&view);
+        let kept = NamespaceView { dirs: Some(&tree), ..view };
         let live: Vec<u32> = ids.iter().copied().filter(|&i| !paths.get(i as usize).is_empty()).collect();
         prop_assume!(!live.is_empty());
         let mirrors: Vec<_> = [common::gpu(), common::tight_gpu()]
@@ -152,11 +156,13 @@ proptest! {
                 .collect();
             let pm = PathMatcher::new(&q).expect("a DFA this small is built");
             prop_assert_eq!(&pm.cpu(&view, kinds), &want, "{:?}", q);
+            prop_assert_eq!(&pm.cpu(&kept, kinds), &want, "{:?} with a kept tree", q);
             // Through a directory listing: entry by entry (counts said small) and by the
             // pass over all entries (counts said large), the same ids.
             for claim in [Claim::Few, Claim::Many] {
                 let listing = Listing::of(&ns, claim);
                 prop_assert_eq!(&pm.cpu_listed(&view, kinds, &listing), &want, "{:?} {:?}", q, claim);
+                prop_assert_eq!(&pm.cpu_listed(&kept, kinds, &listing), &want, "{:?} {:?} kept", q, claim);
             }
             // The WGSL kernel over the mirror.
             for (ctx, mirror) in &mirrors {

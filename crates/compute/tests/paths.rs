@@ -4,9 +4,11 @@
 mod common;
 
 use common::{random_tree, Alphabet, Ns, Rng, EDGE_SIZES};
+use gpufs_compute::dir_tree::DirTree;
 use gpufs_compute::gpu::GpuContext;
 use gpufs_compute::kernels::{path_build, path_lookup};
 use gpufs_compute::mirror::NamespaceMirror;
+use gpufs_compute::view::NamespaceView;
 use gpufs_format::ROOT_INO;
 use proptest::prelude::*;
 
@@ -70,6 +72,10 @@ proptest! {
         let cpu = path_build::cpu(&view, &ids);
         prop_assert_eq!(cpu.len(), ids.len());
         prop_assert_eq!(&path_build::cpu_one_thread(&view, &ids), &cpu);
+        // From the directory tree the namespace's owner keeps: the same paths.
+        let tree = DirTree::build(&view);
+        let kept = NamespaceView { dirs: Some(&tree), ..view };
+        prop_assert_eq!(&path_build::cpu(&kept, &ids), &cpu);
         let format = path_build::PathFormat { prefix: b"/mnt".to_vec(), end: 0 };
         let joined = path_build::cpu_joined(&view, &ids, &format).concat();
         prop_assert_eq!(&path_build::join(&cpu, &format).concat(), &joined);
@@ -79,6 +85,7 @@ proptest! {
             want.extend_from_slice(p);
             want.push(0);
         }
+        prop_assert_eq!(&path_build::cpu_joined(&kept, &ids, &format).concat(), &want);
         prop_assert_eq!(joined, want);
         if ids.len() <= 600 {
             for (i, &id) in ids.iter().enumerate() {
@@ -90,6 +97,41 @@ proptest! {
             let mirror = NamespaceMirror::upload(ctx, &view).expect("upload");
             let gpu = path_build::gpu(ctx, &mirror, &ids).expect("gpu");
             prop_assert_eq!(&gpu, &cpu);
+        }
+    }
+
+    #[test]
+    fn dir_tree_paths_equal_chain_walks(seed in any::<u64>(), any_byte in any::<bool>(), removals in 0u64..40) {
+        let alphabet = if any_byte { Alphabet::AnyByte } else { Alphabet::Small };
+        let mut ns = random_tree(seed, 900, alphabet, if any_byte { 40 } else { 6 });
+        // Directories removed with their entries left in place: broken chains.
+        let mut rng = Rng::new(seed ^ 0x7EE);
+        for _ in 0..removals {
+            let id = rng.below(ns.dirents.len() as u64) as u32;
+            ns.remove(id);
+        }
+        let view = ns.view();
+        let tree = DirTree::build(&view);
+        prop_assert_eq!(tree.slot(ROOT_INO), Some(0));
+        prop_assert!(tree.path(0).is_empty());
+        for s in 1..tree.len() as u32 {
+            prop_assert!(tree.parent(s) < s, "a parent comes before its children");
+            let e = view.entry_of_dir(tree.ino(s)).expect("a tree directory has an entry");
+            let want = oracle_path(&ns, e);
+            prop_assert_eq!(tree.path(s), want.as_slice());
+            prop_assert_eq!(tree.name(s), ns.name(e));
+        }
+        // Every directory with a path is in the tree.
+        for (id, d) in ns.dirents.iter().enumerate() {
+            if d.ino != 0 && d.kind == 2 && !oracle_path(&ns, id as u32).is_empty() {
+                prop_assert!(tree.slot(d.ino).is_some(), "directory {} missing", d.ino);
+            }
+        }
+        for id in 0..ns.dirents.len() as u32 {
+            let mut got = Vec::new();
+            let want = oracle_path(&ns, id);
+            prop_assert_eq!(tree.append_entry(&view, id, &mut got), !want.is_empty());
+            prop_assert_eq!(got, want);
         }
     }
 
@@ -245,6 +287,21 @@ fn chains_deeper_than_the_bound_have_no_path() {
     let view = ns.view();
     let cpu = path_build::cpu(&view, &ids);
     assert_eq!(cpu, path_build::cpu_one_thread(&view, &ids));
+    let tree = DirTree::build(&view);
+    let kept = NamespaceView {
+        dirs: Some(&tree),
+        ..view
+    };
+    assert_eq!(path_build::cpu(&kept, &ids), cpu);
+    // The tree holds the root and the directories at most MAX_DEPTH deep, each with
+    // the path its own entry gets.
+    assert_eq!(tree.len(), path_build::MAX_DEPTH + 1);
+    for s in 1..tree.len() as u32 {
+        let mut want = Vec::new();
+        let e = view.entry_of_dir(tree.ino(s)).expect("entry");
+        path_build::path_of(&view, e, &mut want);
+        assert_eq!(tree.path(s), want.as_slice(), "slot {s}");
+    }
     for i in 0..ids.len() {
         // files[k] sits k + 1 directories down: its path has k + 2 entries.
         let k = files.len() - 1 - i;

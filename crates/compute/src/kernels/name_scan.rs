@@ -58,6 +58,10 @@ impl Prefilter {
         if literal.len() < MIN_LITERAL {
             return None;
         }
+        Prefilter::build(literal, fold, exact)
+    }
+
+    fn build(literal: &[u8], fold: bool, exact: bool) -> Option<Prefilter> {
         let finder = if fold && literal.iter().any(u8::is_ascii_alphabetic) {
             let mut pattern = String::from("(?i-u)");
             for &b in literal {
@@ -83,6 +87,15 @@ impl Prefilter {
         })
     }
 
+    /// A finder for `literal` of any length but empty (ASCII case ignored with
+    /// `fold`), for searches that want every occurrence, however many.
+    pub fn finder(literal: &[u8], fold: bool) -> Option<Prefilter> {
+        if literal.is_empty() {
+            return None;
+        }
+        Prefilter::build(literal, fold, true)
+    }
+
     /// An exact prefilter: the query is the literal at `anchor`, nothing more.
     pub fn anchored(literal: &[u8], fold: bool, anchor: Anchor) -> Option<Prefilter> {
         let mut p = Prefilter::new(literal, fold, true)?;
@@ -91,7 +104,7 @@ impl Prefilter {
     }
 
     /// Start of the first occurrence in `hay[from..end]`.
-    fn find(&self, hay: &[u8], from: usize, end: usize) -> Option<usize> {
+    pub fn find(&self, hay: &[u8], from: usize, end: usize) -> Option<usize> {
         match &self.finder {
             Finder::Exact(f) => f.find(hay.get(from..end)?).map(|p| p + from),
             Finder::Folded(re) => re

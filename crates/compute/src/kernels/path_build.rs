@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use crate::dir_tree::DirTree;
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{arrays_group, GpuContext, Slot};
 use crate::mirror::NamespaceMirror;
@@ -260,12 +261,45 @@ impl DirTable {
     }
 }
 
+/// What the parallel builders take directory paths from: the namespace owner's
+/// [`DirTree`] when it keeps one, else a [`DirTable`] built for this call.
+trait DirPaths: Sync {
+    fn append(&self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) -> bool;
+}
+
+impl DirPaths for DirTable {
+    fn append(&self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) -> bool {
+        DirTable::append(self, view, id, out)
+    }
+}
+
+impl DirPaths for DirTree {
+    fn append(&self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) -> bool {
+        self.append_entry(view, id, out)
+    }
+}
+
+/// Runs `f` with the directory paths of `view` for `ids`.
+fn with_dir_paths<R>(
+    view: &NamespaceView<'_>,
+    ids: &[u32],
+    f: impl FnOnce(&dyn DirPaths) -> R,
+) -> R {
+    match view.dirs {
+        Some(tree) => f(tree),
+        None => f(&DirTable::for_entries(view, ids)),
+    }
+}
+
 /// Entries per piece of work of the parallel path builders.
 const PIECE: usize = 16_384;
 
 /// CPU twin on every core.
 pub fn cpu(view: &NamespaceView<'_>, ids: &[u32]) -> PathList {
-    let table = DirTable::for_entries(view, ids);
+    with_dir_paths(view, ids, |table| cpu_with(view, ids, table))
+}
+
+fn cpu_with(view: &NamespaceView<'_>, ids: &[u32], table: &dyn DirPaths) -> PathList {
     let parts: Vec<(Vec<u8>, Vec<usize>)> = ids
         .par_chunks(PIECE)
         .map(|chunk| {
@@ -305,7 +339,15 @@ pub struct PathFormat {
 /// pieces to be written in order (no copy into one buffer); entries without a path are
 /// left out. Built on every core from one directory table.
 pub fn cpu_joined(view: &NamespaceView<'_>, ids: &[u32], format: &PathFormat) -> Vec<Vec<u8>> {
-    let table = DirTable::for_entries(view, ids);
+    with_dir_paths(view, ids, |table| joined_with(view, ids, format, table))
+}
+
+fn joined_with(
+    view: &NamespaceView<'_>,
+    ids: &[u32],
+    format: &PathFormat,
+    table: &dyn DirPaths,
+) -> Vec<Vec<u8>> {
     ids.par_chunks(PIECE)
         .map(|chunk| {
             let mut out = Vec::with_capacity(chunk.len() * (48 + format.prefix.len()));

@@ -1,10 +1,13 @@
 //! Full-path matching (`gpufs search --full-path`, like `find -path`/`-regex`) without
-//! building a single path: the query becomes one DFA over whole paths
-//! ("/dir/sub/name"), each directory's path is run through it once — its state memoized
-//! per directory, derived from its parent's — and each entry then only runs "/" + its
-//! own name from its directory's state. A state that has matched stays matched (the
-//! match lies in the directory's path, so every path below contains it) and a dead
-//! state rejects a whole subtree at once. Cost: the name bytes, not the path bytes.
+//! building a single path: what each directory's entries need (all match, none, those
+//! whose names start with a tail, or a DFA run over the name) is decided once per
+//! directory, over the namespace's [`DirTree`] (every directory's path, parents first),
+//! and each entry then only looks at its own name. A substring is decided by literal
+//! searches over the directory paths; a glob or regex becomes one DFA over whole paths
+//! ("/dir/sub/name") whose state per directory comes from its parent's. A state that
+//! has matched stays matched (the match lies in the directory's path, so every path
+//! below contains it) and a dead state rejects a whole subtree at once. Cost: the name
+//! bytes, not the path bytes.
 //!
 //! Gives what matching the pattern against each entry's built path gives; a query whose
 //! DFA would be too large returns `None` from [`PathMatcher::new`], and the caller
@@ -13,14 +16,18 @@
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
 use super::name_match::{entry_hits, NameMatcher, NameQuery};
+use super::name_scan::Prefilter;
+use crate::dir_tree::DirTree;
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{GpuContext, Slot};
 use crate::mirror::NamespaceMirror;
-use crate::view::{matching_ids, DirListing, NamespaceView, NO_ENTRY};
+use crate::view::{matching_ids, DirListing, NamespaceView};
 use gpufs_format::DirentRecord;
+use rayon::prelude::*;
 
-/// Memo value of a directory not reached yet.
-const UNKNOWN: u32 = u32::MAX;
+/// Directories per piece of the parallel visit.
+const VISIT_PIECE: usize = 256;
+
 /// The path so far contains a match: so does every path below it.
 const MATCHED: u32 = u32::MAX - 1;
 /// No path below can match.
@@ -58,6 +65,10 @@ pub struct PathMatcher {
     /// directory's path ends with the rest: one DFA run per directory decides the
     /// latter, a prefix compare per entry the former.
     tail: Option<(Vec<u8>, bool)>,
+    /// For a substring: its finder, the substring and whether case is ignored. Which
+    /// directories' entries need looking at then follows from literal searches over
+    /// the directory paths, with no DFA run per directory.
+    literal: Option<(Box<Prefilter>, Vec<u8>, bool)>,
 }
 
 impl PathMatcher {
@@ -89,6 +100,7 @@ impl PathMatcher {
             matching,
             names: None,
             tail: None,
+            literal: None,
         };
         // State 0 of the table is its start state.
         m.start = m.settle(new_id.first().copied().unwrap_or(0));
@@ -176,6 +188,8 @@ impl PathMatcher {
         };
         let mut m = PathMatcher::from_table(&dfa::compile(&pattern, fold).ok()?);
         if let NameQuery::Substring { needle, fold } = query {
+            m.literal =
+                Prefilter::finder(needle, *fold).map(|f| (Box::new(f), needle.clone(), *fold));
             match needle.iter().rposition(|&b| b == b'/') {
                 None => m.names = NameMatcher::new(query).ok().map(Box::new),
                 Some(last) => m.tail = Some((needle[last + 1..].to_vec(), *fold)),
@@ -201,101 +215,49 @@ impl PathMatcher {
         self.settle(end) == MATCHED
     }
 
-    /// The state of every directory's path (UNKNOWN for inodes that are not reachable
-    /// directories) and its depth (entries on its chain, 0 for the root). A directory
-    /// whose chain is broken, or deeper than path building follows, is BROKEN, so what
-    /// matches never depends on how inodes are numbered. Directories go in inode order,
-    /// which is near the order they were made in: parents are mostly known already and
-    /// the entries and names read lie close together.
-    fn dir_states(&self, view: &NamespaceView<'_>) -> DirStates {
-        let slots = view.dir_entry.len().max(view.inodes.len());
-        let mut st = DirStates {
-            memo: vec![0; slots],
-            depth: vec![0; slots],
-            dirs: Vec::new(),
-        };
-        st.set(gpufs_format::ROOT_INO, self.start, 0);
-        let mut chain = Vec::new();
-        for (dir, &entry) in view.dir_entry.iter().enumerate() {
-            let dir = dir as u32;
-            if entry == NO_ENTRY || view.entry_of_dir(dir).is_none() || st.get(dir) != UNKNOWN {
-                continue;
-            }
-            // Up to the first known ancestor, then down again.
-            chain.clear();
-            let mut d = dir;
-            let mut known = (BROKEN, 0u32);
-            for _ in 0..=MAX_DEPTH {
-                if (d as usize) >= slots {
-                    break;
-                }
-                let s = st.get(d);
-                if s != UNKNOWN {
-                    known = (s, st.depth_of(d));
-                    break;
-                }
-                let Some(e) = view
-                    .entry_of_dir(d)
-                    .and_then(|e| view.dirents.get(e as usize))
-                else {
-                    break;
-                };
-                if e.ino == 0 {
-                    break;
-                }
-                chain.push(d);
-                d = e.parent;
-            }
-            let (mut s, mut dep) = known;
-            for &c in chain.iter().rev() {
-                dep += 1;
-                s = match s {
-                    MATCHED | DEAD | BROKEN => s,
-                    _ if dep as usize > MAX_DEPTH => BROKEN,
-                    _ => match view
-                        .entry_of_dir(c)
-                        .and_then(|e| view.dirents.get(e as usize))
-                    {
-                        Some(e) => self.run(s, view.name_of(e)),
-                        None => BROKEN,
-                    },
-                };
-                if dep as usize > MAX_DEPTH {
-                    s = BROKEN;
-                }
-                st.set(c, s, dep);
-            }
+    /// The state of every directory's path, per slot of `tree` (parents first, so each
+    /// state comes from its parent's with one run over the directory's own name, read
+    /// front to back). Directories without a buildable path are not in the tree.
+    fn dir_states<'t>(&self, tree: &'t DirTree) -> DirStates<'t> {
+        let mut states = Vec::with_capacity(tree.len());
+        states.push(self.start);
+        for s in 1..tree.len() as u32 {
+            let up = states.get(tree.parent(s) as usize).copied().unwrap_or(DEAD);
+            states.push(match up {
+                MATCHED | DEAD => up,
+                _ => self.run(up, tree.name(s)),
+            });
         }
-        st
+        DirStates { tree, states }
     }
 
     /// Does every path below directory `dir` match (the substring lies in its path, or
     /// ends where it does: a match state shows one byte late, and the next byte of every
     /// path below is '/')?
-    fn all_below(&self, states: &DirStates, dir: u32) -> bool {
-        match states.below(dir) {
+    fn all_below(&self, states: &DirStates<'_>, slot: u32) -> bool {
+        match states.below_slot(slot) {
             MATCHED => true,
-            DEAD | BROKEN | UNKNOWN => false,
+            DEAD | BROKEN => false,
             st => self.run(st, &[]) == MATCHED,
         }
     }
 
-    /// What the entries of directory `dir` need, by the kind of query.
-    fn look(&self, states: &DirStates, dir: u32) -> Look {
+    /// What the entries of the directory in tree slot `slot` need, by the kind of query.
+    fn look(&self, states: &DirStates<'_>, slot: u32) -> Look {
         if self.names.is_some() {
             // Names holding the substring come from the arena scan.
-            return if self.all_below(states, dir) {
+            return if self.all_below(states, slot) {
                 Look::All
             } else {
                 Look::Nothing
             };
         }
         if let Some((tail, _)) = &self.tail {
-            if self.all_below(states, dir) {
+            if self.all_below(states, slot) {
                 return Look::All;
             }
-            return match states.below(dir) {
-                BROKEN | UNKNOWN | DEAD => Look::Nothing,
+            return match states.below_slot(slot) {
+                BROKEN | DEAD => Look::Nothing,
                 st => match self.run(st, tail) {
                     MATCHED => Look::Tail,
                     DEAD => Look::Nothing,
@@ -304,11 +266,89 @@ impl PathMatcher {
                 },
             };
         }
-        match states.below(dir) {
+        match states.below_slot(slot) {
             MATCHED => Look::All,
-            DEAD | BROKEN | UNKNOWN => Look::Nothing,
+            DEAD | BROKEN => Look::Nothing,
             s => Look::Run(s),
         }
+    }
+
+    /// What the entries of each directory of `tree` need, per slot.
+    fn slot_looks(&self, tree: &DirTree) -> Vec<Look> {
+        if let Some((finder, needle, fold)) = &self.literal {
+            return self.literal_looks(tree, finder, needle, *fold);
+        }
+        let states = self.dir_states(tree);
+        (0..tree.len() as u32)
+            .map(|s| self.look(&states, s))
+            .collect()
+    }
+
+    /// [`Self::slot_looks`] for a substring, from the paths themselves: every path
+    /// below a directory holds the substring when the directory's path + "/" does
+    /// (found by one search over all paths end to end, and an end compare when it
+    /// ends in '/'); failing that, with a '/' in the substring, an entry's path holds
+    /// it exactly when the directory's path ends with the part before that last '/'
+    /// and the entry's name starts with the part after it (see `tail`).
+    fn literal_looks(
+        &self,
+        tree: &DirTree,
+        finder: &Prefilter,
+        needle: &[u8],
+        fold: bool,
+    ) -> Vec<Look> {
+        let n = tree.len();
+        let (bytes, offsets) = tree.arena();
+        let mut all = vec![false; n];
+        let mut pos = 0;
+        let mut slot = 0usize;
+        while let Some(p) = finder.find(bytes, pos, bytes.len()) {
+            // The slot whose path holds byte p (offsets ascend; empty paths share one).
+            slot += offsets[slot..]
+                .partition_point(|&o| o <= p)
+                .saturating_sub(1);
+            if offsets
+                .get(slot + 1)
+                .is_some_and(|&end| p + needle.len() <= end)
+            {
+                if let Some(a) = all.get_mut(slot) {
+                    *a = true;
+                }
+            }
+            pos = p + 1;
+        }
+        let eq = |a: &[u8], b: &[u8]| {
+            a.len() == b.len()
+                && if fold {
+                    a.eq_ignore_ascii_case(b)
+                } else {
+                    a == b
+                }
+        };
+        let ends_with = |path: &[u8], end: &[u8]| {
+            path.len() >= end.len() && eq(&path[path.len() - end.len()..], end)
+        };
+        let before_last_slash = needle
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map(|last| &needle[..last]);
+        (0..n as u32)
+            .map(|s| {
+                if tree.depth_of(s) >= MAX_DEPTH {
+                    return Look::Nothing;
+                }
+                let path = tree.path(s);
+                let whole = all[s as usize]
+                    || needle
+                        .strip_suffix(b"/")
+                        .is_some_and(|head| ends_with(path, head));
+                match before_last_slash {
+                    _ if whole => Look::All,
+                    Some(head) if ends_with(path, head) => Look::Tail,
+                    _ => Look::Nothing,
+                }
+            })
+            .collect()
     }
 
     /// Does entry `d` of a directory whose entries need `look` match?
@@ -331,8 +371,9 @@ impl PathMatcher {
     /// Ids of live entries of a kind in `kinds` whose full path matches, ascending: one
     /// pass over every entry.
     pub fn cpu(&self, view: &NamespaceView<'_>, kinds: u32) -> Vec<u32> {
-        let states = self.dir_states(view);
-        self.scan(view, kinds, &states)
+        let tree = DirTree::of(view);
+        let looks = self.slot_looks(&tree);
+        self.scan(view, kinds, &tree, &looks)
     }
 
     /// What [`Self::cpu`] gives, visiting through `listing` only the directories whose
@@ -343,50 +384,65 @@ impl PathMatcher {
         kinds: u32,
         listing: &dyn DirListing,
     ) -> Vec<u32> {
-        let states = self.dir_states(view);
-        let mut looks = Vec::new();
+        let tree = DirTree::of(view);
+        let looks = self.slot_looks(&tree);
+        let mut visits = Vec::new();
         let mut work = 0usize;
-        for &d in &states.dirs {
-            let look = self.look(&states, d);
+        for (slot, &look) in looks.iter().enumerate() {
             if look != Look::Nothing {
-                work = work.saturating_add(listing.entry_count(d));
-                looks.push((d, look));
+                let dir = tree.ino(slot as u32);
+                work = work.saturating_add(listing.entry_count(dir));
+                visits.push((dir, look));
             }
         }
         if work > view.dirents.len() / 4 {
-            return self.scan(view, kinds, &states);
+            return self.scan(view, kinds, &tree, &looks);
         }
-        let mut found = Vec::with_capacity(work);
-        for (dir, look) in looks {
-            listing.for_each_entry(dir, &mut |id| {
-                let Some(d) = view.dirents.get(id as usize) else {
-                    return;
-                };
-                if d.ino != 0
-                    && d.parent == dir
-                    && (kinds >> d.kind) & 1 == 1
-                    && self.accepts(look, d, view)
-                {
-                    found.push(id);
+        // The directories in pieces over every core: each entry is a few random reads.
+        let mut found: Vec<u32> = visits
+            .par_chunks(VISIT_PIECE)
+            .flat_map_iter(|piece| {
+                let mut out = Vec::new();
+                for &(dir, look) in piece {
+                    listing.for_each_entry(dir, &mut |id| {
+                        let Some(d) = view.dirents.get(id as usize) else {
+                            return;
+                        };
+                        if d.ino != 0
+                            && d.parent == dir
+                            && (kinds >> d.kind) & 1 == 1
+                            && self.accepts(look, d, view)
+                        {
+                            out.push(id);
+                        }
+                    });
                 }
-            });
-        }
+                out
+            })
+            .collect();
         found.sort_unstable();
         found.dedup();
         match &self.names {
-            Some(names) => merge(&self.by_name(view, kinds, &states, names), &found),
+            Some(names) => merge(&self.by_name(view, kinds, &tree, names), &found),
             None => found,
         }
     }
 
     /// Per directory inode, what its entries need ([`Look::code`]), so that the
     /// allocator's zeroed memory reads as Nothing.
-    fn look_codes(&self, states: &DirStates) -> Vec<u32> {
-        let mut looks = vec![0u32; states.memo.len()];
-        for &d in &states.dirs {
-            looks[d as usize] = self.look(states, d).code();
+    fn look_codes(&self, view: &NamespaceView<'_>, tree: &DirTree, looks: &[Look]) -> Vec<u32> {
+        let slots = view
+            .dir_entry
+            .len()
+            .max(view.inodes.len())
+            .max(gpufs_format::ROOT_INO as usize + 1);
+        let mut codes = vec![0u32; slots];
+        for (slot, look) in looks.iter().enumerate() {
+            if let Some(c) = codes.get_mut(tree.ino(slot as u32) as usize) {
+                *c = look.code();
+            }
         }
-        looks
+        codes
     }
 
     /// The GPU kernel over the mirror: the same ids as [`Self::cpu`]. The directories'
@@ -400,8 +456,8 @@ impl PathMatcher {
         view: &NamespaceView<'_>,
         kinds: u32,
     ) -> ComputeResult<Vec<u32>> {
-        let states = self.dir_states(view);
-        let looks = self.look_codes(&states);
+        let tree = DirTree::of(view);
+        let looks = self.look_codes(view, &tree, &self.slot_looks(&tree));
         let count = mirror.dirent_count;
         let mut prog: Vec<u32> = self.classes.to_vec();
         let trans_base = prog.len() as u32;
@@ -456,29 +512,31 @@ impl PathMatcher {
         match &self.names {
             Some(names) => {
                 let mut by_name = names.clone().with_kinds(kinds).gpu(ctx, mirror)?;
-                by_name.retain(|&id| {
-                    view.dirents
-                        .get(id as usize)
-                        .is_some_and(|d| states.below(d.parent) != BROKEN)
-                });
+                by_name.retain(|&id| has_path(view, &tree, id));
                 Ok(merge(&by_name, &in_dirs))
             }
             None => Ok(in_dirs),
         }
     }
 
-    /// The pass over every entry, from the directories' states.
-    fn scan(&self, view: &NamespaceView<'_>, kinds: u32, states: &DirStates) -> Vec<u32> {
-        let looks = self.look_codes(states);
+    /// The pass over every entry, from what each directory's entries need.
+    fn scan(
+        &self,
+        view: &NamespaceView<'_>,
+        kinds: u32,
+        tree: &DirTree,
+        looks: &[Look],
+    ) -> Vec<u32> {
+        let codes = self.look_codes(view, tree, looks);
         let in_dirs = matching_ids(view.dirents, |d| {
             d.ino != 0
                 && (kinds >> d.kind) & 1 == 1
-                && looks
+                && codes
                     .get(d.parent as usize)
                     .is_some_and(|&l| l != 0 && self.accepts(Look::from_code(l), d, view))
         });
         match &self.names {
-            Some(names) => merge(&self.by_name(view, kinds, states, names), &in_dirs),
+            Some(names) => merge(&self.by_name(view, kinds, tree, names), &in_dirs),
             None => in_dirs,
         }
     }
@@ -489,17 +547,20 @@ impl PathMatcher {
         &self,
         view: &NamespaceView<'_>,
         kinds: u32,
-        states: &DirStates,
+        tree: &DirTree,
         names: &NameMatcher,
     ) -> Vec<u32> {
         let mut by_name = names.clone().with_kinds(kinds).cpu(view);
-        by_name.retain(|&id| {
-            view.dirents
-                .get(id as usize)
-                .is_some_and(|d| states.below(d.parent) != BROKEN)
-        });
+        by_name.retain(|&id| has_path(view, tree, id));
         by_name
     }
+}
+
+/// Does entry `id` have a buildable path (its directory has one, not too deep)?
+fn has_path(view: &NamespaceView<'_>, tree: &DirTree, id: u32) -> bool {
+    view.dirents
+        .get(id as usize)
+        .is_some_and(|d| tree.parent_slot(d.parent).is_some())
 }
 
 /// What the entries of one directory need to match.
@@ -549,44 +610,21 @@ fn starts_with(name: &[u8], tail: &[u8], fold: bool) -> bool {
     }
 }
 
-/// Per directory inode, the state of its path and its depth, as [`PathMatcher::dir_states`]
-/// leaves them.
-struct DirStates {
-    /// `!state`, so that the allocator's zeroed memory reads as UNKNOWN.
-    memo: Vec<u32>,
-    depth: Vec<u16>,
-    /// The directories with a state, in the order they got it.
-    dirs: Vec<u32>,
+/// Per slot of a [`DirTree`], the state of that directory's path, as
+/// [`PathMatcher::dir_states`] leaves them.
+struct DirStates<'t> {
+    tree: &'t DirTree,
+    states: Vec<u32>,
 }
 
-impl DirStates {
-    fn get(&self, dir: u32) -> u32 {
-        self.memo.get(dir as usize).map_or(UNKNOWN, |&m| !m)
-    }
-
-    fn depth_of(&self, dir: u32) -> u32 {
-        self.depth.get(dir as usize).map_or(0, |&d| u32::from(d))
-    }
-
-    fn set(&mut self, dir: u32, state: u32, depth: u32) {
-        if let (Some(m), Some(d)) = (
-            self.memo.get_mut(dir as usize),
-            self.depth.get_mut(dir as usize),
-        ) {
-            *m = !state;
-            // MAX_DEPTH + 1 at most: a deeper chain is BROKEN before it gets here.
-            *d = depth.min(u32::from(u16::MAX)) as u16;
-            self.dirs.push(dir);
-        }
-    }
-
-    /// The state of a path below directory `parent`, or BROKEN when it has no
-    /// buildable path (a broken chain, or deeper than path building follows).
-    fn below(&self, parent: u32) -> u32 {
-        match self.get(parent) {
-            UNKNOWN | BROKEN => BROKEN,
-            _ if self.depth_of(parent) as usize + 1 > MAX_DEPTH => BROKEN,
-            s => s,
+impl DirStates<'_> {
+    /// The state of a path below tree slot `slot`, or BROKEN when entries there have
+    /// no path (deeper than path building follows).
+    fn below_slot(&self, slot: u32) -> u32 {
+        if self.tree.depth_of(slot) < MAX_DEPTH {
+            self.states.get(slot as usize).copied().unwrap_or(BROKEN)
+        } else {
+            BROKEN
         }
     }
 }

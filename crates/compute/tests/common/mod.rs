@@ -89,6 +89,7 @@ impl Ns {
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
             owners: Some(self.owners.view()),
+            dirs: None,
         }
     }
 

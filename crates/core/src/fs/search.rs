@@ -234,6 +234,9 @@ impl Filesystem {
         let mut g = self.lock();
         let dirty = g.vol.ns.take_dirty();
         compute.note_changes(&dirty);
+        if q.full_path || q.want_paths {
+            g.vol.ns.prepare_dir_tree();
+        }
         let g = &*g;
         let ns = &g.vol.ns;
         let view = ns.view();

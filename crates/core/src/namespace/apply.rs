@@ -299,6 +299,7 @@ impl Namespace {
         list.entries.insert(cookie, id);
         list.next_cookie = list.next_cookie.max(cookie + 1);
         if kind == FileKind::Directory as u8 {
+            self.dir_tree = None;
             if let Some(child) = self.dirs.get_mut(&ino) {
                 child.parent = parent;
             }
@@ -319,6 +320,7 @@ impl Namespace {
         let d = self.dirents[id as usize];
         self.index.remove(d.name_hash, id);
         if d.kind == FileKind::Directory as u8 {
+            self.dir_tree = None;
             if let Some(slot) = self.dir_entry.get_mut(d.ino as usize) {
                 if *slot == id {
                     *slot = NO_ENTRY;

@@ -8,6 +8,7 @@ mod image;
 
 use std::collections::{BTreeMap, HashMap};
 
+use gpufs_compute::dir_tree::DirTree;
 use gpufs_compute::index::DirentIndex;
 use gpufs_compute::view::{NameOwners, NamespaceDirty, NamespaceView, NO_ENTRY};
 use gpufs_format::{name_hash, DirentRecord, InodeRecord, RecordPtr, BLOCK_SIZE, ROOT_INO};
@@ -46,6 +47,9 @@ pub struct Namespace {
     allocated: Vec<u64>,
     /// What changed since the GPU mirror was last brought up to date.
     dirty: NamespaceDirty,
+    /// Every directory's path, built on demand ([`Namespace::prepare_dir_tree`]) and
+    /// dropped when a directory entry is put or removed.
+    dir_tree: Option<DirTree>,
     dirs: HashMap<u32, DirList>,
     extents: HashMap<u32, Vec<(u64, RecordPtr)>>,
     xattrs: HashMap<u32, XattrList>,
@@ -140,6 +144,15 @@ impl Namespace {
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
             owners: Some(self.name_owners.view()),
+            dirs: self.dir_tree.as_ref(),
+        }
+    }
+
+    /// Builds every directory's path unless they are kept already: queries that
+    /// match full paths or print paths then read them instead of walking chains.
+    pub fn prepare_dir_tree(&mut self) {
+        if self.dir_tree.is_none() {
+            self.dir_tree = Some(DirTree::build(&self.view()));
         }
     }
 
@@ -351,6 +364,7 @@ impl Namespace {
             + self.dir_entry.capacity() * 4
             + self.name_owners.heap_bytes()
             + self.allocated.capacity() * 8
+            + self.dir_tree.as_ref().map_or(0, DirTree::heap_bytes)
             + self
                 .dirs
                 .values()

@@ -200,3 +200,57 @@ fn du_matches_a_walk() {
         vec![b"/".to_vec(), b"/a".to_vec(), b"/b2".to_vec()]
     );
 }
+
+/// Paths come from the directory tree the namespace keeps between queries: each query
+/// after a directory is made, renamed, moved or removed sees the tree as it is now.
+#[test]
+fn kept_directory_paths_follow_directory_changes() {
+    let (_dev, fs) = fresh();
+    let c = Compute::cpu_only();
+    let a = fs.mkdir(ROOT, b"a", 0o755, Caller::ROOT).unwrap();
+    let b = fs.mkdir(a.ino, b"b", 0o755, Caller::ROOT).unwrap();
+    fs.create(b.ino, b"note.txt", 0o644, Caller::ROOT).unwrap();
+    let q = substring("note");
+    let mut full = substring("a/b/no");
+    full.full_path = true;
+    assert_eq!(paths(&fs, &c, &q, Caller::ROOT), vec!["/a/b/note.txt"]);
+    assert_eq!(paths(&fs, &c, &full, Caller::ROOT), vec!["/a/b/note.txt"]);
+    // A file made between queries changes no directory path.
+    fs.create(a.ino, b"note-2", 0o644, Caller::ROOT).unwrap();
+    assert_eq!(
+        paths(&fs, &c, &q, Caller::ROOT),
+        vec!["/a/b/note.txt", "/a/note-2"]
+    );
+    // Renamed directory.
+    fs.rename(a.ino, b"b", a.ino, b"c", RenameMode::Replace)
+        .unwrap();
+    assert_eq!(
+        paths(&fs, &c, &q, Caller::ROOT),
+        vec!["/a/c/note.txt", "/a/note-2"]
+    );
+    assert!(paths(&fs, &c, &full, Caller::ROOT).is_empty());
+    // Moved to another parent.
+    let z = fs.mkdir(ROOT, b"z", 0o755, Caller::ROOT).unwrap();
+    fs.rename(a.ino, b"c", z.ino, b"c", RenameMode::Replace)
+        .unwrap();
+    let mut moved = substring("z/c/no");
+    moved.full_path = true;
+    assert_eq!(paths(&fs, &c, &moved, Caller::ROOT), vec!["/z/c/note.txt"]);
+    // Removed, and a new directory of the same name made elsewhere.
+    fs.unlink(b.ino, b"note.txt").unwrap();
+    fs.rmdir(z.ino, b"c").unwrap();
+    let b2 = fs.mkdir(ROOT, b"c", 0o755, Caller::ROOT).unwrap();
+    fs.create(b2.ino, b"note.md", 0o644, Caller::ROOT).unwrap();
+    assert_eq!(
+        paths(&fs, &c, &q, Caller::ROOT),
+        vec!["/a/note-2", "/c/note.md"]
+    );
+    assert!(paths(&fs, &c, &moved, Caller::ROOT).is_empty());
+    // A directory made right after a query, with no other change between.
+    let d = fs.mkdir(b2.ino, b"d", 0o755, Caller::ROOT).unwrap();
+    fs.create(d.ino, b"note.d", 0o644, Caller::ROOT).unwrap();
+    assert_eq!(
+        paths(&fs, &c, &q, Caller::ROOT),
+        vec!["/a/note-2", "/c/d/note.d", "/c/note.md"]
+    );
+}
