@@ -299,23 +299,12 @@ fn search(
                 end,
             }),
     };
+    if let (true, Some(fd)) = (q.text.is_some() && q.want_paths, passed) {
+        return search_to(server, compute, &q, caller, groups, fd, out);
+    }
     match server.fs.search(compute, &q, caller, groups) {
         Ok(hits) => {
-            // The text goes straight to the client's output when it passed that
-            // (written before the header, so the client ends after its output), else
-            // after the header on the socket.
-            if let (true, Some(fd)) = (q.text.is_some(), passed) {
-                let mut fd = std::fs::File::from(fd);
-                for piece in hits.text() {
-                    if !write_passed(&mut fd, piece)? {
-                        break;
-                    }
-                }
-                return header(
-                    out,
-                    &json!({"ok": true, "count": hits.len(), "text": "written"}),
-                );
-            }
+            // The text goes after the header on the socket.
             let how = if q.text.is_some() {
                 json!("socket")
             } else {
@@ -333,6 +322,52 @@ fn search(
                 }
             }
             Ok(())
+        }
+        Err(e) => fail(out, &e),
+    }
+}
+
+/// A search whose text goes straight to the client's output `fd`, which it passed:
+/// each piece is written there by a thread of its own as soon as the search hands it
+/// over, so the client's reader starts on the first piece while the rest are found,
+/// and a slow reader never holds the namespace lock. The header follows the text, so
+/// the client ends after its output.
+fn search_to(
+    server: &Server,
+    compute: &Compute,
+    q: &SearchQuery,
+    caller: Caller,
+    groups: &[u32],
+    fd: OwnedFd,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let (pieces, to_write) = std::sync::mpsc::channel::<Vec<u8>>();
+    let writer = std::thread::Builder::new()
+        .name("gpufs-output".into())
+        .spawn(move || -> std::io::Result<()> {
+            let mut fd = std::fs::File::from(fd);
+            for piece in to_write {
+                if !write_passed(&mut fd, &piece)? {
+                    // Its reader went away: the rest is dropped as it comes.
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+    let found = server
+        .fs
+        .search_text(compute, q, caller, groups, &mut |piece| {
+            // The writer only stops early when the reader is gone: nothing to keep then.
+            let _ = pieces.send(piece);
+        });
+    drop(pieces);
+    let written = writer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the output thread panicked")));
+    match found {
+        Ok(count) => {
+            written?;
+            header(out, &json!({"ok": true, "count": count, "text": "written"}))
         }
         Err(e) => fail(out, &e),
     }

@@ -257,3 +257,71 @@ proptest! {
         }
     }
 }
+
+/// A namespace where most names share an ending or a start (`IMG_…`, `….jpg`), with
+/// dead bytes, stale owners and removed entries, large enough for many hits in every
+/// piece of the arena scan.
+fn common_affix_tree(seed: u64, entries: usize) -> Ns {
+    let mut ns = random_tree(seed, 40, Alphabet::Small, 6);
+    let mut rng = Rng::new(seed ^ 0xD5);
+    let root = gpufs_format::ROOT_INO;
+    while ns.dirents.len() < entries {
+        let stem = common::random_name(&mut rng, Alphabet::Small, 6);
+        let mut name = match rng.below(4) {
+            0 => b"IMG_".to_vec(),
+            1 => b"img_".to_vec(),
+            _ => Vec::new(),
+        };
+        name.extend_from_slice(&stem);
+        name.extend_from_slice(
+            [&b".jpg"[..], b".JPG", b".jpg", b".png", b""][rng.below(5) as usize],
+        );
+        let kind = if rng.chance(10) {
+            gpufs_format::FileKind::Directory
+        } else {
+            gpufs_format::FileKind::Regular
+        };
+        ns.add(&mut rng, root, &name, kind);
+        if rng.chance(8) {
+            let victim = rng.below(ns.dirents.len() as u64) as u32;
+            ns.remove(victim);
+        }
+    }
+    ns
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Anchored globs over names that mostly match: the arena scan and its pieces, one
+    /// by one in arena order, give the per-entry ids.
+    #[test]
+    fn anchored_scan_pieces_equal_the_per_entry_scan(seed in any::<u64>()) {
+        let ns = common_affix_tree(seed, 9000);
+        let view = ns.view();
+        for (pattern, fold) in [
+            (&b"*.jpg"[..], false), (b"*.jpg", true), (b"*.JPG", false), (b"IMG_*", false),
+            (b"img_*", true), (b"*.png", false), (b"IMG_abc.jpg", true),
+        ] {
+            let q = NameQuery::Glob { pattern: pattern.to_vec(), fold };
+            let want: Vec<u32> = (0..ns.dirents.len() as u32)
+                .filter(|&i| ns.dirents[i as usize].ino != 0 && oracle(&q, ns.name(i)))
+                .collect();
+            for kinds in [gpufs_compute::kernels::name_match::ALL_KINDS, 1 << 1] {
+                let m = NameMatcher::new(&q).expect("glob compiles").with_kinds(kinds);
+                let want: Vec<u32> = want
+                    .iter()
+                    .copied()
+                    .filter(|&i| (kinds >> ns.dirents[i as usize].kind) & 1 == 1)
+                    .collect();
+                prop_assert_eq!(m.cpu(&view), want.clone(), "{:?} kinds {:#x}", q, kinds);
+                prop_assert_eq!(m.cpu_one_thread(&view), want.clone(), "{:?}", q);
+                // Piece by piece, in arena order: the same ids (names were written in
+                // entry order here, so also in the same order).
+                let pieces = m.arena_pieces(&view).expect("an arena scan");
+                let streamed: Vec<u32> = (0..pieces.len()).flat_map(|i| pieces.ids(i)).collect();
+                prop_assert_eq!(streamed, want, "pieces {:?}", q);
+            }
+        }
+    }
+}

@@ -317,3 +317,52 @@ fn chains_deeper_than_the_bound_have_no_path() {
         assert_eq!(path_build::gpu(ctx, &mirror, &ids).expect("gpu"), cpu);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// The streamed text (pieces handed over in order while later ones are built, on
+    /// the CPU and through `Compute`) is the whole text of the kept entries.
+    #[test]
+    fn streamed_text_equals_the_whole_text(seed in any::<u64>(), size_pick in 0usize..6, any_byte in any::<bool>()) {
+        let alphabet = if any_byte { Alphabet::AnyByte } else { Alphabet::Small };
+        let ns = random_tree(seed, EDGE_SIZES[size_pick], alphabet, if any_byte { 255 } else { 8 });
+        let mut ids = some_ids(&mut Rng::new(seed), &ns);
+        // Enough ids for several pieces.
+        while !ids.is_empty() && ids.len() < 40_000 {
+            ids.extend_from_within(..ids.len().min(40_000 - ids.len()));
+        }
+        let view = ns.view();
+        let tree = DirTree::build(&view);
+        let kept_view = NamespaceView { dirs: Some(&tree), ..view };
+        let format = path_build::PathFormat { prefix: b"/m".to_vec(), end: b'\n' };
+        let keep = |d: &gpufs_format::DirentRecord| !d.name_len.is_multiple_of(3);
+        let kept: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&id| ns.dirents.get(id as usize).is_some_and(&keep))
+            .collect();
+        let want = path_build::cpu_joined(&view, &kept, &format).concat();
+        let lines = path_build::cpu(&view, &kept).iter().filter(|p| !p.is_empty()).count();
+        for v in [&view, &kept_view] {
+            let mut got = Vec::new();
+            let mut count = 0;
+            let mut pieces = 0;
+            path_build::cpu_join_streamed(v, &ids, &keep, &format, &mut |p| {
+                count += p.lines;
+                pieces += 1;
+                got.extend_from_slice(&p.text);
+            });
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(count, lines);
+            prop_assert_eq!(pieces, ids.len().div_ceil(16_384));
+            let compute = gpufs_compute::Compute::cpu_only();
+            let mut got = Vec::new();
+            let n = compute
+                .join_text(v, &ids, &keep, &format, &mut |t| got.extend_from_slice(&t))
+                .expect("join_text");
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(n, lines);
+        }
+    }
+}

@@ -10,7 +10,7 @@ use super::name_scan::{self, Prefilter};
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{arrays_group, GpuContext, Kernel, Slot};
 use crate::mirror::NamespaceMirror;
-use crate::view::NamespaceView;
+use crate::view::{NamespaceView, OwnersView};
 
 pub const NAME: &str = "name_match";
 const SOURCE: &str = include_str!("../../kernels/name_match.wgsl");
@@ -190,6 +190,23 @@ impl NameMatcher {
         ))
     }
 
+    /// The arena scan cut into pieces, for answers handed over piece by piece in arena
+    /// order; `None` when this query or `view` has no arena scan.
+    pub fn arena_pieces<'m, 'v>(
+        &'m self,
+        view: &'m NamespaceView<'v>,
+    ) -> Option<ArenaPieces<'m, 'v>> {
+        let pre = self.prefilter.as_ref()?;
+        let owners = view.owners.filter(|o| !o.is_empty())?;
+        Some(ArenaPieces {
+            matcher: self,
+            pre,
+            view,
+            owners,
+            pieces: name_scan::pieces(owners),
+        })
+    }
+
     /// Program words and kernel parameters.
     fn encode(&self, count: u32) -> ComputeResult<(Vec<u32>, [u32; 12])> {
         let mut p = [0u32; 12];
@@ -289,4 +306,46 @@ pub fn expand_mask(mask: &[u32], count: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// [`NameMatcher::arena_pieces`]: the pieces of one arena scan, each searched alone.
+pub struct ArenaPieces<'m, 'v> {
+    matcher: &'m NameMatcher,
+    pre: &'m Prefilter,
+    view: &'m NamespaceView<'v>,
+    owners: OwnersView<'v>,
+    pieces: Vec<(usize, usize)>,
+}
+
+impl ArenaPieces<'_, '_> {
+    pub fn len(&self) -> usize {
+        self.pieces.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// Names (arena owners) over all pieces.
+    pub fn names(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// Ids of the matching entries of piece `i`, ascending: together, in piece order,
+    /// every id [`NameMatcher::cpu`] gives (each piece's ids above the last piece's
+    /// when names were written in entry order).
+    pub fn ids(&self, i: usize) -> Vec<u32> {
+        let Some(&range) = self.pieces.get(i) else {
+            return Vec::new();
+        };
+        let verify = |name: &[u8]| self.matcher.matches_name(name);
+        name_scan::scan_owners(
+            self.view,
+            self.owners,
+            self.pre,
+            self.matcher.kinds,
+            &verify,
+            range,
+        )
+    }
 }

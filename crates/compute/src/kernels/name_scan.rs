@@ -127,18 +127,35 @@ pub fn scan(
     verify: &(dyn Fn(&[u8]) -> bool + Sync),
     parallel: bool,
 ) -> Vec<u32> {
-    let n = owners.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let per = n.div_ceil(PIECES).max(1);
-    let pieces: Vec<usize> = (0..n).step_by(per).collect();
-    let run = |&a: &usize| scan_piece(view, owners, pre, kinds, verify, a, (a + per).min(n));
+    let pieces = pieces(owners);
+    let run = |&(a, b): &(usize, usize)| scan_piece(view, owners, pre, kinds, verify, a, b);
     let mut ids: Vec<u32> = if parallel {
         pieces.par_iter().flat_map_iter(&run).collect()
     } else {
         pieces.iter().flat_map(run).collect()
     };
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The owner ranges `(first, end)` a scan cuts the arena into, in arena order.
+pub fn pieces(owners: OwnersView<'_>) -> Vec<(usize, usize)> {
+    let n = owners.len();
+    let per = n.div_ceil(PIECES).max(1);
+    (0..n).step_by(per).map(|a| (a, (a + per).min(n))).collect()
+}
+
+/// Ids of the entries [`scan`] finds among the owners `a..b`, ascending.
+pub fn scan_owners(
+    view: &NamespaceView<'_>,
+    owners: OwnersView<'_>,
+    pre: &Prefilter,
+    kinds: u32,
+    verify: &(dyn Fn(&[u8]) -> bool + Sync),
+    (a, b): (usize, usize),
+) -> Vec<u32> {
+    let mut ids = scan_piece(view, owners, pre, kinds, verify, a, b);
     ids.sort_unstable();
     ids.dedup();
     ids

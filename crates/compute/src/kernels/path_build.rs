@@ -10,6 +10,7 @@ use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{arrays_group, GpuContext, Slot};
 use crate::mirror::NamespaceMirror;
 use crate::view::NamespaceView;
+use gpufs_format::DirentRecord;
 
 pub const NAME: &str = "path_build";
 const SOURCE: &str = include_str!("../../kernels/path_build.wgsl");
@@ -339,45 +340,114 @@ pub struct PathFormat {
 /// pieces to be written in order (no copy into one buffer); entries without a path are
 /// left out. Built on every core from one directory table.
 pub fn cpu_joined(view: &NamespaceView<'_>, ids: &[u32], format: &PathFormat) -> Vec<Vec<u8>> {
-    with_dir_paths(view, ids, |table| joined_with(view, ids, format, table))
+    with_dir_paths(view, ids, |table| {
+        ids.par_chunks(PIECE)
+            .map(|chunk| write_lines(view, chunk, &|_| true, format, table).text)
+            .collect()
+    })
 }
 
-fn joined_with(
+/// Which entries a streamed text keeps (a caller's visibility, filters).
+pub type Keep<'a> = &'a (dyn Fn(&DirentRecord) -> bool + Sync);
+
+/// One piece of a text written out as [`PathFormat`] says: its bytes and how many
+/// paths they hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TextPiece {
+    pub text: Vec<u8>,
+    pub lines: usize,
+}
+
+/// The lines of the entries of `ids` that `keep` keeps and that have a path.
+fn write_lines(
     view: &NamespaceView<'_>,
     ids: &[u32],
+    keep: Keep<'_>,
     format: &PathFormat,
     table: &dyn DirPaths,
-) -> Vec<Vec<u8>> {
-    ids.par_chunks(PIECE)
-        .map(|chunk| {
-            let mut out = Vec::with_capacity(chunk.len() * (48 + format.prefix.len()));
-            for &id in chunk {
-                let before = out.len();
-                out.extend_from_slice(&format.prefix);
-                if table.append(view, id, &mut out) {
-                    out.push(format.end);
-                } else {
-                    out.truncate(before);
-                }
-            }
-            out
-        })
-        .collect()
+) -> TextPiece {
+    let mut out = TextPiece {
+        text: Vec::with_capacity(ids.len() * (48 + format.prefix.len())),
+        lines: 0,
+    };
+    for &id in ids {
+        if !view.dirents.get(id as usize).is_some_and(keep) {
+            continue;
+        }
+        let before = out.text.len();
+        out.text.extend_from_slice(&format.prefix);
+        if table.append(view, id, &mut out.text) {
+            out.text.push(format.end);
+            out.lines += 1;
+        } else {
+            out.text.truncate(before);
+        }
+    }
+    out
+}
+
+/// [`write_lines`] from the directory paths the namespace keeps.
+pub fn tree_lines(
+    view: &NamespaceView<'_>,
+    tree: &DirTree,
+    ids: &[u32],
+    keep: Keep<'_>,
+    format: &PathFormat,
+) -> TextPiece {
+    write_lines(view, ids, keep, format, tree)
+}
+
+/// The text of the entries of `ids` that `keep` keeps, built in pieces of [`PIECE`]
+/// ids, each handed to `deliver` as soon as it is done (a reader of the text starts on
+/// the first piece while the rest are built). Entries without a path are left out.
+/// One thread builds them: a path is written several times faster than a reader of
+/// the text takes it in, so the other cores are left to the reader.
+pub fn cpu_join_streamed(
+    view: &NamespaceView<'_>,
+    ids: &[u32],
+    keep: Keep<'_>,
+    format: &PathFormat,
+    deliver: &mut dyn FnMut(TextPiece),
+) {
+    with_dir_paths(view, ids, |table| {
+        let pieces = ids.len().div_ceil(PIECE);
+        crate::ordered::in_order(
+            pieces,
+            |i| {
+                let chunk = &ids[i * PIECE..((i + 1) * PIECE).min(ids.len())];
+                write_lines(view, chunk, keep, format, table)
+            },
+            &|| false,
+            deliver,
+        )
+    })
 }
 
 /// [`cpu_joined`]'s text from a built list (the GPU's), in the same pieces.
 pub fn join(list: &PathList, format: &PathFormat) -> Vec<Vec<u8>> {
+    join_pieces(list, format)
+        .into_iter()
+        .map(|p| p.text)
+        .collect()
+}
+
+/// [`join`] with the number of paths in each piece.
+pub fn join_pieces(list: &PathList, format: &PathFormat) -> Vec<TextPiece> {
     (0..list.len())
         .collect::<Vec<_>>()
         .par_chunks(PIECE)
         .map(|chunk| {
-            let mut out = Vec::with_capacity(chunk.len() * (48 + format.prefix.len()));
+            let mut out = TextPiece {
+                text: Vec::with_capacity(chunk.len() * (48 + format.prefix.len())),
+                lines: 0,
+            };
             for &i in chunk {
                 let p = list.get(i);
                 if !p.is_empty() {
-                    out.extend_from_slice(&format.prefix);
-                    out.extend_from_slice(p);
-                    out.push(format.end);
+                    out.text.extend_from_slice(&format.prefix);
+                    out.text.extend_from_slice(p);
+                    out.text.push(format.end);
+                    out.lines += 1;
                 }
             }
             out

@@ -170,6 +170,46 @@ fn glob_regex(g: &glob::GlobProgram) -> Option<String> {
     Some(r)
 }
 
+/// Slot ranges the directory states of a substring are decided in, in parallel.
+const LOOK_RANGES: usize = 16;
+
+/// Per slot in `a..b` of `tree`: does its path hold the literal `finder` finds (of
+/// `len` bytes)? One search over those paths end to end.
+fn paths_holding(tree: &DirTree, finder: &Prefilter, len: usize, a: usize, b: usize) -> Vec<bool> {
+    let (bytes, offsets) = tree.arena();
+    let mut all = vec![false; b - a];
+    let (Some(&from), Some(&to)) = (offsets.get(a), offsets.get(b)) else {
+        return all;
+    };
+    let mut pos = from;
+    let mut slot = a;
+    while let Some(p) = finder.find(bytes, pos, to) {
+        // The slot whose path holds byte p (offsets ascend; empty paths share one).
+        slot += offsets[slot..b]
+            .partition_point(|&o| o <= p)
+            .saturating_sub(1);
+        if offsets.get(slot + 1).is_some_and(|&end| p + len <= end) {
+            if let Some(x) = all.get_mut(slot - a) {
+                *x = true;
+            }
+        }
+        pos = p + 1;
+    }
+    all
+}
+
+/// Does `path` end with `end` (ASCII case ignored with `fold`)? Compared in line, last
+/// byte first: `end` is a few bytes and most paths differ in their last one, which a
+/// call to the library compare would cost more than.
+fn path_ends_with(path: &[u8], end: &[u8], fold: bool) -> bool {
+    path.len() >= end.len()
+        && path
+            .iter()
+            .rev()
+            .zip(end.iter().rev())
+            .all(|(&x, &y)| x == y || (fold && x.eq_ignore_ascii_case(&y)))
+}
+
 impl PathMatcher {
     /// `query` as a DFA over full paths; `None` when it cannot be one (too large).
     pub fn new(query: &NameQuery) -> Option<PathMatcher> {
@@ -298,55 +338,36 @@ impl PathMatcher {
         fold: bool,
     ) -> Vec<Look> {
         let n = tree.len();
-        let (bytes, offsets) = tree.arena();
-        let mut all = vec![false; n];
-        let mut pos = 0;
-        let mut slot = 0usize;
-        while let Some(p) = finder.find(bytes, pos, bytes.len()) {
-            // The slot whose path holds byte p (offsets ascend; empty paths share one).
-            slot += offsets[slot..]
-                .partition_point(|&o| o <= p)
-                .saturating_sub(1);
-            if offsets
-                .get(slot + 1)
-                .is_some_and(|&end| p + needle.len() <= end)
-            {
-                if let Some(a) = all.get_mut(slot) {
-                    *a = true;
-                }
-            }
-            pos = p + 1;
-        }
-        let eq = |a: &[u8], b: &[u8]| {
-            a.len() == b.len()
-                && if fold {
-                    a.eq_ignore_ascii_case(b)
-                } else {
-                    a == b
-                }
-        };
-        let ends_with = |path: &[u8], end: &[u8]| {
-            path.len() >= end.len() && eq(&path[path.len() - end.len()..], end)
-        };
-        let before_last_slash = needle
+        // With a '/' in the substring: the directories whose paths end with the part
+        // before the last one (a needle ending in '/' then holds in every path below).
+        let head = needle
             .iter()
             .rposition(|&b| b == b'/')
             .map(|last| &needle[..last]);
-        (0..n as u32)
-            .map(|s| {
-                if tree.depth_of(s) >= MAX_DEPTH {
-                    return Look::Nothing;
-                }
-                let path = tree.path(s);
-                let whole = all[s as usize]
-                    || needle
-                        .strip_suffix(b"/")
-                        .is_some_and(|head| ends_with(path, head));
-                match before_last_slash {
-                    _ if whole => Look::All,
-                    Some(head) if ends_with(path, head) => Look::Tail,
-                    _ => Look::Nothing,
-                }
+        let whole_if_ends = needle.ends_with(b"/");
+        // Ranges of slots on every core: an occurrence counts only inside one path, so
+        // the paths of a range are searched on their own.
+        let per = n.div_ceil(LOOK_RANGES).max(1);
+        let ranges: Vec<(usize, usize)> =
+            (0..n).step_by(per).map(|a| (a, (a + per).min(n))).collect();
+        ranges
+            .par_iter()
+            .flat_map_iter(|&(a, b)| {
+                let all = paths_holding(tree, finder, needle.len(), a, b);
+                (a..b).map(move |s| {
+                    if tree.depth_of(s as u32) >= MAX_DEPTH {
+                        return Look::Nothing;
+                    }
+                    let ends_here =
+                        head.is_some_and(|head| path_ends_with(tree.path(s as u32), head, fold));
+                    if all[s - a] || (whole_if_ends && ends_here) {
+                        Look::All
+                    } else if ends_here {
+                        Look::Tail
+                    } else {
+                        Look::Nothing
+                    }
+                })
             })
             .collect()
     }

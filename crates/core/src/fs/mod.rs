@@ -5,6 +5,7 @@ mod attrs;
 mod data;
 mod names;
 mod search;
+mod search_text;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};

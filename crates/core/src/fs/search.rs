@@ -6,11 +6,13 @@ use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery};
 use gpufs_compute::kernels::path_build::{PathFormat, PathList};
 use gpufs_compute::kernels::path_match::PathMatcher;
 use gpufs_compute::kernels::subtree_sum::DirTotals;
+use gpufs_compute::view::NamespaceView;
 use gpufs_compute::Compute;
 use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
 
 use super::{ino32, Caller, Filesystem, Inner};
 use crate::error::{FsError, FsResult};
+use crate::namespace::Namespace;
 
 /// What to look for.
 #[derive(Clone, Debug)]
@@ -36,6 +38,55 @@ pub struct SearchQuery {
     pub text: Option<PathFormat>,
 }
 
+impl SearchQuery {
+    /// Does the query filter on inode fields (size, times)?
+    pub(super) fn by_inode(&self) -> bool {
+        self.min_size.is_some()
+            || self.max_size.is_some()
+            || self.newer_ns.is_some()
+            || self.older_ns.is_some()
+    }
+
+    /// Does an entry's inode pass the size and time filters?
+    pub(super) fn inode_passes(&self, rec: &InodeRecord) -> bool {
+        !(self.min_size.is_some_and(|m| rec.size < m)
+            || self.max_size.is_some_and(|m| rec.size > m)
+            || self.newer_ns.is_some_and(|t| rec.mtime_ns < t)
+            || self.older_ns.is_some_and(|t| rec.mtime_ns >= t))
+    }
+}
+
+/// Ids of the live entries of the wanted kinds whose full path matches, ascending:
+/// directory states and a visit of the directories that can match, or for a pattern
+/// too large for one DFA, the paths of every entry built and matched.
+pub(super) fn full_path_candidates(
+    compute: &Compute,
+    q: &SearchQuery,
+    matcher: &NameMatcher,
+    view: &NamespaceView<'_>,
+    ns: &Namespace,
+) -> FsResult<Vec<u32>> {
+    if let Some(pm) = PathMatcher::new(&q.pattern) {
+        return compute
+            .path_match(&pm, view, q.kinds, ns)
+            .map_err(bad_query);
+    }
+    let ids: Vec<u32> = ns
+        .live_dirents()
+        .filter(|(_, d)| (q.kinds >> d.kind) & 1 == 1)
+        .map(|(id, _)| id)
+        .collect();
+    let paths = compute.path_build(view, &ids).map_err(bad_query)?;
+    // An entry without a buildable path (a broken chain) matches nothing, as in
+    // `path_match`.
+    Ok(ids
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !paths.get(*k).is_empty() && matcher.matches_name(paths.get(*k)))
+        .map(|(_, &id)| id)
+        .collect())
+}
+
 /// The paths of a search's hits, packed in one buffer, or written out as one text when
 /// the query asked for that. A count-only query (`want_paths: false`) gets the count
 /// alone.
@@ -58,6 +109,11 @@ impl SearchResults {
         &self.text
     }
 
+    /// The text, taken out of the results.
+    pub fn into_text(self) -> Vec<Vec<u8>> {
+        self.text
+    }
+
     /// Results found (also when only counted).
     pub fn len(&self) -> usize {
         self.count
@@ -76,7 +132,7 @@ pub struct DuEntry {
     pub totals: DirTotals,
 }
 
-fn bad_query(e: gpufs_compute::ComputeError) -> FsError {
+pub(super) fn bad_query(e: gpufs_compute::ComputeError) -> FsError {
     match e {
         gpufs_compute::ComputeError::BadQuery(m) => FsError::BadQuery(m),
         other => FsError::Compute(other.to_string()),
@@ -84,7 +140,7 @@ fn bad_query(e: gpufs_compute::ComputeError) -> FsError {
 }
 
 /// Permission bits `mask` (4 r, 2 w, 1 x) of `rec` for `caller`.
-fn permits(rec: &InodeRecord, caller: Caller, groups: &[u32], mask: u32) -> bool {
+pub(super) fn permits(rec: &InodeRecord, caller: Caller, groups: &[u32], mask: u32) -> bool {
     if caller.uid == 0 {
         return true;
     }
@@ -241,40 +297,14 @@ impl Filesystem {
         let ns = &g.vol.ns;
         let view = ns.view();
         let under = q.under.map(ino32).transpose()?;
-        let path_matcher = if q.full_path {
-            PathMatcher::new(&q.pattern)
-        } else {
-            None
-        };
-        let candidates: Vec<u32> = if let Some(pm) = &path_matcher {
-            compute
-                .path_match(pm, &view, q.kinds, ns)
-                .map_err(bad_query)?
-        } else if q.full_path {
-            // A pattern too large for one DFA: paths of every live entry of a wanted
-            // kind, then the pattern over them.
-            let ids: Vec<u32> = ns
-                .live_dirents()
-                .filter(|(_, d)| (q.kinds >> d.kind) & 1 == 1)
-                .map(|(id, _)| id)
-                .collect();
-            let paths = compute.path_build(&view, &ids).map_err(bad_query)?;
-            // An entry without a buildable path (a broken chain) matches nothing, as
-            // in `path_match`.
-            ids.iter()
-                .enumerate()
-                .filter(|(k, _)| !paths.get(*k).is_empty() && matcher.matches_name(paths.get(*k)))
-                .map(|(_, &id)| id)
-                .collect()
+        let candidates: Vec<u32> = if q.full_path {
+            full_path_candidates(compute, q, &matcher, &view, ns)?
         } else {
             let m = matcher.with_kinds(q.kinds);
             compute.name_match(&m, &view).map_err(bad_query)?
         };
         let mut vis = Visibility::new(g, caller, groups);
-        let by_inode = q.min_size.is_some()
-            || q.max_size.is_some()
-            || q.newer_ns.is_some()
-            || q.older_ns.is_some();
+        let by_inode = q.by_inode();
         // Root with no filter keeps every candidate: live entries of the wanted kinds
         // (kinds are checked by the kernels, and valid, as every entry's are).
         let unfiltered = caller.uid == 0 && !by_inode && under.is_none() && q.limit.is_none();
@@ -292,15 +322,8 @@ impl Filesystem {
             // live inode (an entry is only put for a live inode, and an inode is freed
             // with its last entry; fsck checks it), and a random read of each hit's
             // inode costs more than the match itself on queries with many hits.
-            if by_inode {
-                let Some(rec) = ns.inode(d.ino) else { continue };
-                if q.min_size.is_some_and(|m| rec.size < m)
-                    || q.max_size.is_some_and(|m| rec.size > m)
-                    || q.newer_ns.is_some_and(|t| rec.mtime_ns < t)
-                    || q.older_ns.is_some_and(|t| rec.mtime_ns >= t)
-                {
-                    continue;
-                }
+            if by_inode && !ns.inode(d.ino).is_some_and(|rec| q.inode_passes(rec)) {
+                continue;
             }
             if let Some(top) = under {
                 if !is_below(g, d.parent, top) {

@@ -50,7 +50,9 @@ pub struct Namespace {
     /// Every directory's path, built on demand ([`Namespace::prepare_dir_tree`]) and
     /// dropped when a directory entry is put or removed.
     dir_tree: Option<DirTree>,
-    dirs: HashMap<u32, DirList>,
+    /// Keyed by directory inode with a fast hasher: full-path search and `du` look up
+    /// thousands of directories per query.
+    dirs: hashbrown::HashMap<u32, DirList>,
     extents: HashMap<u32, Vec<(u64, RecordPtr)>>,
     xattrs: HashMap<u32, XattrList>,
     symlinks: HashMap<u32, Vec<u8>>,

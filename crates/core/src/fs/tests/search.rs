@@ -2,6 +2,7 @@
 //! the caller may list.
 
 use gpufs_compute::kernels::name_match::{NameQuery, ALL_KINDS};
+use gpufs_compute::kernels::path_build::PathFormat;
 use gpufs_compute::Compute;
 
 use super::*;
@@ -30,12 +31,33 @@ fn substring(s: &str) -> SearchQuery {
     })
 }
 
+/// The paths `q` finds for `who`, sorted; the streamed text answer
+/// ([`Filesystem::search_text`]) must give the same ones.
 fn paths(fs: &Filesystem, c: &Compute, q: &SearchQuery, who: Caller) -> Vec<String> {
     let r = fs.search(c, q, who, &[]).unwrap();
     let mut v: Vec<String> = (0..r.len())
         .map(|i| String::from_utf8(r.path(i).to_vec()).unwrap())
         .collect();
     v.sort();
+    let mut tq = q.clone();
+    tq.text = Some(PathFormat {
+        prefix: b"/mnt".to_vec(),
+        end: 0,
+    });
+    let mut text = Vec::new();
+    let count = fs
+        .search_text(c, &tq, who, &[], &mut |piece| {
+            text.extend_from_slice(&piece)
+        })
+        .unwrap();
+    let mut streamed: Vec<String> = text
+        .split(|&b| b == 0)
+        .filter(|line| !line.is_empty())
+        .map(|line| String::from_utf8(line.strip_prefix(b"/mnt").unwrap().to_vec()).unwrap())
+        .collect();
+    streamed.sort();
+    assert_eq!(streamed, v, "streamed text of {q:?}");
+    assert_eq!(count, v.len());
     v
 }
 
@@ -253,4 +275,61 @@ fn kept_directory_paths_follow_directory_changes() {
         paths(&fs, &c, &q, Caller::ROOT),
         vec!["/a/note-2", "/c/d/note.d", "/c/note.md"]
     );
+}
+
+/// Enough names for every piece of the arena scan, in directories some callers may not
+/// list: the streamed answer (pieces on every core, then on one) hides what
+/// `search` hides and finds what it finds, for names and full paths, with filters.
+#[test]
+fn streamed_answers_equal_whole_ones_over_many_names() {
+    let (_dev, fs) = fresh_sized(256 << 20);
+    let c = Compute::cpu_only();
+    let open = fs.mkdir(ROOT, b"photos", 0o755, Caller::ROOT).unwrap();
+    let closed = fs.mkdir(ROOT, b"private", 0o700, Caller::ROOT).unwrap();
+    let mine = fs.mkdir(ROOT, b"mine", 0o700, USER).unwrap();
+    let sub = fs.mkdir(open.ino, b"2024", 0o755, Caller::ROOT).unwrap();
+    let dirs = [
+        (open.ino, Caller::ROOT),
+        (closed.ino, Caller::ROOT),
+        (mine.ino, USER),
+        (sub.ino, Caller::ROOT),
+    ];
+    for i in 0..6000u32 {
+        let (dir, who) = dirs[(i % 4) as usize];
+        let name = match i % 3 {
+            0 => format!("IMG_{i:05}.jpg"),
+            1 => format!("notes-{i}.txt"),
+            _ => format!("IMG_{i:05}.png"),
+        };
+        let f = fs.create(dir, name.as_bytes(), 0o644, who).unwrap();
+        if i % 7 == 0 {
+            fs.write(f.ino, 0, &[1u8; 100]).unwrap();
+        }
+    }
+    let glob = query(NameQuery::Glob {
+        pattern: b"*.jpg".to_vec(),
+        fold: false,
+    });
+    assert_eq!(paths(&fs, &c, &glob, Caller::ROOT).len(), 2000);
+    // USER lists photos, photos/2024 and its own directory: three quarters.
+    assert_eq!(paths(&fs, &c, &glob, USER).len(), 1500);
+    let mut sized = glob.clone();
+    sized.min_size = Some(1);
+    let written = (0..6000u32)
+        .filter(|i| i % 3 == 0 && i % 4 != 1 && i % 7 == 0)
+        .count();
+    assert_eq!(paths(&fs, &c, &sized, USER).len(), written);
+    let mut under = glob.clone();
+    under.under = Some(open.ino);
+    assert_eq!(paths(&fs, &c, &under, USER).len(), 1000);
+    let mut full = substring("photos/IMG");
+    full.full_path = true;
+    assert_eq!(paths(&fs, &c, &full, USER).len(), 1000);
+    let mut regex = query(NameQuery::Regex {
+        pattern: "^IMG_0[0-4].*png$".into(),
+        fold: false,
+    });
+    regex.kinds = 1 << FileKind::Regular as u32;
+    paths(&fs, &c, &regex, USER);
+    paths(&fs, &c, &substring("notes"), Caller::ROOT);
 }
