@@ -193,7 +193,7 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut records = Vec::new();
     let head = if streaming {
-        // The daemon writes the lines out whole; they are passed on in large blocks,
+        // The daemon writes the lines out whole, straight to our standard output,
         // through a pipe made larger so the reader wakes less often.
         req["text_prefix"] = json!(base);
         req["text_end"] = json!(if a.print0 { 0 } else { b'\n' });
@@ -246,13 +246,15 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
     }
 }
 
-/// Raises the buffer of a pipe on standard output to 1 MiB (the default limit of
-/// `/proc/sys/fs/pipe-max-size`), so a large result wakes its reader a sixteenth as
-/// often. Anything else on standard output, or a refusal, leaves it as it is.
+/// Raises the buffer of a pipe on standard output to 256 KiB, so a large result wakes
+/// its reader a quarter as often. Not larger: a reader that takes in a whole 1 MiB
+/// pipe at once works on it out of cache (30 MB of paths through `cat` into a reader
+/// counting lines: 17.8 ms with a 1 MiB pipe, 15.3 ms with 256 KiB, 16.1 ms with the
+/// default 64 KiB). Anything else on standard output, or a refusal, leaves it as is.
 #[cfg(target_os = "linux")]
 fn grow_stdout_pipe() {
     use nix::fcntl::{fcntl, FcntlArg};
-    let _ = fcntl(std::io::stdout(), FcntlArg::F_SETPIPE_SZ(1 << 20));
+    let _ = fcntl(std::io::stdout(), FcntlArg::F_SETPIPE_SZ(256 << 10));
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -355,7 +355,7 @@ proptest! {
             });
             prop_assert_eq!(&got, &want);
             prop_assert_eq!(count, lines);
-            prop_assert_eq!(pieces, ids.len().div_ceil(16_384));
+            prop_assert_eq!(pieces, ids.len().div_ceil(2048));
             let compute = gpufs_compute::Compute::cpu_only();
             let mut got = Vec::new();
             let n = compute

@@ -397,8 +397,12 @@ pub fn tree_lines(
     write_lines(view, ids, keep, format, tree)
 }
 
-/// The text of the entries of `ids` that `keep` keeps, built in pieces of [`PIECE`]
-/// ids, each handed to `deliver` as soon as it is done (a reader of the text starts on
+/// Entries per piece of a streamed text: about 256 KiB of paths, so that its reader
+/// starts on the first while the rest are built (and is woken per piece).
+const TEXT_PIECE: usize = 2048;
+
+/// The text of the entries of `ids` that `keep` keeps, built in pieces of
+/// [`TEXT_PIECE`] ids, each handed to `deliver` as soon as it is done (a reader of the text starts on
 /// the first piece while the rest are built). Entries without a path are left out.
 /// One thread builds them: a path is written several times faster than a reader of
 /// the text takes it in, so the other cores are left to the reader.
@@ -410,11 +414,11 @@ pub fn cpu_join_streamed(
     deliver: &mut dyn FnMut(TextPiece),
 ) {
     with_dir_paths(view, ids, |table| {
-        let pieces = ids.len().div_ceil(PIECE);
+        let pieces = ids.len().div_ceil(TEXT_PIECE);
         crate::ordered::in_order(
             pieces,
             |i| {
-                let chunk = &ids[i * PIECE..((i + 1) * PIECE).min(ids.len())];
+                let chunk = &ids[i * TEXT_PIECE..((i + 1) * TEXT_PIECE).min(ids.len())];
                 write_lines(view, chunk, keep, format, table)
             },
             &|| false,
