@@ -13,6 +13,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use gpufs_compute::kernels::name_match::NameQuery;
@@ -74,15 +76,49 @@ pub fn remove(mountpoint: &Path) {
     }
 }
 
+/// Request threads kept waiting for the next request, at most; more run while more
+/// requests are in flight, and end when theirs is answered.
+const IDLE_REQUEST_THREADS: usize = 4;
+
+/// Answers each connection on a thread of its own (a slow reader of one answer holds
+/// up no other), reusing threads that finished an earlier one, so a query answered in
+/// a millisecond does not also pay for starting a thread. A connection goes to a
+/// waiting thread only after claiming one (the count of waiting threads taken down by
+/// one), so none waits in the queue while every thread is busy.
 fn serve(listener: UnixListener, server: Arc<Server>) {
+    let (to_waiting, queue) = std::sync::mpsc::channel::<UnixStream>();
+    let queue = Arc::new(std::sync::Mutex::new(queue));
+    let waiting = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
-        let Ok(stream) = conn else { continue };
-        let server = server.clone();
+        let Ok(mut stream) = conn else { continue };
+        if waiting
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            match to_waiting.send(stream) {
+                Ok(()) => continue,
+                // Cannot happen (the queue lives as long as this loop): answer it anew.
+                Err(back) => stream = back.0,
+            }
+        }
+        let (server, queue, waiting) = (server.clone(), queue.clone(), waiting.clone());
         let _ = std::thread::Builder::new()
             .name("gpufs-request".into())
-            .spawn(move || {
+            .spawn(move || loop {
                 if let Err(e) = answer(&server, stream) {
                     tracing::info!("control request failed: {e}");
+                }
+                let wait = |n: usize| (n < IDLE_REQUEST_THREADS).then_some(n + 1);
+                if waiting.fetch_update(SeqCst, SeqCst, wait).is_err() {
+                    return;
+                }
+                let next = match queue.lock() {
+                    Ok(q) => q.recv(),
+                    Err(_) => return,
+                };
+                match next {
+                    Ok(s) => stream = s,
+                    Err(_) => return,
                 }
             });
     }

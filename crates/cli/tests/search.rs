@@ -368,6 +368,21 @@ fn plain_output_reaches_any_standard_output() {
     r.read_to_end(&mut got).expect("read");
     assert!(child.wait().expect("wait").success());
     assert_eq!(got, piped.stdout);
+    // A reader that does not read yet: other queries and the filesystem go on meanwhile
+    // (the answer waits outside the namespace lock, its request on a thread of its own).
+    let (mut r, w) = std::io::pipe().expect("pipe");
+    let mut stalled = search().stdout(Stdio::from(w)).spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..6 {
+        let o = run(search().arg("--count"));
+        assert!(o.status.success());
+        assert_eq!(o.stdout, b"20000\n");
+    }
+    std::fs::write(m.path("d/during.txt"), b"x").expect("write while an answer waits");
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).expect("read");
+    assert!(stalled.wait().expect("wait").success());
+    assert_eq!(got, piped.stdout);
     // A reader that stops after one line: no error, and the daemon answers the next.
     let o = run(std::process::Command::new("sh").arg("-c").arg(format!(
         "'{}' search '{}' --glob 'file_*' | head -n 1",

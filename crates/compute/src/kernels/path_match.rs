@@ -316,7 +316,11 @@ impl PathMatcher {
     /// What the entries of each directory of `tree` need, per slot.
     fn slot_looks(&self, tree: &DirTree) -> Vec<Look> {
         if let Some((finder, needle, fold)) = &self.literal {
-            return self.literal_looks(tree, finder, needle, *fold);
+            let mut looks = vec![Look::Nothing; tree.len()];
+            for (s, look) in self.literal_looks(tree, finder, needle, *fold) {
+                looks[s as usize] = look;
+            }
+            return looks;
         }
         let states = self.dir_states(tree);
         (0..tree.len() as u32)
@@ -324,7 +328,19 @@ impl PathMatcher {
             .collect()
     }
 
-    /// [`Self::slot_looks`] for a substring, from the paths themselves: every path
+    /// The slots whose entries can match and what they need, ascending.
+    fn slots_to_visit(&self, tree: &DirTree) -> Vec<(u32, Look)> {
+        if let Some((finder, needle, fold)) = &self.literal {
+            return self.literal_looks(tree, finder, needle, *fold);
+        }
+        let states = self.dir_states(tree);
+        (0..tree.len() as u32)
+            .map(|s| (s, self.look(&states, s)))
+            .filter(|&(_, look)| look != Look::Nothing)
+            .collect()
+    }
+
+    /// [`Self::slots_to_visit`] for a substring, from the paths themselves: every path
     /// below a directory holds the substring when the directory's path + "/" does
     /// (found by one search over all paths end to end, and an end compare when it
     /// ends in '/'); failing that, with a '/' in the substring, an entry's path holds
@@ -336,7 +352,7 @@ impl PathMatcher {
         finder: &Prefilter,
         needle: &[u8],
         fold: bool,
-    ) -> Vec<Look> {
+    ) -> Vec<(u32, Look)> {
         let n = tree.len();
         // With a '/' in the substring: the directories whose paths end with the part
         // before the last one (a needle ending in '/' then holds in every path below).
@@ -354,19 +370,18 @@ impl PathMatcher {
             .par_iter()
             .flat_map_iter(|&(a, b)| {
                 let all = paths_holding(tree, finder, needle.len(), a, b);
-                (a..b).map(move |s| {
-                    if tree.depth_of(s as u32) >= MAX_DEPTH {
-                        return Look::Nothing;
-                    }
+                (a..b).filter_map(move |s| {
+                    let slot = s as u32;
                     let ends_here =
-                        head.is_some_and(|head| path_ends_with(tree.path(s as u32), head, fold));
-                    if all[s - a] || (whole_if_ends && ends_here) {
+                        head.is_some_and(|head| path_ends_with(tree.path(slot), head, fold));
+                    let look = if all[s - a] || (whole_if_ends && ends_here) {
                         Look::All
                     } else if ends_here {
                         Look::Tail
                     } else {
-                        Look::Nothing
-                    }
+                        return None;
+                    };
+                    (tree.depth_of(slot) < MAX_DEPTH).then_some((slot, look))
                 })
             })
             .collect()
@@ -406,17 +421,19 @@ impl PathMatcher {
         listing: &dyn DirListing,
     ) -> Vec<u32> {
         let tree = DirTree::of(view);
-        let looks = self.slot_looks(&tree);
-        let mut visits = Vec::new();
+        let to_visit = self.slots_to_visit(&tree);
+        let mut visits = Vec::with_capacity(to_visit.len());
         let mut work = 0usize;
-        for (slot, &look) in looks.iter().enumerate() {
-            if look != Look::Nothing {
-                let dir = tree.ino(slot as u32);
-                work = work.saturating_add(listing.entry_count(dir));
-                visits.push((dir, look));
-            }
+        for &(slot, look) in &to_visit {
+            let dir = tree.ino(slot);
+            work = work.saturating_add(listing.entry_count(dir));
+            visits.push((dir, look));
         }
         if work > view.dirents.len() / 4 {
+            let mut looks = vec![Look::Nothing; tree.len()];
+            for (s, look) in to_visit {
+                looks[s as usize] = look;
+            }
             return self.scan(view, kinds, &tree, &looks);
         }
         // The directories in pieces over every core: each entry is a few random reads.
