@@ -14,8 +14,8 @@ use crate::kernels::path_build::{self, Keep, PathFormat, TextPiece};
 use crate::ordered::in_order;
 use crate::view::NamespaceView;
 
-/// Pieces of a streamed name search run on every core before their text is weighed.
-const WIDE_PIECES: usize = 2;
+/// Pieces of a streamed name search run on one thread before their text is weighed.
+const NARROW_PIECES: usize = 4;
 /// Bytes of text per name searched from which a streamed name search runs on one
 /// thread: a reader takes in such text about as fast as one thread searches names (on
 /// 2 cores, a glob finding 236,742 of 1,000,000 names, 30 bytes of paths per name,
@@ -47,12 +47,13 @@ impl Compute {
             let start = Instant::now();
             let mut lines = 0;
             let (bytes, done) = (Cell::new(0usize), Cell::new(0usize));
-            // On every core while the pieces are mostly search; on one once they
-            // carry so much text that its reader needs a core of its own.
+            // On one thread until the first pieces show how much text they carry (its
+            // reader may need a core of its own), then on every core if they are
+            // mostly search.
             let per_piece = pieces.names().div_ceil(pieces.len().max(1)).max(1);
             let wide = || {
-                done.get() < WIDE_PIECES
-                    || bytes.get() < done.get() * per_piece * TEXT_PER_NAME_NARROW
+                done.get() >= NARROW_PIECES
+                    && bytes.get() < done.get() * per_piece * TEXT_PER_NAME_NARROW
             };
             in_order(
                 pieces.len(),

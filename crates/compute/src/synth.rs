@@ -209,7 +209,8 @@ impl SynthNamespace {
         }
         let ino = self.new_inode(rng, kind);
         let id = self.dirents.len() as u32;
-        self.owners.push(self.names.len() as u64, id);
+        self.owners
+            .push(self.names.len() as u64, id, name.len() as u8);
         self.dirents.push(DirentRecord {
             parent,
             ino,
@@ -273,6 +274,7 @@ impl SynthNamespace {
         v.owners = Some(OwnersView {
             offsets: &self.owners.offsets[..pairs],
             ids: &self.owners.ids[..pairs],
+            lens: &self.owners.lens[..pairs],
         });
         v
     }

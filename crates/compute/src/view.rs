@@ -24,27 +24,33 @@ pub struct NamespaceView<'a> {
     pub dirs: Option<&'a DirTree>,
 }
 
-/// The owner of each name in the arena, in arena order: the name appended at
-/// `offsets[k]` belonged to entry `ids[k]`. Names are only ever appended, so `offsets`
-/// ascends. An entry removed or renamed since leaves a stale pair, recognised because
+/// The owner of each name in the arena, in arena order: the name of `lens[k]` bytes
+/// appended at `offsets[k]` belonged to entry `ids[k]`. Names are only ever appended,
+/// so `offsets` ascends. An entry removed or renamed since leaves a stale pair, recognised because
 /// the entry is dead or its `name_offset` is no longer `offsets[k]`; a compaction of
 /// the arena rebuilds the map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NameOwners {
     pub offsets: Vec<u64>,
     pub ids: Vec<u32>,
+    /// Bytes of each name (a name is at most 255), so a scan can look at every name's
+    /// own bytes without reading its entry.
+    pub lens: Vec<u8>,
 }
 
 impl NameOwners {
-    /// Records that entry `id`'s name was appended at `offset` (after every earlier one).
-    pub fn push(&mut self, offset: u64, id: u32) {
+    /// Records that entry `id`'s name of `len` bytes was appended at `offset` (after
+    /// every earlier one).
+    pub fn push(&mut self, offset: u64, id: u32, len: u8) {
         self.offsets.push(offset);
         self.ids.push(id);
+        self.lens.push(len);
     }
 
     pub fn clear(&mut self) {
         self.offsets.clear();
         self.ids.clear();
+        self.lens.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -56,7 +62,7 @@ impl NameOwners {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.offsets.capacity() * 8 + self.ids.capacity() * 4
+        self.offsets.capacity() * 8 + self.ids.capacity() * 4 + self.lens.capacity()
     }
 
     /// The map as borrowed slices, for a [`NamespaceView`].
@@ -64,6 +70,7 @@ impl NameOwners {
         OwnersView {
             offsets: &self.offsets,
             ids: &self.ids,
+            lens: &self.lens,
         }
     }
 }
@@ -73,11 +80,12 @@ impl NameOwners {
 pub struct OwnersView<'a> {
     pub offsets: &'a [u64],
     pub ids: &'a [u32],
+    pub lens: &'a [u8],
 }
 
 impl OwnersView<'_> {
     pub fn len(&self) -> usize {
-        self.ids.len().min(self.offsets.len())
+        self.ids.len().min(self.offsets.len()).min(self.lens.len())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -42,6 +42,9 @@ pub enum Anchor {
 pub struct Prefilter {
     len: usize,
     finder: Finder,
+    /// The literal and whether ASCII case is ignored, for comparing it in place.
+    literal: Vec<u8>,
+    fold: bool,
     /// The literal (at `anchor`) is the whole query: such an occurrence is a match,
     /// nothing to verify.
     pub exact: bool,
@@ -82,6 +85,8 @@ impl Prefilter {
         Some(Prefilter {
             len: literal.len(),
             finder,
+            literal: literal.to_vec(),
+            fold,
             exact,
             anchor: Anchor::Anywhere,
         })
@@ -101,6 +106,30 @@ impl Prefilter {
         let mut p = Prefilter::new(literal, fold, true)?;
         p.anchor = anchor;
         Some(p)
+    }
+
+    /// Does `name` hold the literal where `anchor` says (never for `Anywhere`)?
+    fn placed_in(&self, name: &[u8]) -> bool {
+        let lit = self.literal.as_slice();
+        let part = match self.anchor {
+            Anchor::Start => name.get(..lit.len()),
+            Anchor::End => name
+                .len()
+                .checked_sub(lit.len())
+                .and_then(|s| name.get(s..)),
+            Anchor::Whole => Some(name),
+            Anchor::Anywhere => None,
+        };
+        // Byte by byte in line: these literals are a few bytes, shorter than a call to
+        // the library compare costs.
+        part.is_some_and(|p| {
+            p.len() == lit.len()
+                && if self.fold {
+                    p.iter().zip(lit).all(|(a, b)| a.eq_ignore_ascii_case(b))
+                } else {
+                    p.iter().zip(lit).all(|(a, b)| a == b)
+                }
+        })
     }
 
     /// Start of the first occurrence in `hay[from..end]`.
@@ -237,6 +266,92 @@ fn scan_piece(
         }
         // One hit per name is enough.
         pos = name_end.max(p + 1);
+        // Anchored and found in many names (an extension, `*.jpg`): a search restart
+        // per hit costs more than looking at every name's own ends, so the rest of the
+        // piece goes name by name (owner j is done).
+        if pre.anchor != Anchor::Anywhere
+            && out.len() >= DENSE_AFTER
+            && (j + 1 - a) < out.len() * DENSE_RATIO
+        {
+            check_each(view, owners, pre, kinds, verify, (j + 1, b), &mut out);
+            break;
+        }
     }
     out
+}
+
+/// Hits in a piece after which an anchored scan weighs how dense they are.
+const DENSE_AFTER: usize = 32;
+/// One hit per this many names or more is dense.
+const DENSE_RATIO: usize = 16;
+
+/// The anchored scan of owners `a..b` name by name, reading each name where the owner
+/// map says it lies and only a candidate's entry (live, and this still its name): the
+/// hits [`scan_piece`] finds there, appended to `out`.
+fn check_each(
+    view: &NamespaceView<'_>,
+    owners: OwnersView<'_>,
+    pre: &Prefilter,
+    kinds: u32,
+    verify: &(dyn Fn(&[u8]) -> bool + Sync),
+    (a, b): (usize, usize),
+    out: &mut Vec<u32>,
+) {
+    // One loop per kind of compare, so the test per name is a few instructions.
+    let lit = pre.literal.as_slice();
+    match (pre.anchor, pre.fold) {
+        (Anchor::End, false) => {
+            check_names(view, owners, kinds, verify, pre.exact, (a, b), out, |n| {
+                n.ends_with(lit)
+            })
+        }
+        (Anchor::Start, false) => {
+            check_names(view, owners, kinds, verify, pre.exact, (a, b), out, |n| {
+                n.starts_with(lit)
+            })
+        }
+        _ => check_names(view, owners, kinds, verify, pre.exact, (a, b), out, |n| {
+            pre.placed_in(n)
+        }),
+    }
+}
+
+/// [`check_each`] with the compare `placed`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn check_names(
+    view: &NamespaceView<'_>,
+    owners: OwnersView<'_>,
+    kinds: u32,
+    verify: &(dyn Fn(&[u8]) -> bool + Sync),
+    exact: bool,
+    (a, b): (usize, usize),
+    out: &mut Vec<u32>,
+    placed: impl Fn(&[u8]) -> bool,
+) {
+    let arena = view.names;
+    let end = b.min(owners.len());
+    let (offsets, lens) = (&owners.offsets[..end], &owners.lens[..end]);
+    for k in a..end {
+        let (off, len) = (offsets[k], usize::from(lens[k]));
+        let Some(name) = usize::try_from(off)
+            .ok()
+            .and_then(|s| arena.get(s..s.checked_add(len)?))
+        else {
+            continue;
+        };
+        if !placed(name) {
+            continue;
+        }
+        let id = owners.ids[k];
+        let current = view.dirents.get(id as usize).is_some_and(|d| {
+            d.ino != 0
+                && d.name_offset == off
+                && usize::from(d.name_len) == len
+                && (kinds >> d.kind) & 1 == 1
+        });
+        if current && (exact || verify(name)) && out.last() != Some(&id) {
+            out.push(id);
+        }
+    }
 }

@@ -143,12 +143,14 @@ impl Ns {
             // A stale owner, as a renamed entry leaves: the entry now lives elsewhere.
             if !self.dirents.is_empty() {
                 let stale = rng.below(self.dirents.len() as u64) as u32;
-                self.owners.push(self.names.len() as u64, stale);
+                self.owners
+                    .push(self.names.len() as u64, stale, junk.len() as u8);
             }
             self.names.extend_from_slice(&junk);
         }
         let id = self.dirents.len() as u32;
-        self.owners.push(self.names.len() as u64, id);
+        self.owners
+            .push(self.names.len() as u64, id, name.len() as u8);
         self.dirents.push(DirentRecord {
             parent,
             ino,

@@ -284,7 +284,7 @@ impl Namespace {
                 (self.dirents.len() - 1) as u32
             }
         };
-        self.name_owners.push(rec.name_offset, id);
+        self.name_owners.push(rec.name_offset, id, rec.name_len);
         let dirents = &self.dirents;
         self.index.insert(h, id, |i| dirents[i as usize].name_hash);
         self.dirty.dirents.mark(u64::from(id), u64::from(id) + 1);

@@ -348,7 +348,7 @@ impl Namespace {
             let off = names.len() as u64;
             names.extend_from_slice(&self.names[start..start + d.name_len as usize]);
             d.name_offset = off;
-            self.name_owners.push(off, id as u32);
+            self.name_owners.push(off, id as u32, d.name_len);
         }
         self.names = names;
         self.dead_name_bytes = 0;
