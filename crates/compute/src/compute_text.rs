@@ -11,8 +11,9 @@ use crate::compute::Compute;
 use crate::error::ComputeResult;
 use crate::kernels::name_match::{self, NameMatcher};
 use crate::kernels::path_build::{self, Keep, PathFormat, TextPiece};
+use crate::kernels::path_match::{self, PathMatcher};
 use crate::ordered::in_order;
-use crate::view::NamespaceView;
+use crate::view::{DirListing, NamespaceView};
 
 /// Pieces of a streamed name search run on one thread before their text is weighed.
 const NARROW_PIECES: usize = 4;
@@ -72,6 +73,36 @@ impl Compute {
             return Ok(lines);
         }
         let ids = self.name_match(m, view)?;
+        self.join_text(view, &ids, keep, format, deliver)
+    }
+
+    /// The paths of the entries whose full path matches `m`, of a kind in `kinds`, that
+    /// `keep` keeps, written as `format` says and handed to `deliver` in pieces. Returns
+    /// how many paths were written. On the CPU, where it can, while the directories
+    /// that can match are visited ([`PathMatcher::cpu_listed_text`]: directory by
+    /// directory); otherwise the ids come from [`Compute::path_match`] (GPU or CPU) and
+    /// go out in entry order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn path_match_text(
+        &self,
+        m: &PathMatcher,
+        view: &NamespaceView<'_>,
+        kinds: u32,
+        listing: &dyn DirListing,
+        keep: Keep<'_>,
+        format: &PathFormat,
+        deliver: &mut dyn FnMut(Vec<u8>),
+    ) -> ComputeResult<usize> {
+        let items = view.dirents.len() as u64;
+        if self.backend_for(path_match::NAME, items) == Backend::Cpu {
+            let start = Instant::now();
+            if let Some(lines) = m.cpu_listed_text(view, kinds, listing, keep, format, deliver) {
+                self.stats
+                    .record(path_match::NAME, Backend::Cpu, items, start.elapsed());
+                return Ok(lines);
+            }
+        }
+        let ids = self.path_match(m, view, kinds, listing)?;
         self.join_text(view, &ids, keep, format, deliver)
     }
 

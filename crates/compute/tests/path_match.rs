@@ -163,6 +163,22 @@ proptest! {
                 let listing = Listing::of(&ns, claim);
                 prop_assert_eq!(&pm.cpu_listed(&view, kinds, &listing), &want, "{:?} {:?}", q, claim);
                 prop_assert_eq!(&pm.cpu_listed(&kept, kinds, &listing), &want, "{:?} {:?} kept", q, claim);
+                // Written out while visiting (when it can be: a listed visit, a kept
+                // tree): the same paths, each once, whatever their order.
+                let format = path_build::PathFormat { prefix: b"/m".to_vec(), end: 0 };
+                let mut text = Vec::new();
+                let streamed = pm.cpu_listed_text(&kept, kinds, &listing, &|_| true, &format, &mut |t| text.extend_from_slice(&t));
+                if let Some(lines) = streamed {
+                    let mut got: Vec<&[u8]> = text.split(|&b| b == 0).filter(|l| !l.is_empty()).collect();
+                    got.sort();
+                    let mut expect: Vec<Vec<u8>> = want.iter().map(|&i| [&b"/m"[..], paths.get(i as usize)].concat()).collect();
+                    expect.sort();
+                    prop_assert_eq!(lines, want.len());
+                    prop_assert_eq!(got, expect.iter().map(|e| e.as_slice()).collect::<Vec<_>>(), "{:?} {:?} streamed", q, claim);
+                } else {
+                    prop_assert!(text.is_empty());
+                }
+                prop_assert!(pm.cpu_listed_text(&view, kinds, &listing, &|_| true, &format, &mut |_| {}).is_none(), "no kept tree");
             }
             // The WGSL kernel over the mirror.
             for (ctx, mirror) in &mirrors {

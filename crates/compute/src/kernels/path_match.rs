@@ -17,10 +17,12 @@ use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
 use super::name_match::{entry_hits, NameMatcher, NameQuery};
 use super::name_scan::Prefilter;
+use super::path_build::{self, Keep, PathFormat, TextPiece};
 use crate::dir_tree::DirTree;
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{GpuContext, Slot};
 use crate::mirror::NamespaceMirror;
+use crate::ordered::in_order;
 use crate::view::{matching_ids, DirListing, NamespaceView};
 use gpufs_format::DirentRecord;
 use rayon::prelude::*;
@@ -404,6 +406,99 @@ impl PathMatcher {
         }
     }
 
+    /// The directories to visit and what their entries need, in tree order; or, when
+    /// they hold more than a quarter of all entries, what every directory's entries need
+    /// for one pass over all of them instead.
+    fn plan_visits(
+        &self,
+        view: &NamespaceView<'_>,
+        listing: &dyn DirListing,
+        tree: &DirTree,
+    ) -> Result<Vec<(u32, Look)>, Vec<Look>> {
+        let to_visit = self.slots_to_visit(tree);
+        let mut visits = Vec::with_capacity(to_visit.len());
+        let mut work = 0usize;
+        for &(slot, look) in &to_visit {
+            let dir = tree.ino(slot);
+            work = work.saturating_add(listing.entry_count(dir));
+            visits.push((dir, look));
+        }
+        if work > view.dirents.len() / 4 {
+            let mut looks = vec![Look::Nothing; tree.len()];
+            for (s, look) in to_visit {
+                looks[s as usize] = look;
+            }
+            return Err(looks);
+        }
+        Ok(visits)
+    }
+
+    /// The matching entries of the directories `piece` lists, directory by directory,
+    /// each in its listing's order.
+    fn visit(
+        &self,
+        view: &NamespaceView<'_>,
+        kinds: u32,
+        listing: &dyn DirListing,
+        piece: &[(u32, Look)],
+    ) -> Vec<u32> {
+        let mut out = Vec::new();
+        for &(dir, look) in piece {
+            listing.for_each_entry(dir, &mut |id| {
+                let Some(d) = view.dirents.get(id as usize) else {
+                    return;
+                };
+                if d.ino != 0
+                    && d.parent == dir
+                    && (kinds >> d.kind) & 1 == 1
+                    && self.accepts(look, d, view)
+                {
+                    out.push(id);
+                }
+            });
+        }
+        out
+    }
+
+    /// [`Self::cpu_listed`]'s matches that `keep` keeps, written out as `format` says
+    /// while the directories are visited: pieces of directories in tree order (parents
+    /// before children), each directory's entries in its listing's order, handed to
+    /// `deliver` in order as each is done. Returns how many paths; `None`, having
+    /// delivered nothing, where the answer cannot come that way (a substring without
+    /// '/', whose names come from the arena scan; a visit of most entries; no kept
+    /// directory paths).
+    pub fn cpu_listed_text(
+        &self,
+        view: &NamespaceView<'_>,
+        kinds: u32,
+        listing: &dyn DirListing,
+        keep: Keep<'_>,
+        format: &PathFormat,
+        deliver: &mut dyn FnMut(Vec<u8>),
+    ) -> Option<usize> {
+        if self.names.is_some() {
+            return None;
+        }
+        let tree = view.dirs?;
+        let visits = self.plan_visits(view, listing, tree).ok()?;
+        let mut lines = 0;
+        in_order(
+            visits.len().div_ceil(VISIT_PIECE),
+            |i| {
+                let piece = &visits[i * VISIT_PIECE..((i + 1) * VISIT_PIECE).min(visits.len())];
+                let ids = self.visit(view, kinds, listing, piece);
+                path_build::tree_lines(view, tree, &ids, keep, format)
+            },
+            // Random reads more than text: on every core.
+            &|| true,
+            &mut |p: TextPiece| {
+                lines += p.lines;
+                deliver(p.text);
+            },
+        );
+        Some(lines)
+    }
+
     /// Ids of live entries of a kind in `kinds` whose full path matches, ascending: one
     /// pass over every entry.
     pub fn cpu(&self, view: &NamespaceView<'_>, kinds: u32) -> Vec<u32> {
@@ -421,42 +516,14 @@ impl PathMatcher {
         listing: &dyn DirListing,
     ) -> Vec<u32> {
         let tree = DirTree::of(view);
-        let to_visit = self.slots_to_visit(&tree);
-        let mut visits = Vec::with_capacity(to_visit.len());
-        let mut work = 0usize;
-        for &(slot, look) in &to_visit {
-            let dir = tree.ino(slot);
-            work = work.saturating_add(listing.entry_count(dir));
-            visits.push((dir, look));
-        }
-        if work > view.dirents.len() / 4 {
-            let mut looks = vec![Look::Nothing; tree.len()];
-            for (s, look) in to_visit {
-                looks[s as usize] = look;
-            }
-            return self.scan(view, kinds, &tree, &looks);
-        }
+        let visits = match self.plan_visits(view, listing, &tree) {
+            Ok(visits) => visits,
+            Err(looks) => return self.scan(view, kinds, &tree, &looks),
+        };
         // The directories in pieces over every core: each entry is a few random reads.
         let mut found: Vec<u32> = visits
             .par_chunks(VISIT_PIECE)
-            .flat_map_iter(|piece| {
-                let mut out = Vec::new();
-                for &(dir, look) in piece {
-                    listing.for_each_entry(dir, &mut |id| {
-                        let Some(d) = view.dirents.get(id as usize) else {
-                            return;
-                        };
-                        if d.ino != 0
-                            && d.parent == dir
-                            && (kinds >> d.kind) & 1 == 1
-                            && self.accepts(look, d, view)
-                        {
-                            out.push(id);
-                        }
-                    });
-                }
-                out
-            })
+            .flat_map_iter(|piece| self.visit(view, kinds, listing, piece))
             .collect();
         found.sort_unstable();
         found.dedup();

@@ -57,19 +57,19 @@ impl SearchQuery {
 }
 
 /// Ids of the live entries of the wanted kinds whose full path matches, ascending:
-/// directory states and a visit of the directories that can match, or for a pattern
-/// too large for one DFA, the paths of every entry built and matched.
+/// directory states and a visit of the directories that can match (`pm`, the query
+/// as one DFA over paths), or for a pattern too large for one DFA (`None`), the paths
+/// of every entry built and matched.
 pub(super) fn full_path_candidates(
     compute: &Compute,
     q: &SearchQuery,
     matcher: &NameMatcher,
+    pm: Option<&PathMatcher>,
     view: &NamespaceView<'_>,
     ns: &Namespace,
 ) -> FsResult<Vec<u32>> {
-    if let Some(pm) = PathMatcher::new(&q.pattern) {
-        return compute
-            .path_match(&pm, view, q.kinds, ns)
-            .map_err(bad_query);
+    if let Some(pm) = pm {
+        return compute.path_match(pm, view, q.kinds, ns).map_err(bad_query);
     }
     let ids: Vec<u32> = ns
         .live_dirents()
@@ -298,7 +298,8 @@ impl Filesystem {
         let view = ns.view();
         let under = q.under.map(ino32).transpose()?;
         let candidates: Vec<u32> = if q.full_path {
-            full_path_candidates(compute, q, &matcher, &view, ns)?
+            let pm = PathMatcher::new(&q.pattern);
+            full_path_candidates(compute, q, &matcher, pm.as_ref(), &view, ns)?
         } else {
             let m = matcher.with_kinds(q.kinds);
             compute.name_match(&m, &view).map_err(bad_query)?

@@ -5,6 +5,7 @@
 
 use gpufs_compute::dir_tree::DirTree;
 use gpufs_compute::kernels::name_match::NameMatcher;
+use gpufs_compute::kernels::path_match::PathMatcher;
 use gpufs_compute::Compute;
 use gpufs_format::{DirentRecord, FileKind};
 
@@ -112,7 +113,12 @@ impl Filesystem {
                 && (!by_inode || ns.inode(d.ino).is_some_and(|rec| q.inode_passes(rec)))
         };
         if q.full_path {
-            let candidates = full_path_candidates(compute, q, &matcher, &view, ns)?;
+            if let Some(pm) = PathMatcher::new(&q.pattern) {
+                return compute
+                    .path_match_text(&pm, &view, q.kinds, ns, &keep, format, deliver)
+                    .map_err(bad_query);
+            }
+            let candidates = full_path_candidates(compute, q, &matcher, None, &view, ns)?;
             return compute
                 .join_text(&view, &candidates, &keep, format, deliver)
                 .map_err(bad_query);
