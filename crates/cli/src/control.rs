@@ -380,21 +380,31 @@ fn search_to(
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     let (pieces, to_write) = std::sync::mpsc::channel::<Vec<u8>>();
+    // Bytes handed to the writer, and bytes it has written: what lies between waits for
+    // the reader.
+    let sent = std::cell::Cell::new(0usize);
+    let written = Arc::new(AtomicUsize::new(0));
     let writer = std::thread::Builder::new()
         .name("gpufs-output".into())
-        .spawn(move || -> std::io::Result<()> {
-            let mut fd = std::fs::File::from(fd);
-            for piece in to_write {
-                if !write_passed(&mut fd, &piece)? {
-                    // Its reader went away: the rest is dropped as it comes.
-                    break;
+        .spawn({
+            let written = written.clone();
+            move || -> std::io::Result<()> {
+                let mut fd = std::fs::File::from(fd);
+                for piece in to_write {
+                    if !write_passed(&mut fd, &piece)? {
+                        // Its reader went away: the rest is dropped as it comes.
+                        break;
+                    }
+                    written.fetch_add(piece.len(), SeqCst);
                 }
+                Ok(())
             }
-            Ok(())
         })?;
+    let backlog = || sent.get().saturating_sub(written.load(SeqCst));
     let found = server
         .fs
-        .search_text(compute, q, caller, groups, &mut |piece| {
+        .search_text(compute, q, caller, groups, &backlog, &mut |piece| {
+            sent.set(sent.get() + piece.len());
             // The writer only stops early when the reader is gone: nothing to keep then.
             let _ = pieces.send(piece);
         });

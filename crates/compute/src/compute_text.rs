@@ -3,7 +3,6 @@
 //! found. A reader of a large answer (hundreds of thousands of paths through a pipe)
 //! then works alongside the search instead of after it.
 
-use std::cell::Cell;
 use std::time::Instant;
 
 use crate::choice::Backend;
@@ -15,14 +14,15 @@ use crate::kernels::path_match::{self, PathMatcher};
 use crate::ordered::in_order;
 use crate::view::{DirListing, NamespaceView};
 
-/// Pieces of a streamed name search run on one thread before their text is weighed.
-const NARROW_PIECES: usize = 4;
-/// Bytes of text per name searched from which a streamed name search runs on one
-/// thread: a reader takes in such text about as fast as one thread searches names (on
-/// 2 cores, a glob finding 236,742 of 1,000,000 names, 30 bytes of paths per name,
-/// reached its reader in 19 ms from one thread and in 26 ms from two; a search
-/// writing 3.5 bytes per name was faster on two).
-const TEXT_PER_NAME_NARROW: usize = 8;
+/// Bytes handed over and not yet taken in by the reader from which a streamed name
+/// search runs on one thread: the reader is behind, and more searching threads would
+/// only take its core. Otherwise it runs on every core but one, which is the reader's:
+/// on 2 cores, one thread. There a glob printing 236,742 paths (30 MB) reached its
+/// reader in 17.8 ms (median of 40) from one thread, 19.5 ms when a second thread
+/// searched two of its pieces, and 26 ms from two threads throughout; a
+/// case-insensitive search printing 3.5 MB took 9.2 ms from one thread and 5.8 ms from
+/// two, which more cores would give it.
+pub const NARROW_BACKLOG: usize = 1 << 20;
 
 impl Compute {
     /// The paths of the entries whose names match `m` and that `keep` keeps, written as
@@ -30,16 +30,18 @@ impl Compute {
     /// written.
     ///
     /// On the CPU, with the namespace's directory paths and an arena scan for the
-    /// query, each piece of the name arena is searched and written out on its own, on
-    /// every core, and pieces go out in arena order (entry order within a piece);
-    /// otherwise the ids come from [`Compute::name_match`] (GPU or CPU) and go out in
-    /// entry order.
+    /// query, each piece of the name arena is searched and written out on its own, and
+    /// pieces go out in arena order (entry order within a piece): on every core but one
+    /// (the reader's), on this thread alone while `backlog()` (bytes handed over that
+    /// its reader has not taken in yet) is [`NARROW_BACKLOG`] or more. Otherwise the ids come from
+    /// [`Compute::name_match`] (GPU or CPU) and go out in entry order.
     pub fn name_match_text(
         &self,
         m: &NameMatcher,
         view: &NamespaceView<'_>,
         keep: Keep<'_>,
         format: &PathFormat,
+        backlog: &dyn Fn() -> usize,
         deliver: &mut dyn FnMut(Vec<u8>),
     ) -> ComputeResult<usize> {
         let items = view.dirents.len() as u64;
@@ -47,23 +49,22 @@ impl Compute {
         if let (false, Some(tree), Some(pieces)) = (on_gpu, view.dirs, m.arena_pieces(view)) {
             let start = Instant::now();
             let mut lines = 0;
-            let (bytes, done) = (Cell::new(0usize), Cell::new(0usize));
-            // On one thread until the first pieces show how much text they carry (its
-            // reader may need a core of its own), then on every core if they are
-            // mostly search.
-            let per_piece = pieces.names().div_ceil(pieces.len().max(1)).max(1);
-            let wide = || {
-                done.get() >= NARROW_PIECES
-                    && bytes.get() < done.get() * per_piece * TEXT_PER_NAME_NARROW
+            // Every core but one while the reader keeps up: it needs a core of its own
+            // (on 2 cores that leaves one thread, this one, searching).
+            let cores = rayon::current_num_threads();
+            let width = || {
+                if backlog() < NARROW_BACKLOG {
+                    cores - 1
+                } else {
+                    1
+                }
             };
             in_order(
                 pieces.len(),
                 |i| path_build::tree_lines(view, tree, &pieces.ids(i), keep, format),
-                &wide,
+                &width,
                 &mut |p: TextPiece| {
                     lines += p.lines;
-                    bytes.set(bytes.get() + p.text.len());
-                    done.set(done.get() + 1);
                     deliver(p.text);
                 },
             );

@@ -4,10 +4,10 @@
 //! last, and its reader works while the rest is still being computed.
 //!
 //! How wide to run is the caller's call, piece by piece: on every core while the
-//! pieces are mostly work, on the calling thread alone once they are mostly text for a
-//! reader that needs a core of its own (measured on 2 cores: 236,742 paths, 30 MB,
-//! read through a pipe in 19 ms from one producing thread against 26 ms from two,
-//! which kept the reader off its core and held every piece behind a preempted one).
+//! pieces are mostly work, leaving a core to a reader of what they carry when that is
+//! much text (measured on 2 cores: 236,742 paths, 30 MB, read through a pipe in 19 ms
+//! from one producing thread against 26 ms from two, which kept the reader off its core
+//! and held every piece behind a preempted one).
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -17,16 +17,16 @@ use std::sync::mpsc;
 /// thread with each result in order of `i`, as soon as that result and all before it
 /// are there.
 ///
-/// Before each piece starts, `wide()` says how: true, on the pool with up to one piece
-/// in flight per pool thread (pieces start in order, so the first ones finish first);
-/// false, on the calling thread once those in flight are in, so nothing else competes
-/// with whoever consumes what `deliver` passes on. Called from a thread of the pool
-/// itself every piece runs on the calling thread (a pool thread blocked waiting for
-/// pieces could hold up the very pieces it waits for).
+/// Before each piece starts, `width()` says how many may be in flight: two or more, on
+/// the pool, up to that many and one per pool thread (pieces start in order, so the
+/// first ones finish first); one, on the calling thread once those in flight are in,
+/// so that nothing else competes with whoever consumes what `deliver` passes on. Called
+/// from a thread of the pool itself every piece runs on the calling thread (a pool
+/// thread blocked waiting for pieces could hold up the very pieces it waits for).
 pub fn in_order<T: Send>(
     pieces: usize,
     work: impl Fn(usize) -> T + Sync,
-    wide: &dyn Fn() -> bool,
+    width: &dyn Fn() -> usize,
     deliver: &mut dyn FnMut(T),
 ) {
     let threads = rayon::current_num_threads();
@@ -42,8 +42,9 @@ pub fn in_order<T: Send>(
         let mut delivered = 0;
         let mut early = BTreeMap::new();
         while delivered < pieces {
-            if started < pieces && wide() {
-                while in_flight < threads && started < pieces {
+            let wide = width().min(threads);
+            if started < pieces && wide > 1 {
+                while in_flight < wide && started < pieces {
                     let (tx, i) = (tx.clone(), started);
                     scope.spawn(move |_| {
                         // A panic goes to the calling thread, which re-raises it (it
@@ -81,7 +82,7 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    fn run(pieces: usize, wide: &dyn Fn() -> bool) -> Vec<usize> {
+    fn run(pieces: usize, wide: &dyn Fn() -> usize) -> Vec<usize> {
         let mut got = Vec::new();
         in_order(
             pieces,
@@ -102,13 +103,17 @@ mod tests {
     fn delivers_every_piece_once_in_order() {
         for pieces in [0usize, 1, 2, 3, 64, 257] {
             let want: Vec<usize> = (0..pieces).map(|i| i * 3).collect();
-            assert_eq!(run(pieces, &|| true), want, "{pieces} pieces, wide");
-            assert_eq!(run(pieces, &|| false), want, "{pieces} pieces, narrow");
+            assert_eq!(run(pieces, &|| usize::MAX), want, "{pieces} pieces, wide");
+            assert_eq!(run(pieces, &|| 1), want, "{pieces} pieces, narrow");
             // Switching back and forth, as a caller deciding per piece does.
             let calls = Cell::new(0usize);
             let flip = || {
                 calls.set(calls.get() + 1);
-                calls.get() % 5 < 2
+                if calls.get() % 5 < 2 {
+                    1
+                } else {
+                    usize::MAX
+                }
             };
             assert_eq!(run(pieces, &flip), want, "{pieces} pieces, switching");
         }
@@ -118,7 +123,7 @@ mod tests {
     fn narrow_runs_on_the_calling_thread() {
         let me = std::thread::current().id();
         let mut on = Vec::new();
-        in_order(6, |_| std::thread::current().id(), &|| false, &mut |t| {
+        in_order(6, |_| std::thread::current().id(), &|| 1, &mut |t| {
             on.push(t)
         });
         assert!(on.iter().all(|&t| t == me));
@@ -133,7 +138,7 @@ mod tests {
                     assert!(i != 5, "piece 5 fails");
                     i
                 },
-                &|| true,
+                &|| usize::MAX,
                 &mut |_| {},
             )
         });
@@ -144,7 +149,7 @@ mod tests {
     fn from_inside_the_pool_runs_in_order() {
         let got = rayon::scope(|_| {
             let mut got = Vec::new();
-            in_order(5, |i| i, &|| true, &mut |v| got.push(v));
+            in_order(5, |i| i, &|| usize::MAX, &mut |v| got.push(v));
             got
         });
         // rayon::scope runs its closure on a pool thread.

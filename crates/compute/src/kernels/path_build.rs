@@ -421,7 +421,7 @@ pub fn cpu_join_streamed(
                 let chunk = &ids[i * TEXT_PIECE..((i + 1) * TEXT_PIECE).min(ids.len())];
                 write_lines(view, chunk, keep, format, table)
             },
-            &|| false,
+            &|| 1,
             deliver,
         )
     })

@@ -72,7 +72,8 @@ impl Filesystem {
     /// the matches, written in that format, handed to `deliver` in pieces as they are
     /// found; returns how many paths. The namespace stays locked while the pieces are
     /// made, so `deliver` must not wait on the caller's reader: it takes a piece and
-    /// returns.
+    /// returns. `backlog()` says how many bytes handed over the reader has not taken in
+    /// yet (0 when unknown): a name search runs on one thread while that is large.
     ///
     /// Name queries answer in arena order (the order names were written: entry order
     /// on a namespace filled in one go), full-path queries in entry order. A query
@@ -83,6 +84,7 @@ impl Filesystem {
         q: &SearchQuery,
         caller: Caller,
         groups: &[u32],
+        backlog: &dyn Fn() -> usize,
         deliver: &mut dyn FnMut(Vec<u8>),
     ) -> FsResult<usize> {
         let Some(format) = q.text.as_ref().filter(|_| q.want_paths) else {
@@ -124,7 +126,14 @@ impl Filesystem {
                 .map_err(bad_query);
         }
         compute
-            .name_match_text(&matcher.with_kinds(q.kinds), &view, &keep, format, deliver)
+            .name_match_text(
+                &matcher.with_kinds(q.kinds),
+                &view,
+                &keep,
+                format,
+                backlog,
+                deliver,
+            )
             .map_err(bad_query)
     }
 }

@@ -46,7 +46,7 @@ fn paths(fs: &Filesystem, c: &Compute, q: &SearchQuery, who: Caller) -> Vec<Stri
     });
     let mut text = Vec::new();
     let count = fs
-        .search_text(c, &tq, who, &[], &mut |piece| {
+        .search_text(c, &tq, who, &[], &|| 0, &mut |piece| {
             text.extend_from_slice(&piece)
         })
         .unwrap();
