@@ -249,8 +249,9 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
 /// Raises the buffer of a pipe on standard output to 256 KiB, so a large result wakes
 /// its reader a quarter as often. Not larger: a reader that takes in a whole 1 MiB
 /// pipe at once works on it out of cache (30 MB of paths through `cat` into a reader
-/// counting lines: 17.8 ms with a 1 MiB pipe, 15.3 ms with 256 KiB, 16.1 ms with the
-/// default 64 KiB). Anything else on standard output, or a refusal, leaves it as is.
+/// counting lines, one-off on a dev machine: 17.8 ms with a 1 MiB pipe, 15.3 ms with
+/// 256 KiB, 16.1 ms with the default 64 KiB). Anything else on standard output, or a
+/// refusal, leaves it as is.
 #[cfg(target_os = "linux")]
 fn grow_stdout_pipe() {
     use nix::fcntl::{fcntl, FcntlArg};

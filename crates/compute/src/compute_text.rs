@@ -17,11 +17,11 @@ use crate::view::{DirListing, NamespaceView};
 /// Bytes handed over and not yet taken in by the reader from which a streamed name
 /// search runs on one thread: the reader is behind, and more searching threads would
 /// only take its core. Otherwise it runs on every core but one, which is the reader's:
-/// on 2 cores, one thread. There a glob printing 236,742 paths (30 MB) reached its
-/// reader in 17.8 ms (median of 40) from one thread, 19.5 ms when a second thread
-/// searched two of its pieces, and 26 ms from two threads throughout; a
-/// case-insensitive search printing 3.5 MB took 9.2 ms from one thread and 5.8 ms from
-/// two, which more cores would give it.
+/// on 2 cores, one thread. On a 2-core dev mount (one-off timings) a glob printing
+/// 236,742 paths (30 MB) reached its reader in 17.8 ms (median of 40) from one thread,
+/// 19.5 ms when a second thread searched two of its pieces, and 26 ms from two threads
+/// throughout; a case-insensitive search printing 3.5 MB took 9.2 ms from one thread
+/// and 5.8 ms from two, which more cores would give it.
 pub const NARROW_BACKLOG: usize = 1 << 20;
 
 impl Compute {

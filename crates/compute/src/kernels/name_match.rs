@@ -6,11 +6,11 @@ use regex_automata::meta::Regex;
 
 use super::dfa::{self, DfaRefusal, DfaTable};
 use super::glob::{self, GlobProgram};
-use super::name_scan::{self, Prefilter};
+use super::name_scan::{self, ArenaScan, Prefilter};
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{arrays_group, GpuContext, Kernel, Slot};
 use crate::mirror::NamespaceMirror;
-use crate::view::{NamespaceView, OwnersView};
+use crate::view::NamespaceView;
 
 pub const NAME: &str = "name_match";
 const SOURCE: &str = include_str!("../../kernels/name_match.wgsl");
@@ -180,14 +180,28 @@ impl NameMatcher {
         d.ino != 0 && (self.kinds >> d.kind) & 1 == 1 && self.matches_name(view.name_of(d))
     }
 
-    /// The arena scan, when the query has a literal and the view an owner map.
-    fn arena_scan(&self, view: &NamespaceView<'_>, parallel: bool) -> Option<Vec<u32>> {
+    /// Runs `f` with the arena scan of this query over `view`; `None` when the query
+    /// has no literal or the view no owner map.
+    fn with_arena_scan<R>(
+        &self,
+        view: &NamespaceView<'_>,
+        f: impl FnOnce(&ArenaScan<'_, '_>) -> R,
+    ) -> Option<R> {
         let pre = self.prefilter.as_ref()?;
         let owners = view.owners.filter(|o| !o.is_empty())?;
         let verify = |name: &[u8]| self.matches_name(name);
-        Some(name_scan::scan(
-            view, owners, pre, self.kinds, &verify, parallel,
-        ))
+        Some(f(&ArenaScan {
+            view,
+            owners,
+            pre,
+            kinds: self.kinds,
+            verify: &verify,
+        }))
+    }
+
+    /// The arena scan, when the query has a literal and the view an owner map.
+    fn arena_scan(&self, view: &NamespaceView<'_>, parallel: bool) -> Option<Vec<u32>> {
+        self.with_arena_scan(view, |scan| scan.all(parallel))
     }
 
     /// The arena scan cut into pieces, for answers handed over piece by piece in arena
@@ -196,14 +210,10 @@ impl NameMatcher {
         &'m self,
         view: &'m NamespaceView<'v>,
     ) -> Option<ArenaPieces<'m, 'v>> {
-        let pre = self.prefilter.as_ref()?;
-        let owners = view.owners.filter(|o| !o.is_empty())?;
         Some(ArenaPieces {
             matcher: self,
-            pre,
             view,
-            owners,
-            pieces: name_scan::pieces(owners),
+            pieces: self.with_arena_scan(view, |scan| scan.pieces())?,
         })
     }
 
@@ -311,9 +321,7 @@ pub fn expand_mask(mask: &[u32], count: u32) -> Vec<u32> {
 /// [`NameMatcher::arena_pieces`]: the pieces of one arena scan, each searched alone.
 pub struct ArenaPieces<'m, 'v> {
     matcher: &'m NameMatcher,
-    pre: &'m Prefilter,
     view: &'m NamespaceView<'v>,
-    owners: OwnersView<'v>,
     pieces: Vec<(usize, usize)>,
 }
 
@@ -326,11 +334,6 @@ impl ArenaPieces<'_, '_> {
         self.pieces.is_empty()
     }
 
-    /// Names (arena owners) over all pieces.
-    pub fn names(&self) -> usize {
-        self.owners.len()
-    }
-
     /// Ids of the matching entries of piece `i`, ascending: together, in piece order,
     /// every id [`NameMatcher::cpu`] gives (each piece's ids above the last piece's
     /// when names were written in entry order).
@@ -338,14 +341,8 @@ impl ArenaPieces<'_, '_> {
         let Some(&range) = self.pieces.get(i) else {
             return Vec::new();
         };
-        let verify = |name: &[u8]| self.matcher.matches_name(name);
-        name_scan::scan_owners(
-            self.view,
-            self.owners,
-            self.pre,
-            self.matcher.kinds,
-            &verify,
-            range,
-        )
+        self.matcher
+            .with_arena_scan(self.view, |scan| scan.piece(range))
+            .unwrap_or_default()
     }
 }
