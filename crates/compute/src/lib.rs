@@ -17,6 +17,7 @@ pub mod index;
 pub mod kernels;
 pub mod mirror;
 pub mod ordered;
+pub mod prefetch;
 pub mod records;
 pub mod rng;
 pub mod stats;

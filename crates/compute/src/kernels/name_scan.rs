@@ -146,6 +146,9 @@ impl Prefilter {
 /// Arena pieces scanned in parallel (cut at owner boundaries).
 const PIECES: usize = 64;
 
+/// Names ahead of the one compared whose entries a name-by-name scan starts loading.
+const PREFETCH_AHEAD: usize = 16;
+
 /// Hits in a piece after which an anchored scan weighs how dense they are.
 const DENSE_AFTER: usize = 32;
 /// One hit per this many names or more is dense.
@@ -195,13 +198,15 @@ impl ArenaScan<'_, '_> {
 
     /// The owners `a..b` and the arena bytes from the first one's name up to the next
     /// piece's first name (or the end of the arena), in arena order.
+    ///
+    /// Two passes: the literal's occurrences are found and each is given the owner
+    /// whose name region holds it (reading only the arena and the owner offsets); then
+    /// the candidates are checked against the owner map's lengths and their entries,
+    /// which lie scattered: the entries of candidates a few ahead are loaded while one
+    /// is checked, where reading each as it is found waited on memory once per hit.
     fn piece_hits(&self, (a, b): (usize, usize)) -> Vec<u32> {
         let ArenaScan {
-            view,
-            owners,
-            pre,
-            kinds,
-            verify,
+            view, owners, pre, ..
         } = *self;
         let arena = view.names;
         let offs = &owners.offsets;
@@ -212,10 +217,13 @@ impl ArenaScan<'_, '_> {
         };
         let start = at(a);
         let end = if b < offs.len() { at(b) } else { arena.len() };
+        // (owner, occurrence): every occurrence, each owner once (its first one that
+        // lies wholly in its name and where the anchor wants it is all that counts, so
+        // all of an owner's occurrences go to the check together through `first`).
+        let mut cands: Vec<(usize, usize)> = Vec::new();
         let mut out = Vec::new();
         let mut pos = start;
         let mut j = a;
-        let mut last = u32::MAX;
         while pos < end {
             let Some(p) = pre.find(arena, pos, end) else {
                 break;
@@ -227,62 +235,91 @@ impl ArenaScan<'_, '_> {
                 j += step;
                 step *= 2;
             }
-            let end = (j + step).min(b);
-            j += offs[j..end]
+            let stop = (j + step).min(b);
+            j += offs[j..stop]
                 .partition_point(|&o| o <= p as u64)
                 .saturating_sub(1);
-            let off = offs[j];
-            let id = owners.ids[j];
-            // A live entry whose current name is this one, wholly inside the arena.
-            let entry = view.dirents.get(id as usize).filter(|d| {
-                d.ino != 0
-                    && d.name_offset == off
-                    && (off as usize).saturating_add(usize::from(d.name_len)) <= arena.len()
-            });
-            let name_end = entry.map_or(0, |d| off as usize + usize::from(d.name_len));
-            if p + pre.len > name_end {
-                // In dead bytes, or running past the end of the name it starts in: it
-                // may hide an occurrence starting inside it, so look again one byte on.
-                pos = p + 1;
+            cands.push((j, p));
+            pos = p + 1;
+            // Anchored and found in many names (an extension, `*.jpg`): a search restart
+            // per hit costs more than looking at every name's own ends, so the rest of the
+            // piece goes name by name (owner j is done once its candidates are checked).
+            if pre.anchor != Anchor::Anywhere
+                && cands.len() >= DENSE_AFTER
+                && (j + 1 - a) < cands.len() * DENSE_RATIO
+            {
+                // Occurrences of owner j's name past p are the name-by-name scan's
+                // to miss: this owner goes through the candidates whole.
+                let name_end = offs[j] as usize + usize::from(owners.lens[j]);
+                while let Some(q) = pre.find(arena, pos, name_end.min(end)) {
+                    cands.push((j, q));
+                    pos = q + 1;
+                }
+                self.check_candidates(&cands, &mut out);
+                self.check_each((j + 1, b), &mut out);
+                return out;
+            }
+        }
+        self.check_candidates(&cands, &mut out);
+        out
+    }
+
+    /// Appends to `out` the entries of the owners in `cands` (ascending, an owner's
+    /// occurrences together) with an occurrence wholly inside the owner's name and
+    /// placed as the anchor says, that are live, still named there, of a wanted kind and
+    /// pass the check: each once, in order.
+    fn check_candidates(&self, cands: &[(usize, usize)], out: &mut Vec<u32>) {
+        let ArenaScan {
+            view,
+            owners,
+            pre,
+            kinds,
+            verify,
+        } = *self;
+        let arena = view.names;
+        let mut last = usize::MAX;
+        for (i, &(j, p)) in cands.iter().enumerate() {
+            if let Some(&(ahead, _)) = cands.get(i + PREFETCH_AHEAD) {
+                if let Some(&id) = owners.ids.get(ahead) {
+                    crate::prefetch::record(view.dirents, id as usize);
+                }
+            }
+            if j == last {
+                continue;
+            }
+            let (Some(&off), Some(&len), Some(&id)) =
+                (owners.offsets.get(j), owners.lens.get(j), owners.ids.get(j))
+            else {
+                continue;
+            };
+            let (off, len) = (off as usize, usize::from(len));
+            let name_end = off.saturating_add(len);
+            if p + pre.len > name_end || name_end > arena.len() {
+                // Running past the end of the name it starts in, or in bytes no name
+                // holds: a later occurrence may still lie inside this name.
                 continue;
             }
             let placed = match pre.anchor {
                 Anchor::Anywhere => true,
-                Anchor::Start => p as u64 == off,
+                Anchor::Start => p == off,
                 Anchor::End => p + pre.len == name_end,
-                Anchor::Whole => p as u64 == off && p + pre.len == name_end,
+                Anchor::Whole => p == off && p + pre.len == name_end,
             };
             if !placed {
-                // A later occurrence in this name may end it; none can start it.
-                pos = match pre.anchor {
-                    Anchor::End => p + 1,
-                    _ => name_end.max(p + 1),
-                };
                 continue;
             }
-            if let Some(d) = entry {
-                if id != last
+            // This owner is decided by its first placed occurrence.
+            last = j;
+            let current = view.dirents.get(id as usize).is_some_and(|d| {
+                d.ino != 0
+                    && d.name_offset == off as u64
+                    && usize::from(d.name_len) == len
                     && (kinds >> d.kind) & 1 == 1
-                    && (pre.exact || verify(view.name_of(d)))
-                {
-                    out.push(id);
-                    last = id;
-                }
-            }
-            // One hit per name is enough.
-            pos = name_end.max(p + 1);
-            // Anchored and found in many names (an extension, `*.jpg`): a search restart
-            // per hit costs more than looking at every name's own ends, so the rest of the
-            // piece goes name by name (owner j is done).
-            if pre.anchor != Anchor::Anywhere
-                && out.len() >= DENSE_AFTER
-                && (j + 1 - a) < out.len() * DENSE_RATIO
-            {
-                self.check_each((j + 1, b), &mut out);
-                break;
+            });
+            if current && (pre.exact || verify(&arena[off..name_end])) && out.last() != Some(&id) {
+                out.push(id);
             }
         }
-        out
     }
 
     /// The anchored scan of owners `a..b` name by name, reading each name where the
@@ -291,10 +328,34 @@ impl ArenaScan<'_, '_> {
     fn check_each(&self, range: (usize, usize), out: &mut Vec<u32>) {
         // One loop per kind of compare, so the test per name is a few instructions.
         let (pre, lit) = (self.pre, self.pre.literal.as_slice());
+        let l = lit.len();
         match (pre.anchor, pre.fold) {
-            (Anchor::End, false) => self.check_names(range, out, |n| n.ends_with(lit)),
-            (Anchor::Start, false) => self.check_names(range, out, |n| n.starts_with(lit)),
-            _ => self.check_names(range, out, |n| pre.placed_in(n)),
+            // A literal of up to 8 bytes (an extension, a prefix) as one word compared
+            // with the 8 arena bytes ending (or starting) the name: no loop and no call
+            // per name, and bytes outside the name are shifted (or masked) away.
+            (Anchor::End, false) if l <= 8 => {
+                let want = word(lit);
+                let shift = 64 - 8 * l as u32;
+                self.check_names(range, out, |arena, s, e| {
+                    e - s >= l
+                        && match e.checked_sub(8).and_then(|w| word8(arena, w)) {
+                            Some(w) => w >> shift == want,
+                            None => arena[s..e].ends_with(lit),
+                        }
+                })
+            }
+            (Anchor::Start, false) if l <= 8 => {
+                let want = word(lit);
+                let mask = u64::MAX >> (64 - 8 * l as u32);
+                self.check_names(range, out, |arena, s, e| {
+                    e - s >= l
+                        && match word8(arena, s) {
+                            Some(w) => w & mask == want,
+                            None => arena[s..e].starts_with(lit),
+                        }
+                })
+            }
+            _ => self.check_names(range, out, |arena, s, e| pre.placed_in(&arena[s..e])),
         }
     }
 
@@ -304,7 +365,7 @@ impl ArenaScan<'_, '_> {
         &self,
         (a, b): (usize, usize),
         out: &mut Vec<u32>,
-        placed: impl Fn(&[u8]) -> bool,
+        placed: impl Fn(&[u8], usize, usize) -> bool,
     ) {
         let ArenaScan {
             view,
@@ -317,16 +378,22 @@ impl ArenaScan<'_, '_> {
         let end = b.min(owners.len());
         let (offsets, lens) = (&owners.offsets[..end], &owners.lens[..end]);
         for k in a..end {
+            // The entry of a name a few ahead, which a match will read.
+            if let Some(&ahead) = owners.ids.get(k + PREFETCH_AHEAD) {
+                crate::prefetch::record(view.dirents, ahead as usize);
+            }
             let (off, len) = (offsets[k], usize::from(lens[k]));
-            let Some(name) = usize::try_from(off)
+            let Some((s, e)) = usize::try_from(off)
                 .ok()
-                .and_then(|s| arena.get(s..s.checked_add(len)?))
+                .and_then(|s| Some((s, s.checked_add(len)?)))
+                .filter(|&(_, e)| e <= arena.len())
             else {
                 continue;
             };
-            if !placed(name) {
+            if !placed(arena, s, e) {
                 continue;
             }
+            let name = &arena[s..e];
             let id = owners.ids[k];
             let current = view.dirents.get(id as usize).is_some_and(|d| {
                 d.ino != 0
@@ -339,4 +406,21 @@ impl ArenaScan<'_, '_> {
             }
         }
     }
+}
+
+/// The little-endian number of up to 8 bytes: the first byte lowest.
+#[inline(always)]
+fn word(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .take(8)
+        .rev()
+        .fold(0, |w, &b| (w << 8) | u64::from(b))
+}
+
+/// The 8 bytes of `arena` from `at` as one little-endian word, if there are 8.
+#[inline(always)]
+fn word8(arena: &[u8], at: usize) -> Option<u64> {
+    let bytes = arena.get(at..at.checked_add(8)?)?;
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_le_bytes)
 }

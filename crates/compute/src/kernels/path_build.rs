@@ -386,7 +386,8 @@ fn write_lines(
     out
 }
 
-/// [`write_lines`] from the directory paths the namespace keeps.
+/// [`write_lines`] from the directory paths the namespace keeps: each entry read once,
+/// its line's room made once (streamed answers are hundreds of thousands of lines).
 pub fn tree_lines(
     view: &NamespaceView<'_>,
     tree: &DirTree,
@@ -394,7 +395,29 @@ pub fn tree_lines(
     keep: Keep<'_>,
     format: &PathFormat,
 ) -> TextPiece {
-    write_lines(view, ids, keep, format, tree)
+    let prefix = format.prefix.as_slice();
+    let mut text = Vec::with_capacity(ids.len() * (48 + prefix.len()));
+    let mut lines = 0;
+    for &id in ids {
+        let Some(d) = view.dirents.get(id as usize) else {
+            continue;
+        };
+        if d.ino == 0 || !keep(d) {
+            continue;
+        }
+        let Some(slot) = tree.parent_slot(d.parent) else {
+            continue;
+        };
+        let (dir, name) = (tree.path(slot), view.name_of(d));
+        text.reserve(prefix.len() + dir.len() + name.len() + 2);
+        text.extend_from_slice(prefix);
+        text.extend_from_slice(dir);
+        text.push(b'/');
+        text.extend_from_slice(name);
+        text.push(format.end);
+        lines += 1;
+    }
+    TextPiece { text, lines }
 }
 
 /// Entries per piece of a streamed text: about 256 KiB of paths, so that its reader

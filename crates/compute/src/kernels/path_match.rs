@@ -23,12 +23,17 @@ use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{GpuContext, Slot};
 use crate::mirror::NamespaceMirror;
 use crate::ordered::in_order;
+use crate::prefetch;
 use crate::view::{matching_ids, DirListing, NamespaceView};
 use gpufs_format::DirentRecord;
 use rayon::prelude::*;
 
 /// Directories per piece of the parallel visit.
 const VISIT_PIECE: usize = 256;
+
+/// Entries ahead of the one compared whose names a visit starts loading (and twice as
+/// far ahead, their records).
+const AHEAD: usize = 4;
 
 /// The path so far contains a match: so does every path below it.
 const MATCHED: u32 = u32::MAX - 1;
@@ -443,10 +448,28 @@ impl PathMatcher {
         piece: &[(u32, Look)],
     ) -> Vec<u32> {
         let mut out = Vec::new();
+        let mut ids = Vec::new();
         for &(dir, look) in piece {
-            listing.for_each_entry(dir, &mut |id| {
+            ids.clear();
+            listing.for_each_entry(dir, &mut |id| ids.push(id));
+            // Each entry is two scattered reads (its record, then its name): the
+            // records of entries a few ahead and the names of the next ones are
+            // loaded while this one is compared.
+            let needs_name = matches!(look, Look::Tail | Look::Run(_));
+            for (i, &id) in ids.iter().enumerate() {
+                if let Some(&ahead) = ids.get(i + 2 * AHEAD) {
+                    prefetch::record(view.dirents, ahead as usize);
+                }
+                if needs_name {
+                    if let Some(next) = ids
+                        .get(i + AHEAD)
+                        .and_then(|&n| view.dirents.get(n as usize))
+                    {
+                        prefetch::record(view.names, next.name_offset as usize);
+                    }
+                }
                 let Some(d) = view.dirents.get(id as usize) else {
-                    return;
+                    continue;
                 };
                 if d.ino != 0
                     && d.parent == dir
@@ -455,7 +478,7 @@ impl PathMatcher {
                 {
                     out.push(id);
                 }
-            });
+            }
         }
         out
     }
