@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::control;
+use crate::client;
 use crate::search_cmd::{locate, Failure};
 
 #[derive(clap::Args, Debug)]
@@ -53,7 +53,7 @@ pub fn run(a: DuArgs) -> Result<(), Failure> {
     let target = a.path.clone().unwrap_or(here);
     let (mp, rel) = locate(None, &target).map_err(fail)?;
     let req = json!({"op": "du", "path": rel, "all": a.all, "summary": a.summarize});
-    let (head, records) = control::ask(&mp, &req).map_err(fail)?;
+    let (head, records) = client::ask(&mp, &req).map_err(fail)?;
     if head["ok"].as_bool() != Some(true) {
         return Err(Failure {
             code: head["code"].as_u64().unwrap_or(1) as u8,

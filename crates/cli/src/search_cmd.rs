@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::control;
+use crate::client;
 
 #[derive(clap::Args, Debug)]
 pub struct SearchArgs {
@@ -83,7 +83,7 @@ pub fn locate(mountpoint: Option<&Path>, p: &Path) -> Result<(PathBuf, Vec<u8>),
     let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
     let mp = match mountpoint {
         Some(m) => std::fs::canonicalize(m).map_err(|e| format!("{}: {e}", m.display()))?,
-        None => control::mount_of(&abs)
+        None => client::mount_of(&abs)
             .ok_or_else(|| format!("{} is not inside a gpufs mount", abs.display()))?,
     };
     let rel = abs
@@ -200,9 +200,9 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
         grow_stdout_pipe();
         let stdout_fd = std::io::stdout();
         let direct = std::os::fd::AsFd::as_fd(&stdout_fd);
-        control::ask_text(&mp, &req, Some(direct), out.get_mut())
+        client::ask_text(&mp, &req, Some(direct), out.get_mut())
     } else {
-        control::ask_each(&mp, &req, |r| {
+        client::ask_each(&mp, &req, |r| {
             records.push(r.to_vec());
             Ok(())
         })

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::control;
+use crate::client;
 use crate::search_cmd::locate;
 
 #[derive(clap::Args, Debug)]
@@ -23,7 +23,7 @@ pub fn run(a: StatsArgs) -> Result<(), String> {
         a.mountpoint.as_deref(),
         a.mountpoint.as_deref().unwrap_or(&here),
     )?;
-    let (head, _) = control::ask(&mp, &json!({"op": "stats"}))?;
+    let (head, _) = client::ask(&mp, &json!({"op": "stats"}))?;
     if head["ok"].as_bool() != Some(true) {
         return Err(head["error"].as_str().unwrap_or("stats failed").to_string());
     }

@@ -1,0 +1,27 @@
+//! The asking commands: they only talk to a running mount's daemon over its control
+//! socket, so the small `gpufs` front program runs them itself (see `front.rs`).
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::exit::{done, finish};
+use crate::{du_cmd, search_cmd, stats_cmd};
+
+#[derive(Subcommand, Debug)]
+pub enum AskCommand {
+    /// Find names (or paths) matching a pattern in a mounted filesystem, as it is now.
+    Search(search_cmd::SearchArgs),
+    /// Recursive sizes and file counts of a directory of a mounted filesystem.
+    Du(du_cmd::DuArgs),
+    /// What a mount's compute layer ran where, and for how long.
+    Stats(stats_cmd::StatsArgs),
+}
+
+pub fn run(command: AskCommand) -> ExitCode {
+    match command {
+        AskCommand::Search(a) => finish(search_cmd::run(a)),
+        AskCommand::Du(a) => finish(du_cmd::run(a)),
+        AskCommand::Stats(a) => done(stats_cmd::run(a)),
+    }
+}

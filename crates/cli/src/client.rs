@@ -1,0 +1,222 @@
+//! The client side of the control socket (see `control` for the daemon's side):
+//! `gpufs search`, `gpufs du` and `gpufs stats` send one JSON request line to the
+//! mount's daemon and read its answer. Kept apart from the daemon's side, which needs
+//! the filesystem, so that the small `gpufs` front program holds only this.
+
+use std::io::{BufRead, BufReader, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use serde_json::{json, Value};
+
+use crate::paths;
+
+/// A byte string sent as a JSON array of numbers (paths and patterns may hold any
+/// bytes).
+pub fn bytes_field(v: &Value, key: &str) -> Option<Vec<u8>> {
+    v.get(key)?
+        .as_array()?
+        .iter()
+        .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+        .collect()
+}
+
+/// The client side: one request to the mount at `mountpoint`; the header and the
+/// NUL-ended records that follow it.
+pub fn ask(mountpoint: &Path, req: &Value) -> Result<(Value, Vec<Vec<u8>>), String> {
+    let mut records = Vec::new();
+    let head = ask_each(mountpoint, req, |r| {
+        records.push(r.to_vec());
+        Ok(())
+    })?;
+    Ok((head, records))
+}
+
+/// Like [`ask`], handing each record to `each` as it arrives instead of keeping them.
+pub fn ask_each(
+    mountpoint: &Path,
+    req: &Value,
+    each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<Value, String> {
+    let mut reader = connect(mountpoint, req)?;
+    let head = read_head(&mut reader)?;
+    each_record(reader, each)?;
+    Ok(head)
+}
+
+/// Hands each NUL-ended record of the answer's body to `each`.
+fn each_record(
+    mut reader: BufReader<UnixStream>,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), String> {
+    let mut rec = Vec::new();
+    loop {
+        rec.clear();
+        let n = reader.read_until(0, &mut rec).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        if rec.last() == Some(&0) {
+            rec.pop();
+        }
+        match each(&rec) {
+            Ok(()) => {}
+            // The reader of our output went away (| head): stop quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Like [`ask`], for an answer whose body is text to pass on as is: after the header,
+/// everything the daemon sends is copied to `out` in large blocks. A reader of `out`
+/// that went away (| head) ends the copy quietly.
+///
+/// `direct`, when given, is the descriptor `out` writes to: it goes to the daemon, which
+/// then writes the text there itself (one copy instead of three) and answers only the
+/// header.
+pub fn ask_text(
+    mountpoint: &Path,
+    req: &Value,
+    direct: Option<BorrowedFd<'_>>,
+    out: &mut impl Write,
+) -> Result<Value, String> {
+    let mut req = req.clone();
+    if direct.is_some() {
+        req["text_fd"] = json!(true);
+    }
+    let mut reader = connect_passing(mountpoint, &req, direct)?;
+    let head = read_head(&mut reader)?;
+    if head["ok"].as_bool() != Some(true) || head["text"] == "written" {
+        return Ok(head);
+    }
+    if head["text"] != "socket" {
+        // A daemon from before the text answers sends NUL-ended paths: format them here.
+        let prefix = bytes_field(&req, "text_prefix").unwrap_or_default();
+        let end = req["text_end"]
+            .as_u64()
+            .and_then(|e| u8::try_from(e).ok())
+            .unwrap_or(b'\n');
+        each_record(reader, |r| {
+            out.write_all(&prefix)?;
+            out.write_all(r)?;
+            out.write_all(&[end])
+        })?;
+        return Ok(head);
+    }
+    // What the header read brought along first, then the socket directly.
+    let mut pass = |bytes: &[u8]| match out.write_all(bytes) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.to_string()),
+    };
+    if !pass(reader.buffer())? {
+        return Ok(head);
+    }
+    let mut stream = reader.into_inner();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        if !pass(&buf[..n])? {
+            break;
+        }
+    }
+    Ok(head)
+}
+
+/// Connects to the mount's daemon and sends `req`, passing `fd` along with it
+/// (SCM_RIGHTS) when given.
+fn connect_passing(
+    mountpoint: &Path,
+    req: &Value,
+    fd: Option<BorrowedFd<'_>>,
+) -> Result<BufReader<UnixStream>, String> {
+    let path = socket_of(mountpoint).ok_or_else(|| {
+        format!(
+            "{} is not a running gpufs mount (no control socket)",
+            mountpoint.display()
+        )
+    })?;
+    let mut stream = UnixStream::connect(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let line = format!("{req}\n");
+    let mut sent = 0;
+    if let Some(fd) = fd {
+        let fds = [fd.as_raw_fd()];
+        sent = sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[IoSlice::new(line.as_bytes())],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    stream
+        .write_all(&line.as_bytes()[sent..])
+        .map_err(|e| e.to_string())?;
+    Ok(BufReader::with_capacity(1 << 16, stream))
+}
+
+fn connect(mountpoint: &Path, req: &Value) -> Result<BufReader<UnixStream>, String> {
+    connect_passing(mountpoint, req, None)
+}
+
+/// The answer's header line.
+fn read_head(reader: &mut BufReader<UnixStream>) -> Result<Value, String> {
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(|e| e.to_string())?;
+    serde_json::from_str(&line).map_err(|e| format!("bad answer from the daemon: {e}"))
+}
+
+/// The control socket of the mount at `mountpoint`, if its daemon made one.
+fn socket_of(mountpoint: &Path) -> Option<PathBuf> {
+    let name = paths::control_name(mountpoint);
+    paths::control_dirs()
+        .into_iter()
+        .map(|d| d.join(&name))
+        .find(|p| p.exists())
+}
+
+/// The gpufs mount holding `path` (the longest mount point that is a prefix of it).
+pub fn mount_of(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split_whitespace().next()?;
+            if !fstype.starts_with("fuse") {
+                return None;
+            }
+            let mp = left.split_whitespace().nth(4)?;
+            Some(PathBuf::from(unescape(mp)))
+        })
+        // A FUSE mount is ours when its daemon has a control socket.
+        .filter(|mp| path.starts_with(mp) && socket_of(mp).is_some())
+        .max_by_key(|mp| mp.as_os_str().len())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,78 @@
+//! `gpufs`, the program users run. The asking commands (`search`, `du`, `stats`), which
+//! only send a request to a running mount's daemon and pass its answer on, run here;
+//! for every other command, and for `--help` and `--version`, this program becomes
+//! `gpufs-engine` (exec: same process, same arguments), the program beside it that
+//! holds the filesystem, FUSE and the compute layer.
+//!
+//! Why two programs: a live search answers in a few milliseconds, and loading the
+//! engine (tens of MB with the GPU layer: tens of thousands of relocations, hundreds
+//! of page faults) costs more of that than the search itself on a small answer. This
+//! program holds only the control socket's client, so it starts like a small tool.
+
+mod asking;
+mod client;
+mod du_cmd;
+mod exit;
+// Shared with the engine, which uses more of it than the socket's path.
+#[allow(dead_code)]
+mod paths;
+mod search_cmd;
+mod stats_cmd;
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+/// The engine's file name, looked for beside this program.
+const ENGINE: &str = "gpufs-engine";
+
+/// A GPU-native, copy-on-write, journaled filesystem, mounted through FUSE.
+#[derive(Parser, Debug)]
+#[command(name = "gpufs", version, about, long_about = None)]
+struct Asking {
+    #[command(subcommand)]
+    command: asking::AskCommand,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = Asking::command();
+    let asking = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| cli.find_subcommand(a).is_some());
+    if !asking {
+        return become_engine(&args);
+    }
+    exit::default_sigpipe();
+    let matches = cli.get_matches_from(&args);
+    match Asking::from_arg_matches(&matches) {
+        Ok(parsed) => asking::run(parsed.command),
+        Err(e) => e.exit(),
+    }
+}
+
+/// Runs the engine in this process with the same arguments; returns only when it
+/// cannot (with the reason, exit 1).
+fn become_engine(args: &[OsString]) -> ExitCode {
+    let engine = match std::env::current_exe() {
+        Ok(me) => me.with_file_name(ENGINE),
+        Err(e) => {
+            eprintln!("gpufs: cannot find this program's own path to run {ENGINE}: {e}");
+            return ExitCode::from(exit::EXIT_FAILURE);
+        }
+    };
+    let mut cmd = Command::new(&engine);
+    if let Some(arg0) = args.first() {
+        cmd.arg0(arg0);
+    }
+    let err = cmd.args(args.iter().skip(1)).exec();
+    eprintln!(
+        "gpufs: cannot run {} ({err}): it is built and installed beside gpufs \
+         (cargo build --release -p gpufs)",
+        engine.display()
+    );
+    ExitCode::from(exit::EXIT_FAILURE)
+}
