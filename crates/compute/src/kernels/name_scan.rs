@@ -270,11 +270,7 @@ impl ArenaScan<'_, '_> {
     /// pass the check: each once, in order.
     fn check_candidates(&self, cands: &[(usize, usize)], out: &mut Vec<u32>) {
         let ArenaScan {
-            view,
-            owners,
-            pre,
-            kinds,
-            verify,
+            view, owners, pre, ..
         } = *self;
         let arena = view.names;
         let mut last = usize::MAX;
@@ -310,16 +306,28 @@ impl ArenaScan<'_, '_> {
             }
             // This owner is decided by its first placed occurrence.
             last = j;
-            let current = view.dirents.get(id as usize).is_some_and(|d| {
-                d.ino != 0
-                    && d.name_offset == off as u64
-                    && usize::from(d.name_len) == len
-                    && (kinds >> d.kind) & 1 == 1
-            });
-            if current && (pre.exact || verify(&arena[off..name_end])) && out.last() != Some(&id) {
+            if self.wanted(id, off, len) && out.last() != Some(&id) {
                 out.push(id);
             }
         }
+    }
+
+    /// Is entry `id` live, still named by the `len` arena bytes at `off`, of a wanted
+    /// kind, and does that name pass the check?
+    #[inline(always)]
+    fn wanted(&self, id: u32, off: usize, len: usize) -> bool {
+        let current = self.view.dirents.get(id as usize).is_some_and(|d| {
+            d.ino != 0
+                && d.name_offset == off as u64
+                && usize::from(d.name_len) == len
+                && (self.kinds >> d.kind) & 1 == 1
+        });
+        current
+            && (self.pre.exact
+                || off
+                    .checked_add(len)
+                    .and_then(|end| self.view.names.get(off..end))
+                    .is_some_and(|name| (self.verify)(name)))
     }
 
     /// The anchored scan of owners `a..b` name by name, reading each name where the
@@ -367,13 +375,7 @@ impl ArenaScan<'_, '_> {
         out: &mut Vec<u32>,
         placed: impl Fn(&[u8], usize, usize) -> bool,
     ) {
-        let ArenaScan {
-            view,
-            owners,
-            pre,
-            kinds,
-            verify,
-        } = *self;
+        let ArenaScan { view, owners, .. } = *self;
         let arena = view.names;
         let end = b.min(owners.len());
         let (offsets, lens) = (&owners.offsets[..end], &owners.lens[..end]);
@@ -393,15 +395,8 @@ impl ArenaScan<'_, '_> {
             if !placed(arena, s, e) {
                 continue;
             }
-            let name = &arena[s..e];
             let id = owners.ids[k];
-            let current = view.dirents.get(id as usize).is_some_and(|d| {
-                d.ino != 0
-                    && d.name_offset == off
-                    && usize::from(d.name_len) == len
-                    && (kinds >> d.kind) & 1 == 1
-            });
-            if current && (pre.exact || verify(name)) && out.last() != Some(&id) {
+            if self.wanted(id, s, len) && out.last() != Some(&id) {
                 out.push(id);
             }
         }
