@@ -12,7 +12,9 @@ kind, times as a user would run them (a new process per query, median of --reps)
 
 in the same output mode (count: counts against counts; paths: every full path printed
 and read through a pipe by `wc -l`, the same cheap reader for every tool; both: each in
-turn on the same trees), and checks that every
+turn on the same trees), the runs of the four tools interleaved (see timed_together,
+which also reports the share of CPU time the hypervisor gave other guests meanwhile,
+"steal", per tool), and checks that every
 tool found the same number of results. Then `gpufs du -s` against `du -s`. Needs root
 (mount), plocate and fd-find.
 
@@ -117,27 +119,59 @@ def drain(cmd, reader="wc"):
         return code, lines, err.read()
 
 
+def steal_ticks():
+    """(ticks the hypervisor gave other guests, all ticks) from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
+def once(cmd, count_mode, reader="wc"):
+    """Seconds of one run of `cmd`, and its result count."""
+    t = time.perf_counter()
+    if count_mode:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        code, err = p.returncode, p.stderr
+    else:
+        code, lines, err = drain(cmd, reader)
+    elapsed = time.perf_counter() - t
+    if code not in (0, 1):
+        raise SystemExit("%s failed: %s" % (" ".join(cmd), err.decode()[:300]))
+    if count_mode:
+        out = p.stdout.decode().strip()
+        return elapsed, int(out.splitlines()[-1]) if out else 0
+    return elapsed, lines
+
+
 def timed(cmd, reps, count_mode, reader="wc"):
-    """Median seconds of `reps` runs, and the result count of the last run."""
-    times = []
-    count = None
-    for _ in range(reps + 1):
-        t = time.perf_counter()
-        if count_mode:
-            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            code, err = p.returncode, p.stderr
-        else:
-            code, lines, err = drain(cmd, reader)
-        elapsed = time.perf_counter() - t
-        if code not in (0, 1):
-            raise SystemExit("%s failed: %s" % (" ".join(cmd), err.decode()[:300]))
-        if count_mode:
-            out = p.stdout.decode().strip()
-            count = int(out.splitlines()[-1]) if out else 0
-        else:
-            count = lines
-        times.append(elapsed)
-    return statistics.median(times[1:]), count
+    """Median seconds of `reps` runs (after one that warms up), and the result count of
+    the last run."""
+    return timed_together([cmd], reps, count_mode, reader)[0][:2]
+
+
+def timed_together(cmds, reps, count_mode, reader="wc"):
+    """[(median seconds, result count, steal share)] per command of `cmds`, their runs
+    interleaved: one run of each in turn, `reps` + 1 rounds, the first warming up. Every
+    tool is then timed across the same stretch of time: on a machine whose speed drifts
+    (other guests of its host taking its CPUs for seconds at a time, which /proc/stat
+    shows as steal) a slow spell weighs on all alike instead of on whichever tool ran
+    inside it, and a fast tool's runs are not all taken in one spell. The steal share
+    is the part of the machine's ticks during that tool's counted runs that went to
+    other guests."""
+    times = [[] for _ in cmds]
+    counts = [None] * len(cmds)
+    stolen = [[0, 0] for _ in cmds]
+    for r in range(reps + 1):
+        for i, cmd in enumerate(cmds):
+            s0, t0 = steal_ticks()
+            elapsed, counts[i] = once(cmd, count_mode, reader)
+            s1, t1 = steal_ticks()
+            if r > 0:
+                times[i].append(elapsed)
+                stolen[i][0] += s1 - s0
+                stolen[i][1] += t1 - t0
+    return [(statistics.median(t), n, st[0] / st[1] if st[1] else 0.0)
+            for t, n, st in zip(times, counts, stolen)]
 
 
 def sh_count(cmd):
@@ -215,20 +249,22 @@ def main():
                 ),
             }
             for name, (g, p, f, fi) in queries.items():
-                row = {}
-                for tool, cmd in (("gpufs", g), ("plocate", p), ("fd", f), ("find", fi)):
-                    secs, n = timed(cmd, a.reps, count_mode, a.reader)
-                    row[tool] = {"seconds": secs, "results": n}
+                tools = ("gpufs", "plocate", "fd", "find")
+                timings = timed_together([g, p, f, fi], a.reps, count_mode, a.reader)
+                row = {tool: {"seconds": secs, "results": n, "steal": st}
+                       for tool, (secs, n, st) in zip(tools, timings)}
                 results.setdefault(mode, {})[name] = row
                 counts = {t: r["results"] for t, r in row.items()}
-                print("%-24s gpufs %8.1f ms  plocate %8.1f ms  fd %8.1f ms  find %8.1f ms   plocate/gpufs %5.1fx  fd/gpufs %6.1fx  counts %s" % (
+                print("%-24s gpufs %8.1f ms  plocate %8.1f ms  fd %8.1f ms  find %8.1f ms   plocate/gpufs %5.1fx  fd/gpufs %6.1fx  steal %s  counts %s" % (
                     name, row["gpufs"]["seconds"] * 1e3, row["plocate"]["seconds"] * 1e3,
                     row["fd"]["seconds"] * 1e3, row["find"]["seconds"] * 1e3,
                     row["plocate"]["seconds"] / row["gpufs"]["seconds"],
-                    row["fd"]["seconds"] / row["gpufs"]["seconds"], counts))
-        g, gn = timed([GPUFS, "du", "-s", "-b", "--apparent-size", mnt], a.reps, False)
-        d, dn = timed(["du", "-s", "-b", "--apparent-size", tmpfs], a.reps, False)
-        results["du -s"] = {"gpufs": g, "du": d}
+                    row["fd"]["seconds"] / row["gpufs"]["seconds"],
+                    "/".join("%.0f%%" % (r["steal"] * 100) for r in row.values()), counts))
+        (g, _, gs), (d, _, ds) = timed_together(
+            [[GPUFS, "du", "-s", "-b", "--apparent-size", mnt],
+             ["du", "-s", "-b", "--apparent-size", tmpfs]], a.reps, False, a.reader)
+        results["du -s"] = {"gpufs": g, "du": d, "steal": [gs, ds]}
         print("du -s: gpufs %.1f ms, du %.1f ms (%.1fx)" % (g * 1e3, d * 1e3, d / g))
     finally:
         subprocess.run([GPUFS, "unmount", mnt])
