@@ -217,9 +217,9 @@ impl ArenaScan<'_, '_> {
         };
         let start = at(a);
         let end = if b < offs.len() { at(b) } else { arena.len() };
-        // (owner, occurrence): every occurrence, each owner once (its first one that
-        // lies wholly in its name and where the anchor wants it is all that counts, so
-        // all of an owner's occurrences go to the check together through `first`).
+        // (owner, occurrence) for every occurrence, in arena order: an owner's are
+        // together, and the check decides it by the first that lies wholly in its name
+        // where the anchor wants it.
         let mut cands: Vec<(usize, usize)> = Vec::new();
         let mut out = Vec::new();
         let mut pos = start;
@@ -250,7 +250,9 @@ impl ArenaScan<'_, '_> {
             {
                 // Occurrences of owner j's name past p are the name-by-name scan's
                 // to miss: this owner goes through the candidates whole.
-                let name_end = offs[j] as usize + usize::from(owners.lens[j]);
+                let name_end = usize::try_from(offs[j])
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(owners.lens.get(j).map_or(0, |&l| usize::from(l)));
                 while let Some(q) = pre.find(arena, pos, name_end.min(end)) {
                     cands.push((j, q));
                     pos = q + 1;

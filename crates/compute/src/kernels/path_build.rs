@@ -239,44 +239,42 @@ impl DirTable {
             depth: usize::from(self.depth[dir as usize]),
         })
     }
+}
+
+/// What the parallel builders take directory paths from: the namespace owner's
+/// [`DirTree`] when it keeps one, else a [`DirTable`] built for this call.
+trait DirPaths: Sync {
+    /// The path of directory `dir`, when its entries have paths (it has one, and they
+    /// are within [`MAX_DEPTH`]).
+    fn dir_path(&self, dir: u32) -> Option<&[u8]>;
 
     /// Appends the path of entry `id` to `out`; false (nothing appended) when it has
     /// none.
     fn append(&self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) -> bool {
-        let Some(d) = view.dirents.get(id as usize) else {
+        let Some(d) = view.dirents.get(id as usize).filter(|d| d.ino != 0) else {
             return false;
         };
-        if d.ino == 0 {
-            return false;
-        }
-        let Some(p) = self.get(d.parent) else {
+        let Some(dir) = self.dir_path(d.parent) else {
             return false;
         };
-        if p.depth + 1 > MAX_DEPTH {
-            return false;
-        }
-        out.extend_from_slice(&self.bytes[p.start..p.start + p.len]);
+        out.extend_from_slice(dir);
         out.push(b'/');
         out.extend_from_slice(view.name_of(d));
         true
     }
 }
 
-/// What the parallel builders take directory paths from: the namespace owner's
-/// [`DirTree`] when it keeps one, else a [`DirTable`] built for this call.
-trait DirPaths: Sync {
-    fn append(&self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) -> bool;
-}
-
 impl DirPaths for DirTable {
-    fn append(&self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) -> bool {
-        DirTable::append(self, view, id, out)
+    fn dir_path(&self, dir: u32) -> Option<&[u8]> {
+        self.get(dir)
+            .filter(|p| p.depth < MAX_DEPTH)
+            .and_then(|p| self.bytes.get(p.start..p.start + p.len))
     }
 }
 
 impl DirPaths for DirTree {
-    fn append(&self, view: &NamespaceView<'_>, id: u32, out: &mut Vec<u8>) -> bool {
-        self.append_entry(view, id, out)
+    fn dir_path(&self, dir: u32) -> Option<&[u8]> {
+        self.parent_slot(dir).map(|s| self.path(s))
     }
 }
 
@@ -358,42 +356,15 @@ pub struct TextPiece {
     pub lines: usize,
 }
 
-/// The lines of the entries of `ids` that `keep` keeps and that have a path.
-fn write_lines(
+/// The lines of the entries of `ids` that `keep` keeps and that have a path: each
+/// entry read once, its line's room made once (streamed answers are hundreds of
+/// thousands of lines).
+fn write_lines<P: DirPaths + ?Sized>(
     view: &NamespaceView<'_>,
     ids: &[u32],
     keep: Keep<'_>,
     format: &PathFormat,
-    table: &dyn DirPaths,
-) -> TextPiece {
-    let mut out = TextPiece {
-        text: Vec::with_capacity(ids.len() * (48 + format.prefix.len())),
-        lines: 0,
-    };
-    for &id in ids {
-        if !view.dirents.get(id as usize).is_some_and(keep) {
-            continue;
-        }
-        let before = out.text.len();
-        out.text.extend_from_slice(&format.prefix);
-        if table.append(view, id, &mut out.text) {
-            out.text.push(format.end);
-            out.lines += 1;
-        } else {
-            out.text.truncate(before);
-        }
-    }
-    out
-}
-
-/// [`write_lines`] from the directory paths the namespace keeps: each entry read once,
-/// its line's room made once (streamed answers are hundreds of thousands of lines).
-pub fn tree_lines(
-    view: &NamespaceView<'_>,
-    tree: &DirTree,
-    ids: &[u32],
-    keep: Keep<'_>,
-    format: &PathFormat,
+    table: &P,
 ) -> TextPiece {
     let prefix = format.prefix.as_slice();
     let mut text = Vec::with_capacity(ids.len() * (48 + prefix.len()));
@@ -405,10 +376,10 @@ pub fn tree_lines(
         if d.ino == 0 || !keep(d) {
             continue;
         }
-        let Some(slot) = tree.parent_slot(d.parent) else {
+        let Some(dir) = table.dir_path(d.parent) else {
             continue;
         };
-        let (dir, name) = (tree.path(slot), view.name_of(d));
+        let name = view.name_of(d);
         text.reserve(prefix.len() + dir.len() + name.len() + 2);
         text.extend_from_slice(prefix);
         text.extend_from_slice(dir);
@@ -418,6 +389,17 @@ pub fn tree_lines(
         lines += 1;
     }
     TextPiece { text, lines }
+}
+
+/// [`write_lines`] from the directory paths the namespace keeps.
+pub fn tree_lines(
+    view: &NamespaceView<'_>,
+    tree: &DirTree,
+    ids: &[u32],
+    keep: Keep<'_>,
+    format: &PathFormat,
+) -> TextPiece {
+    write_lines(view, ids, keep, format, tree)
 }
 
 /// Entries per piece of a streamed text: about 256 KiB of paths, so that its reader
