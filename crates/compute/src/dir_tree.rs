@@ -33,6 +33,14 @@ pub struct DirTree {
     /// empty).
     offsets: Vec<usize>,
     bytes: Vec<u8>,
+    /// Per slot, the last eight bytes of its path as a little-endian word, right-aligned
+    /// (zeros before a shorter path): an end compare reads these dense words instead of
+    /// one scattered cache line per path.
+    last8: Vec<u64>,
+    /// The slots of each slot's subdirectories: `children[child_start[s]..child_start[s
+    /// + 1]]`, ascending.
+    child_start: Vec<u32>,
+    children: Vec<u32>,
 }
 
 impl DirTree {
@@ -46,6 +54,9 @@ impl DirTree {
             depth: Vec::new(),
             offsets: vec![0],
             bytes: Vec::new(),
+            last8: Vec::new(),
+            child_start: Vec::new(),
+            children: Vec::new(),
         };
         t.push(ROOT_INO, 0, 0, &[]);
         let mut chain = Vec::new();
@@ -54,7 +65,43 @@ impl DirTree {
                 t.reach(view, dir as u32, &mut chain);
             }
         }
+        t.link_children();
         t
+    }
+
+    /// Fills the children lists from the parent links (the root is nobody's child).
+    fn link_children(&mut self) {
+        let n = self.parent.len();
+        let mut start = vec![0u32; n + 1];
+        for &p in self.parent.iter().skip(1) {
+            if let Some(c) = start.get_mut(p as usize + 1) {
+                *c += 1;
+            }
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut next = start.clone();
+        let mut children = vec![0u32; n.saturating_sub(1)];
+        for (s, &p) in self.parent.iter().enumerate().skip(1) {
+            if let Some(at) = next.get_mut(p as usize) {
+                if let Some(c) = children.get_mut(*at as usize) {
+                    *c = s as u32;
+                }
+                *at += 1;
+            }
+        }
+        self.child_start = start;
+        self.children = children;
+    }
+
+    /// The slots of slot `s`'s subdirectories, ascending.
+    pub fn children(&self, s: u32) -> &[u32] {
+        let s = s as usize;
+        match (self.child_start.get(s), self.child_start.get(s + 1)) {
+            (Some(&a), Some(&b)) => self.children.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
     }
 
     /// `view`'s tree: the one its owner keeps, else built now.
@@ -74,6 +121,15 @@ impl DirTree {
             self.bytes.extend_from_slice(piece);
         }
         self.offsets.push(self.bytes.len());
+        let from = self
+            .bytes
+            .len()
+            .saturating_sub(8)
+            .max(self.offsets[slot as usize]);
+        let mut last = [0u8; 8];
+        let tail = &self.bytes[from..];
+        last[8 - tail.len()..].copy_from_slice(tail);
+        self.last8.push(u64::from_le_bytes(last));
         if let Some(s) = self.slot_of.get_mut(ino as usize) {
             *s = slot + 1;
         }
@@ -179,6 +235,40 @@ impl DirTree {
         self.path(s).get(skip..).unwrap_or(&[])
     }
 
+    /// The slots whose paths end with `end` (ASCII case ignored with `fold`),
+    /// ascending. One pass over the dense words of the paths' last eight bytes; the
+    /// paths themselves are read only where `end` is longer than eight bytes or holds a
+    /// NUL (a shorter path's padding is zeros).
+    pub fn paths_ending_with(&self, end: &[u8], fold: bool) -> Vec<u32> {
+        let k = end.len().min(8);
+        let mut want = [0u8; 8];
+        want[8 - k..].copy_from_slice(&end[end.len() - k..]);
+        let mask = if k == 0 { 0 } else { u64::MAX << (8 * (8 - k)) };
+        let want = u64::from_le_bytes(want);
+        let want = if fold { ascii_lower(want) } else { want };
+        let hit = |word: u64| {
+            let word = if fold { ascii_lower(word) } else { word };
+            (word ^ want) & mask == 0
+        };
+        let exact = end.len() <= 8 && !end.contains(&0);
+        let mut out = Vec::new();
+        // Words a chunk: tested together (no branch per word), then one by one in the
+        // rare chunk with a hit.
+        const CHUNK: usize = 16;
+        for (c, chunk) in self.last8.chunks(CHUNK).enumerate() {
+            if !chunk.iter().fold(false, |any, &w| any | hit(w)) {
+                continue;
+            }
+            for (i, &w) in chunk.iter().enumerate() {
+                let s = (c * CHUNK + i) as u32;
+                if hit(w) && (exact || ends_with(self.path(s), end, fold)) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
     pub fn parent(&self, s: u32) -> u32 {
         self.parent.get(s as usize).copied().unwrap_or(0)
     }
@@ -224,5 +314,47 @@ impl DirTree {
             + self.depth.capacity() * 2
             + self.offsets.capacity() * std::mem::size_of::<usize>()
             + self.bytes.capacity()
+            + self.last8.capacity() * 8
+            + (self.child_start.capacity() + self.children.capacity()) * 4
+    }
+}
+
+/// Does `path` end with `end` (ASCII case ignored with `fold`)?
+fn ends_with(path: &[u8], end: &[u8], fold: bool) -> bool {
+    path.len() >= end.len()
+        && path
+            .iter()
+            .rev()
+            .zip(end.iter().rev())
+            .all(|(&x, &y)| x == y || (fold && x.eq_ignore_ascii_case(&y)))
+}
+
+/// `x` with each ASCII upper-case byte lowered, all eight at once.
+fn ascii_lower(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = x & LOW7;
+    // The high bit of each byte: at least 'A', and above 'Z'; bytes >= 0x80 are left.
+    let from_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let past_z = low + 0x2525_2525_2525_2525;
+    let upper = from_a & !past_z & !x & HIGH;
+    x | (upper >> 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ascii_lower;
+
+    #[test]
+    fn ascii_lower_lowers_each_byte_as_one_byte_would() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = [b'Q', 0xC3, b'z', b'@', b'[', b'`', b'{', 0x7f];
+                word[at] = b;
+                let want: Vec<u8> = word.iter().map(u8::to_ascii_lowercase).collect();
+                let got = ascii_lower(u64::from_le_bytes(word)).to_le_bytes();
+                assert_eq!(got.to_vec(), want, "byte {b:#x} at {at}");
+            }
+        }
     }
 }

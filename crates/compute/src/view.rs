@@ -99,8 +99,9 @@ impl OwnersView<'_> {
 pub trait DirListing: Sync {
     /// Entries in directory `dir`.
     fn entry_count(&self, dir: u32) -> usize;
-    /// Calls `f` with the id of every entry in directory `dir`.
-    fn for_each_entry(&self, dir: u32, f: &mut dyn FnMut(u32));
+    /// The ids of directory `dir`'s entries, in its listing's order; a removed entry
+    /// may leave [`NO_ENTRY`] in its place.
+    fn entry_ids(&self, dir: u32) -> &[u32];
 }
 
 /// `dir_entry` value of an inode no live entry names as a directory.

@@ -9,7 +9,7 @@ use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery, ALL_KINDS};
 use gpufs_compute::kernels::path_build;
 use gpufs_compute::kernels::path_match::PathMatcher;
 use gpufs_compute::mirror::NamespaceMirror;
-use gpufs_compute::view::{DirListing, NamespaceView};
+use gpufs_compute::view::{DirListing, NamespaceView, NO_ENTRY};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -97,6 +97,12 @@ impl Listing {
             }
             entries.entry(d.parent).or_default().push(id as u32);
         }
+        // Holes where entries were removed, and a listing order unlike the ids'.
+        for ids in entries.values_mut() {
+            ids.reverse();
+            ids.push(NO_ENTRY);
+            ids.insert(ids.len() / 2, NO_ENTRY);
+        }
         Listing { entries, claim }
     }
 }
@@ -108,10 +114,8 @@ impl DirListing for Listing {
             Claim::Many => usize::MAX / (1 << 20) + self.entries.get(&dir).map_or(0, Vec::len),
         }
     }
-    fn for_each_entry(&self, dir: u32, f: &mut dyn FnMut(u32)) {
-        if let Some(ids) = self.entries.get(&dir) {
-            ids.iter().rev().for_each(|&i| f(i));
-        }
+    fn entry_ids(&self, dir: u32) -> &[u32] {
+        self.entries.get(&dir).map_or(&[], Vec::as_slice)
     }
 }
 

@@ -256,7 +256,7 @@ impl Namespace {
             || self
                 .dirs
                 .get(&parent)
-                .is_some_and(|l| l.entries.contains_key(&cookie))
+                .is_some_and(|l| l.entries.contains(cookie))
         {
             return Err(bad(format!(
                 "cookie {cookie} reserved or reused in {parent}"
@@ -331,7 +331,7 @@ impl Namespace {
             }
         }
         if let Some(list) = self.dirs.get_mut(&parent) {
-            list.entries.remove(&d.cookie);
+            list.entries.remove(d.cookie);
         }
         self.dead_name_bytes += d.name_len as usize;
         self.dirents[id as usize] = DirentRecord::default();

@@ -76,7 +76,14 @@ impl Namespace {
         for (ino, g) in generations.iter().enumerate() {
             ns.inodes[ino].generation = *g;
         }
-        for d in &img.dirents {
+        // Each directory's entries put in cookie order, so every list is built by
+        // appends (an image holds them in entry-slot order, which reused slots mix).
+        let key = |d: &gpufs_format::DirentRecord| (d.parent, d.cookie);
+        let mut order: Vec<usize> = (0..img.dirents.len()).collect();
+        if img.dirents.windows(2).any(|w| key(&w[0]) > key(&w[1])) {
+            order.sort_unstable_by_key(|&i| key(&img.dirents[i]));
+        }
+        for d in order.iter().map(|&i| &img.dirents[i]) {
             let start = d.name_offset as usize;
             let name = img
                 .names

@@ -4,9 +4,10 @@
 //! [`JournalOp`], live and on replay alike, so replay rebuilds exactly what ran.
 
 mod apply;
+mod dir_entries;
 mod image;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use gpufs_compute::dir_tree::DirTree;
 use gpufs_compute::index::DirentIndex;
@@ -14,6 +15,7 @@ use gpufs_compute::view::{NameOwners, NamespaceDirty, NamespaceView, NO_ENTRY};
 use gpufs_format::{name_hash, DirentRecord, InodeRecord, RecordPtr, BLOCK_SIZE, ROOT_INO};
 
 pub use apply::SpaceChange;
+pub use dir_entries::DirEntries;
 
 /// Extended attributes of one inode: (name, value) pairs.
 type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
@@ -25,7 +27,7 @@ pub const FIRST_COOKIE: u64 = 3;
 #[derive(Clone, Debug, Default)]
 pub struct DirList {
     pub parent: u32,
-    pub entries: BTreeMap<u64, u32>,
+    pub entries: DirEntries,
     pub next_cookie: u64,
 }
 
@@ -68,10 +70,10 @@ impl gpufs_compute::view::DirListing for Namespace {
         self.dirs.get(&dir).map_or(0, |l| l.entries.len())
     }
 
-    fn for_each_entry(&self, dir: u32, f: &mut dyn FnMut(u32)) {
-        if let Some(l) = self.dirs.get(&dir) {
-            l.entries.values().for_each(|&id| f(id));
-        }
+    fn entry_ids(&self, dir: u32) -> &[u32] {
+        self.dirs
+            .get(&dir)
+            .map_or(&[], |l| l.entries.ids_with_holes())
     }
 }
 
@@ -214,11 +216,10 @@ impl Namespace {
 
     /// Entries of `dir` with a cookie above `after`, in cookie order.
     pub fn entries_after(&self, dir: u32, after: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
-        self.dirs.get(&dir).into_iter().flat_map(move |d| {
-            d.entries
-                .range(after.saturating_add(1)..)
-                .map(|(c, id)| (*c, *id))
-        })
+        self.dirs
+            .get(&dir)
+            .into_iter()
+            .flat_map(move |d| d.entries.after(after))
     }
 
     /// The cookie the next entry created in `dir` gets.
@@ -370,7 +371,7 @@ impl Namespace {
             + self
                 .dirs
                 .values()
-                .map(|d| 64 + d.entries.len() * 24)
+                .map(|d| 64 + d.entries.heap_bytes())
                 .sum::<usize>()
             + ext
     }

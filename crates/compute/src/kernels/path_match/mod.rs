@@ -3,7 +3,8 @@
 //! whose names start with a tail, or a DFA run over the name) is decided once per
 //! directory, over the namespace's [`DirTree`] (every directory's path, parents first),
 //! and each entry then only looks at its own name. A substring is decided by literal
-//! searches over the directory paths; a glob or regex becomes one DFA over whole paths
+//! compares on the directory paths ([`literal`]: with one '/', from the words of the
+//! paths' last bytes and the tree's child lists alone); a glob or regex becomes one DFA over whole paths
 //! ("/dir/sub/name") whose state per directory comes from its parent's. A state that
 //! has matched stays matched (the match lies in the directory's path, so every path
 //! below contains it) and a dead state rejects a whole subtree at once. Cost: the name
@@ -12,6 +13,8 @@
 //! Gives what matching the pattern against each entry's built path gives; a query whose
 //! DFA would be too large returns `None` from [`PathMatcher::new`], and the caller
 //! builds paths instead.
+
+mod literal;
 
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
@@ -45,7 +48,7 @@ const BROKEN: u32 = u32::MAX - 3;
 const MAX_DEPTH: usize = super::path_build::MAX_DEPTH;
 
 pub const NAME: &str = "path_match";
-const SOURCE: &str = include_str!("../../kernels/path_match.wgsl");
+const SOURCE: &str = include_str!("../../../kernels/path_match.wgsl");
 
 /// A query compiled to one DFA over full paths, its states renumbered for the hot
 /// loop: ids premultiplied by the stride (no multiply per byte) and the match and dead
@@ -177,46 +180,6 @@ fn glob_regex(g: &glob::GlobProgram) -> Option<String> {
     Some(r)
 }
 
-/// Slot ranges the directory states of a substring are decided in, in parallel.
-const LOOK_RANGES: usize = 16;
-
-/// Per slot in `a..b` of `tree`: does its path hold the literal `finder` finds (of
-/// `len` bytes)? One search over those paths end to end.
-fn paths_holding(tree: &DirTree, finder: &Prefilter, len: usize, a: usize, b: usize) -> Vec<bool> {
-    let (bytes, offsets) = tree.arena();
-    let mut all = vec![false; b - a];
-    let (Some(&from), Some(&to)) = (offsets.get(a), offsets.get(b)) else {
-        return all;
-    };
-    let mut pos = from;
-    let mut slot = a;
-    while let Some(p) = finder.find(bytes, pos, to) {
-        // The slot whose path holds byte p (offsets ascend; empty paths share one).
-        slot += offsets[slot..b]
-            .partition_point(|&o| o <= p)
-            .saturating_sub(1);
-        if offsets.get(slot + 1).is_some_and(|&end| p + len <= end) {
-            if let Some(x) = all.get_mut(slot - a) {
-                *x = true;
-            }
-        }
-        pos = p + 1;
-    }
-    all
-}
-
-/// Does `path` end with `end` (ASCII case ignored with `fold`)? Compared in line, last
-/// byte first: `end` is a few bytes and most paths differ in their last one, which a
-/// call to the library compare would cost more than.
-fn path_ends_with(path: &[u8], end: &[u8], fold: bool) -> bool {
-    path.len() >= end.len()
-        && path
-            .iter()
-            .rev()
-            .zip(end.iter().rev())
-            .all(|(&x, &y)| x == y || (fold && x.eq_ignore_ascii_case(&y)))
-}
-
 impl PathMatcher {
     /// `query` as a DFA over full paths; `None` when it cannot be one (too large).
     pub fn new(query: &NameQuery) -> Option<PathMatcher> {
@@ -324,7 +287,7 @@ impl PathMatcher {
     fn slot_looks(&self, tree: &DirTree) -> Vec<Look> {
         if let Some((finder, needle, fold)) = &self.literal {
             let mut looks = vec![Look::Nothing; tree.len()];
-            for (s, look) in self.literal_looks(tree, finder, needle, *fold) {
+            for (s, look) in literal::literal_looks(tree, finder, needle, *fold) {
                 looks[s as usize] = look;
             }
             return looks;
@@ -338,59 +301,12 @@ impl PathMatcher {
     /// The slots whose entries can match and what they need, ascending.
     fn slots_to_visit(&self, tree: &DirTree) -> Vec<(u32, Look)> {
         if let Some((finder, needle, fold)) = &self.literal {
-            return self.literal_looks(tree, finder, needle, *fold);
+            return literal::literal_looks(tree, finder, needle, *fold);
         }
         let states = self.dir_states(tree);
         (0..tree.len() as u32)
             .map(|s| (s, self.look(&states, s)))
             .filter(|&(_, look)| look != Look::Nothing)
-            .collect()
-    }
-
-    /// [`Self::slots_to_visit`] for a substring, from the paths themselves: every path
-    /// below a directory holds the substring when the directory's path + "/" does
-    /// (found by one search over all paths end to end, and an end compare when it
-    /// ends in '/'); failing that, with a '/' in the substring, an entry's path holds
-    /// it exactly when the directory's path ends with the part before that last '/'
-    /// and the entry's name starts with the part after it (see `tail`).
-    fn literal_looks(
-        &self,
-        tree: &DirTree,
-        finder: &Prefilter,
-        needle: &[u8],
-        fold: bool,
-    ) -> Vec<(u32, Look)> {
-        let n = tree.len();
-        // With a '/' in the substring: the directories whose paths end with the part
-        // before the last one (a needle ending in '/' then holds in every path below).
-        let head = needle
-            .iter()
-            .rposition(|&b| b == b'/')
-            .map(|last| &needle[..last]);
-        let whole_if_ends = needle.ends_with(b"/");
-        // Ranges of slots on every core: an occurrence counts only inside one path, so
-        // the paths of a range are searched on their own.
-        let per = n.div_ceil(LOOK_RANGES).max(1);
-        let ranges: Vec<(usize, usize)> =
-            (0..n).step_by(per).map(|a| (a, (a + per).min(n))).collect();
-        ranges
-            .par_iter()
-            .flat_map_iter(|&(a, b)| {
-                let all = paths_holding(tree, finder, needle.len(), a, b);
-                (a..b).filter_map(move |s| {
-                    let slot = s as u32;
-                    let ends_here =
-                        head.is_some_and(|head| path_ends_with(tree.path(slot), head, fold));
-                    let look = if all[s - a] || (whole_if_ends && ends_here) {
-                        Look::All
-                    } else if ends_here {
-                        Look::Tail
-                    } else {
-                        return None;
-                    };
-                    (tree.depth_of(slot) < MAX_DEPTH).then_some((slot, look))
-                })
-            })
             .collect()
     }
 
@@ -447,37 +363,43 @@ impl PathMatcher {
         listing: &dyn DirListing,
         piece: &[(u32, Look)],
     ) -> Vec<u32> {
+        // Every entry of the piece first, with the directory it was listed in, so the
+        // loads started ahead run across directory boundaries too.
+        let mut listed: Vec<(u32, u32)> = Vec::new();
+        for (k, &(dir, _)) in piece.iter().enumerate() {
+            listed.extend(listing.entry_ids(dir).iter().map(|&id| (id, k as u32)));
+        }
+        let needs_name = |k: u32| {
+            piece
+                .get(k as usize)
+                .is_some_and(|&(_, look)| matches!(look, Look::Tail | Look::Run(_)))
+        };
         let mut out = Vec::new();
-        let mut ids = Vec::new();
-        for &(dir, look) in piece {
-            ids.clear();
-            listing.for_each_entry(dir, &mut |id| ids.push(id));
-            // Each entry is two scattered reads (its record, then its name): the
-            // records of entries a few ahead and the names of the next ones are
-            // loaded while this one is compared.
-            let needs_name = matches!(look, Look::Tail | Look::Run(_));
-            for (i, &id) in ids.iter().enumerate() {
-                if let Some(&ahead) = ids.get(i + 2 * AHEAD) {
-                    prefetch::record(view.dirents, ahead as usize);
-                }
-                if needs_name {
-                    if let Some(next) = ids
-                        .get(i + AHEAD)
-                        .and_then(|&n| view.dirents.get(n as usize))
-                    {
-                        prefetch::record(view.names, next.name_offset as usize);
+        // Each entry is two scattered reads (its record, then its name): the records of
+        // entries a few ahead and the names of the next ones are loaded while this one
+        // is compared.
+        for (i, &(id, k)) in listed.iter().enumerate() {
+            if let Some(&(ahead, _)) = listed.get(i + 2 * AHEAD) {
+                prefetch::record(view.dirents, ahead as usize);
+            }
+            if let Some(&(next, nk)) = listed.get(i + AHEAD) {
+                if needs_name(nk) {
+                    if let Some(n) = view.dirents.get(next as usize) {
+                        prefetch::record(view.names, n.name_offset as usize);
                     }
                 }
-                let Some(d) = view.dirents.get(id as usize) else {
-                    continue;
-                };
-                if d.ino != 0
-                    && d.parent == dir
-                    && (kinds >> d.kind) & 1 == 1
-                    && self.accepts(look, d, view)
-                {
-                    out.push(id);
-                }
+            }
+            let (Some(d), Some(&(dir, look))) =
+                (view.dirents.get(id as usize), piece.get(k as usize))
+            else {
+                continue;
+            };
+            if d.ino != 0
+                && d.parent == dir
+                && (kinds >> d.kind) & 1 == 1
+                && self.accepts(look, d, view)
+            {
+                out.push(id);
             }
         }
         out
