@@ -330,7 +330,7 @@ fn ends_with(path: &[u8], end: &[u8], fold: bool) -> bool {
 }
 
 /// `x` with each ASCII upper-case byte lowered, all eight at once.
-fn ascii_lower(x: u64) -> u64 {
+pub(crate) fn ascii_lower(x: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let low = x & LOW7;

@@ -99,9 +99,36 @@ impl OwnersView<'_> {
 pub trait DirListing: Sync {
     /// Entries in directory `dir`.
     fn entry_count(&self, dir: u32) -> usize;
-    /// The ids of directory `dir`'s entries, in its listing's order; a removed entry
-    /// may leave [`NO_ENTRY`] in its place.
-    fn entry_ids(&self, dir: u32) -> &[u32];
+    /// Directory `dir`'s entries, in its listing's order.
+    fn entries(&self, dir: u32) -> EntryList<'_>;
+}
+
+/// One directory's entries as its owner lists them: `ids[i]` an entry's id
+/// ([`NO_ENTRY`] where one was removed) and `heads[i]` its [`entry_head`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EntryList<'a> {
+    pub ids: &'a [u32],
+    pub heads: &'a [u64],
+}
+
+/// Name bytes an [`entry_head`] keeps.
+pub const HEAD_BYTES: usize = 7;
+
+/// An entry's head, kept in its directory's list: the first [`HEAD_BYTES`] bytes of
+/// its name in the low bytes of a little-endian word (zeros after a shorter name) and
+/// its kind in the top byte. A visit of a directory's entries decides most of them from
+/// these dense words without reading their records or names.
+pub fn entry_head(name: &[u8], kind: u8) -> u64 {
+    let mut b = [0u8; 8];
+    let n = name.len().min(HEAD_BYTES);
+    b[..n].copy_from_slice(&name[..n]);
+    b[7] = kind;
+    u64::from_le_bytes(b)
+}
+
+/// The kind an [`entry_head`] holds.
+pub fn head_kind(head: u64) -> u8 {
+    (head >> 56) as u8
 }
 
 /// `dir_entry` value of an inode no live entry names as a directory.

@@ -9,7 +9,7 @@ use gpufs_compute::kernels::name_match::{NameMatcher, NameQuery, ALL_KINDS};
 use gpufs_compute::kernels::path_build;
 use gpufs_compute::kernels::path_match::PathMatcher;
 use gpufs_compute::mirror::NamespaceMirror;
-use gpufs_compute::view::{DirListing, NamespaceView, NO_ENTRY};
+use gpufs_compute::view::{entry_head, DirListing, EntryList, NamespaceView, NO_ENTRY};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -84,24 +84,30 @@ enum Claim {
 
 /// A directory listing of the model tree, as the namespace's owner keeps one.
 struct Listing {
-    entries: BTreeMap<u32, Vec<u32>>,
+    entries: BTreeMap<u32, (Vec<u32>, Vec<u64>)>,
     claim: Claim,
 }
 
 impl Listing {
     fn of(ns: &common::Ns, claim: Claim) -> Listing {
-        let mut entries: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let view = ns.view();
+        let mut entries: BTreeMap<u32, (Vec<u32>, Vec<u64>)> = BTreeMap::new();
         for (id, d) in ns.dirents.iter().enumerate() {
             if d.ino == 0 {
                 continue;
             }
-            entries.entry(d.parent).or_default().push(id as u32);
+            let (ids, heads) = entries.entry(d.parent).or_default();
+            ids.push(id as u32);
+            heads.push(entry_head(view.name_of(d), d.kind));
         }
         // Holes where entries were removed, and a listing order unlike the ids'.
-        for ids in entries.values_mut() {
+        for (ids, heads) in entries.values_mut() {
             ids.reverse();
-            ids.push(NO_ENTRY);
-            ids.insert(ids.len() / 2, NO_ENTRY);
+            heads.reverse();
+            for at in [ids.len(), ids.len() / 2] {
+                ids.insert(at, NO_ENTRY);
+                heads.insert(at, 0);
+            }
         }
         Listing { entries, claim }
     }
@@ -111,11 +117,16 @@ impl DirListing for Listing {
     fn entry_count(&self, dir: u32) -> usize {
         match self.claim {
             Claim::Few => 0,
-            Claim::Many => usize::MAX / (1 << 20) + self.entries.get(&dir).map_or(0, Vec::len),
+            Claim::Many => {
+                usize::MAX / (1 << 20) + self.entries.get(&dir).map_or(0, |(ids, _)| ids.len())
+            }
         }
     }
-    fn entry_ids(&self, dir: u32) -> &[u32] {
-        self.entries.get(&dir).map_or(&[], Vec::as_slice)
+    fn entries(&self, dir: u32) -> EntryList<'_> {
+        self.entries
+            .get(&dir)
+            .map(|(ids, heads)| EntryList { ids, heads })
+            .unwrap_or_default()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, JournalOp, NAME_MAX};
 
-use gpufs_compute::view::NO_ENTRY;
+use gpufs_compute::view::{entry_head, NO_ENTRY};
 
 use super::{DirList, Namespace, FIRST_COOKIE};
 use crate::error::{FsError, FsResult};
@@ -296,7 +296,7 @@ impl Namespace {
             .dirs
             .get_mut(&parent)
             .ok_or_else(|| bad(format!("entry in non-directory {parent}")))?;
-        list.entries.insert(cookie, id);
+        list.entries.insert(cookie, id, entry_head(name, kind));
         list.next_cookie = list.next_cookie.max(cookie + 1);
         if kind == FileKind::Directory as u8 {
             self.dir_tree = None;

@@ -1,10 +1,14 @@
-//! One directory's entries in cookie order, as two dense arrays (cookies ascending, and
-//! the entry id at each): readdir finds its place by a binary search, and a full-path
-//! search reads a directory's ids as one contiguous slice instead of walking tree nodes.
+//! One directory's entries in cookie order, as dense arrays (cookies ascending, the
+//! entry id at each, and each entry's head: its kind and first name bytes, see
+//! [`entry_head`]): readdir finds its place by a binary search, and a full-path search
+//! reads a directory's ids and heads as contiguous slices instead of walking tree nodes,
+//! deciding most entries without their records.
 //! A removal leaves a hole ([`NO_ENTRY`]) that is squeezed out once holes outnumber
 //! the live entries, so removing one entry costs a search, not a shift.
 
-use gpufs_compute::view::NO_ENTRY;
+#[cfg(doc)]
+use gpufs_compute::view::entry_head;
+use gpufs_compute::view::{EntryList, NO_ENTRY};
 
 /// Holes kept before a squeeze is considered at all (a small directory never shifts).
 const MIN_HOLES: usize = 32;
@@ -15,6 +19,8 @@ pub struct DirEntries {
     cookies: Vec<u64>,
     /// The entry at each cookie, or [`NO_ENTRY`] where it was removed.
     ids: Vec<u32>,
+    /// The head of the entry at each cookie (stale where it was removed).
+    heads: Vec<u64>,
     live: usize,
 }
 
@@ -39,26 +45,28 @@ impl DirEntries {
             .is_ok_and(|at| self.ids.get(at).is_some_and(|&id| id != NO_ENTRY))
     }
 
-    /// Puts entry `id` at `cookie` (the caller has checked it is free). New cookies
-    /// ascend, so this is almost always an append; a cookie given back (an exchange
-    /// puts entries back at their old cookies) fills its hole.
-    pub fn insert(&mut self, cookie: u64, id: u32) {
+    /// Puts entry `id` with head `head` at `cookie` (the caller has checked it is
+    /// free). New cookies ascend, so this is almost always an append; a cookie given
+    /// back (an exchange puts entries back at their old cookies) fills its hole.
+    pub fn insert(&mut self, cookie: u64, id: u32, head: u64) {
         if self.cookies.last().is_none_or(|&last| last < cookie) {
             self.cookies.push(cookie);
             self.ids.push(id);
+            self.heads.push(head);
         } else {
             match self.position(cookie) {
                 Ok(at) => {
-                    if self.ids[at] != NO_ENTRY {
+                    let was = std::mem::replace(&mut self.ids[at], id);
+                    self.heads[at] = head;
+                    if was != NO_ENTRY {
                         // Replaced, not added: the count stays.
-                        self.ids[at] = id;
                         return;
                     }
-                    self.ids[at] = id;
                 }
                 Err(at) => {
                     self.cookies.insert(at, cookie);
                     self.ids.insert(at, id);
+                    self.heads.insert(at, head);
                 }
             }
         }
@@ -87,11 +95,13 @@ impl DirEntries {
             if self.ids[at] != NO_ENTRY {
                 self.ids[keep] = self.ids[at];
                 self.cookies[keep] = self.cookies[at];
+                self.heads[keep] = self.heads[at];
                 keep += 1;
             }
         }
         self.ids.truncate(keep);
         self.cookies.truncate(keep);
+        self.heads.truncate(keep);
     }
 
     /// Entries with a cookie above `after`, in cookie order.
@@ -104,14 +114,18 @@ impl DirEntries {
             .map(|(&c, &id)| (c, id))
     }
 
-    /// Every entry id in cookie order, with [`NO_ENTRY`] where one was removed.
-    pub fn ids_with_holes(&self) -> &[u32] {
-        &self.ids
+    /// Every entry id and head in cookie order, with [`NO_ENTRY`] where one was
+    /// removed.
+    pub fn list(&self) -> EntryList<'_> {
+        EntryList {
+            ids: &self.ids,
+            heads: &self.heads,
+        }
     }
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.cookies.capacity() * 8 + self.ids.capacity() * 4
+        self.cookies.capacity() * 8 + self.ids.capacity() * 4 + self.heads.capacity() * 8
     }
 }
 
@@ -133,7 +147,7 @@ mod tests {
                 let id = id % 1_000_000;
                 match op {
                     0 | 1 => {
-                        list.insert(next, id);
+                        list.insert(next, id, u64::from(id) * 3);
                         model.insert(next, id);
                         next += 1 + c % 3;
                     }
@@ -145,7 +159,7 @@ mod tests {
                         // A cookie given back: only where it is free.
                         let at = 3 + c % (next - 3).max(1);
                         if at < next && !model.contains_key(&at) {
-                            list.insert(at, id);
+                            list.insert(at, id, u64::from(id) * 3);
                             model.insert(at, id);
                         }
                     }
@@ -156,8 +170,10 @@ mod tests {
                 let want: Vec<_> = model.range(after + 1..).map(|(&c, &i)| (c, i)).collect();
                 prop_assert_eq!(got, want);
                 prop_assert_eq!(list.contains(after), model.contains_key(&after));
-                let ids: Vec<u32> = list.ids_with_holes().iter().copied().filter(|&i| i != NO_ENTRY).collect();
-                prop_assert_eq!(ids, model.values().copied().collect::<Vec<_>>());
+                let listed = list.list();
+                prop_assert_eq!(listed.ids.len(), listed.heads.len());
+                let pairs: Vec<(u32, u64)> = listed.ids.iter().copied().zip(listed.heads.iter().copied()).filter(|&(i, _)| i != NO_ENTRY).collect();
+                prop_assert_eq!(pairs, model.values().map(|&i| (i, u64::from(i) * 3)).collect::<Vec<_>>());
             }
         }
     }

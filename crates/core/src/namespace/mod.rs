@@ -70,10 +70,11 @@ impl gpufs_compute::view::DirListing for Namespace {
         self.dirs.get(&dir).map_or(0, |l| l.entries.len())
     }
 
-    fn entry_ids(&self, dir: u32) -> &[u32] {
+    fn entries(&self, dir: u32) -> gpufs_compute::view::EntryList<'_> {
         self.dirs
             .get(&dir)
-            .map_or(&[], |l| l.entries.ids_with_holes())
+            .map(|l| l.entries.list())
+            .unwrap_or_default()
     }
 }
 

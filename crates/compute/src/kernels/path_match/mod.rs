@@ -14,6 +14,7 @@
 //! DFA would be too large returns `None` from [`PathMatcher::new`], and the caller
 //! builds paths instead.
 
+mod heads;
 mod literal;
 
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
@@ -27,9 +28,12 @@ use crate::gpu::{GpuContext, Slot};
 use crate::mirror::NamespaceMirror;
 use crate::ordered::in_order;
 use crate::prefetch;
-use crate::view::{matching_ids, DirListing, NamespaceView};
+use crate::view::{head_kind, matching_ids, DirListing, NamespaceView, NO_ENTRY};
 use gpufs_format::DirentRecord;
 use rayon::prelude::*;
+
+/// A visited entry its head decided (in place of its directory's index).
+const DECIDED: u32 = u32::MAX;
 
 /// Directories per piece of the parallel visit.
 const VISIT_PIECE: usize = 256;
@@ -355,7 +359,8 @@ impl PathMatcher {
     }
 
     /// The matching entries of the directories `piece` lists, directory by directory,
-    /// each in its listing's order.
+    /// each in its listing's order (which the listing vouches for: its entries are
+    /// live and in that directory, with the kinds and name starts their heads say).
     fn visit(
         &self,
         view: &NamespaceView<'_>,
@@ -363,27 +368,41 @@ impl PathMatcher {
         listing: &dyn DirListing,
         piece: &[(u32, Look)],
     ) -> Vec<u32> {
-        // Every entry of the piece first, with the directory it was listed in, so the
-        // loads started ahead run across directory boundaries too.
+        // First from the lists alone: each entry's kind and first name bytes (its head)
+        // decide most entries. The rest (a tail longer than a head, a DFA still running
+        // after it) keep the index of their directory in the piece, to be decided from
+        // their records and names.
+        let tail_key = self.tail_key();
         let mut listed: Vec<(u32, u32)> = Vec::new();
-        for (k, &(dir, _)) in piece.iter().enumerate() {
-            listed.extend(listing.entry_ids(dir).iter().map(|&id| (id, k as u32)));
+        for (k, &(dir, look)) in piece.iter().enumerate() {
+            let list = listing.entries(dir);
+            for (&id, &head) in list.ids.iter().zip(list.heads) {
+                if id == NO_ENTRY || (kinds >> head_kind(head)) & 1 == 0 {
+                    continue;
+                }
+                match self.by_head(look, head, tail_key) {
+                    Some(true) => listed.push((id, DECIDED)),
+                    Some(false) => {}
+                    None => listed.push((id, k as u32)),
+                }
+            }
         }
-        let needs_name = |k: u32| {
-            piece
-                .get(k as usize)
-                .is_some_and(|&(_, look)| matches!(look, Look::Tail | Look::Run(_)))
-        };
-        let mut out = Vec::new();
-        // Each entry is two scattered reads (its record, then its name): the records of
-        // entries a few ahead and the names of the next ones are loaded while this one
-        // is compared.
+        let mut out = Vec::with_capacity(listed.len());
+        // Each entry left is two scattered reads (its record, then its name): the
+        // records of entries a few ahead and the names of the next ones are loaded while
+        // this one is compared.
         for (i, &(id, k)) in listed.iter().enumerate() {
-            if let Some(&(ahead, _)) = listed.get(i + 2 * AHEAD) {
-                prefetch::record(view.dirents, ahead as usize);
+            if k == DECIDED {
+                out.push(id);
+                continue;
+            }
+            if let Some(&(ahead, ak)) = listed.get(i + 2 * AHEAD) {
+                if ak != DECIDED {
+                    prefetch::record(view.dirents, ahead as usize);
+                }
             }
             if let Some(&(next, nk)) = listed.get(i + AHEAD) {
-                if needs_name(nk) {
+                if nk != DECIDED {
                     if let Some(n) = view.dirents.get(next as usize) {
                         prefetch::record(view.names, n.name_offset as usize);
                     }
