@@ -52,6 +52,8 @@ impl PathMatcher {
                 match self.run(s, &bytes[..known]) {
                     MATCHED => Some(true),
                     DEAD => Some(false),
+                    // No rest of a name can finish a match from here.
+                    st if !self.name_can_finish(st) => Some(false),
                     _ => None,
                 }
             }
@@ -94,13 +96,24 @@ mod tests {
     }
 
     #[test]
-    fn a_dfa_run_over_a_head_stops_at_its_first_zero() {
+    fn a_dfa_run_over_a_head_settles_what_the_rest_of_a_name_cannot_change() {
         let m = matcher(b"p/IMG", false);
         // Below a directory whose path ends in "p", run from its state.
         let tree_state = m.run(m.start, b"p");
         let look = Look::Run(tree_state);
         assert_eq!(m.by_head(look, entry_head(b"IMG_1", 1), None), Some(true));
-        assert_eq!(m.by_head(look, entry_head(b"xIMG", 1), None), None);
+        // The match needs the '/' before the name: no rest of this name can finish it.
+        assert_eq!(m.by_head(look, entry_head(b"xIMG", 1), None), Some(false));
+        // The head stops at its first zero: "IM" may go on with "G".
         assert_eq!(m.by_head(look, entry_head(b"IM", 1), None), None);
+        // Below a directory ending elsewhere, only a name holding "p/IMG" could match,
+        // and none can hold a '/'.
+        let elsewhere = Look::Run(m.run(m.start, b"q"));
+        assert!(!m.entries_can_match(m.run(m.start, b"q")));
+        assert!(m.entries_can_match(tree_state));
+        assert_eq!(
+            m.by_head(elsewhere, entry_head(b"IMG_1", 1), None),
+            Some(false)
+        );
     }
 }

@@ -16,6 +16,7 @@
 
 mod heads;
 mod literal;
+mod reach;
 
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
@@ -69,6 +70,9 @@ pub struct PathMatcher {
     start: u32,
     /// Per premultiplied special state: does it match?
     matching: Vec<bool>,
+    /// Per plain state (by index): can a name (bytes without '/') then the end of input
+    /// reach a match from it ([`reach`])?
+    name_live: Vec<bool>,
     /// For a substring without '/': it cannot span two path components, so an entry
     /// matches exactly when its directory's path does or its own name does, and the
     /// names are found by the whole-arena scan.
@@ -112,12 +116,14 @@ impl PathMatcher {
             special_from: (plain * stride) as u32,
             start: 0,
             matching,
+            name_live: Vec::new(),
             names: None,
             tail: None,
             literal: None,
         };
         // State 0 of the table is its start state.
         m.start = m.settle(new_id.first().copied().unwrap_or(0));
+        m.name_live = m.name_live_states();
         m
     }
 
@@ -283,7 +289,8 @@ impl PathMatcher {
         match states.below_slot(slot) {
             MATCHED => Look::All,
             DEAD | BROKEN => Look::Nothing,
-            s => Look::Run(s),
+            s if self.entries_can_match(s) => Look::Run(s),
+            _ => Look::Nothing,
         }
     }
 
