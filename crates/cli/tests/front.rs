@@ -6,11 +6,21 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn run(exe: &Path, args: &[&str]) -> Output {
-    Command::new(exe)
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("gpufs runs")
+    // A program just copied can be briefly busy: another test thread that forks in
+    // the meantime holds the copy's write handle until its child execs. Retried.
+    for _ in 0..100 {
+        match Command::new(exe)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .output()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result.expect("gpufs runs"),
+        }
+    }
+    panic!("{} stayed busy", exe.display());
 }
 
 fn front() -> &'static Path {
