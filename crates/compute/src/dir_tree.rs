@@ -343,7 +343,76 @@ pub(crate) fn ascii_lower(x: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::ascii_lower;
+    use super::{ascii_lower, DirTree};
+
+    /// A tree of `paths` (each parent listed before its children), slot by slot.
+    fn tree_of(paths: &[&[u8]]) -> DirTree {
+        let mut t = DirTree {
+            offsets: vec![0],
+            ..Default::default()
+        };
+        t.push(1, 0, 0, &[]);
+        for (i, &p) in paths.iter().enumerate() {
+            let cut = p.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            let up = (0..t.len() as u32)
+                .find(|&s| t.path(s) == &p[..cut])
+                .expect("parent listed first");
+            let (a, b) = (t.offsets[up as usize], t.offsets[up as usize + 1]);
+            t.bytes.extend_from_within(a..b);
+            t.push(i as u32 + 2, up, t.depth_of(up) + 1, &[&p[cut..]]);
+        }
+        t.link_children();
+        t
+    }
+
+    #[test]
+    fn paths_ending_with_agrees_with_a_plain_end_compare() {
+        let paths: [&[u8]; 8] = [
+            b"/a",
+            b"/a/photos",
+            b"/a/photos/x",
+            b"/PHOTOS",
+            b"/a/b\0c",
+            b"/a/long-name-photos",
+            b"/a/long-name-photos/photos",
+            b"/z",
+        ];
+        let t = tree_of(&paths);
+        assert_eq!(t.children(0), &[1, 4, 8]);
+        assert_eq!(t.children(2), &[3]);
+        // Among them: ends whose last eight bytes agree with a path they do not end
+        // (longer than a word, or a NUL against a short path's zero padding).
+        let ends: [&[u8]; 10] = [
+            b"Xname-photos",
+            b"\0/z",
+            b"",
+            b"s",
+            b"photos",
+            b"/photos",
+            b"-name-photos",
+            b"b\0c",
+            b"/a/photos/x",
+            b"x/a",
+        ];
+        for end in ends {
+            for fold in [false, true] {
+                let want: Vec<u32> = (0..t.len() as u32)
+                    .filter(|&s| {
+                        let p = t.path(s);
+                        p.len() >= end.len()
+                            && p[p.len() - end.len()..]
+                                .iter()
+                                .zip(end)
+                                .all(|(x, y)| x == y || (fold && x.eq_ignore_ascii_case(y)))
+                    })
+                    .collect();
+                assert_eq!(t.paths_ending_with(end, fold), want, "{end:?} fold {fold}");
+            }
+        }
+        // Case is ignored only when asked.
+        assert_eq!(t.paths_ending_with(b"photos", true), vec![2, 4, 6, 7]);
+        assert_eq!(t.paths_ending_with(b"photos", false), vec![2, 6, 7]);
+    }
 
     #[test]
     fn ascii_lower_lowers_each_byte_as_one_byte_would() {

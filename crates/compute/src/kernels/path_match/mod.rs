@@ -4,8 +4,9 @@
 //! directory, over the namespace's [`DirTree`] (every directory's path, parents first),
 //! and each entry then only looks at its own name. A substring is decided by literal
 //! compares on the directory paths ([`literal`]: with one '/', from the words of the
-//! paths' last bytes and the tree's child lists alone); a glob or regex becomes one DFA over whole paths
-//! ("/dir/sub/name") whose state per directory comes from its parent's. A state that
+//! paths' last bytes and the tree's child lists alone); a glob or regex becomes one
+//! DFA over whole paths ("/dir/sub/name") whose state per directory comes from its
+//! parent's. A state that
 //! has matched stays matched (the match lies in the directory's path, so every path
 //! below contains it) and a dead state rejects a whole subtree at once. Cost: the name
 //! bytes, not the path bytes.
@@ -80,8 +81,8 @@ pub struct PathMatcher {
     /// For a substring with '/': the part after its last '/' and whether case is
     /// ignored. An occurrence that is not wholly in the directory's path must put that
     /// '/' on the one before the name, so the name starts with this part and the
-    /// directory's path ends with the rest: one DFA run per directory decides the
-    /// latter, a prefix compare per entry the former.
+    /// directory's path ends with the rest: [`literal`] decides the latter per
+    /// directory, a prefix compare per entry (on its head where it can) the former.
     tail: Option<(Vec<u8>, bool)>,
     /// For a substring: its finder, the substring and whether case is ignored. Which
     /// directories' entries need looking at then follows from literal searches over
