@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The data kernels against the peer tools, side by side in one run.
 
-1. `gpufs bench data` builds three seeded 1 GiB corpora of 64 KiB records (text-like,
+1. `gpufs-bench data` builds three seeded 1 GiB corpora of 64 KiB records (text-like,
    binary-like, random), times CRC32C, BLAKE3, LZ4 compression and decompression and
    AES-256-XTS encryption and decryption on them (CPU one thread, CPU all cores, and
    the GPU when one is present: kernel time, upload and read-back apart), and writes
@@ -28,7 +28,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GPUFS = os.path.join(ROOT, "target", "release", "gpufs")
+BENCH = os.path.join(ROOT, "target", "release", "gpufs-bench")
 
 
 def timed(cmd, reps, stdout=subprocess.DEVNULL):
@@ -90,11 +90,11 @@ def main():
     ap.add_argument("--kinds", default="text,binary,random")
     ap.add_argument("--json")
     a = ap.parse_args()
-    if not os.path.exists(GPUFS):
-        sys.exit("build first: cargo build --release")
+    if not os.path.exists(BENCH):
+        sys.exit("build first: cargo build --release -p gpufs-bench")
     corpus_dir = tempfile.mkdtemp(prefix="gpufs-data-", dir="/dev/shm")
     try:
-        out = subprocess.run([GPUFS, "bench", "data", "--bytes", a.bytes, "--record-size",
+        out = subprocess.run([BENCH, "data", "--bytes", a.bytes, "--record-size",
                               a.record_size, "--reps", str(a.reps), "--compute", a.compute,
                               "--kinds", a.kinds, "--write-corpus", corpus_dir, "--json"],
                              check=True, capture_output=True, text=True).stdout

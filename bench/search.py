@@ -18,7 +18,7 @@ which also reports the share of CPU time the hypervisor gave other guests meanwh
 tool found the same number of results. Then `gpufs du -s` against `du -s`. Needs root
 (mount), plocate and fd-find.
 
-  python3 bench/search.py --files 1000000 --reps 5 [--mode count|paths|both]
+  [GPUFS_BIN=path/to/gpufs] python3 bench/search.py --files 1000000 --reps 5 [--mode count|paths|both]
                           [--reader wc|python] [--json out.json]
 """
 
@@ -34,7 +34,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GPUFS = os.path.join(ROOT, "target", "release", "gpufs")
+# GPUFS_BIN runs another build (e.g. an earlier commit's, for a before/after pair of runs).
+GPUFS = os.environ.get("GPUFS_BIN") or os.path.join(ROOT, "target", "release", "gpufs")
 
 WORDS = ["report", "parser", "main", "index", "config", "notes", "draft", "invoice",
          "backup", "photo", "scan", "build", "cache", "module", "test", "data", "summary",

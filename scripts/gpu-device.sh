@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Every GPU measurement of the project in one short run, for a machine with a hardware
 # GPU (a lent one has minutes, not hours): the adapter and its calibrated crossovers,
-# the metadata kernels (`gpufs bench compute`), the data kernels (`gpufs bench data`) and,
+# the metadata kernels (`gpufs-bench compute`), the data kernels (`gpufs-bench data`) and,
 # where /dev/fuse works, live search through the GPU kernels against the CPU twins on a
 # 1M-file mount (scripts/gpu-search.py). The one-thread CPU column is left out (its
 # figures come from the 2-core runs in docs/BENCHMARKS.md); the all-core column runs on
 # the same machine as the GPU, so the ratios are side by side.
 #
-#   GPUFS_BIN=path/to/gpufs OUT=dir bash scripts/gpu-device.sh
+#   GPUFS_BIN=path/to/gpufs BENCH_BIN=path/to/gpufs-bench OUT=dir bash scripts/gpu-device.sh
 #
 # Logs go to $OUT (default /tmp/gpufs-gpu). Each stage has its own time limit, so a slow
 # stage cannot take the ones after it down.
 set -u
 BIN=${GPUFS_BIN:-target/release/gpufs}
+BENCH_BIN=${BENCH_BIN:-target/release/gpufs-bench}
 OUT=${OUT:-/tmp/gpufs-gpu}
 mkdir -p "$OUT"
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -28,8 +29,8 @@ stage() { # name seconds command...
     echo "=== $name: exit ${PIPESTATUS[0]}, $((SECONDS - t)) s"
 }
 stage adapter 60 "$BIN" compute --compute gpu --calibrate
-stage compute 200 "$BIN" bench compute --sizes 1k,10k,100k,1M,10M --compute gpu --reps 5 --skip-one-thread
-stage data 150 "$BIN" bench data --bytes 1G --reps 3 --compute gpu --skip-one-thread
+stage compute 200 "$BENCH_BIN" compute --sizes 1k,10k,100k,1M,10M --compute gpu --reps 5 --skip-one-thread
+stage data 150 "$BENCH_BIN" data --bytes 1G --reps 3 --compute gpu --skip-one-thread
 if [ -e /dev/fuse ]; then
     stage search 330 env GPUFS_BIN="$BIN" PYTHONUNBUFFERED=1 python3 scripts/gpu-search.py \
         --files "${SEARCH_FILES:-1000000}" --reps 3 --json "$OUT/search.json"

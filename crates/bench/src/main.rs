@@ -1,15 +1,27 @@
-//! Metadata workloads timed from inside one process, so no interpreter or fork cost
-//! hides the filesystem's: create, stat and unlink of N files, and a fill of N files
-//! spread over directories (for the daemon-memory measurement). Prints JSON.
+//! `gpufs-bench`: the benchmarks of gpufs, apart from the `gpufs` program.
+//!
+//! - `meta`, `fill`, `bigdir`: metadata workloads on a mounted directory, timed from
+//!   inside one process (bench/run.py runs them on gpufs, tmpfs and ext4 side by side);
+//!   one JSON line each.
+//! - `compute`: every metadata kernel on a synthetic namespace, CPU one thread, all
+//!   cores and GPU.
+//! - `data`: the data kernels (CRC32C, BLAKE3, LZ4, AES-XTS) on seeded corpora of
+//!   records (bench/data.py puts them beside the peer tools).
 
-use std::fs;
+mod common;
+mod compute;
+mod data;
+mod meta;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Benchmarks of gpufs: metadata workloads on a mount, and the compute kernels.
 #[derive(Parser)]
+#[command(name = "gpufs-bench", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -35,71 +47,24 @@ enum Cmd {
         #[arg(long, default_value_t = 100_000)]
         files: usize,
     },
+    /// The metadata kernels on a synthetic namespace: CPU one thread, all cores, GPU.
+    Compute(compute::ComputeBench),
+    /// The data kernels (CRC32C, BLAKE3, LZ4, AES-XTS) on seeded corpora of records.
+    Data(data::DataBench),
 }
 
-fn fail(what: &str, p: &Path, e: std::io::Error) -> ! {
-    eprintln!("gpufs-bench: {what} {}: {e}", p.display());
-    std::process::exit(1);
-}
-
-fn create_all(paths: &[PathBuf]) {
-    for p in paths {
-        if let Err(e) = fs::File::create(p) {
-            fail("create", p, e);
-        }
-    }
-}
-
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let out = match cli.cmd {
-        Cmd::Meta { dir, files } => {
-            let d = dir.join("meta");
-            fs::create_dir_all(&d).unwrap_or_else(|e| fail("mkdir", &d, e));
-            let paths: Vec<PathBuf> = (0..files).map(|i| d.join(format!("f{i:07}"))).collect();
-            let t = Instant::now();
-            create_all(&paths);
-            let create = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            for p in &paths {
-                if let Err(e) = fs::symlink_metadata(p) {
-                    fail("stat", p, e);
-                }
-            }
-            let stat = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            for p in &paths {
-                if let Err(e) = fs::remove_file(p) {
-                    fail("unlink", p, e);
-                }
-            }
-            let unlink = t.elapsed().as_secs_f64();
-            let _ = fs::remove_dir(&d);
-            serde_json::json!({ "files": files, "create_s": create, "stat_s": stat, "unlink_s": unlink })
-        }
-        Cmd::Fill { dir, files } => {
-            let t = Instant::now();
-            for start in (0..files).step_by(1000) {
-                let d = dir.join("fill").join(format!("d{:04}", start / 1000));
-                fs::create_dir_all(&d).unwrap_or_else(|e| fail("mkdir", &d, e));
-                let paths: Vec<PathBuf> = (start..(start + 1000).min(files))
-                    .map(|i| d.join(format!("file-{i:07}")))
-                    .collect();
-                create_all(&paths);
-            }
-            serde_json::json!({ "files": files, "create_s": t.elapsed().as_secs_f64() })
-        }
-        Cmd::Bigdir { dir, files } => {
-            let d = dir.join("big");
-            fs::create_dir_all(&d).unwrap_or_else(|e| fail("mkdir", &d, e));
-            let paths: Vec<PathBuf> = (0..files)
-                .map(|i| d.join(format!("entry-{i:07}")))
-                .collect();
-            let t = Instant::now();
-            create_all(&paths);
-            serde_json::json!({ "files": files, "create_s": t.elapsed().as_secs_f64() })
-        }
+    common::default_sigpipe();
+    common::init_logging();
+    let line = match cli.cmd {
+        Cmd::Meta { dir, files } => meta::meta(&dir, files),
+        Cmd::Fill { dir, files } => meta::fill(&dir, files),
+        Cmd::Bigdir { dir, files } => meta::bigdir(&dir, files),
+        Cmd::Compute(a) => return common::done(compute::run(a)),
+        Cmd::Data(a) => return common::done(data::run(a)),
     };
     let mut so = std::io::stdout();
-    let _ = writeln!(so, "{out}");
+    let _ = writeln!(so, "{line}");
+    ExitCode::SUCCESS
 }

@@ -1,26 +1,60 @@
-//! The client side of the control socket (see `control` for the daemon's side):
-//! `gpufs search`, `gpufs du` and `gpufs stats` send one JSON request line to the
-//! mount's daemon and read its answer. Kept apart from the daemon's side, which needs
-//! the filesystem, so that the small `gpufs` front program holds only this.
+//! The client side of the control socket (the daemon's side is `gpufs_fuse`'s
+//! `control` module): `gpufs search`, `gpufs du` and `gpufs stats` send one JSON
+//! request line to the mount's daemon and read its answer. Kept apart from the daemon's
+//! side, which needs the filesystem, so that the small `gpufs` front program holds only
+//! this.
 
 use std::io::{BufRead, BufReader, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde_json::{json, Value};
 
+use crate::exit::Failure;
 use crate::paths;
 
-/// A byte string sent as a JSON array of numbers (paths and patterns may hold any
-/// bytes).
-pub fn bytes_field(v: &Value, key: &str) -> Option<Vec<u8>> {
-    v.get(key)?
-        .as_array()?
-        .iter()
-        .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-        .collect()
+/// The mount point to ask and a path relative to its root for `p` (`mountpoint`, or
+/// else the gpufs mount holding `p`).
+pub fn locate(mountpoint: Option<&Path>, p: &Path) -> Result<(PathBuf, Vec<u8>), String> {
+    let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let mp = match mountpoint {
+        Some(m) => std::fs::canonicalize(m).map_err(|e| format!("{}: {e}", m.display()))?,
+        None => mount_of(&abs)
+            .ok_or_else(|| format!("{} is not inside a gpufs mount", abs.display()))?,
+    };
+    let rel = abs
+        .strip_prefix(&mp)
+        .map_err(|_| format!("{} is not inside {}", abs.display(), mp.display()))?;
+    let mut bytes = b"/".to_vec();
+    bytes.extend_from_slice(rel.as_os_str().as_bytes());
+    Ok((mp, bytes))
+}
+
+/// What goes before a path relative to the mount root to make it whole: the mount
+/// point, empty for a mount on `/`.
+pub fn mount_prefix(mountpoint: &Path) -> &[u8] {
+    let base = mountpoint.as_os_str().as_bytes();
+    if base == b"/" {
+        b""
+    } else {
+        base
+    }
+}
+
+/// The daemon's refusal in an answer's header, with the exit code it asks for (else 1).
+pub fn refusal(head: &Value, what: &str) -> Result<(), Failure> {
+    if head["ok"].as_bool() == Some(true) {
+        return Ok(());
+    }
+    Err(Failure {
+        code: head["code"].as_u64().unwrap_or(1) as u8,
+        msg: head["error"]
+            .as_str()
+            .map_or_else(|| format!("{what} failed"), str::to_string),
+    })
 }
 
 /// The client side: one request to the mount at `mountpoint`; the header and the
@@ -71,9 +105,10 @@ fn each_record(
     Ok(())
 }
 
-/// Like [`ask`], for an answer whose body is text to pass on as is: after the header,
-/// everything the daemon sends is copied to `out` in large blocks. A reader of `out`
-/// that went away (| head) ends the copy quietly.
+/// Like [`ask`], for an answer whose body is text to pass on as is: each path written
+/// as `prefix`, path, `end`. After the header, everything the daemon sends is copied to
+/// `out` in large blocks. A reader of `out` that went away (| head) ends the copy
+/// quietly.
 ///
 /// `direct`, when given, is the descriptor `out` writes to: it goes to the daemon, which
 /// then writes the text there itself (one copy instead of three) and answers only the
@@ -81,10 +116,13 @@ fn each_record(
 pub fn ask_text(
     mountpoint: &Path,
     req: &Value,
+    (prefix, end): (&[u8], u8),
     direct: Option<BorrowedFd<'_>>,
     out: &mut impl Write,
 ) -> Result<Value, String> {
     let mut req = req.clone();
+    req["text_prefix"] = json!(prefix);
+    req["text_end"] = json!(end);
     if direct.is_some() {
         req["text_fd"] = json!(true);
     }
@@ -95,13 +133,8 @@ pub fn ask_text(
     }
     if head["text"] != "socket" {
         // A daemon from before the text answers sends NUL-ended paths: format them here.
-        let prefix = bytes_field(&req, "text_prefix").unwrap_or_default();
-        let end = req["text_end"]
-            .as_u64()
-            .and_then(|e| u8::try_from(e).ok())
-            .unwrap_or(b'\n');
         each_record(reader, |r| {
-            out.write_all(&prefix)?;
+            out.write_all(prefix)?;
             out.write_all(r)?;
             out.write_all(&[end])
         })?;
@@ -178,15 +211,13 @@ fn read_head(reader: &mut BufReader<UnixStream>) -> Result<Value, String> {
 
 /// The control socket of the mount at `mountpoint`, if its daemon made one.
 fn socket_of(mountpoint: &Path) -> Option<PathBuf> {
-    let name = paths::control_name(mountpoint);
-    paths::control_dirs()
+    paths::control_sockets(mountpoint)
         .into_iter()
-        .map(|d| d.join(&name))
         .find(|p| p.exists())
 }
 
 /// The gpufs mount holding `path` (the longest mount point that is a prefix of it).
-pub fn mount_of(path: &Path) -> Option<PathBuf> {
+fn mount_of(path: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     text.lines()
         .filter_map(|l| {

@@ -3,13 +3,12 @@
 //! instead of a walk.
 
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::client;
-use crate::search_cmd::{locate, Failure};
+use crate::client::{self, locate};
+use crate::exit::{printed, Failure};
 
 #[derive(clap::Args, Debug)]
 pub struct DuArgs {
@@ -47,23 +46,14 @@ fn human(n: u64) -> String {
     }
 }
 
-pub fn run(a: DuArgs) -> Result<(), Failure> {
-    let fail = |msg: String| Failure { code: 1, msg };
-    let here = std::env::current_dir().map_err(|e| fail(e.to_string()))?;
-    let target = a.path.clone().unwrap_or(here);
-    let (mp, rel) = locate(None, &target).map_err(fail)?;
-    let req = json!({"op": "du", "path": rel, "all": a.all, "summary": a.summarize});
-    let (head, records) = client::ask(&mp, &req).map_err(fail)?;
-    if head["ok"].as_bool() != Some(true) {
-        return Err(Failure {
-            code: head["code"].as_u64().unwrap_or(1) as u8,
-            msg: head["error"].as_str().unwrap_or("du failed").to_string(),
-        });
-    }
-    let base = mp.as_os_str().as_bytes();
-    let base = if base == b"/" { &b""[..] } else { base };
+/// One row: path, bytes, allocated bytes, files, directories.
+type Row = (Vec<u8>, u64, u64, u64, u64);
+
+/// The rows of the daemon's records (`bytes allocated files dirs<TAB>path`), each path
+/// made whole with the mount point `base`.
+fn rows(records: &[Vec<u8>], base: &[u8]) -> Vec<Row> {
     let mut rows = Vec::new();
-    for r in &records {
+    for r in records {
         let Some(tab) = r.iter().position(|&b| b == b'\t') else {
             continue;
         };
@@ -83,6 +73,40 @@ pub fn run(a: DuArgs) -> Result<(), Failure> {
         let path = if path.is_empty() { b"/".to_vec() } else { path };
         rows.push((path, bytes, allocated, files, dirs));
     }
+    rows
+}
+
+fn print(a: &DuArgs, rows: &[Row]) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (path, bytes, allocated, files, dirs) in rows {
+        if a.json {
+            let v = json!({"path": String::from_utf8_lossy(path), "bytes": bytes,
+                           "allocated": allocated, "files": files, "dirs": dirs});
+            writeln!(out, "{v}")?;
+            continue;
+        }
+        let size = if a.apparent_size { *bytes } else { *allocated };
+        let shown = if a.bytes {
+            size.to_string()
+        } else {
+            human(size)
+        };
+        write!(out, "{shown}\t{files} files\t")?;
+        out.write_all(path)?;
+        writeln!(out)?;
+    }
+    out.flush()
+}
+
+pub fn run(a: DuArgs) -> Result<(), Failure> {
+    let here = std::env::current_dir().map_err(|e| Failure::error(e.to_string()))?;
+    let target = a.path.clone().unwrap_or(here);
+    let (mp, rel) = locate(None, &target).map_err(Failure::error)?;
+    let req = json!({"op": "du", "path": rel, "all": a.all, "summary": a.summarize});
+    let (head, records) = client::ask(&mp, &req).map_err(Failure::error)?;
+    client::refusal(&head, "du")?;
+    let mut rows = rows(&records, client::mount_prefix(&mp));
     if a.summarize {
         rows.truncate(1);
     }
@@ -91,30 +115,5 @@ pub fn run(a: DuArgs) -> Result<(), Failure> {
         rows[1..].sort_by(|x, y| x.0.cmp(&y.0));
         rows.rotate_left(1);
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let res = (|| -> std::io::Result<()> {
-        for (path, bytes, allocated, files, dirs) in &rows {
-            if a.json {
-                let v = json!({"path": String::from_utf8_lossy(path), "bytes": bytes,
-                               "allocated": allocated, "files": files, "dirs": dirs});
-                writeln!(out, "{v}")?;
-                continue;
-            }
-            let size = if a.apparent_size { *bytes } else { *allocated };
-            let shown = if a.bytes {
-                size.to_string()
-            } else {
-                human(size)
-            };
-            write!(out, "{shown}\t{files} files\t")?;
-            out.write_all(path)?;
-            writeln!(out)?;
-        }
-        out.flush()
-    })();
-    match res {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(fail(e.to_string())),
-        _ => Ok(()),
-    }
+    printed(print(&a, &rows))
 }

@@ -17,6 +17,7 @@ mod exit;
 #[allow(dead_code)]
 mod paths;
 mod search_cmd;
+mod size;
 mod stats_cmd;
 
 use std::ffi::OsString;

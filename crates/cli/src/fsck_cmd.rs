@@ -4,7 +4,7 @@
 //! problems found; 8 the image could not be checked at all.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -63,52 +63,62 @@ pub fn run(a: FsckArgs) -> ExitCode {
     } else {
         0
     };
-    let s = report.stats;
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "image": image.display().to_string(),
-                "clean": report.problems.is_empty(),
-                "problems": report.problems,
-                "warnings": report.warnings,
-                "inodes": s.inodes,
-                "directories": s.directories,
-                "files": s.files,
-                "records": s.records,
-                "record_bytes": s.record_bytes,
-                "used_blocks": s.used_blocks,
-                "total_blocks": s.total_blocks,
-                "journal_transactions": s.replayed_transactions,
-            })
-        );
-        return ExitCode::from(code);
+        print_json(&image, &report);
+    } else {
+        print_text(&image, &report, a.quiet);
     }
+    ExitCode::from(code)
+}
+
+fn print_json(image: &Path, report: &fsck::FsckReport) {
+    let s = &report.stats;
+    println!(
+        "{}",
+        serde_json::json!({
+            "image": image.display().to_string(),
+            "clean": report.problems.is_empty(),
+            "problems": report.problems,
+            "warnings": report.warnings,
+            "inodes": s.inodes,
+            "directories": s.directories,
+            "files": s.files,
+            "records": s.records,
+            "record_bytes": s.record_bytes,
+            "used_blocks": s.used_blocks,
+            "total_blocks": s.total_blocks,
+            "journal_transactions": s.replayed_transactions,
+        })
+    );
+}
+
+fn print_text(image: &Path, report: &fsck::FsckReport, quiet: bool) {
     for p in &report.problems {
         println!("problem: {p}");
     }
-    if !a.quiet {
-        for w in &report.warnings {
-            println!("warning: {w}");
-        }
-        println!(
-            "{}: {} inodes ({} directories, {} files), {} records ({} bytes) verified, \
-             {}/{} blocks used, {} journal transaction(s) pending: {}",
-            image.display(),
-            s.inodes,
-            s.directories,
-            s.files,
-            s.records,
-            s.record_bytes,
-            s.used_blocks,
-            s.total_blocks,
-            s.replayed_transactions,
-            if report.problems.is_empty() {
-                "clean"
-            } else {
-                "PROBLEMS FOUND"
-            }
-        );
+    if quiet {
+        return;
     }
-    ExitCode::from(code)
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    let s = &report.stats;
+    println!(
+        "{}: {} inodes ({} directories, {} files), {} records ({} bytes) verified, \
+         {}/{} blocks used, {} journal transaction(s) pending: {}",
+        image.display(),
+        s.inodes,
+        s.directories,
+        s.files,
+        s.records,
+        s.record_bytes,
+        s.used_blocks,
+        s.total_blocks,
+        s.replayed_transactions,
+        if report.problems.is_empty() {
+            "clean"
+        } else {
+            "PROBLEMS FOUND"
+        }
+    );
 }

@@ -3,18 +3,14 @@
 //! (`search`, `du`, `stats`) itself and becomes this one for the rest.
 
 mod asking;
-mod bench_cmd;
-mod bench_data;
 mod client;
 mod compute_cmd;
-mod control;
 mod du_cmd;
 mod exit;
 mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
 mod paths;
-mod readahead;
 mod search_cmd;
 mod size;
 mod stats_cmd;
@@ -50,8 +46,6 @@ enum Command {
     Ask(asking::AskCommand),
     /// Show which compute backend runs kernels here (and calibrate it).
     Compute(compute_cmd::ComputeArgs),
-    /// Benchmarks that need no mount.
-    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,7 +67,6 @@ fn main() -> ExitCode {
         Command::Fsck(a) => return fsck_cmd::run(a),
         Command::Ask(a) => return asking::run(a),
         Command::Compute(a) => compute_cmd::run(a),
-        Command::Bench(a) => bench_cmd::run(a),
     };
     done(result)
 }

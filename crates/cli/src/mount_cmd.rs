@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use gpufs_core::device::{Device, FileDevice};
 use gpufs_core::{Filesystem, OpenOptions};
-use gpufs_fuse::{workers, Config, GpufsFuse, MountOption, Session, SessionACL};
+use gpufs_fuse::{Daemon, MountConfig, SessionUnmounter};
 
 use crate::paths;
 
@@ -150,6 +150,8 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
         // A forced GPU must exist: say so now, not at the first search.
         crate::compute_cmd::open(choice)?;
     }
+    // A daemon child tells the `gpufs mount` that started it (on its stdout); in the
+    // foreground the notes go to the person.
     let report = |line: String| {
         if a.daemon_child {
             let mut out = std::io::stdout();
@@ -159,66 +161,38 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
             eprintln!("gpufs: {note}");
         }
     };
-    let fs = match open(image, a.read_only) {
-        Ok(fs) => Arc::new(fs),
-        Err(e) => {
-            report(format!("error: {e}"));
-            return Err(e);
-        }
-    };
+    let failed = |e: &String| report(format!("error: {e}"));
+    let fs = Arc::new(open(image, a.read_only).inspect_err(failed)?);
     for n in fs.notes() {
         report(format!("note: {n}"));
     }
     if !a.read_only {
         Filesystem::start_commit_timer(&fs, Duration::from_secs(a.commit_interval.max(1)));
     }
-    let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName(image.display().to_string()),
-        MountOption::Subtype("gpufs".into()),
-        MountOption::DefaultPermissions,
-        if a.read_only {
-            MountOption::RO
-        } else {
-            MountOption::RW
-        },
-        MountOption::Dev,
-        MountOption::Suid,
-    ];
-    let threads = a.threads.map_or_else(workers::default_count, usize::from);
-    config.n_threads = Some(threads);
-    config.clone_fd = true;
-    if a.allow_other {
-        config.acl = SessionACL::All;
-    }
-    // The control socket exists before the mount appears, so a search right after
-    // `gpufs mount` returns finds it.
-    let compute = Arc::new(gpufs_compute::LazyCompute::new(choice));
-    let server = crate::control::Server::new(fs.clone(), compute.clone(), a.allow_other);
-    match crate::control::start(server, mp) {
-        Ok(path) => tracing::info!("control socket {}", path.display()),
-        Err(e) => report(format!("note: search and du unavailable: {e}")),
-    }
-    let mut session = match Session::new(GpufsFuse::new(fs.clone(), compute), mp, &config) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::control::remove(mp);
-            let msg = format!("cannot mount {} on {}: {e}", image.display(), mp.display());
-            report(format!("error: {msg}"));
-            return Err(msg);
-        }
+    let config = MountConfig {
+        source: image.display().to_string(),
+        read_only: a.read_only,
+        allow_other: a.allow_other,
+        threads: a.threads.map(usize::from),
+        control_sockets: paths::control_sockets(mp),
     };
-    // Finding the mount's device means a stat that this daemon must answer, so it runs
-    // on its own thread while the session serves.
-    let tune_at = mp.to_path_buf();
-    std::thread::spawn(move || crate::readahead::raise(&tune_at));
-    std::thread::spawn(move || workers::pin_when_started(threads, Duration::from_secs(5)));
+    let mut note = |n: String| report(format!("note: {n}"));
+    let mut daemon = Daemon::mount(fs, choice, mp, config, &mut note).inspect_err(failed)?;
     let pid_path = paths::pid_file(mp);
     if let Some(dir) = pid_path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     let _ = std::fs::write(&pid_path, format!("{}\n", std::process::id()));
-    let mut unmounter = session.unmount_callable();
+    unmount_on_signals(daemon.unmounter())?;
+    report("ready".into());
+    let served = daemon.serve();
+    let _ = std::fs::remove_file(&pid_path);
+    served
+}
+
+/// Unmounts (and so ends the daemon, after its final checkpoint) on SIGTERM, SIGINT or
+/// SIGHUP.
+fn unmount_on_signals(mut unmounter: SessionUnmounter) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -232,11 +206,5 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
             }
         }
     });
-    report("ready".into());
-    let served = session.run();
-    let closed = fs.close();
-    crate::control::remove(mp);
-    let _ = std::fs::remove_file(&pid_path);
-    served.map_err(|e| format!("serving {}: {e}", mp.display()))?;
-    closed.map_err(|e| format!("final checkpoint of {}: {e}", image.display()))
+    Ok(())
 }

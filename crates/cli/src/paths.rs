@@ -1,4 +1,5 @@
-//! Where gpufs keeps its default image and its daemons' pid and log files.
+//! Where gpufs keeps its default image, its daemons' pid and log files and their
+//! control sockets.
 
 use std::path::{Path, PathBuf};
 
@@ -47,19 +48,16 @@ pub fn log_file(mountpoint: &Path) -> PathBuf {
     state_dir().join(format!("{}.log", key(mountpoint)))
 }
 
-/// Directories a mount's control socket may live in: `/run/gpufs` for a daemon run by
+/// Where a mount's control socket may live, in order: `/run/gpufs` for a daemon run by
 /// root (reachable by every user the mount allows), else `$XDG_RUNTIME_DIR/gpufs`, else
-/// the state directory.
-pub fn control_dirs() -> Vec<PathBuf> {
+/// the state directory. The daemon binds the first it can; the client asks the first
+/// that exists.
+pub fn control_sockets(mountpoint: &Path) -> Vec<PathBuf> {
+    let name = format!("{}.sock", key(mountpoint));
     let mut dirs = vec![PathBuf::from("/run/gpufs")];
     if let Some(r) = std::env::var_os("XDG_RUNTIME_DIR") {
         dirs.push(PathBuf::from(r).join("gpufs"));
     }
     dirs.push(state_dir());
-    dirs
-}
-
-/// The control socket name of the mount at `mountpoint`.
-pub fn control_name(mountpoint: &Path) -> String {
-    format!("{}.sock", key(mountpoint))
+    dirs.into_iter().map(|d| d.join(&name)).collect()
 }

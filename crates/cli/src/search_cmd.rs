@@ -3,12 +3,14 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::client;
+use crate::client::{self, locate};
+use crate::exit::{printed, Failure};
+use crate::size;
 
 #[derive(clap::Args, Debug)]
 pub struct SearchArgs {
@@ -58,57 +60,13 @@ pub struct SearchArgs {
     pub json: bool,
 }
 
-/// Errors with the exit code they carry (2: the pattern or arguments).
-pub struct Failure {
-    pub code: u8,
-    pub msg: String,
-}
-
-fn usage(msg: impl Into<String>) -> Failure {
-    Failure {
-        code: 2,
-        msg: msg.into(),
-    }
-}
-
-fn failure(msg: impl Into<String>) -> Failure {
-    Failure {
-        code: 1,
-        msg: msg.into(),
-    }
-}
-
-/// The mount point to ask and a path relative to its root for `p`.
-pub fn locate(mountpoint: Option<&Path>, p: &Path) -> Result<(PathBuf, Vec<u8>), String> {
-    let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let mp = match mountpoint {
-        Some(m) => std::fs::canonicalize(m).map_err(|e| format!("{}: {e}", m.display()))?,
-        None => client::mount_of(&abs)
-            .ok_or_else(|| format!("{} is not inside a gpufs mount", abs.display()))?,
-    };
-    let rel = abs
-        .strip_prefix(&mp)
-        .map_err(|_| format!("{} is not inside {}", abs.display(), mp.display()))?;
-    let mut bytes = b"/".to_vec();
-    bytes.extend_from_slice(rel.as_os_str().as_bytes());
-    Ok((mp, bytes))
-}
-
 /// Bytes from a size like 10k, 1M, 2G (powers of 1024), with an optional sign.
 fn parse_size(s: &str) -> Result<(char, u64), Failure> {
     let (sign, rest) = match s.chars().next() {
         Some(c @ ('+' | '-')) => (c, &s[1..]),
         _ => ('=', s),
     };
-    let (num, mul) = match rest.chars().last() {
-        Some('k' | 'K') => (&rest[..rest.len() - 1], 1u64 << 10),
-        Some('M') => (&rest[..rest.len() - 1], 1 << 20),
-        Some('G') => (&rest[..rest.len() - 1], 1 << 30),
-        Some('T') => (&rest[..rest.len() - 1], 1 << 40),
-        _ => (rest, 1),
-    };
-    let n: u64 = num.parse().map_err(|_| usage(format!("bad size {s:?}")))?;
-    Ok((sign, n.saturating_mul(mul)))
+    Ok((sign, size::parse_size(rest).map_err(Failure::usage)?))
 }
 
 /// Nanoseconds since the epoch: a file's mtime, or a number of seconds.
@@ -116,7 +74,7 @@ fn parse_time(s: &str) -> Result<i64, Failure> {
     if let Ok(secs) = s.parse::<i64>() {
         return Ok(secs.saturating_mul(1_000_000_000));
     }
-    let meta = std::fs::metadata(s).map_err(|e| usage(format!("{s}: {e}")))?;
+    let meta = std::fs::metadata(s).map_err(|e| Failure::usage(format!("{s}: {e}")))?;
     use std::os::unix::fs::MetadataExt;
     Ok(meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec())
 }
@@ -132,24 +90,30 @@ fn kinds_mask(kinds: &[String]) -> Result<Option<u32>, Failure> {
             'd' => 1 << 2,
             'l' => 1 << 3,
             ',' => 0,
-            _ => return Err(usage(format!("unknown --type {k:?}: use f, d or l"))),
+            _ => {
+                return Err(Failure::usage(format!(
+                    "unknown --type {k:?}: use f, d or l"
+                )))
+            }
         };
     }
     Ok(Some(mask))
 }
 
-pub fn run(a: SearchArgs) -> Result<(), Failure> {
+/// The mount to ask and the request to send it.
+fn request(a: &SearchArgs) -> Result<(PathBuf, Value), Failure> {
     let (mp_arg, pattern) = match a.args.as_slice() {
         [p] => (None, p.clone()),
         [m, p] => (Some(PathBuf::from(m)), p.clone()),
-        _ => return Err(usage("give [MOUNTPOINT] PATTERN")),
+        _ => return Err(Failure::usage("give [MOUNTPOINT] PATTERN")),
     };
     let pattern = pattern.into_vec();
     if pattern.is_empty() {
-        return Err(usage("empty pattern"));
+        return Err(Failure::usage("empty pattern"));
     }
-    let here = std::env::current_dir().map_err(|e| failure(e.to_string()))?;
-    let (mp, _) = locate(mp_arg.as_deref(), mp_arg.as_deref().unwrap_or(&here)).map_err(failure)?;
+    let here = std::env::current_dir().map_err(|e| Failure::error(e.to_string()))?;
+    let (mp, _) =
+        locate(mp_arg.as_deref(), mp_arg.as_deref().unwrap_or(&here)).map_err(Failure::error)?;
     let mut req = json!({
         "op": "search",
         "pattern": pattern,
@@ -158,6 +122,13 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
         "full_path": a.full_path,
         "count_only": a.count,
     });
+    add_filters(a, &mp, &mut req)?;
+    Ok((mp, req))
+}
+
+/// The filters (`--type`, `--size`, `--newer`, `--older`, `--under`, `--limit`) added
+/// to `req`.
+fn add_filters(a: &SearchArgs, mp: &Path, req: &mut Value) -> Result<(), Failure> {
     if let Some(mask) = kinds_mask(&a.kinds)? {
         req["kinds"] = json!(mask);
     }
@@ -179,71 +150,53 @@ pub fn run(a: SearchArgs) -> Result<(), Failure> {
         req["older_ns"] = json!(parse_time(t)?);
     }
     if let Some(u) = &a.under {
-        let (_, rel) = locate(Some(&mp), u).map_err(usage)?;
+        let (_, rel) = locate(Some(mp), u).map_err(Failure::usage)?;
         req["under"] = json!(rel);
     }
     if let Some(l) = a.limit {
         req["limit"] = json!(l);
     }
-    let base = mp.as_os_str().as_bytes().to_vec();
-    let base: &[u8] = if base == b"/" { b"" } else { &base };
-    // Plain path output streams straight through; --json and --count collect.
-    let streaming = !a.json && !a.count;
+    Ok(())
+}
+
+pub fn run(a: SearchArgs) -> Result<(), Failure> {
+    let (mp, req) = request(&a)?;
+    let base = client::mount_prefix(&mp);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut records = Vec::new();
-    let head = if streaming {
+    // Plain path output streams straight through; --json and --count collect.
+    if !a.json && !a.count {
         // The daemon writes the lines out whole, straight to our standard output,
         // through a pipe made larger so the reader wakes less often.
-        req["text_prefix"] = json!(base);
-        req["text_end"] = json!(if a.print0 { 0 } else { b'\n' });
         grow_stdout_pipe();
         let stdout_fd = std::io::stdout();
         let direct = std::os::fd::AsFd::as_fd(&stdout_fd);
-        client::ask_text(&mp, &req, Some(direct), out.get_mut())
-    } else {
-        client::ask_each(&mp, &req, |r| {
-            records.push(r.to_vec());
-            Ok(())
-        })
+        let end = if a.print0 { 0 } else { b'\n' };
+        let head = client::ask_text(&mp, &req, (base, end), Some(direct), out.get_mut())
+            .map_err(Failure::error)?;
+        client::refusal(&head, "search")?;
+        return printed(out.flush());
     }
-    .map_err(failure)?;
-    if head["ok"].as_bool() != Some(true) {
-        let code = head["code"].as_u64().unwrap_or(1) as u8;
-        return Err(Failure {
-            code,
-            msg: head["error"]
-                .as_str()
-                .unwrap_or("search failed")
-                .to_string(),
-        });
-    }
-    let count = head["count"].as_u64().unwrap_or(0);
-    let w = |out: &mut std::io::BufWriter<_>| -> std::io::Result<()> {
-        if a.count {
-            if a.json {
-                writeln!(out, "{}", json!({ "count": count }))?;
-            } else {
-                writeln!(out, "{count}")?;
-            }
-            return Ok(());
-        }
-        if a.json {
-            let paths: Vec<String> = records
-                .iter()
-                .map(|r| String::from_utf8_lossy(&[base, r].concat()).into_owned())
-                .collect();
-            writeln!(out, "{}", json!({ "count": count, "paths": paths }))?;
-            return Ok(());
-        }
+    let mut records = Vec::new();
+    let head = client::ask_each(&mp, &req, |r| {
+        records.push(r.to_vec());
         Ok(())
+    })
+    .map_err(Failure::error)?;
+    client::refusal(&head, "search")?;
+    let count = head["count"].as_u64().unwrap_or(0);
+    let shown = if a.count && a.json {
+        writeln!(out, "{}", json!({ "count": count }))
+    } else if a.count {
+        writeln!(out, "{count}")
+    } else {
+        let paths: Vec<String> = records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&[base, r].concat()).into_owned())
+            .collect();
+        writeln!(out, "{}", json!({ "count": count, "paths": paths }))
     };
-    match w(&mut out).and_then(|_| out.flush()) {
-        Ok(()) => Ok(()),
-        // A closed pipe (| head) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(failure(e.to_string())),
-    }
+    printed(shown.and_then(|()| out.flush()))
 }
 
 /// Raises the buffer of a pipe on standard output to 256 KiB, so a large result wakes

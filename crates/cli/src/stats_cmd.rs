@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::client;
-use crate::search_cmd::locate;
+use crate::client::{self, locate};
 
 #[derive(clap::Args, Debug)]
 pub struct StatsArgs {
@@ -24,9 +23,7 @@ pub fn run(a: StatsArgs) -> Result<(), String> {
         a.mountpoint.as_deref().unwrap_or(&here),
     )?;
     let (head, _) = client::ask(&mp, &json!({"op": "stats"}))?;
-    if head["ok"].as_bool() != Some(true) {
-        return Err(head["error"].as_str().unwrap_or("stats failed").to_string());
-    }
+    client::refusal(&head, "stats").map_err(|f| f.msg)?;
     if a.json {
         println!("{head}");
         return Ok(());

@@ -8,12 +8,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::{Mounted, Rng, Scratch};
 
-#[test]
-fn files_directories_links_and_renames_behave() {
-    let s = Scratch::new();
-    let img = s.mkfs("img", "2G");
-    let m = Mounted::new(&img, &s.path("mnt"));
-
+/// Writes across record boundaries, overwrites in the middle and appends; returns
+/// what `a` holds.
+fn write_overwrite_append(m: &Mounted) -> Vec<u8> {
     // Write and read back across record boundaries.
     let mut rng = Rng(7);
     let data = rng.bytes(300_000);
@@ -38,7 +35,11 @@ fn files_directories_links_and_renames_behave() {
     want[65_000..66_000].fill(9);
     want.extend_from_slice(b"tail");
     assert_eq!(fs::read(m.path("a")).unwrap(), want);
+    want
+}
 
+/// A sparse file over 4 GiB reads zeros in its holes and allocates none of them.
+fn sparse_file(m: &Mounted) {
     // A sparse file over 4 GiB.
     let f = fs::File::create(m.path("sparse")).unwrap();
     f.set_len(5 << 30).unwrap();
@@ -60,7 +61,11 @@ fn files_directories_links_and_renames_behave() {
         "sparse file allocated its holes"
     );
     drop(f);
+}
 
+/// Directories, hard links, symlinks, renames, long names, set-id modes; `want` is
+/// what `a` holds before `b` replaces it.
+fn links_and_renames(m: &Mounted, want: &[u8]) {
     // Directories, hard links, symlinks, renames.
     fs::create_dir(m.path("d")).unwrap();
     fs::create_dir(m.path("d/e")).unwrap();
@@ -89,7 +94,11 @@ fn files_directories_links_and_renames_behave() {
     fs::write(m.path(&long[..255]), b"ok").unwrap();
     fs::set_permissions(m.path("a"), fs::Permissions::from_mode(0o4711)).unwrap();
     assert_eq!(fs::metadata(m.path("a")).unwrap().mode() & 0o7777, 0o4711);
+}
 
+/// An unlinked file stays readable through its open handle; `rm -rf` of a big
+/// directory works although readdir cookies change under it.
+fn unlinked_and_removed(m: &Mounted) {
     // An unlinked file stays readable through its open handle.
     fs::write(m.path("gone"), b"still here").unwrap();
     let mut h = fs::File::open(m.path("gone")).unwrap();
@@ -108,7 +117,17 @@ fn files_directories_links_and_renames_behave() {
     assert_eq!(fs::read_dir(m.path("big")).unwrap().count(), 3000);
     fs::remove_dir_all(m.path("big")).unwrap();
     assert!(!m.path("big").exists());
+}
 
+#[test]
+fn files_directories_links_and_renames_behave() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "2G");
+    let m = Mounted::new(&img, &s.path("mnt"));
+    let want = write_overwrite_append(&m);
+    sparse_file(&m);
+    links_and_renames(&m, &want);
+    unlinked_and_removed(&m);
     m.unmount();
 
     // Everything is there after a remount.

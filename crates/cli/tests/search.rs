@@ -45,17 +45,30 @@ fn as_nobody(cmd: &mut Command) -> Command {
     c
 }
 
-#[test]
-fn search_equals_find_and_follows_changes() {
-    let s = Scratch::new();
-    let img = s.mkfs("img", "2G");
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+}
+
+/// A fresh 1G image mounted with `--allow-other`, the way down to the mount open to
+/// every user (for the questions asked as nobody).
+fn shared_mount(s: &Scratch) -> Mounted {
+    chmod(s.dir.path(), 0o755);
+    let img = s.mkfs("img", "1G");
     let m = Mounted::with_args(&img, &s.path("mnt"), &["--allow-other"]);
+    chmod(&m.mp, 0o755);
+    m
+}
+
+/// Fills `root` with a seeded tree: 1,500 entries, one in ten a directory, names built
+/// from words that the searches below look for.
+fn fill_tree(root: &Path) {
     let mut rng = Rng(7);
     let words = [
         "report", "Report", "notes", "IMG_2023", "data", "readme", "x.tar.gz",
     ];
     let exts = ["txt", "md", "jpg", "rs", "JPG"];
-    let mut dirs = vec![m.mp.clone()];
+    let mut dirs = vec![root.to_path_buf()];
     for i in 0..1500 {
         let parent = dirs[rng.below(dirs.len() as u64) as usize].clone();
         let w = words[rng.below(words.len() as u64) as usize];
@@ -72,7 +85,10 @@ fn search_equals_find_and_follows_changes() {
             .expect("write");
         }
     }
-    let mp = &m.mp;
+}
+
+/// Name searches: substrings, globs, regexes, with and without case.
+fn names_equal_find(mp: &Path) {
     assert_eq!(search(mp, &["report"]), find(mp, &["-name", "*report*"]));
     assert_eq!(
         search(mp, &["-i", "report"]),
@@ -109,8 +125,11 @@ fn search_equals_find_and_follows_changes() {
             .filter(|p| p[mp.as_os_str().len()..].contains("dir1"))
             .collect()
     );
-    // Full paths: a substring across components, a glob, a regex (find matches the
-    // whole path, so its patterns start with the mount point).
+}
+
+/// Full paths: a substring across components, a glob, a regex (find matches the whole
+/// path, so its patterns start with the mount point).
+fn full_paths_equal_find(mp: &Path) {
     let m_str = mp.display().to_string();
     let full_path_cases: [(Vec<&str>, Vec<String>); 4] = [
         (
@@ -145,6 +164,26 @@ fn search_equals_find_and_follows_changes() {
         assert!(!want.is_empty(), "{ours:?} finds something");
         assert_eq!(search(mp, ours), want, "{ours:?}");
     }
+}
+
+/// The first number `du` printed.
+fn du_total(out: &[u8]) -> u64 {
+    String::from_utf8_lossy(out)
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("du output")
+}
+
+#[test]
+fn search_equals_find_and_follows_changes() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "2G");
+    let m = Mounted::with_args(&img, &s.path("mnt"), &["--allow-other"]);
+    fill_tree(&m.mp);
+    let mp = &m.mp;
+    names_equal_find(mp);
+    full_paths_equal_find(mp);
     assert_eq!(
         search(mp, &["--type", "d", "a"]),
         find(mp, &["-type", "d", "-name", "*a*"])
@@ -182,20 +221,10 @@ fn search_equals_find_and_follows_changes() {
     // du of the whole tree equals du -s with apparent sizes.
     let o = run(gpufs().args(["du", "-s", "-b", "--apparent-size"]).arg(mp));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let ours: u64 = String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("du output");
-    let o = run(Command::new("du")
+    let theirs = run(Command::new("du")
         .args(["-s", "-b", "--apparent-size"])
         .arg(mp));
-    let theirs: u64 = String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("du output");
-    assert_eq!(ours, theirs);
+    assert_eq!(du_total(&o.stdout), du_total(&theirs.stdout));
     let o = run(gpufs().arg("stats").arg(mp).arg("--json"));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stats json");
     assert!(v["compute"]["kernels"]
@@ -207,23 +236,14 @@ fn search_equals_find_and_follows_changes() {
 #[test]
 fn no_interface_shows_names_a_user_cannot_list() {
     let s = Scratch::new();
-    std::fs::set_permissions(
-        s.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let img = s.mkfs("img", "1G");
-    let m = Mounted::with_args(&img, &s.path("mnt"), &["--allow-other"]);
-    std::fs::set_permissions(&m.mp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    let m = shared_mount(&s);
     let secret = m.path("secret");
     std::fs::create_dir(&secret).expect("mkdir");
     std::fs::write(secret.join("hidden-plan.txt"), b"x").expect("write");
     std::fs::create_dir(secret.join("open")).expect("mkdir");
     std::fs::write(secret.join("open/hidden-too.txt"), b"x").expect("write");
     std::fs::write(m.path("public-plan.txt"), b"x").expect("write");
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .expect("chmod");
+    chmod(&secret, 0o700);
     let o = run(&mut as_nobody(gpufs().arg("search").arg(&m.mp).arg("plan")));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
@@ -249,26 +269,14 @@ fn no_interface_shows_names_a_user_cannot_list() {
 #[test]
 fn the_search_directory_lists_matches_as_links() {
     let s = Scratch::new();
-    std::fs::set_permissions(
-        s.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let img = s.mkfs("img", "1G");
-    let m = Mounted::with_args(&img, &s.path("mnt"), &["--allow-other"]);
-    std::fs::set_permissions(&m.mp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    let m = shared_mount(&s);
     std::fs::create_dir_all(m.path("a/b")).expect("mkdir");
     std::fs::write(m.path("a/b/photo.JPG"), b"jpeg").expect("write");
     std::fs::write(m.path("a/photo.jpg"), b"jpeg2").expect("write");
     std::fs::write(m.path("notes.txt"), b"n").expect("write");
     std::fs::create_dir(m.path("private")).expect("mkdir");
     std::fs::write(m.path("private/photo-secret.jpg"), b"s").expect("write");
-    std::fs::set_permissions(
-        m.path("private"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .expect("chmod");
+    chmod(&m.path("private"), 0o700);
     // Hidden from the root listing, reachable by name.
     let root: Vec<String> = std::fs::read_dir(&m.mp)
         .expect("readdir")
@@ -308,15 +316,71 @@ fn the_search_directory_lists_matches_as_links() {
     m.unmount();
 }
 
+/// The text of `search` written into a file `own` on the mount being searched, and
+/// appended to what `app` holds, is `want`.
+fn into_files(search: &dyn Fn() -> Command, want: &[u8], own: &Path, app: &Path) {
+    use std::process::Stdio;
+    // Into a file on the mount itself.
+    let f = std::fs::File::create(own).expect("create");
+    let o = run(search().stdout(Stdio::from(f)));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(own).expect("read"), want);
+    // Appended after what a file holds.
+    std::fs::write(app, b"first\n").expect("write");
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(app)
+        .expect("open");
+    let o = run(search().stdout(Stdio::from(f)));
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read(app).expect("read"),
+        [&b"first\n"[..], want].concat()
+    );
+}
+
+/// Readers that are slow, or do not read yet, get all of `want`, and the mount serves
+/// others meanwhile.
+fn to_slow_readers(search: &dyn Fn() -> Command, want: &[u8], m: &Mounted) {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::process::Stdio;
+    // A non-blocking pipe whose reader is slow: the daemon waits instead of failing.
+    let (mut r, w) = std::io::pipe().expect("pipe");
+    nix::fcntl::fcntl(
+        w.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("O_NONBLOCK");
+    let mut child = search().stdout(Stdio::from(w)).spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).expect("read");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(got, want);
+    // A reader that does not read yet: other queries and the filesystem go on meanwhile
+    // (the answer waits outside the namespace lock, its request on a thread of its own).
+    let (mut r, w) = std::io::pipe().expect("pipe");
+    let mut stalled = search().stdout(Stdio::from(w)).spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..6 {
+        let o = run(search().arg("--count"));
+        assert!(o.status.success());
+        assert_eq!(o.stdout, b"20000\n");
+    }
+    std::fs::write(m.path("d/during.txt"), b"x").expect("write while an answer waits");
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).expect("read");
+    assert!(stalled.wait().expect("wait").success());
+    assert_eq!(got, want);
+}
+
 /// Plain path output goes to whatever standard output is, written by the daemon
 /// itself: a pipe, a file on the mount being searched, a file opened for appending, a
 /// non-blocking pipe read slowly, a reader that stops early. The text is the same
 /// everywhere and the daemon keeps serving.
 #[test]
 fn plain_output_reaches_any_standard_output() {
-    use std::io::Read;
-    use std::os::fd::AsFd;
-    use std::process::Stdio;
     let s = Scratch::new();
     let img = s.mkfs("img", "2G");
     let m = Mounted::new(&img, &s.path("mnt"));
@@ -336,53 +400,13 @@ fn plain_output_reaches_any_standard_output() {
     assert!(piped.status.success());
     assert_eq!(piped.stdout.iter().filter(|&&b| b == b'\n').count(), 20_000);
     assert!(piped.stdout.len() > 2 << 20);
-    // Into a file on the mount itself.
-    let own = m.path("d/out.txt");
-    let f = std::fs::File::create(&own).expect("create");
-    let o = run(search().stdout(Stdio::from(f)));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(std::fs::read(&own).expect("read"), piped.stdout);
-    // Appended after what a file holds.
-    let app = s.path("append.txt");
-    std::fs::write(&app, b"first\n").expect("write");
-    let f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&app)
-        .expect("open");
-    let o = run(search().stdout(Stdio::from(f)));
-    assert!(o.status.success());
-    assert_eq!(
-        std::fs::read(&app).expect("read"),
-        [&b"first\n"[..], &piped.stdout].concat()
+    into_files(
+        &search,
+        &piped.stdout,
+        &m.path("d/out.txt"),
+        &s.path("append.txt"),
     );
-    // A non-blocking pipe whose reader is slow: the daemon waits instead of failing.
-    let (mut r, w) = std::io::pipe().expect("pipe");
-    nix::fcntl::fcntl(
-        w.as_fd(),
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .expect("O_NONBLOCK");
-    let mut child = search().stdout(Stdio::from(w)).spawn().expect("spawn");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut got = Vec::new();
-    r.read_to_end(&mut got).expect("read");
-    assert!(child.wait().expect("wait").success());
-    assert_eq!(got, piped.stdout);
-    // A reader that does not read yet: other queries and the filesystem go on meanwhile
-    // (the answer waits outside the namespace lock, its request on a thread of its own).
-    let (mut r, w) = std::io::pipe().expect("pipe");
-    let mut stalled = search().stdout(Stdio::from(w)).spawn().expect("spawn");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    for _ in 0..6 {
-        let o = run(search().arg("--count"));
-        assert!(o.status.success());
-        assert_eq!(o.stdout, b"20000\n");
-    }
-    std::fs::write(m.path("d/during.txt"), b"x").expect("write while an answer waits");
-    let mut got = Vec::new();
-    r.read_to_end(&mut got).expect("read");
-    assert!(stalled.wait().expect("wait").success());
-    assert_eq!(got, piped.stdout);
+    to_slow_readers(&search, &piped.stdout, &m);
     // A reader that stops after one line: no error, and the daemon answers the next.
     let o = run(std::process::Command::new("sh").arg("-c").arg(format!(
         "'{}' search '{}' --glob 'file_*' | head -n 1",

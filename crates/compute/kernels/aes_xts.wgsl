@@ -6,19 +6,12 @@
 // Needs `const DECRYPT: bool` and aes_xts_common.wgsl before it.
 // CPU twin: src/kernels/xts/mod.rs (xts_mode).
 
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read> tables: array<u32>;
-// Per sector: byte start in the part's data (a multiple of 16), length, sector number.
-@group(1) @binding(2) var<storage, read> sectors: array<vec4<u32>>;
 @group(1) @binding(3) var<storage, read> tweaks: array<vec4<u32>>;
 @group(1) @binding(4) var<storage, read> data: array<u32>;
 @group(1) @binding(5) var<storage, read_write> out: array<u32>;
 
 fn cipher(b: vec4<u32>) -> vec4<u32> {
-    if (DECRYPT) {
-        return aes_decrypt(b);
-    }
-    return aes_encrypt(b);
+    return aes_block(b, DECRYPT);
 }
 
 fn load_block(w: u32) -> vec4<u32> {

@@ -6,17 +6,25 @@
 // for the last round. Round keys (encryption schedule, or the equivalent inverse
 // cipher's) come in params.rk. Host side: src/kernels/xts/tables.rs.
 
+// The uniform of one round of dispatches (src/kernels/rounds.rs: base, end, two extra
+// words), then the round keys.
 struct Params {
+    // First sector of this dispatch (its invocation or workgroup 0): a part's sectors
+    // may take several dispatches.
+    first: u32,
     // End (exclusive) of the sectors of this dispatch, numbered within the part.
     end: u32,
     // Word offset of the direction's tables in `tables`.
     table_base: u32,
-    // First sector of this dispatch (its invocation or workgroup 0): a part's sectors
-    // may take several dispatches.
-    first: u32,
     pad: u32,
     rk: array<vec4<u32>, 15>,
 }
+
+@group(1) @binding(0) var<uniform> params: Params;
+@group(1) @binding(1) var<storage, read> tables: array<u32>;
+// Per sector: byte start in the part's data (a multiple of 16), length, sector number
+// low and high words.
+@group(1) @binding(2) var<storage, read> sectors: array<vec4<u32>>;
 
 var<workgroup> T0: array<u32, 256>;
 var<workgroup> T1: array<u32, 256>;
@@ -41,42 +49,38 @@ fn sub4(a: u32, b: u32, c: u32, d: u32) -> u32 {
         | (SB[d >> 24u] << 24u);
 }
 
-// Encrypts one block (tables of the encryption direction loaded).
-fn aes_encrypt(block: vec4<u32>) -> vec4<u32> {
-    var s = block ^ params.rk[0];
-    for (var r = 1u; r < 14u; r = r + 1u) {
-        s = vec4<u32>(
-            T0[s.x & 0xffu] ^ T1[(s.y >> 8u) & 0xffu] ^ T2[(s.z >> 16u) & 0xffu] ^ T3[s.w >> 24u],
-            T0[s.y & 0xffu] ^ T1[(s.z >> 8u) & 0xffu] ^ T2[(s.w >> 16u) & 0xffu] ^ T3[s.x >> 24u],
-            T0[s.z & 0xffu] ^ T1[(s.w >> 8u) & 0xffu] ^ T2[(s.x >> 16u) & 0xffu] ^ T3[s.y >> 24u],
-            T0[s.w & 0xffu] ^ T1[(s.x >> 8u) & 0xffu] ^ T2[(s.y >> 16u) & 0xffu] ^ T3[s.z >> 24u],
-        ) ^ params.rk[r];
-    }
-    return vec4<u32>(
-        sub4(s.x, s.y, s.z, s.w),
-        sub4(s.y, s.z, s.w, s.x),
-        sub4(s.z, s.w, s.x, s.y),
-        sub4(s.w, s.x, s.y, s.z),
-    ) ^ params.rk[14];
+// One column of a round: row r (bits 8r) from column word r's argument, through the
+// T-table rotated by r.
+fn column(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    return T0[a & 0xffu] ^ T1[(b >> 8u) & 0xffu] ^ T2[(c >> 16u) & 0xffu] ^ T3[d >> 24u];
 }
 
-// Decrypts one block (tables of the decryption direction loaded, equivalent inverse
-// cipher key schedule in params.rk).
-fn aes_decrypt(block: vec4<u32>) -> vec4<u32> {
+// One block through the 14 rounds, with the tables of its direction loaded: encryption
+// takes row r of column c from column c + r, decryption (the equivalent inverse cipher,
+// its key schedule in params.rk) from column c - r. `decrypt` is a constant at every
+// call, so the selects fold away.
+fn aes_block(block: vec4<u32>, decrypt: bool) -> vec4<u32> {
     var s = block ^ params.rk[0];
     for (var r = 1u; r < 14u; r = r + 1u) {
+        let b = select(s.yzwx, s.wxyz, decrypt);
+        let c = s.zwxy;
+        let d = select(s.wxyz, s.yzwx, decrypt);
         s = vec4<u32>(
-            T0[s.x & 0xffu] ^ T1[(s.w >> 8u) & 0xffu] ^ T2[(s.z >> 16u) & 0xffu] ^ T3[s.y >> 24u],
-            T0[s.y & 0xffu] ^ T1[(s.x >> 8u) & 0xffu] ^ T2[(s.w >> 16u) & 0xffu] ^ T3[s.z >> 24u],
-            T0[s.z & 0xffu] ^ T1[(s.y >> 8u) & 0xffu] ^ T2[(s.x >> 16u) & 0xffu] ^ T3[s.w >> 24u],
-            T0[s.w & 0xffu] ^ T1[(s.z >> 8u) & 0xffu] ^ T2[(s.y >> 16u) & 0xffu] ^ T3[s.x >> 24u],
+            column(s.x, b.x, c.x, d.x),
+            column(s.y, b.y, c.y, d.y),
+            column(s.z, b.z, c.z, d.z),
+            column(s.w, b.w, c.w, d.w),
         ) ^ params.rk[r];
     }
+    // The last round: S-box bytes, no column mixing.
+    let b = select(s.yzwx, s.wxyz, decrypt);
+    let c = s.zwxy;
+    let d = select(s.wxyz, s.yzwx, decrypt);
     return vec4<u32>(
-        sub4(s.x, s.w, s.z, s.y),
-        sub4(s.y, s.x, s.w, s.z),
-        sub4(s.z, s.y, s.x, s.w),
-        sub4(s.w, s.z, s.y, s.x),
+        sub4(s.x, b.x, c.x, d.x),
+        sub4(s.y, b.y, c.y, d.y),
+        sub4(s.z, b.z, c.z, d.z),
+        sub4(s.w, b.w, c.w, d.w),
     ) ^ params.rk[14];
 }
 

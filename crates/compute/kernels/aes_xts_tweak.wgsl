@@ -2,10 +2,6 @@
 // tweaks[i] = E_Key2(sector number of sector i as 16 little-endian bytes).
 // Needs aes_xts_common.wgsl before it. CPU twin: src/kernels/xts/mod.rs.
 
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read> tables: array<u32>;
-// Per sector: byte start in the part's data, length, sector number low and high words.
-@group(1) @binding(2) var<storage, read> sectors: array<vec4<u32>>;
 @group(1) @binding(3) var<storage, read_write> tweaks: array<vec4<u32>>;
 
 @compute @workgroup_size(256)
@@ -21,5 +17,5 @@ fn main(
         return;
     }
     let s = sectors[i];
-    tweaks[i] = aes_encrypt(vec4<u32>(s.z, s.w, 0u, 0u));
+    tweaks[i] = aes_block(vec4<u32>(s.z, s.w, 0u, 0u), false);
 }

@@ -8,32 +8,10 @@
 // x^(-8 * pad) undoes the padding, and the xorout gives the CRC. An empty record has no
 // blocks and CRC 0.
 
-struct Params {
-    base: u32,   // first record of this dispatch
-    end: u32,    // one past the last record of this dispatch
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(1) @binding(0) var<uniform> params: Params;
 @group(1) @binding(1) var<storage, read> recs: array<vec2<u32>>;
 @group(1) @binding(2) var<storage, read> first_block: array<u32>;
 @group(1) @binding(3) var<storage, read> block_state: array<u32>;
 @group(1) @binding(4) var<storage, read_write> out: array<u32>;
-
-const POLY: u32 = 0x82F63B78u;
-const BLOCK_BYTES: u32 = 65536u;
-
-// a * b mod P in the reflected representation (bit 31 is x^0).
-fn gf_mul(a: u32, b_in: u32) -> u32 {
-    var b = b_in;
-    var p = 0u;
-    for (var i = 0u; i < 32u; i = i + 1u) {
-        p = p ^ select(0u, b, ((a >> (31u - i)) & 1u) != 0u);
-        b = (b >> 1u) ^ (POLY & (0u - (b & 1u)));
-    }
-    return p;
-}
 
 fn unshift(x: u32, bit: u32, pad: u32, c: u32) -> u32 {
     if (((pad >> bit) & 1u) != 0u) {

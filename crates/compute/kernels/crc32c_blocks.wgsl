@@ -9,38 +9,16 @@
 // then folds its 256 states pairwise: left * x^(8 * len(right)) ^ right. The result is the
 // CRC state after the whole padded block.
 
-struct Params {
-    base: u32,   // first workgroup number of this dispatch
-    end: u32,    // one past the last workgroup number of this dispatch
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(1) @binding(0) var<uniform> params: Params;
 @group(1) @binding(1) var<storage, read> data: array<u32>;
 @group(1) @binding(2) var<storage, read> recs: array<vec2<u32>>;
 @group(1) @binding(3) var<storage, read> blocks: array<vec2<u32>>;
 @group(1) @binding(4) var<storage, read_write> block_state: array<u32>;
 
-const POLY: u32 = 0x82F63B78u;
-const SLICE_BYTES: u32 = 256u;
 const SLICE_WORDS: u32 = 64u;
-const BLOCK_BYTES: u32 = 65536u;
 
 // Tables 0..3 of slicing by 4, table k at [256k, 256k + 256).
 var<workgroup> table: array<u32, 1024>;
 var<workgroup> acc: array<u32, 256>;
-
-// a * b mod P in the reflected representation (bit 31 is x^0).
-fn gf_mul(a: u32, b_in: u32) -> u32 {
-    var b = b_in;
-    var p = 0u;
-    for (var i = 0u; i < 32u; i = i + 1u) {
-        p = p ^ select(0u, b, ((a >> (31u - i)) & 1u) != 0u);
-        b = (b >> 1u) ^ (POLY & (0u - (b & 1u)));
-    }
-    return p;
-}
 
 // One level of the in-workgroup fold: lanes at multiples of 2*stride absorb their
 // right neighbour, whose span is `stride` slices.

@@ -73,9 +73,6 @@ struct Params {
     _pad0: u32,
 }
 
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read_write> work: array<u32>;
-
 // A name as the sort sees it: arena byte offset and length (0 when out of range).
 struct NameRef {
     off: u32,

@@ -21,8 +21,6 @@ struct Params {
     _pad1: u32,
 }
 
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read_write> work: array<u32>;
 @group(1) @binding(2) var<storage, read_write> flags: array<atomic<u32>>;
 
 @compute @workgroup_size(256)

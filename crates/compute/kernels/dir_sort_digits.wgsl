@@ -4,24 +4,7 @@
 //     final (digit base + the digit's values in earlier tiles), no barrier per tile.
 //   global = 0: a workgroup per digit scans its row 256 tiles at a time; the offsets are
 //     within the digit, totals[digit] the digit's total (dir_sort_scatter adds the bases).
-
-struct Params {
-    count: u32,
-    tiles: u32,
-    sub: u32,
-    shift: u32,
-    vals: u32,
-    keys: u32,
-    hist: u32,
-    totals: u32,
-    out: u32,
-    global: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read_write> work: array<u32>;
+// Parameters: dir_sort_radix_params.wgsl.
 
 @compute @workgroup_size(256)
 fn main(

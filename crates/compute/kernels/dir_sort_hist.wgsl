@@ -2,24 +2,7 @@
 // 8-bit digits of its tiles: hist[digit * tiles + tile] = values of the tile whose key
 // word, shifted right by `shift`, ends in that digit. Values are indices into the key
 // array.
-
-struct Params {
-    count: u32,  // values
-    tiles: u32,  // tiles of sub * WG values
-    sub: u32,
-    shift: u32,  // digit = (key >> shift) & 255
-    vals: u32,   // word offsets in `work` from here on: values read
-    keys: u32,   // key words, indexed by value
-    hist: u32,
-    totals: u32, // per-digit totals (dir_sort_digits)
-    out: u32,    // values written (dir_sort_scatter)
-    global: u32, // 1: dir_sort_digits ran on one workgroup and hist holds final offsets
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read_write> work: array<u32>;
+// Parameters: dir_sort_radix_params.wgsl.
 
 var<workgroup> counts: array<atomic<u32>, 256>;
 

@@ -19,9 +19,6 @@ struct Params {
     _pad2: u32,
 }
 
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read_write> work: array<u32>;
-
 @compute @workgroup_size(256)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,

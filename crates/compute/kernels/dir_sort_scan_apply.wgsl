@@ -1,20 +1,7 @@
 // dir_sort_scan_apply: exclusive prefix sum of two lanes, step 3 of 3 (see
 // dir_sort.wgsl): each block scans its positions from its block offset; the position
 // holding the last input also writes the totals to out0[count] and out1[count].
-
-struct Params {
-    count: u32,
-    blocks: u32,
-    sub: u32,
-    in0: u32,
-    in1: u32,
-    out0: u32,
-    out1: u32,
-    sums: u32,
-}
-
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read_write> work: array<u32>;
+// Parameters: dir_sort_scan_params.wgsl.
 
 @compute @workgroup_size(256)
 fn main(

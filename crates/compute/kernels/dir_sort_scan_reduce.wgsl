@@ -1,20 +1,7 @@
 // dir_sort_scan_reduce: exclusive prefix sum of two u32 lanes over `count` positions,
 // step 1 of 3 (see dir_sort.wgsl): the sum of each block of sub * WG positions, both
 // lanes, to sums[2 * block + lane].
-
-struct Params {
-    count: u32,
-    blocks: u32,
-    sub: u32,
-    in0: u32,  // word offsets in `work` from here on
-    in1: u32,
-    out0: u32, // count + 1 words: the exclusive sums, then the total
-    out1: u32,
-    sums: u32, // 2 * blocks words
-}
-
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read_write> work: array<u32>;
+// Parameters: dir_sort_scan_params.wgsl.
 
 @compute @workgroup_size(256)
 fn main(

@@ -2,24 +2,7 @@
 // values of its tiles to out[digit base + tile offset + rank], where the rank of a value
 // among the values of its digit before it in the tile is computed in order, 256 values at
 // a time, from per-digit bit masks in workgroup memory: the pass is stable.
-
-struct Params {
-    count: u32,
-    tiles: u32,
-    sub: u32,
-    shift: u32,
-    vals: u32,
-    keys: u32,
-    hist: u32,
-    totals: u32,
-    out: u32,
-    global: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(1) @binding(0) var<uniform> params: Params;
-@group(1) @binding(1) var<storage, read_write> work: array<u32>;
+// Parameters: dir_sort_radix_params.wgsl.
 
 // run[d]: where the next value of digit d goes.
 var<workgroup> run: array<u32, 256>;

@@ -3,17 +3,21 @@
 //! kernel to the GPU only from that size on. Results are cached per adapter and driver
 //! so a mount does not measure again.
 
+use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::compute::Policy;
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::GpuContext;
+use crate::kernels::blake3::{self, Blake3Mode};
 use crate::kernels::dir_sort::{self, SortKey};
 use crate::kernels::name_match::{NameMatcher, NameQuery, ALL_KINDS};
 use crate::kernels::path_match::PathMatcher;
-use crate::kernels::{path_build, path_lookup, subtree_sum};
+use crate::kernels::xts::{self, Direction, XtsKey};
+use crate::kernels::{crc32c, lz4, path_build, path_lookup, subtree_sum};
 use crate::mirror::NamespaceMirror;
+use crate::records::RecordBatch;
 use crate::synth::SynthNamespace;
 
 /// Batch sizes tried, ascending.
@@ -52,6 +56,52 @@ pub fn calibrate(ctx: &GpuContext) -> ComputeResult<Policy> {
     let largest = SIZES[SIZES.len() - 1];
     let ns = SynthNamespace::generate(7, largest, 40);
     let mut policy = Policy::default();
+    calibrate_matches(ctx, &ns, &mut policy)?;
+    calibrate_id_kernels(ctx, &ns, &mut policy)?;
+    // The metadata thresholds stand even when the data kernels cannot be measured;
+    // those then stay on the CPU.
+    if let Err(e) = calibrate_data(ctx, &mut policy) {
+        tracing::info!("compute: data kernels not calibrated ({e}); they stay on the CPU");
+    }
+    Ok(policy)
+}
+
+/// Records `kernel`'s threshold in `policy`, when the GPU won from some size on.
+fn set(policy: &mut Policy, kernel: &str, wins: &[(usize, bool)]) {
+    if let Some(t) = threshold(wins) {
+        policy.gpu_from.insert(kernel.into(), t);
+    }
+}
+
+/// Whether `gpu` ran faster than `cpu` (medians of three runs each, after a warm-up);
+/// the GPU's error when it failed.
+fn gpu_wins<T, U>(
+    mut cpu: impl FnMut() -> T,
+    mut gpu: impl FnMut() -> ComputeResult<U>,
+) -> ComputeResult<bool> {
+    let cpu = median_time(3, || drop(black_box(cpu())));
+    let mut failed = None;
+    let gpu = median_time(3, || match gpu() {
+        Ok(v) => drop(black_box(v)),
+        Err(e) => failed = Some(e),
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(gpu < cpu),
+    }
+}
+
+/// [`gpu_wins`] where a GPU that fails loses.
+fn gpu_wins_or_loses<T, U>(cpu: impl FnMut() -> T, gpu: impl FnMut() -> ComputeResult<U>) -> bool {
+    gpu_wins(cpu, gpu).unwrap_or(false)
+}
+
+/// Name match and full-path match over growing prefixes of `ns`.
+fn calibrate_matches(
+    ctx: &GpuContext,
+    ns: &SynthNamespace,
+    policy: &mut Policy,
+) -> ComputeResult<()> {
     let matcher = NameMatcher::new(&NameQuery::Substring {
         needle: b"report".to_vec(),
         fold: true,
@@ -68,100 +118,68 @@ pub fn calibrate(ctx: &GpuContext) -> ComputeResult<Policy> {
     for &n in &SIZES {
         let view = ns.prefix_view(n);
         let mirror = NamespaceMirror::upload(ctx, &view)?;
-        let cpu = median_time(3, || {
-            std::hint::black_box(matcher.cpu(&view));
-        });
-        let mut err = None;
-        let gpu = median_time(3, || {
-            if let Err(e) = matcher.gpu(ctx, &mirror) {
-                err = Some(e);
-            }
-        });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        wins.push((n, gpu < cpu));
-        let cpu = median_time(3, || {
-            std::hint::black_box(path_matcher.cpu(&view, ALL_KINDS));
-        });
-        let gpu = median_time(3, || {
-            std::hint::black_box(path_matcher.gpu(ctx, &mirror, &view, ALL_KINDS).ok());
-        });
-        path_wins.push((n, gpu < cpu));
+        // A failing name match fails the calibration.
+        let won = gpu_wins(|| matcher.cpu(&view), || matcher.gpu(ctx, &mirror))?;
+        wins.push((n, won));
+        let won = gpu_wins_or_loses(
+            || path_matcher.cpu(&view, ALL_KINDS),
+            || path_matcher.gpu(ctx, &mirror, &view, ALL_KINDS),
+        );
+        path_wins.push((n, won));
     }
-    if let Some(t) = threshold(&wins) {
-        policy
-            .gpu_from
-            .insert(crate::kernels::name_match::NAME.into(), t);
-    }
-    if let Some(t) = threshold(&path_wins) {
-        policy
-            .gpu_from
-            .insert(crate::kernels::path_match::NAME.into(), t);
-    }
+    set(policy, crate::kernels::name_match::NAME, &wins);
+    set(policy, crate::kernels::path_match::NAME, &path_wins);
+    Ok(())
+}
+
+/// Path building, lookup and sorting of the first `n` entries of `ns`, and subtree sums
+/// of its prefixes.
+fn calibrate_id_kernels(
+    ctx: &GpuContext,
+    ns: &SynthNamespace,
+    policy: &mut Policy,
+) -> ComputeResult<()> {
     let view = ns.view();
     let mirror = NamespaceMirror::upload(ctx, &view)?;
     let all: Vec<u32> = (0..ns.dirents.len() as u32).collect();
-    let mut build_wins = Vec::new();
-    let mut lookup_wins = Vec::new();
+    let mut wins: [Vec<(usize, bool)>; 4] = Default::default();
     for &n in &SIZES {
-        let ids = &all[..n];
-        let cpu = median_time(3, || {
-            std::hint::black_box(path_build::cpu(&view, ids));
-        });
-        let gpu = median_time(3, || {
-            std::hint::black_box(path_build::gpu(ctx, &mirror, ids).ok());
-        });
-        build_wins.push((n, gpu < cpu));
+        let ids = &all[..n.min(all.len())];
+        let won = gpu_wins_or_loses(
+            || path_build::cpu(&view, ids),
+            || path_build::gpu(ctx, &mirror, ids),
+        );
+        wins[0].push((n, won));
         let paths = path_build::cpu(&view, ids);
         let refs: Vec<&[u8]> = paths.iter().collect();
-        let cpu = median_time(3, || {
-            std::hint::black_box(path_lookup::cpu(&view, &refs));
-        });
-        let gpu = median_time(3, || {
-            std::hint::black_box(path_lookup::gpu(ctx, &mirror, &refs).ok());
-        });
-        lookup_wins.push((n, gpu < cpu));
-    }
-    if let Some(t) = threshold(&build_wins) {
-        policy.gpu_from.insert(path_build::NAME.into(), t);
-    }
-    if let Some(t) = threshold(&lookup_wins) {
-        policy.gpu_from.insert(path_lookup::NAME.into(), t);
-    }
-    let mut sort_wins = Vec::new();
-    let mut sum_wins = Vec::new();
-    for &n in &SIZES {
-        let ids = &all[..n];
-        let cpu = median_time(3, || {
-            std::hint::black_box(dir_sort::cpu(&view, ids, SortKey::Name, false));
-        });
-        let gpu = median_time(3, || {
-            std::hint::black_box(dir_sort::gpu(ctx, &mirror, ids, SortKey::Name, false).ok());
-        });
-        sort_wins.push((n, gpu < cpu));
+        let won = gpu_wins_or_loses(
+            || path_lookup::cpu(&view, &refs),
+            || path_lookup::gpu(ctx, &mirror, &refs),
+        );
+        wins[1].push((n, won));
+        let won = gpu_wins_or_loses(
+            || dir_sort::cpu(&view, ids, SortKey::Name, false),
+            || dir_sort::gpu(ctx, &mirror, ids, SortKey::Name, false),
+        );
+        wins[2].push((n, won));
         let part = ns.prefix_view(n);
         let part_mirror = NamespaceMirror::upload(ctx, &part)?;
-        let cpu = median_time(3, || {
-            std::hint::black_box(subtree_sum::cpu(&part));
-        });
-        let gpu = median_time(3, || {
-            std::hint::black_box(subtree_sum::gpu(ctx, &part_mirror).ok());
-        });
-        sum_wins.push((n, gpu < cpu));
+        let won = gpu_wins_or_loses(
+            || subtree_sum::cpu(&part),
+            || subtree_sum::gpu(ctx, &part_mirror),
+        );
+        wins[3].push((n, won));
     }
-    if let Some(t) = threshold(&sort_wins) {
-        policy.gpu_from.insert(dir_sort::NAME.into(), t);
+    let kernels = [
+        path_build::NAME,
+        path_lookup::NAME,
+        dir_sort::NAME,
+        subtree_sum::NAME,
+    ];
+    for (kernel, w) in kernels.iter().zip(&wins) {
+        set(policy, kernel, w);
     }
-    if let Some(t) = threshold(&sum_wins) {
-        policy.gpu_from.insert(subtree_sum::NAME.into(), t);
-    }
-    // The metadata thresholds stand even when the data kernels cannot be measured;
-    // those then stay on the CPU.
-    if let Err(e) = calibrate_data(ctx, &mut policy) {
-        tracing::info!("compute: data kernels not calibrated ({e}); they stay on the CPU");
-    }
-    Ok(policy)
+    Ok(())
 }
 
 /// Batch sizes in bytes tried for the data kernels (64 KiB records of text-like data).
@@ -170,88 +188,63 @@ pub const DATA_SIZES: [usize; 4] = [64 << 10, 1 << 20, 16 << 20, 64 << 20];
 /// The data kernels, whole calls (transfers included: what the filesystem pays)
 /// against the CPU twins on all cores; thresholds in bytes.
 fn calibrate_data(ctx: &GpuContext, policy: &mut Policy) -> ComputeResult<()> {
-    use crate::kernels::blake3::{self, Blake3Mode};
-    use crate::kernels::xts::{self, Direction, XtsKey};
-    use crate::kernels::{crc32c, lz4};
-    use crate::synth_data::{corpus, DataKind};
+    use crate::synth::data::{corpus, DataKind};
     let record = 64 << 10;
     let largest = DATA_SIZES[DATA_SIZES.len() - 1] / record;
     let all = corpus(DataKind::Text, 9, largest, record)?;
+    let mut wins: [Vec<(usize, bool)>; 5] = Default::default();
+    for &bytes in &DATA_SIZES {
+        let n = bytes / record;
+        let batch = RecordBatch::from_records(all.iter().take(n))?;
+        for (k, won) in data_wins(ctx, &batch)?.into_iter().enumerate() {
+            wins[k].push((bytes, won));
+        }
+    }
+    for (name, w) in DATA_KERNELS.iter().zip(&wins) {
+        set(policy, name, w);
+    }
+    Ok(())
+}
+
+/// The data kernels in the order [`data_wins`] measures them.
+const DATA_KERNELS: [&str; 5] = [
+    crc32c::NAME,
+    blake3::NAME,
+    lz4::COMPRESS,
+    lz4::DECOMPRESS,
+    xts::NAME,
+];
+
+/// Whether the GPU beat the CPU twin at each of [`DATA_KERNELS`] over `batch`; a GPU
+/// failure fails the whole measurement.
+fn data_wins(ctx: &GpuContext, batch: &RecordBatch) -> ComputeResult<[bool; 5]> {
     let key = XtsKey {
         data: [7; 32],
         tweak: [9; 32],
     };
-    let mut wins: [Vec<(usize, bool)>; 5] = Default::default();
-    for &bytes in &DATA_SIZES {
-        let n = bytes / record;
-        let batch = crate::records::RecordBatch::from_records(all.iter().take(n))?;
-        let first: Vec<u64> = (0..n as u64).map(|i| i * 16).collect();
-        let packed = lz4::compress_cpu(&batch);
-        let sizes: Vec<u32> = batch.lens().to_vec();
-        let mut failed = None;
-        let mut gpu_time = |f: &mut dyn FnMut() -> ComputeResult<()>| {
-            median_time(3, || {
-                if let Err(e) = f() {
-                    failed = Some(e);
-                }
-            })
-        };
-        let pairs = [
-            (
-                median_time(3, || drop(std::hint::black_box(crc32c::cpu(&batch)))),
-                gpu_time(&mut || crc32c::gpu(ctx, &batch).map(drop)),
-            ),
-            (
-                median_time(3, || {
-                    drop(std::hint::black_box(blake3::cpu(&batch, &Blake3Mode::Hash)))
-                }),
-                gpu_time(&mut || blake3::gpu(ctx, &batch, &Blake3Mode::Hash).map(drop)),
-            ),
-            (
-                median_time(3, || drop(std::hint::black_box(lz4::compress_cpu(&batch)))),
-                gpu_time(&mut || lz4::compress_gpu(ctx, &batch).map(drop)),
-            ),
-            (
-                median_time(3, || {
-                    drop(std::hint::black_box(lz4::decompress_cpu(
-                        &packed.blocks,
-                        &sizes,
-                    )))
-                }),
-                gpu_time(&mut || lz4::decompress_gpu(ctx, &packed.blocks, &sizes).map(drop)),
-            ),
-            (
-                median_time(3, || {
-                    drop(std::hint::black_box(xts::cpu(
-                        &batch,
-                        &key,
-                        &first,
-                        Direction::Encrypt,
-                    )))
-                }),
-                gpu_time(&mut || xts::gpu(ctx, &batch, &key, &first, Direction::Encrypt).map(drop)),
-            ),
-        ];
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        for (k, (cpu, gpu)) in pairs.into_iter().enumerate() {
-            wins[k].push((bytes, gpu < cpu));
-        }
-    }
-    let names = [
-        crc32c::NAME,
-        blake3::NAME,
-        lz4::COMPRESS,
-        lz4::DECOMPRESS,
-        xts::NAME,
-    ];
-    for (name, w) in names.iter().zip(&wins) {
-        if let Some(t) = threshold(w) {
-            policy.gpu_from.insert((*name).into(), t);
-        }
-    }
-    Ok(())
+    let first: Vec<u64> = (0..batch.len() as u64).map(|i| i * 16).collect();
+    let packed = lz4::compress_cpu(batch);
+    let (blocks, sizes) = (&packed.blocks, batch.lens());
+    let (hash, enc) = (Blake3Mode::Hash, Direction::Encrypt);
+    Ok([
+        gpu_wins(|| crc32c::cpu(batch), || crc32c::gpu(ctx, batch))?,
+        gpu_wins(
+            || blake3::cpu(batch, &hash),
+            || blake3::gpu(ctx, batch, &hash),
+        )?,
+        gpu_wins(
+            || lz4::compress_cpu(batch),
+            || lz4::compress_gpu(ctx, batch),
+        )?,
+        gpu_wins(
+            || lz4::decompress_cpu(blocks, sizes),
+            || lz4::decompress_gpu(ctx, blocks, sizes),
+        )?,
+        gpu_wins(
+            || xts::cpu(batch, &key, &first, enc),
+            || xts::gpu(ctx, batch, &key, &first, enc),
+        )?,
+    ])
 }
 
 /// Where the calibration of `ctx` is cached.

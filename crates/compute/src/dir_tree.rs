@@ -114,6 +114,8 @@ impl DirTree {
 
     fn push(&mut self, ino: u32, parent: u32, depth: usize, tail: &[&[u8]]) -> u32 {
         let slot = self.ino.len() as u32;
+        // Topological order: a directory's parent has a lower slot (the root is slot 0).
+        debug_assert!(slot == 0 || parent < slot, "slot {slot} under {parent}");
         self.ino.push(ino);
         self.parent.push(parent);
         self.depth.push(depth as u16);

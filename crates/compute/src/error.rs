@@ -6,6 +6,9 @@ pub enum ComputeError {
     /// No Vulkan, Metal or DX12 adapter, or the device could not be created.
     #[error("no GPU available: {0}")]
     NoGpu(String),
+    /// The GPU was asked for, but this build has no GPU backend (the `gpu` feature).
+    #[error("built without GPU support: use --compute cpu or auto")]
+    NoGpuSupport,
     /// The GPU backend was asked for but this compute context runs on the CPU only.
     #[error("the GPU backend is not enabled (GPUFS_COMPUTE=cpu or no adapter)")]
     GpuDisabled,

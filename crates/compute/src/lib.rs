@@ -2,29 +2,40 @@
 //! (`kernels/NAME.wgsl`, run through `wgpu` on Vulkan, Metal or DX12) with a CPU twin
 //! (`src/kernels/NAME.rs`, rayon) that computes exactly the same function; property
 //! tests hold them equal. [`Compute`] picks the backend per call.
+//!
+//! What a kernel reads is borrowed from its owner ([`view`]: the namespace arrays, the
+//! name owners, directory listings, the ranges changed since the mirror's last update;
+//! [`index`]: how the dirent index's slots are laid out and probed; [`dir_tree`]: every
+//! directory's path, derived from the arrays). The core keeps the namespace itself.
+//!
+//! Features: `gpu` (default) builds the wgpu backend ([`gpu`], [`mirror`],
+//! [`calibrate`] and each kernel's `NAME/gpu.rs`); without it the CPU twins run
+//! everything. `synth` (implied by `gpu`) builds the seeded synthetic inputs.
 
-#![deny(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "gpu")]
 pub mod calibrate;
 pub mod choice;
-pub mod compute;
-mod compute_data;
-mod compute_text;
+mod compute;
 pub mod dir_tree;
-pub mod error;
+mod error;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod index;
 pub mod kernels;
+#[cfg(feature = "gpu")]
 pub mod mirror;
-pub mod ordered;
-pub mod prefetch;
+mod ordered;
+mod prefetch;
 pub mod records;
-pub mod rng;
-pub mod stats;
+mod stats;
+#[cfg(feature = "synth")]
 pub mod synth;
-pub mod synth_data;
 pub mod view;
 
 pub use choice::{Backend, Choice};
 pub use compute::{Compute, LazyCompute, Policy};
 pub use error::{ComputeError, ComputeResult};
+pub use stats::{KernelTotals, Stats};

@@ -1,10 +1,13 @@
-//! The flat namespace arrays the kernels work on, borrowed from their owner, and the
-//! ranges of them that changed since the GPU mirror last saw them.
+//! What the kernels read, borrowed from the namespace that owns it: the flat arrays, the
+//! owner of each name in the arena, one directory's entries as its listing holds them
+//! (with each entry's head), and the ranges of the arrays that changed since the GPU
+//! mirror last saw them. The core keeps all of it; nothing here changes a namespace.
 
 use crate::dir_tree::DirTree;
 use gpufs_format::{DirentRecord, InodeRecord};
 
-/// Borrowed namespace arrays. `index` is a [`crate::index::DirentIndex`]'s slots;
+/// Borrowed namespace arrays. `index` is the dirent index's slots (laid out as
+/// [`crate::index`] says);
 /// `allocated[ino]` the bytes inode `ino` occupies on disk (may be empty: zeros);
 /// `dir_entry[ino]` the id of the live entry naming directory `ino` ([`NO_ENTRY`] for the
 /// root, non-directories and free slots; may be shorter than the inode table).
@@ -24,58 +27,11 @@ pub struct NamespaceView<'a> {
     pub dirs: Option<&'a DirTree>,
 }
 
-/// The owner of each name in the arena, in arena order: the name of `lens[k]` bytes
-/// appended at `offsets[k]` belonged to entry `ids[k]`. Names are only ever appended,
-/// so `offsets` ascends. An entry removed or renamed since leaves a stale pair, recognised because
-/// the entry is dead or its `name_offset` is no longer `offsets[k]`; a compaction of
-/// the arena rebuilds the map.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NameOwners {
-    pub offsets: Vec<u64>,
-    pub ids: Vec<u32>,
-    /// Bytes of each name (a name is at most 255), so a scan can look at every name's
-    /// own bytes without reading its entry.
-    pub lens: Vec<u8>,
-}
-
-impl NameOwners {
-    /// Records that entry `id`'s name of `len` bytes was appended at `offset` (after
-    /// every earlier one).
-    pub fn push(&mut self, offset: u64, id: u32, len: u8) {
-        self.offsets.push(offset);
-        self.ids.push(id);
-        self.lens.push(len);
-    }
-
-    pub fn clear(&mut self) {
-        self.offsets.clear();
-        self.ids.clear();
-        self.lens.clear();
-    }
-
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.offsets.capacity() * 8 + self.ids.capacity() * 4 + self.lens.capacity()
-    }
-
-    /// The map as borrowed slices, for a [`NamespaceView`].
-    pub fn view(&self) -> OwnersView<'_> {
-        OwnersView {
-            offsets: &self.offsets,
-            ids: &self.ids,
-            lens: &self.lens,
-        }
-    }
-}
-
-/// A borrowed [`NameOwners`] (or a prefix of one).
+/// The owner of each name in the arena, in arena order (the namespace keeps it as names
+/// are appended): the name of `lens[k]` bytes appended at `offsets[k]` belonged to entry
+/// `ids[k]`, and `offsets` ascends. An entry removed or renamed since leaves a stale
+/// pair, recognised because the entry is dead or its `name_offset` is no longer
+/// `offsets[k]`; a compaction of the arena rebuilds the map.
 #[derive(Clone, Copy, Debug)]
 pub struct OwnersView<'a> {
     pub offsets: &'a [u64],
@@ -243,29 +199,6 @@ impl NamespaceDirty {
     pub fn clear(&mut self) {
         *self = NamespaceDirty::default();
     }
-}
-
-/// Ids of the entries `keep` accepts, ascending: the entries split in chunks over every
-/// core. The entry-by-entry pass every CPU twin over the dirent table makes.
-pub fn matching_ids(
-    dirents: &[DirentRecord],
-    keep: impl Fn(&DirentRecord) -> bool + Sync,
-) -> Vec<u32> {
-    use rayon::prelude::*;
-    const CHUNK: usize = 16_384;
-    dirents
-        .par_chunks(CHUNK)
-        .enumerate()
-        .flat_map_iter(|(c, chunk)| {
-            let base = (c * CHUNK) as u32;
-            let keep = &keep;
-            chunk
-                .iter()
-                .enumerate()
-                .filter(move |(_, d)| keep(d))
-                .map(move |(i, _)| base + i as u32)
-        })
-        .collect()
 }
 
 #[cfg(test)]

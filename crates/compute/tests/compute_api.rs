@@ -1,6 +1,9 @@
 //! The Compute facade: backend choice, fallback, the mirror kept current through
 //! `note_changes`, and the statistics of what ran where.
 
+// Without the `gpu` feature the GPU halves are left out and their inputs go unused.
+#![cfg_attr(not(feature = "gpu"), allow(unused))]
+
 mod common;
 
 use common::{random_tree, Alphabet, Rng};
@@ -10,6 +13,7 @@ use gpufs_compute::{Backend, Choice, Compute};
 use gpufs_format::{FileKind, ROOT_INO};
 
 #[test]
+#[cfg(feature = "gpu")]
 fn forced_gpu_runs_on_the_gpu_and_follows_changes() {
     if common::gpu().is_none() {
         return;
@@ -51,9 +55,31 @@ fn forced_gpu_runs_on_the_gpu_and_follows_changes() {
     assert!(stats.iter().all(|(_, b, _)| *b == Backend::Gpu));
 }
 
+/// Built without the `gpu` feature: asking for the GPU is a clear error, `auto` is the
+/// CPU.
+#[test]
+#[cfg(not(feature = "gpu"))]
+fn without_gpu_support_only_the_cpu_runs() {
+    let e = Compute::open(Choice::Gpu).expect_err("no GPU backend");
+    assert!(e.to_string().contains("built without GPU support"), "{e}");
+    let compute = Compute::open(Choice::Auto).expect("auto opens");
+    let ns = random_tree(4, 300, Alphabet::Small, 8);
+    let m = NameMatcher::new(&NameQuery::Glob {
+        pattern: b"*a*".to_vec(),
+        fold: false,
+    })
+    .expect("compiles");
+    assert_eq!(compute.backend_for("name_match", u64::MAX), Backend::Cpu);
+    assert_eq!(
+        compute.name_match(&m, &ns.view()).expect("runs"),
+        m.cpu(&ns.view())
+    );
+}
+
 #[test]
 fn auto_never_uses_a_software_adapter() {
     let compute = Compute::open(Choice::Auto).expect("auto always opens");
+    #[cfg(feature = "gpu")]
     if let Some(ctx) = compute.gpu() {
         assert!(!ctx.software, "auto picked a software adapter");
     }
@@ -81,7 +107,7 @@ fn data_kernels_through_the_facade() {
     use gpufs_compute::kernels::blake3::Blake3Mode;
     use gpufs_compute::kernels::xts::{Direction, XtsKey};
     use gpufs_compute::records::RecordBatch;
-    use gpufs_compute::synth_data::{corpus, DataKind};
+    use gpufs_compute::synth::data::{corpus, DataKind};
     let batch = corpus(DataKind::Text, 5, 6, 10_000).expect("corpus");
     let key = XtsKey {
         data: [1; 32],

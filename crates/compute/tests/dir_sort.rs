@@ -1,12 +1,14 @@
 //! dir_sort: the WGSL kernels equal the CPU twin, and the twin equals std's stable sort
 //! with the obvious comparator.
 
+// Without the `gpu` feature the GPU halves are left out and their inputs go unused.
+#![cfg_attr(not(feature = "gpu"), allow(unused))]
+
 mod common;
 
-use common::{random_name, random_tree, Alphabet, Ns, Rng, EDGE_SIZES};
-use gpufs_compute::gpu::arrays::SLOTS;
-use gpufs_compute::gpu::GpuContext;
+use common::{random_name, random_tree, Alphabet, GpuContext, Ns, Rng, EDGE_SIZES};
 use gpufs_compute::kernels::dir_sort::{self, SortKey};
+#[cfg(feature = "gpu")]
 use gpufs_compute::mirror::NamespaceMirror;
 use gpufs_format::{FileKind, ROOT_INO};
 use proptest::prelude::*;
@@ -65,6 +67,7 @@ fn check_with(
     with_oracle: bool,
 ) {
     let view = ns.view();
+    #[cfg(feature = "gpu")]
     let mirrors: Vec<(&GpuContext, NamespaceMirror)> = gpus
         .iter()
         .flatten()
@@ -82,6 +85,7 @@ fn check_with(
                 );
             }
             assert_eq!(dir_sort::cpu_one_thread(&view, ids, key, desc), cpu);
+            #[cfg(feature = "gpu")]
             for (ctx, mirror) in &mirrors {
                 let gpu = dir_sort::gpu(ctx, mirror, ids, key, desc).expect("gpu run");
                 assert_eq!(
@@ -177,8 +181,9 @@ fn long_prefix_tree(seed: u64, n: usize) -> Ns {
 
 /// The GPU, and the tight one (64 KiB chunks, 4 workgroups a dimension) when the
 /// namespace fits its bindings (with the mirror's quarter of headroom).
+#[cfg(feature = "gpu")]
 fn gpus_for(ns: &Ns) -> Vec<Option<&'static GpuContext>> {
-    let limit = SLOTS * (64 << 10) * 4 / 5 - 1024;
+    let limit = gpufs_compute::gpu::SLOTS * (64 << 10) * 4 / 5 - 1024;
     let fits =
         ns.names.len() <= limit && ns.dirents.len() * 32 <= limit && ns.inodes.len() * 64 <= limit;
     if fits {
@@ -186,6 +191,11 @@ fn gpus_for(ns: &Ns) -> Vec<Option<&'static GpuContext>> {
     } else {
         vec![common::gpu()]
     }
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpus_for(_: &Ns) -> Vec<Option<&'static GpuContext>> {
+    Vec::new()
 }
 
 proptest! {
@@ -246,6 +256,7 @@ fn many_tiles() {
 /// More ids than the tight GPU's 16 workgroups cover at once (ids repeat: a small
 /// namespace fits its bindings), so every kernel loops over its grid.
 #[test]
+#[cfg(feature = "gpu")]
 fn grid_strides_on_the_tight_gpu() {
     let mut rng = Rng::new(31);
     let mut ns = random_tree(31, 2500, Alphabet::Small, 12);

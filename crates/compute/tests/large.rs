@@ -1,6 +1,8 @@
 //! Sizes the edge-size tests cannot reach: a dispatch of more than 65,535 workgroups
 //! (a real 2-D grid), and namespace arrays larger than one 128 MiB storage binding.
 
+#![cfg(feature = "gpu")]
+
 mod common;
 
 use common::{random_name, Alphabet, Ns, Rng};

@@ -96,6 +96,7 @@ impl Allocator {
         let found = self
             .find_run(start, self.blocks, n)
             .or_else(|| self.find_run(0, start, n))?;
+        debug_assert!(found + n <= self.blocks);
         self.set_range(found, n, true);
         self.used += n;
         self.cursor = found + n;
@@ -169,6 +170,7 @@ impl Allocator {
             )));
         }
         self.set_range(start, n, false);
+        debug_assert!(self.used >= n);
         self.used -= n;
         Ok(())
     }
@@ -187,7 +189,26 @@ impl Allocator {
             self.free_now(s, n)?;
         }
         self.pending_blocks = 0;
+        self.debug_check();
         Ok(())
+    }
+
+    /// Checks the counts against the bitmap (debug builds; a full pass over the words).
+    pub fn debug_check(&self) {
+        debug_assert_eq!(
+            self.used,
+            self.words
+                .iter()
+                .map(|w| u64::from(w.count_ones()))
+                .sum::<u64>(),
+            "allocator count differs from its bitmap"
+        );
+        debug_assert!(self.used <= self.blocks);
+        debug_assert!(self.pending_blocks <= self.used);
+        debug_assert_eq!(
+            self.pending_blocks,
+            self.pending.iter().map(|p| p.1).sum::<u64>()
+        );
     }
 
     fn check_range(&self, start: u64, n: u64) -> FsResult<()> {

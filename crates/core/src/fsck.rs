@@ -9,13 +9,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot};
-use gpufs_format::{checksum, name_hash, FileKind, RecordPtr, BLOCK_SIZE, ROOT_INO};
+use gpufs_format::{name_hash, FileKind, RecordPtr, ROOT_INO};
 
 use crate::alloc::Allocator;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
-use crate::volume::{OpenOptions, Volume};
+use crate::records::RecordError;
+use crate::units::{BlockNo, RecordIndex};
+use crate::volume::{read_checkpoint, OpenOptions, Volume};
 
 /// What fsck found.
 #[derive(Clone, Debug, Default)]
@@ -67,33 +68,20 @@ pub fn check_with_progress(
             return Ok(report);
         }
     };
-    report.warnings.extend(vol.notes.iter().cloned());
-    report.stats.replayed_transactions = vol.counters.replayed_transactions;
+    report.warnings.extend(vol.notes().iter().cloned());
+    report.stats.replayed_transactions = vol.counters().replayed_transactions;
     check_checkpoint_raw(dev.as_ref(), &vol, &mut report);
     check_namespace(&vol, &mut report);
     check_space(&vol, &mut report);
-    check_records(dev.as_ref(), &vol, &mut report, progress);
+    check_records(&vol, &mut report, progress);
     Ok(report)
 }
 
 /// Stored name hashes and the superblock's space accounting, from the raw checkpoint.
 fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport) {
     let sb = vol.superblock();
-    let raw = (|| -> FsResult<CheckpointImage> {
-        let mut root = vec![0u8; BLOCK_SIZE];
-        dev.read_at(&mut root, sb.checkpoint_root * BLOCK_SIZE as u64)?;
-        let (root, runs) = CheckpointRoot::decode(&root)?;
-        let mut blob = Vec::new();
-        for (s, n) in runs {
-            let at = blob.len();
-            let want = (n as usize * BLOCK_SIZE).min(root.blob_len as usize - at);
-            blob.resize(at + want, 0);
-            dev.read_at(&mut blob[at..], s * BLOCK_SIZE as u64)?;
-        }
-        Ok(CheckpointImage::decode(&blob)?)
-    })();
-    let img = match raw {
-        Ok(i) => i,
+    let img = match read_checkpoint(dev, sb) {
+        Ok((img, _)) => img,
         Err(e) => {
             report.problems.push(format!("checkpoint unreadable: {e}"));
             return;
@@ -126,7 +114,7 @@ fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport)
 }
 
 fn check_namespace(vol: &Volume, report: &mut FsckReport) {
-    let ns = &vol.ns;
+    let ns = vol.namespace();
     let p = &mut report.problems;
     match ns.inode(ROOT_INO).and_then(|r| r.kind()) {
         Some(FileKind::Directory) => {}
@@ -190,11 +178,12 @@ fn check_namespace(vol: &Volume, report: &mut FsckReport) {
 }
 
 fn reaches_root(vol: &Volume, mut dir: u32) -> bool {
-    for _ in 0..=vol.ns.live_inodes() {
+    let ns = vol.namespace();
+    for _ in 0..=ns.live_inodes() {
         if dir == ROOT_INO {
             return true;
         }
-        let Some(d) = vol.ns.dir(dir) else {
+        let Some(d) = ns.dir(dir) else {
             return false;
         };
         dir = d.parent;
@@ -203,11 +192,11 @@ fn reaches_root(vol: &Volume, mut dir: u32) -> bool {
 }
 
 fn check_space(vol: &Volume, report: &mut FsckReport) {
-    let total = vol.alloc.total();
+    let total = vol.data_blocks();
     report.stats.total_blocks = total;
     let mut refs = Allocator::new(total);
     let mut claim = |what: String, block: u64, count: u64, report: &mut FsckReport| {
-        let rel = match vol.relative(block, count) {
+        let rel = match vol.relative(BlockNo::new(block), count) {
             Ok(r) => r,
             Err(_) => {
                 report.problems.push(format!(
@@ -226,7 +215,7 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
     for &(s, n) in vol.checkpoint_runs() {
         claim("checkpoint".into(), ds + s, n, report);
     }
-    for (ino, index, ptr) in vol.ns.all_extents() {
+    for (ino, index, ptr) in vol.namespace().all_extents() {
         claim(
             format!("inode {ino} record {index}"),
             ptr.block,
@@ -237,7 +226,7 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
     let mut leaked = 0u64;
     let mut free_but_used = 0u64;
     for b in 0..total {
-        match (vol.alloc.is_used(b), refs.is_used(b)) {
+        match (vol.allocator().is_used(b), refs.is_used(b)) {
             (true, false) => leaked += 1,
             (false, true) => free_but_used += 1,
             _ => {}
@@ -256,15 +245,10 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
     report.stats.used_blocks = refs.used();
 }
 
-fn check_records(
-    dev: &dyn Device,
-    vol: &Volume,
-    report: &mut FsckReport,
-    progress: &mut dyn FnMut(u64, u64),
-) {
-    let r = u64::from(vol.record_size());
+fn check_records(vol: &Volume, report: &mut FsckReport, progress: &mut dyn FnMut(u64, u64)) {
+    let ns = vol.namespace();
     let mut all: Vec<(u32, u64, RecordPtr)> =
-        vol.ns.all_extents().map(|(i, x, p)| (i, x, *p)).collect();
+        ns.all_extents().map(|(i, x, p)| (i, x, *p)).collect();
     all.sort_unstable_by_key(|(_, _, p)| p.block);
     let total = all.len() as u64;
     let mut buf = Vec::new();
@@ -272,46 +256,65 @@ fn check_records(
         if done % 1024 == 0 {
             progress(done as u64, total);
         }
-        let Some(rec) = vol.ns.inode(*ino) else {
+        let Some(rec) = ns.inode(*ino) else {
             continue;
         };
         let what = format!("inode {ino} record {index}");
-        if u64::from(ptr.logical_len) > r || ptr.logical_len == 0 {
-            report
-                .problems
-                .push(format!("{what}: length {} out of range", ptr.logical_len));
-            continue;
+        if check_record_fits(vol, &what, RecordIndex::new(*index), ptr, rec.size, report) {
+            check_record_bytes(vol, &what, ptr, &mut buf, report);
         }
-        if index
-            .saturating_mul(r)
-            .saturating_add(u64::from(ptr.logical_len))
-            > rec.size
-        {
-            report.problems.push(format!(
-                "{what}: stores bytes past the file size {}",
-                rec.size
-            ));
-        }
-        if ptr.flags & !RecordPtr::KNOWN_FLAGS != 0 || ptr.phys_len != ptr.logical_len {
-            report
-                .problems
-                .push(format!("{what}: unknown flags {:#x}", ptr.flags));
-            continue;
-        }
-        buf.resize(ptr.block_count() as usize * BLOCK_SIZE, 0);
-        if let Err(e) = dev.read_at(&mut buf, ptr.block * BLOCK_SIZE as u64) {
-            report.problems.push(format!("{what}: unreadable: {e}"));
-            continue;
-        }
-        let computed = checksum(&buf[..ptr.phys_len as usize]);
-        if computed != ptr.checksum {
-            report.problems.push(format!(
-                "{what}: checksum mismatch (stored {:#010x}, computed {computed:#010x})",
-                ptr.checksum
-            ));
-        }
-        report.stats.records += 1;
-        report.stats.record_bytes += u64::from(ptr.logical_len);
     }
     progress(total, total);
+}
+
+/// Does the record's length fit a record, and its data the file? False when its
+/// length is out of range (its bytes are not worth reading).
+fn check_record_fits(
+    vol: &Volume,
+    what: &str,
+    index: RecordIndex,
+    ptr: &RecordPtr,
+    size: u64,
+    report: &mut FsckReport,
+) -> bool {
+    let geo = vol.geometry();
+    if u64::from(ptr.logical_len) > geo.record_size() || ptr.logical_len == 0 {
+        report
+            .problems
+            .push(format!("{what}: length {} out of range", ptr.logical_len));
+        return false;
+    }
+    if geo.data_end(index, ptr.logical_len).get() > size {
+        report
+            .problems
+            .push(format!("{what}: stores bytes past the file size {size}"));
+    }
+    true
+}
+
+/// Reads the record through the volume's read path and reports why it fails.
+fn check_record_bytes(
+    vol: &Volume,
+    what: &str,
+    ptr: &RecordPtr,
+    buf: &mut Vec<u8>,
+    report: &mut FsckReport,
+) {
+    let problem = match vol.verify_record(ptr, buf) {
+        Ok(()) => {
+            report.stats.records += 1;
+            report.stats.record_bytes += u64::from(ptr.logical_len);
+            return;
+        }
+        Err(RecordError::UnknownFlags(_) | RecordError::Length { .. }) => {
+            format!("{what}: unknown flags {:#x}", ptr.flags)
+        }
+        // Blocks outside the data area are reported by the space check.
+        Err(RecordError::OutsideArea(_)) => return,
+        Err(RecordError::Unreadable(e)) => format!("{what}: unreadable: {e}"),
+        Err(RecordError::Checksum { stored, computed }) => {
+            format!("{what}: checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
+        }
+    };
+    report.problems.push(problem);
 }

@@ -1,23 +1,25 @@
 //! gpufs core: POSIX semantics over a copy-on-write, journaled image.
 //!
-//! Layers, bottom up: [`device`] (image file, fault-injecting test device), [`alloc`]
-//! (free-space bitmap), [`namespace`] (flat inode/dirent/name arrays with a hash index),
-//! [`journal`] and [`volume`] (commit, checkpoint, recovery), [`fs`] (the POSIX API the
-//! FUSE adapter and tests call), [`fsck`].
-#![deny(unsafe_code)]
+//! Layers, bottom up: [`device`] (image file, fault-injecting test device), `alloc`
+//! (free-space bitmap), `namespace` (flat inode/dirent/name arrays with a hash index),
+//! `records` (byte ranges as record spans; the one write and read path of data
+//! records), `journal` and `volume` (commit, checkpoint, recovery; the namespace's only
+//! mutator), [`fs`] (the POSIX API the FUSE adapter and tests call), [`fsck`].
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod alloc;
+mod alloc;
 pub mod device;
-pub mod error;
+mod error;
 pub mod fs;
 pub mod fsck;
-pub mod journal;
-pub mod namespace;
+mod journal;
+mod namespace;
+mod records;
 pub mod time;
-pub mod volume;
+mod units;
+mod volume;
 
 pub use error::{FsError, FsResult};
 pub use fs::{Attr, Caller, Filesystem, SetAttr};
-pub use volume::{mkfs, MkfsOptions, OpenOptions, Volume};
+pub use volume::{mkfs, MkfsOptions, OpenOptions, VolumeCounters};

@@ -5,7 +5,6 @@
 //! keep the two in step. This crate does no I/O: it lays records out, encodes and decodes
 //! them, and checks their checksums. Every decoder validates sizes before any arithmetic
 //! and returns [`FormatError`] instead of panicking on hostile bytes.
-#![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

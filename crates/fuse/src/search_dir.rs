@@ -15,6 +15,8 @@ use gpufs_core::{Attr, Caller, Filesystem, FsError};
 use gpufs_format::FileKind;
 use parking_lot::Mutex;
 
+use crate::reply::blank_attr;
+
 /// Name of the directory at the root.
 pub const DIR_NAME: &[u8] = b".gpufs";
 /// First inode number of virtual entries: above every real one (real ones are 32-bit).
@@ -89,20 +91,10 @@ pub fn parse(name: &[u8]) -> Result<NameQuery, FsError> {
 
 fn dir_attr(ino: u64) -> Attr {
     Attr {
-        ino,
-        generation: 0,
-        kind: FileKind::Directory,
         perm: 0o555,
         nlink: 2,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        size: 0,
-        blocks: 0,
-        atime_ns: 0,
-        mtime_ns: 0,
-        ctime_ns: 0,
         blksize: 4096,
+        ..blank_attr(ino, FileKind::Directory)
     }
 }
 
@@ -283,34 +275,24 @@ mod tests {
 
     #[test]
     fn names_pick_the_pattern_kind() {
-        assert!(matches!(
-            parse(b"report"),
-            Ok(NameQuery::Substring { fold: false, .. })
-        ));
-        assert!(matches!(
-            parse(b"i:report"),
-            Ok(NameQuery::Substring { fold: true, .. })
-        ));
-        assert!(matches!(
-            parse(b"glob:*.jpg"),
-            Ok(NameQuery::Glob { fold: false, .. })
-        ));
-        assert!(matches!(
-            parse(b"iglob:*.JPG"),
-            Ok(NameQuery::Glob { fold: true, .. })
-        ));
-        assert!(matches!(
-            parse(b"regex:^a.c$"),
-            Ok(NameQuery::Regex { fold: false, .. })
-        ));
-        assert!(matches!(
-            parse(b"iregex:x"),
-            Ok(NameQuery::Regex { fold: true, .. })
-        ));
-        assert!(matches!(
-            parse(b"index"),
-            Ok(NameQuery::Substring { fold: false, .. })
-        ));
+        let cases: [(&[u8], &str, bool); 7] = [
+            (b"report", "substring", false),
+            (b"i:report", "substring", true),
+            (b"glob:*.jpg", "glob", false),
+            (b"iglob:*.JPG", "glob", true),
+            (b"regex:^a.c$", "regex", false),
+            (b"iregex:x", "regex", true),
+            (b"index", "substring", false),
+        ];
+        for (name, kind, want_fold) in cases {
+            let (got, fold) = match parse(name) {
+                Ok(NameQuery::Substring { fold, .. }) => ("substring", fold),
+                Ok(NameQuery::Glob { fold, .. }) => ("glob", fold),
+                Ok(NameQuery::Regex { fold, .. }) => ("regex", fold),
+                other => panic!("{name:?}: {other:?}"),
+            };
+            assert_eq!((got, fold), (kind, want_fold), "{name:?}");
+        }
         assert!(parse(b"regex:(").is_err());
         assert!(parse(b"glob:").is_err());
     }

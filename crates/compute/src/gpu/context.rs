@@ -76,40 +76,43 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
+/// The adapter to run on: hardware first (discrete, integrated, virtual), then software
+/// when `opts` allows it.
+fn pick_adapter(opts: &GpuOptions) -> ComputeResult<wgpu::Adapter> {
+    let backends = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let Some(adapter) = adapters.into_iter().min_by_key(rank) else {
+        return Err(ComputeError::NoGpu(
+            "no Vulkan, Metal or DX12 adapter found (is a driver installed?)".into(),
+        ));
+    };
+    let info = adapter.get_info();
+    if info.device_type == wgpu::DeviceType::Cpu && !opts.allow_software {
+        return Err(ComputeError::NoGpu(format!(
+            "only a software adapter ({}) is present",
+            info.name
+        )));
+    }
+    Ok(adapter)
+}
+
 impl GpuContext {
     /// Opens the first Vulkan, Metal or DX12 adapter (never the GL fallback).
     pub fn open(opts: &GpuOptions) -> ComputeResult<GpuContext> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends: wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
-        let adapters = pollster::block_on(instance.enumerate_adapters(
-            wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
-        ));
-        if adapters.is_empty() {
-            return Err(ComputeError::NoGpu(
-                "no Vulkan, Metal or DX12 adapter found (is a driver installed?)".into(),
-            ));
-        }
-        // Hardware first: discrete, integrated, virtual, then software.
-        let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
-            wgpu::DeviceType::DiscreteGpu => 0,
-            wgpu::DeviceType::IntegratedGpu => 1,
-            wgpu::DeviceType::VirtualGpu => 2,
-            wgpu::DeviceType::Other => 3,
-            wgpu::DeviceType::Cpu => 4,
-        };
-        let Some(adapter) = adapters.into_iter().min_by_key(rank) else {
-            return Err(ComputeError::NoGpu("no adapter".into()));
-        };
+        let adapter = pick_adapter(opts)?;
         let info = adapter.get_info();
         let software = info.device_type == wgpu::DeviceType::Cpu;
-        if software && !opts.allow_software {
-            return Err(ComputeError::NoGpu(format!(
-                "only a software adapter ({}) is present",
-                info.name
-            )));
-        }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("gpufs"),
@@ -186,6 +189,52 @@ impl GpuContext {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(Cow::Owned(source)),
             });
+        let (array_layout, own_layout) = self.group_layouts(name, &slots, arrays, own);
+        let empty_layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("no arrays"),
+                entries: &[],
+            });
+        let group0 = array_layout.as_ref().unwrap_or(&empty_layout);
+        let layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(group0), Some(&own_layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(ComputeError::Device(format!("kernel {name}: {e}")));
+        }
+        let kernel = Arc::new(Kernel {
+            pipeline,
+            arrays: array_layout,
+            own: own_layout,
+        });
+        self.kernels.lock().insert(name, kernel.clone());
+        Ok(kernel)
+    }
+
+    /// The layouts of group 0 (`arrays`' chunk bindings, read only; none without
+    /// arrays) and group 1 (binding i = `own[i]`) of kernel `name`.
+    fn group_layouts(
+        &self,
+        name: &'static str,
+        slots: &ArraySlots<'_>,
+        arrays: &[&str],
+        own: &[Slot],
+    ) -> (Option<wgpu::BindGroupLayout>, wgpu::BindGroupLayout) {
         let storage = |read_only| wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Storage { read_only },
             has_dynamic_offset: false,
@@ -229,40 +278,7 @@ impl GpuContext {
                 label: Some(name),
                 entries: &own_entries,
             });
-        let empty_layout = self
-            .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("no arrays"),
-                entries: &[],
-            });
-        let group0 = array_layout.as_ref().unwrap_or(&empty_layout);
-        let layout = self
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(group0), Some(&own_layout)],
-                immediate_size: 0,
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(ComputeError::Device(format!("kernel {name}: {e}")));
-        }
-        let kernel = Arc::new(Kernel {
-            pipeline,
-            arrays: array_layout,
-            own: own_layout,
-        });
-        self.kernels.lock().insert(name, kernel.clone());
-        Ok(kernel)
+        (array_layout, own_layout)
     }
 
     /// A storage buffer holding `data` (padded to 4 bytes and at least 16).

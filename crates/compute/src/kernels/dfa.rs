@@ -77,6 +77,18 @@ pub fn compile(pattern: &str, fold: bool) -> Result<DfaTable, DfaRefusal> {
     let start = dfa
         .start_state(&start_cfg)
         .map_err(|e| DfaRefusal::TooLarge(e.to_string()))?;
+    let (classes, reps) = class_table(&dfa);
+    let (trans, flags) = flat_states(&dfa, start, &reps)?;
+    Ok(DfaTable {
+        classes,
+        stride: reps.len() as u32 + 1,
+        trans,
+        flags,
+    })
+}
+
+/// Each byte's class (numbered in order of first byte) and one byte of each class.
+fn class_table(dfa: &dense::DFA<Vec<u32>>) -> ([u32; 256], Vec<u8>) {
     let byte_classes = dfa.byte_classes();
     let mut reps: Vec<u8> = Vec::new();
     let mut classes = [0u32; 256];
@@ -89,7 +101,17 @@ pub fn compile(pattern: &str, fold: bool) -> Result<DfaTable, DfaRefusal> {
         });
         classes[usize::from(b)] = id;
     }
-    let stride = reps.len() + 1;
+    (classes, reps)
+}
+
+/// The states reachable from `start`, numbered in the order they are found (`start` is
+/// 0): their transitions on each class (by its byte in `reps`) then on end of input, and
+/// their flags.
+fn flat_states(
+    dfa: &dense::DFA<Vec<u32>>,
+    start: StateID,
+    reps: &[u8],
+) -> Result<(Vec<u32>, Vec<u32>), DfaRefusal> {
     let mut ids: HashMap<StateID, u32> = HashMap::new();
     let mut order: Vec<StateID> = vec![start];
     ids.insert(start, 0);
@@ -111,11 +133,10 @@ pub fn compile(pattern: &str, fold: bool) -> Result<DfaTable, DfaRefusal> {
             f |= FLAG_DEAD;
         }
         flags.push(f);
-        let nexts: Vec<StateID> = reps
+        let nexts = reps
             .iter()
             .map(|&b| dfa.next_state(s, b))
-            .chain(std::iter::once(dfa.next_eoi_state(s)))
-            .collect();
+            .chain(std::iter::once(dfa.next_eoi_state(s)));
         for n in nexts {
             let next_id = match ids.get(&n) {
                 Some(&id) => id,
@@ -135,12 +156,7 @@ pub fn compile(pattern: &str, fold: bool) -> Result<DfaTable, DfaRefusal> {
         }
         i += 1;
     }
-    Ok(DfaTable {
-        classes,
-        stride: stride as u32,
-        trans,
-        flags,
-    })
+    Ok((trans, flags))
 }
 
 /// The longest literal every match of `pattern` must contain: the longest literal

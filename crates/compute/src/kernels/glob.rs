@@ -66,36 +66,9 @@ fn bracket(
         }
         first = false;
         // [:class:], [=c=], [.c.]
-        if c == b'[' && matches!(pat.get(i + 1), Some(b':' | b'=' | b'.')) {
-            let delim = pat[i + 1];
-            let body_start = i + 2;
-            let close = pat[body_start..]
-                .windows(2)
-                .position(|w| w[0] == delim && w[1] == b']');
-            if let Some(len) = close {
-                let body = &pat[body_start..body_start + len];
-                if delim == b':' {
-                    let Some(f) = posix_class(body) else {
-                        return Err(ComputeError::BadQuery(format!(
-                            "unknown character class [:{}:]",
-                            String::from_utf8_lossy(body)
-                        )));
-                    };
-                    for b in 0..=255u8 {
-                        if f(b) {
-                            set_bit(&mut set, b);
-                        }
-                    }
-                } else if let [b] = body {
-                    set_bit(&mut set, *b);
-                } else {
-                    return Err(ComputeError::BadQuery(
-                        "only single-byte [= =] and [. .] are supported".into(),
-                    ));
-                }
-                i = body_start + len + 2;
-                continue;
-            }
+        if let Some(next) = bracket_class(pat, i, &mut set)? {
+            i = next;
+            continue;
         }
         let lo = if c == b'\\' {
             i += 1;
@@ -129,21 +102,61 @@ fn bracket(
             set_bit(&mut set, lo);
         }
     }
-    // Case closure before negation: with folding, [!x] excludes both 'x' and 'X'.
+    close_set(&mut set, fold, negate);
+    Ok(Some((set, i)))
+}
+
+/// Parses a `[:class:]`, `[=c=]` or `[.c.]` at `pat[i]` inside a bracket expression into
+/// `set`; the index after it, or `None` when there is none there.
+fn bracket_class(pat: &[u8], i: usize, set: &mut [u32; 8]) -> Result<Option<usize>, ComputeError> {
+    let delim = match (pat.get(i), pat.get(i + 1)) {
+        (Some(b'['), Some(&d @ (b':' | b'=' | b'.'))) => d,
+        _ => return Ok(None),
+    };
+    let body_start = i + 2;
+    let Some(len) = pat[body_start..]
+        .windows(2)
+        .position(|w| w[0] == delim && w[1] == b']')
+    else {
+        return Ok(None);
+    };
+    let body = &pat[body_start..body_start + len];
+    if delim == b':' {
+        let Some(f) = posix_class(body) else {
+            return Err(ComputeError::BadQuery(format!(
+                "unknown character class [:{}:]",
+                String::from_utf8_lossy(body)
+            )));
+        };
+        for b in (0..=255u8).filter(|&b| f(b)) {
+            set_bit(set, b);
+        }
+    } else if let [b] = body {
+        set_bit(set, *b);
+    } else {
+        return Err(ComputeError::BadQuery(
+            "only single-byte [= =] and [. .] are supported".into(),
+        ));
+    }
+    Ok(Some(body_start + len + 2))
+}
+
+/// Closes a parsed bracket set under ASCII case when folding, then negates it when asked:
+/// case closure comes first, so with folding `[!x]` excludes both 'x' and 'X'.
+fn close_set(set: &mut [u32; 8], fold: bool, negate: bool) {
     if fold {
         for b in 0..=255u8 {
             if set[usize::from(b >> 5)] >> (b & 31) & 1 == 1 {
-                set_bit(&mut set, b.to_ascii_lowercase());
-                set_bit(&mut set, b.to_ascii_uppercase());
+                set_bit(set, b.to_ascii_lowercase());
+                set_bit(set, b.to_ascii_uppercase());
             }
         }
     }
     if negate {
-        for w in &mut set {
+        for w in set.iter_mut() {
             *w = !*w;
         }
     }
-    Ok(Some((set, i)))
 }
 
 /// Compiles `pat`; `fold` ignores ASCII case.

@@ -2,7 +2,7 @@
 //! search the name arena end to end for a literal every match must contain (the
 //! substring itself, the longest literal run of a glob, a literal a regex requires),
 //! map each occurrence to the entry owning those bytes through the namespace's
-//! [`crate::view::NameOwners`], and check only those entries. A literal search over contiguous
+//! [`crate::view::OwnersView`], and check only those entries. A literal search over contiguous
 //! bytes runs at memory speed; the per-entry loop pays a call per name.
 //!
 //! Gives exactly the ids the per-entry scan gives: an occurrence counts only when it

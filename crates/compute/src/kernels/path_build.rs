@@ -6,14 +6,15 @@
 use rayon::prelude::*;
 
 use crate::dir_tree::DirTree;
-use crate::error::{ComputeError, ComputeResult};
-use crate::gpu::{arrays_group, GpuContext, Slot};
-use crate::mirror::NamespaceMirror;
 use crate::view::NamespaceView;
 use gpufs_format::DirentRecord;
 
+#[cfg(feature = "gpu")]
+mod gpu;
+#[cfg(feature = "gpu")]
+pub use gpu::gpu;
+
 pub const NAME: &str = "path_build";
-const SOURCE: &str = include_str!("../../kernels/path_build.wgsl");
 
 /// Longest parent chain followed.
 pub const MAX_DEPTH: usize = 4096;
@@ -140,51 +141,65 @@ impl DirTable {
         t
     }
 
-    /// Builds directory `dir`'s path and those of its ancestors not built yet.
+    /// Builds directory `dir`'s path and those of its ancestors not built yet: up the
+    /// chain to a directory already known (or the root), then down again.
     fn build(&mut self, view: &NamespaceView<'_>, dir: u32, chain: &mut Vec<(u32, u32)>) {
         if self.slot.get(dir as usize).is_none_or(|&s| s != 0) {
             return;
         }
-        // Up the chain to a directory already known (or the root), then down again.
+        let below = self.climb(view, dir, chain);
+        self.descend(view, below, chain);
+    }
+
+    /// Pushes onto `chain` (after clearing it) each directory from `dir` up that is not
+    /// built yet, with the entry naming it (`u32::MAX`: none, the chain is broken there);
+    /// returns the path of the directory the chain hangs from, `None` when it is broken.
+    fn climb(
+        &self,
+        view: &NamespaceView<'_>,
+        dir: u32,
+        chain: &mut Vec<(u32, u32)>,
+    ) -> Option<DirPath> {
         chain.clear();
         let mut cur = dir;
-        let mut below: Option<DirPath> = Some(DirPath {
-            start: 0,
-            len: 0,
-            depth: 0,
-        });
         loop {
             if cur == gpufs_format::ROOT_INO {
-                break;
+                return Some(DirPath {
+                    start: 0,
+                    len: 0,
+                    depth: 0,
+                });
             }
             match self.slot.get(cur as usize) {
-                None => {
-                    below = None;
-                    break;
-                }
+                None => return None,
                 Some(&0) => {}
-                Some(_) => {
-                    below = self.get(cur);
-                    break;
-                }
+                Some(_) => return self.get(cur),
             }
             let entry = view
                 .entry_of_dir(cur)
                 .filter(|&e| view.dirents.get(e as usize).is_some_and(|d| d.ino != 0));
             let Some(e) = entry else {
-                below = None;
                 chain.push((cur, u32::MAX));
-                break;
+                return None;
             };
             chain.push((cur, e));
             // Longer than there are directories: a cycle, which no path leaves. (A
             // chain merely deeper than MAX_DEPTH is built; its depth rules it out.)
             if chain.len() > self.slot.len() {
-                below = None;
-                break;
+                return None;
             }
             cur = view.dirents[e as usize].parent;
         }
+    }
+
+    /// Builds the paths of `chain`'s directories, last (highest) first, below `below`;
+    /// a directory below a broken one is broken too.
+    fn descend(
+        &mut self,
+        view: &NamespaceView<'_>,
+        mut below: Option<DirPath>,
+        chain: &mut Vec<(u32, u32)>,
+    ) {
         while let Some((d, e)) = chain.pop() {
             below = match below {
                 Some(up) if e != u32::MAX && up.depth < MAX_DEPTH => {
@@ -475,88 +490,4 @@ pub fn cpu_one_thread(view: &NamespaceView<'_>, ids: &[u32]) -> PathList {
         list.offsets.push(list.bytes.len());
     }
     list
-}
-
-/// The GPU kernel: same paths as [`cpu`]. Lengths first, then the bytes, in batches
-/// that fit one binding.
-pub fn gpu(ctx: &GpuContext, mirror: &NamespaceMirror, ids: &[u32]) -> ComputeResult<PathList> {
-    let kernel = ctx.kernel(
-        NAME,
-        SOURCE,
-        &["dirents", "names", "dir_entry"],
-        &[
-            Slot::Uniform,
-            Slot::Read,
-            Slot::ReadWrite,
-            Slot::Read,
-            Slot::ReadWrite,
-        ],
-    )?;
-    let mut list = PathList {
-        bytes: Vec::new(),
-        offsets: vec![0],
-    };
-    if ids.is_empty() {
-        return Ok(list);
-    }
-    let g0 = arrays_group(
-        ctx,
-        &kernel,
-        &[&mirror.dirents, &mirror.names, &mirror.dir_entry],
-    )?;
-    let params = |count: usize, pass: u32| -> ComputeResult<wgpu::Buffer> {
-        let count = u32::try_from(count)
-            .map_err(|_| ComputeError::TooLarge(format!("{count} paths in one call")))?;
-        let p = [count, pass, mirror.dirent_count, mirror.dir_entry_count];
-        Ok(ctx.uniform(bytemuck::cast_slice(&p)))
-    };
-    // Pass 0: lengths of all.
-    let ids_buf = ctx.upload("ids", bytemuck::cast_slice(ids));
-    let lens_buf = ctx.zeroed("lens", ids.len() as u64 * 4);
-    let unused_in = ctx.zeroed("unused", 16);
-    let unused_out = ctx.zeroed("unused", 16);
-    let u0 = params(ids.len(), 0)?;
-    let g1 = ctx.own_group(
-        &kernel,
-        &[&u0, &ids_buf, &lens_buf, &unused_in, &unused_out],
-    );
-    let mut enc = ctx.encoder();
-    ctx.dispatch(&mut enc, &kernel, [&g0, &g1], ids.len() as u64)?;
-    let lens_bytes = ctx.finish_and_read(enc, &lens_buf, ids.len() as u64 * 4)?;
-    let lens: &[u32] = bytemuck::cast_slice(&lens_bytes);
-    // Pass 1: bytes, batch by batch.
-    let budget = (ctx.max_binding / 2).max(1 << 16) as usize;
-    let mut start = 0;
-    while start < ids.len() {
-        let mut end = start;
-        let mut bytes = 0usize;
-        let mut offsets = Vec::new();
-        while end < ids.len() && (end == start || bytes + lens[end] as usize <= budget) {
-            offsets.push(bytes as u32);
-            bytes += lens[end] as usize;
-            end += 1;
-        }
-        let n = end - start;
-        let batch_ids = ctx.upload("ids", bytemuck::cast_slice(&ids[start..end]));
-        let batch_lens = ctx.upload("lens", bytemuck::cast_slice(&lens[start..end]));
-        let offs = ctx.upload("offsets", bytemuck::cast_slice(&offsets));
-        let out_bytes = bytes.next_multiple_of(4).max(4) as u64;
-        let out = ctx.pool.take(&ctx.device, out_bytes);
-        let u1 = params(n, 1)?;
-        let g1 = ctx.own_group(&kernel, &[&u1, &batch_ids, &batch_lens, &offs, &out]);
-        let mut enc = ctx.encoder();
-        enc.clear_buffer(&out, 0, Some(out_bytes));
-        ctx.dispatch(&mut enc, &kernel, [&g0, &g1], n as u64)?;
-        let got = ctx.finish_and_read(enc, &out, bytes as u64);
-        ctx.pool.give(out);
-        let got = got?;
-        let base = list.bytes.len();
-        list.bytes.extend_from_slice(&got[..bytes]);
-        for &len in &lens[start..end] {
-            let last = list.offsets.last().copied().unwrap_or(base);
-            list.offsets.push(last + len as usize);
-        }
-        start = end;
-    }
-    Ok(list)
 }

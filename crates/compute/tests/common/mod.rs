@@ -4,14 +4,19 @@
 //! fail, so CI cannot pass with the GPU side untested. Set GPUFS_GPU_TESTS=skip to run
 //! only the CPU side on a machine that has no driver at all.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::sync::OnceLock;
+#[cfg(feature = "gpu")]
+mod gpu;
+#[cfg(not(feature = "gpu"))]
+#[path = "no_gpu.rs"]
+mod gpu;
 
-use gpufs_compute::gpu::{GpuContext, GpuOptions};
-use gpufs_compute::index::DirentIndex;
-use gpufs_compute::rng::SplitMix;
-use gpufs_compute::view::{NameOwners, NamespaceView, NO_ENTRY};
+pub use gpu::{gpu, gpus, tight_gpu, GpuContext};
+
+use gpufs_compute::index::{free_slot, home, probe, EMPTY, TOMBSTONE};
+use gpufs_compute::synth::rng::SplitMix;
+use gpufs_compute::view::{DirtyRanges, NamespaceView, OwnersView, NO_ENTRY};
 use gpufs_format::records::mode_bits;
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, ROOT_INO};
 
@@ -67,16 +72,79 @@ fn random_bytes(rng: &mut Rng, alphabet: Alphabet, max_len: u64) -> Vec<u8> {
         .collect()
 }
 
-/// An owned namespace like the core's: inode table, dirent table, name arena, index.
+/// The dirent index as the core keeps it, simply: ids placed as [`free_slot`] says,
+/// removed ones left as tombstones, everything placed again in a table twice the size
+/// when three quarters of the slots are taken; the slots changed are marked dirty.
+#[derive(Clone, Debug)]
+pub struct Index {
+    pub slots: Vec<u32>,
+    taken: usize,
+    pub dirty: DirtyRanges,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            slots: vec![EMPTY; 16],
+            taken: 0,
+            dirty: DirtyRanges::default(),
+        }
+    }
+}
+
+impl Index {
+    fn insert(&mut self, hash: u32, id: u32, hash_of: impl Fn(u32) -> u32) {
+        if (self.taken + 1) * 4 > self.slots.len() * 3 {
+            let grown = vec![EMPTY; self.slots.len() * 2];
+            let old = std::mem::replace(&mut self.slots, grown);
+            self.taken = 0;
+            for id in old.into_iter().filter(|&s| s < TOMBSTONE) {
+                let at = free_slot(&self.slots, hash_of(id)).expect("room");
+                self.slots[at] = id;
+                self.taken += 1;
+            }
+            self.dirty.mark_all(self.slots.len() as u64);
+        }
+        let at = free_slot(&self.slots, hash).expect("room");
+        if self.slots[at] == EMPTY {
+            self.taken += 1;
+        }
+        self.slots[at] = id;
+        self.dirty.mark(at as u64, at as u64 + 1);
+    }
+
+    fn remove(&mut self, hash: u32, id: u32) {
+        let mask = self.slots.len() - 1;
+        let mut at = home(hash, self.slots.len());
+        while self.slots[at] != EMPTY {
+            if self.slots[at] == id {
+                self.slots[at] = TOMBSTONE;
+                self.dirty.mark(at as u64, at as u64 + 1);
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The slots changed since the last call.
+    pub fn take_dirty(&mut self) -> DirtyRanges {
+        std::mem::take(&mut self.dirty)
+    }
+}
+
+/// An owned namespace like the core's: inode table, dirent table, name arena, index,
+/// and the owner of each name in the arena.
 #[derive(Clone, Debug, Default)]
 pub struct Ns {
     pub dirents: Vec<DirentRecord>,
     pub names: Vec<u8>,
     pub inodes: Vec<InodeRecord>,
-    pub index: DirentIndex,
+    pub index: Index,
     pub allocated: Vec<u64>,
     pub dir_entry: Vec<u32>,
-    pub owners: NameOwners,
+    owner_offsets: Vec<u64>,
+    owner_ids: Vec<u32>,
+    owner_lens: Vec<u8>,
 }
 
 impl Ns {
@@ -85,12 +153,23 @@ impl Ns {
             dirents: &self.dirents,
             names: &self.names,
             inodes: &self.inodes,
-            index: self.index.slots(),
+            index: &self.index.slots,
             allocated: &self.allocated,
             dir_entry: &self.dir_entry,
-            owners: Some(self.owners.view()),
+            owners: Some(OwnersView {
+                offsets: &self.owner_offsets,
+                ids: &self.owner_ids,
+                lens: &self.owner_lens,
+            }),
             dirs: None,
         }
+    }
+
+    /// Records that entry `id`'s name of `len` bytes was appended at `offset`.
+    fn own(&mut self, offset: u64, id: u32, len: usize) {
+        self.owner_offsets.push(offset);
+        self.owner_ids.push(id);
+        self.owner_lens.push(len as u8);
     }
 
     pub fn name(&self, id: u32) -> &[u8] {
@@ -100,7 +179,7 @@ impl Ns {
 
     pub fn lookup(&self, parent: u32, name: &[u8]) -> Option<u32> {
         let h = name_hash(parent, name);
-        self.index.find(h, |id| {
+        probe(&self.index.slots, h, |id| {
             let d = &self.dirents[id as usize];
             d.ino != 0 && d.parent == parent && self.name(id) == name
         })
@@ -143,14 +222,12 @@ impl Ns {
             // A stale owner, as a renamed entry leaves: the entry now lives elsewhere.
             if !self.dirents.is_empty() {
                 let stale = rng.below(self.dirents.len() as u64) as u32;
-                self.owners
-                    .push(self.names.len() as u64, stale, junk.len() as u8);
+                self.own(self.names.len() as u64, stale, junk.len());
             }
             self.names.extend_from_slice(&junk);
         }
         let id = self.dirents.len() as u32;
-        self.owners
-            .push(self.names.len() as u64, id, name.len() as u8);
+        self.own(self.names.len() as u64, id, name.len());
         self.dirents.push(DirentRecord {
             parent,
             ino,
@@ -223,49 +300,6 @@ pub fn random_tree(seed: u64, entries: usize, alphabet: Alphabet, max_name: u64)
         }
     }
     ns
-}
-
-fn skip_gpu() -> bool {
-    std::env::var("GPUFS_GPU_TESTS").is_ok_and(|v| v == "skip")
-}
-
-fn open(opts: GpuOptions) -> Option<GpuContext> {
-    if skip_gpu() {
-        return None;
-    }
-    match GpuContext::open(&opts) {
-        Ok(ctx) => Some(ctx),
-        Err(e) => panic!(
-            "GPU tests need a Vulkan/Metal/DX12 adapter (lavapipe will do: apt-get install \
-             mesa-vulkan-drivers), or GPUFS_GPU_TESTS=skip: {e}"
-        ),
-    }
-}
-
-/// The GPU as the device reports it.
-pub fn gpu() -> Option<&'static GpuContext> {
-    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        open(GpuOptions {
-            allow_software: true,
-            ..Default::default()
-        })
-    })
-    .as_ref()
-}
-
-/// The GPU with 128 KiB bindings and at most 4 workgroups per dimension, so small inputs
-/// already take the chunked-array and 2-D grid paths.
-pub fn tight_gpu() -> Option<&'static GpuContext> {
-    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        open(GpuOptions {
-            allow_software: true,
-            chunk_bytes: Some(128 << 10),
-            max_groups_per_dim: Some(4),
-        })
-    })
-    .as_ref()
 }
 
 /// Sizes every kernel is tried at: empty, one, a workgroup and its neighbours.

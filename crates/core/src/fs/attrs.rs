@@ -1,10 +1,11 @@
 //! Attributes: getattr/setattr, extended attributes, statfs, access.
 
 use gpufs_format::journal::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
-use gpufs_format::{FileKind, InodeRecord, JournalOp, BLOCK_SIZE, NAME_MAX};
+use gpufs_format::{FileKind, InodeRecord, BLOCK_SIZE, NAME_MAX};
 
-use super::{ino32, now, Attr, Caller, Filesystem, MAX_FILE_SIZE};
+use super::{now, Attr, Caller, Filesystem, Inner, MAX_FILE_SIZE};
 use crate::error::{FsError, FsResult};
+use crate::units::Ino;
 
 /// A time to set: the current time, or a given one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +62,7 @@ fn check_xattr_name(name: &[u8]) -> FsResult<()> {
 impl Filesystem {
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let g = self.lock();
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         let rec = g.inode(ino)?;
         Ok(g.attr(ino, &rec))
     }
@@ -69,7 +70,7 @@ impl Filesystem {
     pub fn setattr(&self, ino: u64, set: &SetAttr, caller: Caller) -> FsResult<Attr> {
         let mut g = self.lock();
         g.writable()?;
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         let mut rec = g.inode(ino)?;
         let t = now();
         let is_dir = rec.kind() == Some(FileKind::Directory);
@@ -124,21 +125,21 @@ impl Filesystem {
         }
         rec.ctime_ns = set.ctime.unwrap_or(t);
         g.put(ino, rec)?;
+        g.debug_check_size(ino, rec.size);
         g.maybe_commit()?;
         Ok(g.attr(ino, &rec))
     }
 
     pub fn statfs(&self) -> StatFs {
         let g = self.lock();
-        let reserve = g.vol.checkpoint_reserve();
-        let free = (g.vol.alloc.free() + g.vol.alloc.pending_blocks()).saturating_sub(reserve);
+        let free = g.vol.available_blocks();
         let files_max = u64::from(u32::MAX - 2);
         StatFs {
-            blocks: g.vol.alloc.total(),
+            blocks: g.vol.data_blocks(),
             bfree: free,
             bavail: free,
             files: files_max,
-            ffree: files_max - g.vol.ns.live_inodes(),
+            ffree: files_max - g.vol.namespace().live_inodes(),
             bsize: BLOCK_SIZE as u32,
             namelen: NAME_MAX as u32,
             frsize: BLOCK_SIZE as u32,
@@ -153,7 +154,7 @@ impl Filesystem {
     /// Permission check for access(2): `mask` of R_OK=4, W_OK=2, X_OK=1.
     pub fn access(&self, ino: u64, mask: i32, caller: Caller, groups: &[u32]) -> FsResult<()> {
         let g = self.lock();
-        let rec = g.inode(ino32(ino)?)?;
+        let rec = g.inode(Ino::from_kernel(ino)?)?;
         if mask & 2 != 0 && g.vol.is_read_only() {
             return Err(FsError::ReadOnly);
         }
@@ -191,8 +192,8 @@ impl Filesystem {
         }
         let mut g = self.lock();
         g.writable()?;
-        let ino = ino32(ino)?;
-        let mut rec = g.inode(ino)?;
+        let ino = Ino::from_kernel(ino)?;
+        let rec = g.inode(ino)?;
         if name.starts_with(b"user.")
             && !matches!(
                 rec.kind(),
@@ -201,7 +202,7 @@ impl Filesystem {
         {
             return Err(FsError::NotPermitted);
         }
-        let exists = g.vol.ns.xattrs(ino).iter().any(|(n, _)| n == name);
+        let exists = g.has_xattr(ino, name);
         if flags & XATTR_CREATE != 0 && exists {
             return Err(FsError::Exists);
         }
@@ -209,14 +210,8 @@ impl Filesystem {
             return Err(FsError::NoData);
         }
         g.vol.ensure_space(1)?;
-        g.vol.apply(JournalOp::XattrPut {
-            ino,
-            name: name.to_vec(),
-            value: value.to_vec(),
-        })?;
-        rec.ctime_ns = now();
-        g.put(ino, rec)?;
-        g.maybe_commit()
+        g.vol.set_xattr(ino, name, value)?;
+        g.changed_xattrs(ino)
     }
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
@@ -224,11 +219,11 @@ impl Filesystem {
             return Err(FsError::Range);
         }
         let g = self.lock();
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         g.inode(ino)?;
         g.vol
-            .ns
-            .xattrs(ino)
+            .namespace()
+            .xattrs(ino.get())
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
@@ -238,10 +233,10 @@ impl Filesystem {
     /// Names, each followed by a NUL, as listxattr(2) returns them.
     pub fn listxattr(&self, ino: u64) -> FsResult<Vec<u8>> {
         let g = self.lock();
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         g.inode(ino)?;
         let mut out = Vec::new();
-        for (n, _) in g.vol.ns.xattrs(ino) {
+        for (n, _) in g.vol.namespace().xattrs(ino.get()) {
             out.extend_from_slice(n);
             out.push(0);
         }
@@ -254,17 +249,26 @@ impl Filesystem {
         }
         let mut g = self.lock();
         g.writable()?;
-        let ino = ino32(ino)?;
-        let mut rec = g.inode(ino)?;
-        if !g.vol.ns.xattrs(ino).iter().any(|(n, _)| n == name) {
+        let ino = Ino::from_kernel(ino)?;
+        g.inode(ino)?;
+        if !g.has_xattr(ino, name) {
             return Err(FsError::NoData);
         }
-        g.vol.apply(JournalOp::XattrDel {
-            ino,
-            name: name.to_vec(),
-        })?;
-        rec.ctime_ns = now();
-        g.put(ino, rec)?;
-        g.maybe_commit()
+        g.vol.remove_xattr(ino, name)?;
+        g.changed_xattrs(ino)
+    }
+}
+
+impl Inner {
+    fn has_xattr(&self, ino: Ino, name: &[u8]) -> bool {
+        let xattrs = self.vol.namespace().xattrs(ino.get());
+        xattrs.iter().any(|(n, _)| n == name)
+    }
+
+    /// After a change of `ino`'s extended attributes: its ctime moves, and the change
+    /// may be committed.
+    fn changed_xattrs(&mut self, ino: Ino) -> FsResult<()> {
+        self.touch_ctime(ino, now())?;
+        self.maybe_commit()
     }
 }

@@ -5,10 +5,13 @@
 //! reads as zeros, as does a record that is not stored (a hole). Invariant: a record
 //! never stores bytes at or past the file size.
 
-use gpufs_format::{FileKind, InodeRecord, JournalOp};
+use gpufs_format::{FileKind, InodeRecord};
 
-use super::{ino32, now, Caller, Filesystem, Inner, MAX_FILE_SIZE};
+use super::names::NewNode;
+use super::{now, Caller, Filesystem, Inner, MAX_FILE_SIZE};
 use crate::error::{FsError, FsResult};
+use crate::records::Span;
+use crate::units::{FileOffset, Ino, RecordIndex};
 
 pub const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 pub const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
@@ -19,13 +22,8 @@ const SEEK_HOLE: i32 = 4;
 /// relatime: atime moves when older than mtime/ctime or than this.
 const ATIME_MAX_AGE_NS: i64 = 24 * 3600 * 1_000_000_000;
 
-/// Device blocks one whole record takes.
-fn record_blocks(record_size: u64) -> u64 {
-    record_size.div_ceil(gpufs_format::BLOCK_SIZE as u64)
-}
-
 impl Inner {
-    fn file_inode(&self, ino: u32) -> FsResult<InodeRecord> {
+    fn file_inode(&self, ino: Ino) -> FsResult<InodeRecord> {
         let rec = self.inode(ino)?;
         match rec.kind() {
             Some(FileKind::Regular) => Ok(rec),
@@ -34,18 +32,34 @@ impl Inner {
         }
     }
 
-    /// Rewrites record `index` of `ino` with bytes `lo..hi` of its span replaced by
-    /// `data` (or zeros when `data` is `None`), keeping at most `keep` bytes.
+    /// Debug builds: no record of `ino` stores bytes at or past `size`, the invariant
+    /// reads, truncation and SEEK_HOLE rely on.
+    pub(crate) fn debug_check_size(&self, ino: Ino, size: u64) {
+        let geo = self.vol.geometry();
+        debug_assert!(
+            self.vol
+                .records(ino)
+                .last()
+                .is_none_or(
+                    |(i, p)| geo.data_end(RecordIndex::new(*i), p.logical_len).get() <= size
+                ),
+            "inode {ino}: a record stores bytes past the size {size}"
+        );
+    }
+
+    /// Rewrites the record of `span` with the span's bytes replaced by `data` (or zeros
+    /// when `data` is `None`), keeping at most `keep` bytes of the record.
     fn patch_record(
         &mut self,
-        ino: u32,
-        index: u64,
-        lo: usize,
-        hi: usize,
+        ino: Ino,
+        span: &Span,
         data: Option<&[u8]>,
         keep: usize,
     ) -> FsResult<()> {
-        let old = self.vol.ns.extent(ino, index).copied();
+        let index = span.index;
+        let (lo, hi) = (span.offset, span.end());
+        debug_assert!(data.is_none_or(|d| d.len() == span.len));
+        let old = self.vol.record(ino, index).copied();
         let old_len = old.map_or(0, |p| p.logical_len as usize);
         let new_len = match data {
             Some(_) => old_len.max(hi),
@@ -54,20 +68,17 @@ impl Inner {
         .min(keep);
         if new_len == 0 {
             if old.is_some() {
-                self.vol.apply(JournalOp::ExtentDrop {
-                    ino,
-                    from: index,
-                    to: index + 1,
-                })?;
+                self.vol.drop_records(ino, index, index.next())?;
             }
             return Ok(());
         }
         let mut buf = vec![0u8; new_len];
         let covers_old = lo == 0 && hi >= old_len && data.is_some();
-        if let (Some(p), false) = (old, covers_old) {
-            let bytes = self.vol.read_record(&p)?;
-            let n = old_len.min(new_len);
-            buf[..n].copy_from_slice(&bytes[..n]);
+        if !covers_old {
+            if let Some(bytes) = self.vol.read_record(ino, index)? {
+                let n = old_len.min(new_len);
+                buf[..n].copy_from_slice(&bytes[..n]);
+            }
         }
         let hi_in = hi.min(new_len);
         if lo < hi_in {
@@ -77,102 +88,80 @@ impl Inner {
             }
         }
         if data.is_none() && buf.iter().all(|b| *b == 0) {
-            return self.vol.apply(JournalOp::ExtentDrop {
-                ino,
-                from: index,
-                to: index + 1,
-            });
+            return self.vol.drop_records(ino, index, index.next());
         }
-        let ptr = self.vol.write_record(&buf)?;
-        self.vol.apply(JournalOp::ExtentPut { ino, index, ptr })
+        self.vol.store_record(ino, index, &buf)
     }
 
     /// Writes `data` at `offset`; returns the bytes written. A failure after the first
     /// record makes a short write (as write(2) does): the caller must still cover the
     /// records already stored with the file size.
-    fn write_data(&mut self, ino: u32, offset: u64, data: &[u8]) -> FsResult<u64> {
-        let r = u64::from(self.vol.record_size());
+    fn write_data(&mut self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<u64> {
+        let geo = self.vol.geometry();
         let end = offset + data.len() as u64;
-        let mut pos = offset;
-        while pos < end {
-            let index = pos / r;
-            let span_start = index * r;
-            let lo = (pos - span_start) as usize;
-            let hi = ((end - span_start).min(r)) as usize;
-            let chunk = &data[(pos - offset) as usize..(pos - offset) as usize + (hi - lo)];
-            if let Err(e) = self.patch_record(ino, index, lo, hi, Some(chunk), r as usize) {
-                if pos == offset {
+        let mut written = 0;
+        for span in geo.spans(FileOffset::new(offset), FileOffset::new(end)) {
+            let chunk = &data[span.in_buffer()];
+            let keep = geo.record_size() as usize;
+            if let Err(e) = self.patch_record(ino, &span, Some(chunk), keep) {
+                if written == 0 {
                     return Err(e);
                 }
-                tracing::debug!(ino, written = pos - offset, "short write: {e}");
+                tracing::debug!(%ino, written, "short write: {e}");
                 break;
             }
-            pos = span_start + hi as u64;
+            written = span.at + span.len as u64;
         }
-        Ok(pos - offset)
+        Ok(written)
     }
 
     /// Drops or zeroes everything at and past `new_size`.
-    pub(crate) fn truncate_data(&mut self, ino: u32, new_size: u64, size: u64) -> FsResult<()> {
+    pub(crate) fn truncate_data(&mut self, ino: Ino, new_size: u64, size: u64) -> FsResult<()> {
         if new_size >= size {
             return Ok(());
         }
-        let r = u64::from(self.vol.record_size());
-        // The record cut in two is rewritten first: that can fail for lack of space, and
-        // then nothing has changed.
-        let keep = (new_size % r) as usize;
-        if keep != 0 {
-            let index = new_size / r;
-            if self
+        let geo = self.vol.geometry();
+        let cut = FileOffset::new(new_size);
+        // The record cut in two (where the first span of what goes starts inside its
+        // record) is rewritten first: that can fail for lack of space, and then nothing
+        // has changed.
+        if let Some(first) = geo.spans(cut, FileOffset::new(size)).next() {
+            let keep = first.offset;
+            let longer = self
                 .vol
-                .ns
-                .extent(ino, index)
-                .is_some_and(|p| p.logical_len as usize > keep)
-            {
-                self.vol.make_room(record_blocks(r), record_blocks(r))?;
-                self.patch_record(ino, index, keep, keep, None, keep)?;
+                .record(ino, first.index)
+                .is_some_and(|p| p.logical_len as usize > keep);
+            if keep != 0 && longer {
+                self.vol.make_room_for_records(1)?;
+                self.patch_record(ino, &first, None, keep)?;
             }
         }
-        let first_whole = new_size.div_ceil(r);
+        let first_whole = geo.first_record_from(cut);
         if self
             .vol
-            .ns
-            .extents(ino)
+            .records(ino)
             .last()
-            .is_some_and(|(i, _)| *i >= first_whole)
+            .is_some_and(|(i, _)| *i >= first_whole.get())
         {
-            self.vol.apply(JournalOp::ExtentDrop {
-                ino,
-                from: first_whole,
-                to: u64::MAX,
-            })?;
+            self.vol.drop_records(ino, first_whole, RecordIndex::END)?;
         }
         Ok(())
     }
 
     /// Zeroes file bytes `start..end` (already clamped to the size).
-    fn zero_range(&mut self, ino: u32, start: u64, end: u64) -> FsResult<()> {
-        let r = u64::from(self.vol.record_size());
+    fn zero_range(&mut self, ino: Ino, start: u64, end: u64) -> FsResult<()> {
+        let geo = self.vol.geometry();
         // At most the first and last records are rewritten; the others are dropped.
-        self.vol.make_room(2 * record_blocks(r), record_blocks(r))?;
-        let mut pos = start;
-        while pos < end {
-            let index = pos / r;
-            let span_start = index * r;
-            let lo = (pos - span_start) as usize;
-            let hi = ((end - span_start).min(r)) as usize;
-            if self.vol.ns.extent(ino, index).is_some() {
-                if lo == 0 && hi == r as usize {
-                    self.vol.apply(JournalOp::ExtentDrop {
-                        ino,
-                        from: index,
-                        to: index + 1,
-                    })?;
-                } else {
-                    self.patch_record(ino, index, lo, hi, None, r as usize)?;
-                }
+        self.vol.make_room_for_records(2)?;
+        for span in geo.spans(FileOffset::new(start), FileOffset::new(end)) {
+            if self.vol.record(ino, span.index).is_none() {
+                continue;
             }
-            pos = span_start + hi as u64;
+            if span.is_whole() {
+                self.vol.drop_records(ino, span.index, span.index.next())?;
+            } else {
+                self.patch_record(ino, &span, None, geo.record_size() as usize)?;
+            }
         }
         Ok(())
     }
@@ -182,7 +171,7 @@ impl Filesystem {
     /// Opens `ino`; an unlinked file stays readable until its last release.
     pub fn open(&self, ino: u64, truncate: bool) -> FsResult<()> {
         let mut g = self.lock();
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         let rec = g.inode(ino)?;
         if truncate && rec.kind() == Some(FileKind::Regular) && rec.size > 0 {
             g.writable()?;
@@ -195,6 +184,7 @@ impl Filesystem {
                 ..rec
             };
             g.put(ino, rec)?;
+            g.debug_check_size(ino, rec.size);
         }
         *g.open.entry(ino).or_insert(0) += 1;
         Ok(())
@@ -208,17 +198,18 @@ impl Filesystem {
         mode: u32,
         caller: Caller,
     ) -> FsResult<super::Attr> {
-        let mut g = self.lock();
-        let (ino, rec) = g.create_node(ino32(parent)?, name, FileKind::Regular, mode, 0, caller)?;
-        *g.open.entry(ino).or_insert(0) += 1;
-        g.maybe_commit()?;
-        Ok(g.attr(ino, &rec))
+        let node = NewNode {
+            kind: FileKind::Regular,
+            mode,
+            rdev: 0,
+        };
+        self.make_node(parent, name, node, caller, true)
     }
 
     /// Closes one handle; frees the inode if it was the last one of an unlinked file.
     pub fn release(&self, ino: u64) -> FsResult<()> {
         let mut g = self.lock();
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         let left = match g.open.get_mut(&ino) {
             Some(n) => {
                 *n = n.saturating_sub(1);
@@ -229,7 +220,7 @@ impl Filesystem {
         if left == 0 {
             g.open.remove(&ino);
             if g.inode(ino).is_ok_and(|r| r.nlink == 0) && !g.vol.is_read_only() {
-                g.vol.apply(JournalOp::InodeFree { ino })?;
+                g.vol.free_inode(ino)?;
             }
         }
         Ok(())
@@ -237,29 +228,27 @@ impl Filesystem {
 
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let mut g = self.lock();
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         let rec = g.file_inode(ino)?;
         if offset >= rec.size || size == 0 {
             return Ok(Vec::new());
         }
         let end = rec.size.min(offset + u64::from(size));
-        let r = u64::from(g.vol.record_size());
         let mut out = vec![0u8; (end - offset) as usize];
-        let mut pos = offset;
-        while pos < end {
-            let index = pos / r;
-            let span_start = index * r;
-            let span_end = (span_start + r).min(end);
-            if let Some(p) = g.vol.ns.extent(ino, index).copied() {
-                let bytes = g.vol.read_record(&p)?;
-                let lo = (pos - span_start) as usize;
-                let hi = ((span_end - span_start) as usize).min(bytes.len());
-                if lo < hi {
-                    let dst = (pos - offset) as usize;
-                    out[dst..dst + hi - lo].copy_from_slice(&bytes[lo..hi]);
-                }
+        let spans = g
+            .vol
+            .geometry()
+            .spans(FileOffset::new(offset), FileOffset::new(end));
+        for span in spans {
+            // A hole, or the part of a record past its stored bytes, reads as zeros.
+            let Some(bytes) = g.vol.read_record(ino, span.index)? else {
+                continue;
+            };
+            let hi = span.end().min(bytes.len());
+            if span.offset < hi {
+                let dst = span.at as usize;
+                out[dst..dst + hi - span.offset].copy_from_slice(&bytes[span.offset..hi]);
             }
-            pos = span_end;
         }
         let t = now();
         if !g.vol.is_read_only()
@@ -275,7 +264,7 @@ impl Filesystem {
     pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         let mut g = self.lock();
         g.writable()?;
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         g.file_inode(ino)?;
         let end = offset
             .checked_add(data.len() as u64)
@@ -284,10 +273,12 @@ impl Filesystem {
         if data.is_empty() {
             return Ok(0);
         }
-        let r = u64::from(g.vol.record_size());
-        let records = (end - 1) / r - offset / r + 1;
-        g.vol
-            .make_room(records.saturating_mul(record_blocks(r)), record_blocks(r))?;
+        let records = g
+            .vol
+            .geometry()
+            .spans(FileOffset::new(offset), FileOffset::new(end))
+            .len();
+        g.vol.make_room_for_records(records as u64)?;
         let written = g.write_data(ino, offset, data)?;
         debug_assert!(offset + written <= end);
         let t = now();
@@ -299,6 +290,7 @@ impl Filesystem {
             ..cur
         };
         g.put(ino, rec)?;
+        g.debug_check_size(ino, rec.size);
         g.maybe_commit()?;
         Ok(written as u32)
     }
@@ -306,7 +298,7 @@ impl Filesystem {
     pub fn fallocate(&self, ino: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
         let mut g = self.lock();
         g.writable()?;
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         let mut rec = g.file_inode(ino)?;
         if length == 0 {
             return Err(FsError::Invalid("zero length"));
@@ -320,25 +312,23 @@ impl Filesystem {
         match mode & !FALLOC_FL_KEEP_SIZE {
             0 => {
                 // Copy-on-write cannot pin blocks ahead of time; check the room exists.
-                let r = u64::from(g.vol.record_size());
+                let touched = g
+                    .vol
+                    .geometry()
+                    .records_touching(FileOffset::new(offset), FileOffset::new(end));
                 let stored: u64 = g
                     .vol
-                    .ns
-                    .extents(ino)
+                    .records(ino)
                     .iter()
-                    .filter(|(i, _)| *i * r < end && (*i + 1) * r > offset)
+                    .filter(|(i, _)| touched.contains(&RecordIndex::new(*i)))
                     .map(|(_, p)| u64::from(p.logical_len))
                     .sum();
                 let want = length.saturating_sub(stored) / gpufs_format::BLOCK_SIZE as u64;
                 g.vol.ensure_space(want)?;
             }
-            FALLOC_FL_PUNCH_HOLE if keep_size => {
-                let stop = end.min(rec.size);
-                if offset < stop {
-                    g.zero_range(ino, offset, stop)?;
-                }
-            }
-            FALLOC_FL_ZERO_RANGE => {
+            m @ (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)
+                if keep_size || m == FALLOC_FL_ZERO_RANGE =>
+            {
                 let stop = end.min(rec.size);
                 if offset < stop {
                     g.zero_range(ino, offset, stop)?;
@@ -355,6 +345,7 @@ impl Filesystem {
             rec.mtime_ns = t;
             rec.ctime_ns = t;
             g.put(ino, rec)?;
+            g.debug_check_size(ino, rec.size);
         }
         g.maybe_commit()
     }
@@ -362,33 +353,33 @@ impl Filesystem {
     /// SEEK_DATA / SEEK_HOLE.
     pub fn lseek(&self, ino: u64, offset: u64, whence: i32) -> FsResult<u64> {
         let g = self.lock();
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         let rec = g.file_inode(ino)?;
         if offset >= rec.size {
             return Err(FsError::NoSuchOffset);
         }
-        let r = u64::from(g.vol.record_size());
-        let ext = g.vol.ns.extents(ino);
-        let data_end = |i: u64, len: u32| i * r + u64::from(len);
+        let geo = g.vol.geometry();
+        let ext = g.vol.records(ino);
+        let start_of = |i: u64| geo.start_of(RecordIndex::new(i)).get();
+        let data_end = |i: u64, len: u32| geo.data_end(RecordIndex::new(i), len).get();
         match whence {
             SEEK_DATA => ext
                 .iter()
                 .find(|(i, p)| data_end(*i, p.logical_len) > offset)
-                .map(|(i, _)| (i * r).max(offset))
+                .map(|(i, _)| start_of(*i).max(offset))
                 .filter(|pos| *pos < rec.size)
                 .ok_or(FsError::NoSuchOffset),
             SEEK_HOLE => {
                 let mut pos = offset;
-                let start = ext.partition_point(|(i, _)| *i < offset / r);
+                let first = geo.index_of(FileOffset::new(offset)).get();
+                let start = ext.partition_point(|(i, _)| *i < first);
+                // Data runs on through records that are stored and full.
                 for (i, p) in &ext[start..] {
-                    if i * r > pos {
+                    if start_of(*i) > pos {
                         break;
                     }
-                    let e = data_end(*i, p.logical_len);
-                    if e > pos {
-                        pos = e;
-                    }
-                    if p.logical_len as u64 != r {
+                    pos = pos.max(data_end(*i, p.logical_len));
+                    if !geo.is_full(p.logical_len) {
                         break;
                     }
                 }

@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use gpufs_format::{FileKind, InodeRecord, JournalOp, BLOCK_SIZE, NAME_MAX};
+use gpufs_format::{FileKind, InodeRecord, BLOCK_SIZE, NAME_MAX};
 use parking_lot::Mutex;
 
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::time::now_ns;
+use crate::units::Ino;
 use crate::volume::{OpenOptions, Volume, VolumeCounters};
 
 pub use attrs::{SetAttr, StatFs, TimeSet};
@@ -75,7 +76,7 @@ pub struct DirEntry<'a> {
 pub(crate) struct Inner {
     pub(crate) vol: Volume,
     /// Open handles per inode: an unlinked file lives until its last close.
-    pub(crate) open: HashMap<u32, u32>,
+    pub(crate) open: HashMap<Ino, u32>,
     pub(crate) last_commit: Instant,
 }
 
@@ -99,7 +100,7 @@ impl Filesystem {
 
     /// Messages from mounting (damaged superblock slot, journal replayed, ...).
     pub fn notes(&self) -> Vec<String> {
-        self.inner.lock().vol.notes.clone()
+        self.inner.lock().vol.notes().to_vec()
     }
 
     pub fn is_read_only(&self) -> bool {
@@ -143,12 +144,12 @@ impl Filesystem {
 
     /// Counters for `gpufs stats`.
     pub fn counters(&self) -> VolumeCounters {
-        self.inner.lock().vol.counters
+        self.inner.lock().vol.counters()
     }
 
     /// Approximate bytes of memory the namespace holds.
     pub fn namespace_bytes(&self) -> usize {
-        self.inner.lock().vol.ns.heap_bytes()
+        self.inner.lock().vol.namespace().heap_bytes()
     }
 
     pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
@@ -157,11 +158,11 @@ impl Filesystem {
 }
 
 impl Inner {
-    pub(crate) fn inode(&self, ino: u32) -> FsResult<InodeRecord> {
-        self.vol.ns.inode(ino).copied().ok_or(FsError::NotFound)
+    pub(crate) fn inode(&self, ino: Ino) -> FsResult<InodeRecord> {
+        self.vol.inode(ino).copied().ok_or(FsError::NotFound)
     }
 
-    pub(crate) fn dir_inode(&self, ino: u32) -> FsResult<InodeRecord> {
+    pub(crate) fn dir_inode(&self, ino: Ino) -> FsResult<InodeRecord> {
         let rec = self.inode(ino)?;
         if rec.kind() != Some(FileKind::Directory) {
             return Err(FsError::NotDir);
@@ -169,15 +170,14 @@ impl Inner {
         Ok(rec)
     }
 
-    pub(crate) fn put(&mut self, ino: u32, rec: InodeRecord) -> FsResult<()> {
-        self.vol.apply(JournalOp::InodePut { ino, rec })
+    pub(crate) fn put(&mut self, ino: Ino, rec: InodeRecord) -> FsResult<()> {
+        self.vol.put_inode(ino, rec)
     }
 
-    pub(crate) fn attr(&self, ino: u32, rec: &InodeRecord) -> Attr {
+    pub(crate) fn attr(&self, ino: Ino, rec: &InodeRecord) -> Attr {
         let stored: u64 = self
             .vol
-            .ns
-            .extents(ino)
+            .records(ino)
             .iter()
             .map(|(_, p)| p.block_count())
             .sum();
@@ -205,12 +205,21 @@ impl Inner {
     }
 
     /// Sets mtime and ctime of a directory whose entries changed.
-    pub(crate) fn touch_dir(&mut self, dir: u32, now: i64, nlink_delta: i32) -> FsResult<()> {
+    pub(crate) fn touch_dir(&mut self, dir: Ino, now: i64, nlink_delta: i32) -> FsResult<()> {
         let mut rec = self.inode(dir)?;
         rec.mtime_ns = now;
         rec.ctime_ns = now;
         rec.nlink = rec.nlink.saturating_add_signed(nlink_delta);
         self.put(dir, rec)
+    }
+
+    /// Sets the ctime of `ino` (its attributes or links changed).
+    pub(crate) fn touch_ctime(&mut self, ino: Ino, now: i64) -> FsResult<()> {
+        let rec = InodeRecord {
+            ctime_ns: now,
+            ..self.inode(ino)?
+        };
+        self.put(ino, rec)
     }
 
     /// Commits early once enough ops are waiting (group commit by size).
@@ -240,11 +249,6 @@ pub(crate) fn check_name(name: &[u8]) -> FsResult<()> {
         return Err(FsError::Invalid("bad file name"));
     }
     Ok(())
-}
-
-/// Inode numbers from FUSE are u64; ours fit in u32.
-pub(crate) fn ino32(ino: u64) -> FsResult<u32> {
-    u32::try_from(ino).map_err(|_| FsError::NotFound)
 }
 
 pub(crate) fn now() -> i64 {

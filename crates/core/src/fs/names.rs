@@ -1,10 +1,27 @@
 //! Namespace operations: lookup, create, link, unlink, rename, readdir.
 
 use gpufs_format::journal::SYMLINK_MAX;
-use gpufs_format::{FileKind, InodeRecord, JournalOp, ROOT_INO};
+use gpufs_format::{FileKind, InodeRecord};
 
-use super::{check_name, ino32, now, Attr, Caller, DirEntry, Filesystem, Inner, LINK_MAX};
+use super::{check_name, now, Attr, Caller, DirEntry, Filesystem, Inner, LINK_MAX};
 use crate::error::{FsError, FsResult};
+use crate::units::Ino;
+
+/// What a create makes: its kind, permission bits and device number.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NewNode {
+    pub(crate) kind: FileKind,
+    pub(crate) mode: u32,
+    pub(crate) rdev: u32,
+}
+
+/// One directory entry taking part in a rename: where it is, and what it names.
+struct Named<'a> {
+    parent: Ino,
+    name: &'a [u8],
+    ino: Ino,
+    kind: FileKind,
+}
 
 /// How `rename` treats an existing target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,39 +36,38 @@ pub enum RenameMode {
 
 impl Inner {
     /// Looks a name up; returns the dirent's target inode.
-    pub(crate) fn child(&self, parent: u32, name: &[u8]) -> FsResult<u32> {
+    pub(crate) fn child(&self, parent: Ino, name: &[u8]) -> FsResult<Ino> {
         self.dir_inode(parent)?;
         if name.len() > gpufs_format::NAME_MAX {
             return Err(FsError::NameTooLong);
         }
-        let id = self.vol.ns.lookup(parent, name).ok_or(FsError::NotFound)?;
-        Ok(self.vol.ns.dirent(id).ino)
+        let entry = self.vol.entry(parent, name).ok_or(FsError::NotFound)?;
+        Ok(Ino::new(entry.ino))
     }
 
-    /// Creates an inode of `kind` named `name` in `parent`; returns its number and record.
+    /// Creates `node` named `name` in `parent`; returns its number and record.
     pub(crate) fn create_node(
         &mut self,
-        parent: u32,
+        parent: Ino,
         name: &[u8],
-        kind: FileKind,
-        mode: u32,
-        rdev: u32,
+        node: NewNode,
         caller: Caller,
-    ) -> FsResult<(u32, InodeRecord)> {
+    ) -> FsResult<(Ino, InodeRecord)> {
+        let NewNode { kind, mode, rdev } = node;
         self.writable()?;
         check_name(name)?;
         let prec = self.dir_inode(parent)?;
         if prec.nlink == 0 {
             return Err(FsError::NotFound);
         }
-        if self.vol.ns.lookup(parent, name).is_some() {
+        if self.vol.entry(parent, name).is_some() {
             return Err(FsError::Exists);
         }
         if kind == FileKind::Directory && prec.nlink >= u32::MAX - 1 {
             return Err(FsError::TooManyLinks);
         }
         self.vol.ensure_space(1)?;
-        let ino = self.vol.ns.next_free_ino().ok_or(FsError::NoSpace)?;
+        let ino = self.vol.free_ino()?;
         let t = now();
         let mut perm = mode & 0o7777;
         let gid = if prec.mode & mode_bits_sgid() != 0 {
@@ -62,7 +78,7 @@ impl Inner {
         } else {
             caller.gid
         };
-        let generation = self.vol.ns.raw_generation(ino);
+        let generation = self.vol.namespace().raw_generation(ino.get());
         let rec = InodeRecord {
             mode: kind.mode_bits() | perm,
             uid: caller.uid,
@@ -78,20 +94,13 @@ impl Inner {
             reserved: 0,
         };
         self.put(ino, rec)?;
-        let cookie = self.vol.ns.next_cookie(parent);
-        self.vol.apply(JournalOp::DirentPut {
-            parent,
-            ino,
-            kind: kind as u8,
-            cookie,
-            name: name.to_vec(),
-        })?;
+        self.vol.add_entry(parent, name, ino, kind)?;
         self.touch_dir(parent, t, i32::from(kind == FileKind::Directory))?;
         Ok((ino, rec))
     }
 
     /// Drops one link to `ino`; frees it when no link and no open handle remain.
-    pub(crate) fn drop_link(&mut self, ino: u32, t: i64) -> FsResult<()> {
+    pub(crate) fn drop_link(&mut self, ino: Ino, t: i64) -> FsResult<()> {
         let mut rec = self.inode(ino)?;
         let is_dir = rec.kind() == Some(FileKind::Directory);
         rec.nlink = if is_dir {
@@ -101,7 +110,7 @@ impl Inner {
         };
         rec.ctime_ns = t;
         if rec.nlink == 0 && self.open.get(&ino).copied().unwrap_or(0) == 0 {
-            return self.vol.apply(JournalOp::InodeFree { ino });
+            return self.vol.free_inode(ino);
         }
         self.put(ino, rec)
     }
@@ -110,32 +119,34 @@ impl Inner {
     /// `parent_nlink` is -1 when the entry was a subdirectory.
     fn remove_entry(
         &mut self,
-        parent: u32,
+        parent: Ino,
         name: &[u8],
-        ino: u32,
+        ino: Ino,
         parent_nlink: i32,
     ) -> FsResult<()> {
         let t = now();
-        self.vol.apply(JournalOp::DirentDel {
-            parent,
-            name: name.to_vec(),
-        })?;
+        self.vol.remove_entry(parent, name)?;
         self.drop_link(ino, t)?;
         self.touch_dir(parent, t, parent_nlink)?;
         self.maybe_commit()
     }
 
     /// True when `dir` is `ancestor` or lies below it.
-    fn is_within(&self, mut dir: u32, ancestor: u32) -> bool {
+    fn is_within(&self, mut dir: Ino, ancestor: Ino) -> bool {
         loop {
             if dir == ancestor {
                 return true;
             }
-            if dir == ROOT_INO {
+            if dir == Ino::ROOT {
                 return false;
             }
-            dir = self.vol.ns.parent_of_dir(dir);
+            dir = self.parent_of_dir(dir);
         }
+    }
+
+    /// Parent directory of a directory (the root is its own parent).
+    pub(crate) fn parent_of_dir(&self, dir: Ino) -> Ino {
+        Ino::new(self.vol.namespace().parent_of_dir(dir.get()))
     }
 }
 
@@ -146,7 +157,7 @@ fn mode_bits_sgid() -> u32 {
 impl Filesystem {
     pub fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
         let g = self.lock();
-        let ino = g.child(ino32(parent)?, name)?;
+        let ino = g.child(Ino::from_kernel(parent)?, name)?;
         let rec = g.inode(ino)?;
         Ok(g.attr(ino, &rec))
     }
@@ -168,16 +179,34 @@ impl Filesystem {
             FileKind::CharDevice | FileKind::BlockDevice => rdev,
             _ => 0,
         };
-        let mut g = self.lock();
-        let (ino, rec) = g.create_node(ino32(parent)?, name, kind, mode, rdev, caller)?;
-        g.maybe_commit()?;
-        Ok(g.attr(ino, &rec))
+        let node = NewNode { kind, mode, rdev };
+        self.make_node(parent, name, node, caller, false)
     }
 
     pub fn mkdir(&self, parent: u64, name: &[u8], mode: u32, caller: Caller) -> FsResult<Attr> {
+        let node = NewNode {
+            kind: FileKind::Directory,
+            mode,
+            rdev: 0,
+        };
+        self.make_node(parent, name, node, caller, false)
+    }
+
+    /// Creates `node` as `name` in `parent` and returns its attributes; with `open`,
+    /// the new node counts one open handle (create(2) opens the file it makes).
+    pub(crate) fn make_node(
+        &self,
+        parent: u64,
+        name: &[u8],
+        node: NewNode,
+        caller: Caller,
+        open: bool,
+    ) -> FsResult<Attr> {
         let mut g = self.lock();
-        let (ino, rec) =
-            g.create_node(ino32(parent)?, name, FileKind::Directory, mode, 0, caller)?;
+        let (ino, rec) = g.create_node(Ino::from_kernel(parent)?, name, node, caller)?;
+        if open {
+            *g.open.entry(ino).or_insert(0) += 1;
+        }
         g.maybe_commit()?;
         Ok(g.attr(ino, &rec))
     }
@@ -196,28 +225,29 @@ impl Filesystem {
             return Err(FsError::NameTooLong);
         }
         let mut g = self.lock();
-        let (ino, mut rec) =
-            g.create_node(ino32(parent)?, name, FileKind::Symlink, 0o777, 0, caller)?;
+        let node = NewNode {
+            kind: FileKind::Symlink,
+            mode: 0o777,
+            rdev: 0,
+        };
+        let (ino, mut rec) = g.create_node(Ino::from_kernel(parent)?, name, node, caller)?;
         rec.size = target.len() as u64;
         g.put(ino, rec)?;
-        g.vol.apply(JournalOp::SymlinkPut {
-            ino,
-            target: target.to_vec(),
-        })?;
+        g.vol.set_symlink(ino, target)?;
         g.maybe_commit()?;
         Ok(g.attr(ino, &rec))
     }
 
     pub fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
         let g = self.lock();
-        let ino = ino32(ino)?;
+        let ino = Ino::from_kernel(ino)?;
         let rec = g.inode(ino)?;
         if rec.kind() != Some(FileKind::Symlink) {
             return Err(FsError::Invalid("not a symlink"));
         }
         g.vol
-            .ns
-            .symlink(ino)
+            .namespace()
+            .symlink(ino.get())
             .map(|t| t.to_vec())
             .ok_or_else(|| FsError::corrupt(format!("symlink {ino} has no target")))
     }
@@ -226,7 +256,7 @@ impl Filesystem {
     pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
         let mut g = self.lock();
         g.writable()?;
-        let (ino, newparent) = (ino32(ino)?, ino32(newparent)?);
+        let (ino, newparent) = (Ino::from_kernel(ino)?, Ino::from_kernel(newparent)?);
         check_name(newname)?;
         let mut rec = g.inode(ino)?;
         let kind = rec.kind().unwrap_or(FileKind::Regular);
@@ -237,7 +267,7 @@ impl Filesystem {
         if prec.nlink == 0 {
             return Err(FsError::NotFound);
         }
-        if g.vol.ns.lookup(newparent, newname).is_some() {
+        if g.vol.entry(newparent, newname).is_some() {
             return Err(FsError::Exists);
         }
         if rec.nlink == 0 {
@@ -251,14 +281,7 @@ impl Filesystem {
         rec.nlink += 1;
         rec.ctime_ns = t;
         g.put(ino, rec)?;
-        let cookie = g.vol.ns.next_cookie(newparent);
-        g.vol.apply(JournalOp::DirentPut {
-            parent: newparent,
-            ino,
-            kind: kind as u8,
-            cookie,
-            name: newname.to_vec(),
-        })?;
+        g.vol.add_entry(newparent, newname, ino, kind)?;
         g.touch_dir(newparent, t, 0)?;
         g.maybe_commit()?;
         Ok(g.attr(ino, &rec))
@@ -267,7 +290,7 @@ impl Filesystem {
     pub fn unlink(&self, parent: u64, name: &[u8]) -> FsResult<()> {
         let mut g = self.lock();
         g.writable()?;
-        let parent = ino32(parent)?;
+        let parent = Ino::from_kernel(parent)?;
         let ino = g.child(parent, name)?;
         if g.inode(ino)?.kind() == Some(FileKind::Directory) {
             return Err(FsError::IsDir);
@@ -278,7 +301,7 @@ impl Filesystem {
     pub fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()> {
         let mut g = self.lock();
         g.writable()?;
-        let parent = ino32(parent)?;
+        let parent = Ino::from_kernel(parent)?;
         if name == b"." {
             return Err(FsError::Invalid("rmdir of ."));
         }
@@ -289,7 +312,7 @@ impl Filesystem {
         if g.inode(ino)?.kind() != Some(FileKind::Directory) {
             return Err(FsError::NotDir);
         }
-        if !g.vol.ns.is_empty_dir(ino) {
+        if !g.vol.namespace().is_empty_dir(ino.get()) {
             return Err(FsError::NotEmpty);
         }
         g.remove_entry(parent, name, ino, -1)
@@ -305,7 +328,7 @@ impl Filesystem {
     ) -> FsResult<()> {
         let mut g = self.lock();
         g.writable()?;
-        let (parent, newparent) = (ino32(parent)?, ino32(newparent)?);
+        let (parent, newparent) = (Ino::from_kernel(parent)?, Ino::from_kernel(newparent)?);
         check_name(newname)?;
         if name.len() > gpufs_format::NAME_MAX {
             return Err(FsError::NameTooLong);
@@ -314,11 +337,7 @@ impl Filesystem {
         g.dir_inode(newparent)?;
         let src_kind = g.inode(src)?.kind().unwrap_or(FileKind::Regular);
         let src_is_dir = src_kind == FileKind::Directory;
-        let dst = g
-            .vol
-            .ns
-            .lookup(newparent, newname)
-            .map(|id| g.vol.ns.dirent(id).ino);
+        let dst = g.vol.entry(newparent, newname).map(|d| Ino::new(d.ino));
         if parent == newparent && name == newname {
             return if mode == RenameMode::NoReplace {
                 Err(FsError::Exists)
@@ -331,15 +350,25 @@ impl Filesystem {
             return Err(FsError::Invalid("rename of a directory into itself"));
         }
         let t = now();
+        let from = Named {
+            parent,
+            name,
+            ino: src,
+            kind: src_kind,
+        };
         if mode == RenameMode::Exchange {
             let dst = dst.ok_or(FsError::NotFound)?;
             let dst_kind = g.inode(dst)?.kind().unwrap_or(FileKind::Regular);
             if dst_kind == FileKind::Directory && g.is_within(parent, dst) {
                 return Err(FsError::Invalid("exchange of a directory into itself"));
             }
-            return g.exchange(
-                parent, name, src, src_kind, newparent, newname, dst, dst_kind, t,
-            );
+            let to = Named {
+                parent: newparent,
+                name: newname,
+                ino: dst,
+                kind: dst_kind,
+            };
+            return g.exchange(&from, &to, t);
         }
         if let Some(dst) = dst {
             if mode == RenameMode::NoReplace {
@@ -348,43 +377,9 @@ impl Filesystem {
             if dst == src {
                 return Ok(());
             }
-            let dst_is_dir = g.inode(dst)?.kind() == Some(FileKind::Directory);
-            match (src_is_dir, dst_is_dir) {
-                (true, false) => return Err(FsError::NotDir),
-                (false, true) => return Err(FsError::IsDir),
-                (true, true) if !g.vol.ns.is_empty_dir(dst) => return Err(FsError::NotEmpty),
-                _ => {}
-            }
-            g.vol.apply(JournalOp::DirentDel {
-                parent: newparent,
-                name: newname.to_vec(),
-            })?;
-            g.drop_link(dst, t)?;
-            if dst_is_dir {
-                g.touch_dir(newparent, t, -1)?;
-            }
+            g.unlink_replaced(newparent, newname, dst, src_is_dir, t)?;
         }
-        g.vol.apply(JournalOp::DirentDel {
-            parent,
-            name: name.to_vec(),
-        })?;
-        let cookie = g.vol.ns.next_cookie(newparent);
-        g.vol.apply(JournalOp::DirentPut {
-            parent: newparent,
-            ino: src,
-            kind: src_kind as u8,
-            cookie,
-            name: newname.to_vec(),
-        })?;
-        let mut rec = g.inode(src)?;
-        rec.ctime_ns = t;
-        g.put(src, rec)?;
-        let moved_dir = src_is_dir && parent != newparent;
-        g.touch_dir(parent, t, if moved_dir { -1 } else { 0 })?;
-        if parent != newparent {
-            g.touch_dir(newparent, t, i32::from(moved_dir))?;
-        }
-        g.maybe_commit()
+        g.move_entry(&from, newparent, newname, t)
     }
 
     /// Lists `dir` after `offset` (0: from the start; "." and ".." come first). The
@@ -396,42 +391,7 @@ impl Filesystem {
         mut emit: impl FnMut(DirEntry<'_>) -> bool,
     ) -> FsResult<()> {
         let g = self.lock();
-        let dir = ino32(dir)?;
-        g.dir_inode(dir)?;
-        if offset < 1
-            && emit(DirEntry {
-                cookie: 1,
-                ino: u64::from(dir),
-                kind: FileKind::Directory,
-                name: b".",
-            })
-        {
-            return Ok(());
-        }
-        if offset < 2 {
-            let parent = g.vol.ns.parent_of_dir(dir);
-            if emit(DirEntry {
-                cookie: 2,
-                ino: u64::from(parent),
-                kind: FileKind::Directory,
-                name: b"..",
-            }) {
-                return Ok(());
-            }
-        }
-        for (cookie, id) in g.vol.ns.entries_after(dir, offset.max(2)) {
-            let d = g.vol.ns.dirent(id);
-            let entry = DirEntry {
-                cookie,
-                ino: u64::from(d.ino),
-                kind: FileKind::from_u8(d.kind).unwrap_or(FileKind::Regular),
-                name: g.vol.ns.name_bytes(d),
-            };
-            if emit(entry) {
-                break;
-            }
-        }
-        Ok(())
+        g.list_dir(Ino::from_kernel(dir)?, offset, |e| Ok(emit(e)))
     }
 
     /// Like [`Filesystem::readdir`], with each entry's attributes.
@@ -442,48 +402,50 @@ impl Filesystem {
         mut emit: impl FnMut(DirEntry<'_>, &Attr) -> bool,
     ) -> FsResult<()> {
         let g = self.lock();
-        let dir = ino32(dir)?;
-        let drec = g.dir_inode(dir)?;
-        if offset < 1 {
-            let a = g.attr(dir, &drec);
-            if emit(
-                DirEntry {
-                    cookie: 1,
-                    ino: u64::from(dir),
-                    kind: FileKind::Directory,
-                    name: b".",
-                },
-                &a,
-            ) {
+        g.list_dir(Ino::from_kernel(dir)?, offset, |e| {
+            let ino = Ino::from_kernel(e.ino)?;
+            let a = g.attr(ino, &g.inode(ino)?);
+            Ok(emit(e, &a))
+        })
+    }
+}
+
+impl Inner {
+    /// Hands `emit` the entries of directory `dir` after `offset`: "." (cookie 1),
+    /// ".." (2), then the directory's own in cookie order, until `emit` returns
+    /// `true` (its buffer is full).
+    fn list_dir(
+        &self,
+        dir: Ino,
+        offset: u64,
+        mut emit: impl FnMut(DirEntry<'_>) -> FsResult<bool>,
+    ) -> FsResult<()> {
+        self.dir_inode(dir)?;
+        let dots = [
+            (1, dir, &b"."[..]),
+            (2, self.parent_of_dir(dir), &b".."[..]),
+        ];
+        for (cookie, ino, name) in dots {
+            let entry = DirEntry {
+                cookie,
+                ino: u64::from(ino),
+                kind: FileKind::Directory,
+                name,
+            };
+            if offset < cookie && emit(entry)? {
                 return Ok(());
             }
         }
-        if offset < 2 {
-            let parent = g.vol.ns.parent_of_dir(dir);
-            let a = g.attr(parent, &g.inode(parent)?);
-            if emit(
-                DirEntry {
-                    cookie: 2,
-                    ino: u64::from(parent),
-                    kind: FileKind::Directory,
-                    name: b"..",
-                },
-                &a,
-            ) {
-                return Ok(());
-            }
-        }
-        for (cookie, id) in g.vol.ns.entries_after(dir, offset.max(2)) {
-            let d = g.vol.ns.dirent(id);
-            let rec = g.inode(d.ino)?;
-            let a = g.attr(d.ino, &rec);
+        let ns = self.vol.namespace();
+        for (cookie, id) in ns.entries_after(dir.get(), offset.max(2)) {
+            let d = ns.dirent(id);
             let entry = DirEntry {
                 cookie,
                 ino: u64::from(d.ino),
                 kind: FileKind::from_u8(d.kind).unwrap_or(FileKind::Regular),
-                name: g.vol.ns.name_bytes(d),
+                name: ns.name_bytes(d),
             };
-            if emit(entry, &a) {
+            if emit(entry)? {
                 break;
             }
         }
@@ -492,62 +454,81 @@ impl Filesystem {
 }
 
 impl Inner {
-    #[allow(clippy::too_many_arguments)]
-    fn exchange(
+    /// Removes the entry `newname` in `newparent` that a rename replaces (naming
+    /// `dst`), after checking that `dst` may be replaced by the source.
+    fn unlink_replaced(
         &mut self,
-        parent: u32,
-        name: &[u8],
-        src: u32,
-        src_kind: FileKind,
-        newparent: u32,
+        newparent: Ino,
         newname: &[u8],
-        dst: u32,
-        dst_kind: FileKind,
+        dst: Ino,
+        src_is_dir: bool,
         t: i64,
     ) -> FsResult<()> {
-        if src == dst {
-            return Ok(());
+        let dst_is_dir = self.inode(dst)?.kind() == Some(FileKind::Directory);
+        match (src_is_dir, dst_is_dir) {
+            (true, false) => return Err(FsError::NotDir),
+            (false, true) => return Err(FsError::IsDir),
+            (true, true) if !self.vol.namespace().is_empty_dir(dst.get()) => {
+                return Err(FsError::NotEmpty)
+            }
+            _ => {}
         }
-        let c_src = self.cookie_of(parent, name)?;
-        let c_dst = self.cookie_of(newparent, newname)?;
-        for (p, n) in [(parent, name), (newparent, newname)] {
-            self.vol.apply(JournalOp::DirentDel {
-                parent: p,
-                name: n.to_vec(),
-            })?;
+        self.vol.remove_entry(newparent, newname)?;
+        self.drop_link(dst, t)?;
+        if dst_is_dir {
+            self.touch_dir(newparent, t, -1)?;
         }
-        self.vol.apply(JournalOp::DirentPut {
-            parent,
-            ino: dst,
-            kind: dst_kind as u8,
-            cookie: c_src,
-            name: name.to_vec(),
-        })?;
-        self.vol.apply(JournalOp::DirentPut {
-            parent: newparent,
-            ino: src,
-            kind: src_kind as u8,
-            cookie: c_dst,
-            name: newname.to_vec(),
-        })?;
-        for ino in [src, dst] {
-            let mut rec = self.inode(ino)?;
-            rec.ctime_ns = t;
-            self.put(ino, rec)?;
-        }
-        let d_src = i32::from(src_kind == FileKind::Directory);
-        let d_dst = i32::from(dst_kind == FileKind::Directory);
-        if parent == newparent {
-            self.touch_dir(parent, t, 0)?;
-        } else {
-            self.touch_dir(parent, t, d_dst - d_src)?;
-            self.touch_dir(newparent, t, d_src - d_dst)?;
+        Ok(())
+    }
+
+    /// Moves entry `from` to `newname` in `newparent` (free now).
+    fn move_entry(
+        &mut self,
+        from: &Named<'_>,
+        newparent: Ino,
+        newname: &[u8],
+        t: i64,
+    ) -> FsResult<()> {
+        self.vol.remove_entry(from.parent, from.name)?;
+        self.vol
+            .add_entry(newparent, newname, from.ino, from.kind)?;
+        self.touch_ctime(from.ino, t)?;
+        let moved_dir = from.kind == FileKind::Directory && from.parent != newparent;
+        self.touch_dir(from.parent, t, if moved_dir { -1 } else { 0 })?;
+        if from.parent != newparent {
+            self.touch_dir(newparent, t, i32::from(moved_dir))?;
         }
         self.maybe_commit()
     }
 
-    fn cookie_of(&self, parent: u32, name: &[u8]) -> FsResult<u64> {
-        let id = self.vol.ns.lookup(parent, name).ok_or(FsError::NotFound)?;
-        Ok(self.vol.ns.dirent(id).cookie)
+    /// Swaps the inodes two entries name (RENAME_EXCHANGE); each name keeps its
+    /// readdir position.
+    fn exchange(&mut self, a: &Named<'_>, b: &Named<'_>, t: i64) -> FsResult<()> {
+        if a.ino == b.ino {
+            return Ok(());
+        }
+        let c_a = self.cookie_of(a.parent, a.name)?;
+        let c_b = self.cookie_of(b.parent, b.name)?;
+        for e in [a, b] {
+            self.vol.remove_entry(e.parent, e.name)?;
+        }
+        self.vol.put_entry(a.parent, a.name, b.ino, b.kind, c_a)?;
+        self.vol.put_entry(b.parent, b.name, a.ino, a.kind, c_b)?;
+        self.touch_ctime(a.ino, t)?;
+        self.touch_ctime(b.ino, t)?;
+        let d_a = i32::from(a.kind == FileKind::Directory);
+        let d_b = i32::from(b.kind == FileKind::Directory);
+        if a.parent == b.parent {
+            self.touch_dir(a.parent, t, 0)?;
+        } else {
+            self.touch_dir(a.parent, t, d_b - d_a)?;
+            self.touch_dir(b.parent, t, d_a - d_b)?;
+        }
+        self.maybe_commit()
+    }
+
+    fn cookie_of(&self, parent: Ino, name: &[u8]) -> FsResult<u64> {
+        let entry = self.vol.entry(parent, name).ok_or(FsError::NotFound)?;
+        Ok(entry.cookie)
     }
 }

@@ -10,9 +10,10 @@ use gpufs_compute::view::NamespaceView;
 use gpufs_compute::Compute;
 use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
 
-use super::{ino32, Caller, Filesystem, Inner};
+use super::{Caller, Filesystem, Inner};
 use crate::error::{FsError, FsResult};
 use crate::namespace::Namespace;
+use crate::units::Ino;
 
 /// What to look for.
 #[derive(Clone, Debug)]
@@ -196,7 +197,7 @@ impl<'a> Visibility<'a> {
     }
 
     fn rec(&self, ino: u32) -> Option<&InodeRecord> {
-        self.inner.vol.ns.inode(ino)
+        self.inner.vol.namespace().inode(ino)
     }
 
     /// Search permission on `dir` and every directory above it.
@@ -228,7 +229,7 @@ impl<'a> Visibility<'a> {
                 known = Some(true);
                 break;
             }
-            d = self.inner.vol.ns.parent_of_dir(d);
+            d = self.inner.vol.namespace().parent_of_dir(d);
         }
         // A chain that never reached the root or a decided directory (deeper than any
         // walk goes, or a loop in a damaged namespace) is not searchable.
@@ -258,8 +259,8 @@ impl<'a> Visibility<'a> {
             .is_some_and(|r| permits(r, self.caller, self.groups, 4));
         // Reading a directory's names needs read on it and search on every directory
         // above it (not on itself).
-        let ok =
-            readable && (dir == ROOT_INO || self.reachable(self.inner.vol.ns.parent_of_dir(dir)));
+        let parent = self.inner.vol.namespace().parent_of_dir(dir);
+        let ok = readable && (dir == ROOT_INO || self.reachable(parent));
         memo_set(&mut self.list, dir, ok);
         ok
     }
@@ -288,15 +289,12 @@ impl Filesystem {
     ) -> FsResult<SearchResults> {
         let matcher = NameMatcher::new(&q.pattern).map_err(bad_query)?;
         let mut g = self.lock();
-        let dirty = g.vol.ns.take_dirty();
+        let dirty = g.vol.take_search_changes(q.full_path || q.want_paths);
         compute.note_changes(&dirty);
-        if q.full_path || q.want_paths {
-            g.vol.ns.prepare_dir_tree();
-        }
         let g = &*g;
-        let ns = &g.vol.ns;
+        let ns = g.vol.namespace();
         let view = ns.view();
-        let under = q.under.map(ino32).transpose()?;
+        let under = q.under.map(Ino::from_kernel).transpose()?.map(Ino::get);
         let candidates: Vec<u32> = if q.full_path {
             let pm = PathMatcher::new(&q.pattern);
             full_path_candidates(compute, q, &matcher, pm.as_ref(), &view, ns)?
@@ -305,40 +303,7 @@ impl Filesystem {
             compute.name_match(&m, &view).map_err(bad_query)?
         };
         let mut vis = Visibility::new(g, caller, groups);
-        let by_inode = q.by_inode();
-        // Root with no filter keeps every candidate: live entries of the wanted kinds
-        // (kinds are checked by the kernels, and valid, as every entry's are).
-        let unfiltered = caller.uid == 0 && !by_inode && under.is_none() && q.limit.is_none();
-        let (mut kept, to_filter) = if unfiltered {
-            (candidates, Vec::new())
-        } else {
-            (Vec::new(), candidates)
-        };
-        for id in to_filter {
-            let d = ns.dirent(id);
-            if FileKind::from_u8(d.kind).is_none() {
-                continue;
-            }
-            // The inode is read only for size and time filters: an entry always names a
-            // live inode (an entry is only put for a live inode, and an inode is freed
-            // with its last entry; fsck checks it), and a random read of each hit's
-            // inode costs more than the match itself on queries with many hits.
-            if by_inode && !ns.inode(d.ino).is_some_and(|rec| q.inode_passes(rec)) {
-                continue;
-            }
-            if let Some(top) = under {
-                if !is_below(g, d.parent, top) {
-                    continue;
-                }
-            }
-            if !vis.may_list(d.parent) {
-                continue;
-            }
-            kept.push(id);
-            if q.limit.is_some_and(|l| kept.len() >= l) {
-                break;
-            }
-        }
+        let kept = filter_hits(g, q, under, &mut vis, candidates);
         if !q.want_paths {
             return Ok(SearchResults {
                 count: kept.len(),
@@ -373,13 +338,14 @@ impl Filesystem {
         caller: Caller,
         groups: &[u32],
     ) -> FsResult<Vec<DuEntry>> {
-        let dir = ino32(dir)?;
+        let dir = Ino::from_kernel(dir)?;
         let mut g = self.lock();
         g.dir_inode(dir)?;
-        let dirty = g.vol.ns.take_dirty();
+        let dir = dir.get();
+        let dirty = g.vol.take_search_changes(false);
         compute.note_changes(&dirty);
         let g = &*g;
-        let ns = &g.vol.ns;
+        let ns = g.vol.namespace();
         let view = ns.view();
         let mut vis = Visibility::new(g, caller, groups);
         if !vis.may_list(dir) {
@@ -399,34 +365,8 @@ impl Filesystem {
         } else {
             Vec::new()
         };
-        // Take out what unlistable directories hold, from every ancestor up to `dir`.
         if caller.uid != 0 {
-            for &(d, _) in &below {
-                if vis.may_list(d) || !vis.may_list(ns.parent_of_dir(d)) {
-                    continue;
-                }
-                let t = totals[d as usize];
-                let own = ns.inode(d).map_or(0, |r| r.size);
-                let own_alloc = ns.allocated_bytes(d);
-                let hidden = DirTotals {
-                    bytes: t.bytes.wrapping_sub(own),
-                    allocated: t.allocated.wrapping_sub(own_alloc),
-                    files: t.files,
-                    dirs: t.dirs.saturating_sub(1),
-                };
-                let mut a = d;
-                loop {
-                    let slot = &mut totals[a as usize];
-                    slot.bytes = slot.bytes.wrapping_sub(hidden.bytes);
-                    slot.allocated = slot.allocated.wrapping_sub(hidden.allocated);
-                    slot.files -= hidden.files.min(slot.files);
-                    slot.dirs -= hidden.dirs.min(slot.dirs);
-                    if a == dir || a == ROOT_INO {
-                        break;
-                    }
-                    a = ns.parent_of_dir(a);
-                }
-            }
+            subtract_hidden(ns, &mut vis, dir, &below, &mut totals);
         }
         let mut out_dirs = vec![dir];
         out_dirs.extend(
@@ -437,29 +377,121 @@ impl Filesystem {
                 .filter(|&&(d, _)| vis.may_list(ns.parent_of_dir(d)))
                 .map(|&(d, _)| d),
         );
-        let ids: Vec<u32> = out_dirs
-            .iter()
-            .map(|&d| view.entry_of_dir(d).unwrap_or(u32::MAX))
-            .collect();
-        let real: Vec<u32> = ids.iter().copied().filter(|&i| i != u32::MAX).collect();
-        let paths = compute.path_build(&view, &real).map_err(bad_query)?;
-        let mut k = 0;
-        let mut out = Vec::with_capacity(out_dirs.len());
-        for (&d, &id) in out_dirs.iter().zip(&ids) {
-            let path = if id == u32::MAX {
-                b"/".to_vec()
-            } else {
-                k += 1;
-                paths.get(k - 1).to_vec()
-            };
-            out.push(DuEntry {
-                path,
-                ino: u64::from(d),
-                totals: totals.get(d as usize).copied().unwrap_or_default(),
-            });
-        }
-        Ok(out)
+        du_entries(compute, &view, &out_dirs, &totals)
     }
+}
+
+/// The entries of `candidates` a search keeps: valid kinds, passing the inode
+/// filters, below `under`, in directories the caller may list, at most `q.limit`.
+fn filter_hits(
+    g: &Inner,
+    q: &SearchQuery,
+    under: Option<u32>,
+    vis: &mut Visibility<'_>,
+    candidates: Vec<u32>,
+) -> Vec<u32> {
+    let ns = g.vol.namespace();
+    let by_inode = q.by_inode();
+    // Root with no filter keeps every candidate: live entries of the wanted kinds
+    // (kinds are checked by the kernels, and valid, as every entry's are).
+    if vis.caller.uid == 0 && !by_inode && under.is_none() && q.limit.is_none() {
+        return candidates;
+    }
+    let mut kept = Vec::new();
+    for id in candidates {
+        let d = ns.dirent(id);
+        if FileKind::from_u8(d.kind).is_none() {
+            continue;
+        }
+        // The inode is read only for size and time filters: an entry always names a
+        // live inode (an entry is only put for a live inode, and an inode is freed
+        // with its last entry; fsck checks it), and a random read of each hit's
+        // inode costs more than the match itself on queries with many hits.
+        if by_inode && !ns.inode(d.ino).is_some_and(|rec| q.inode_passes(rec)) {
+            continue;
+        }
+        if let Some(top) = under {
+            if !is_below(g, d.parent, top) {
+                continue;
+            }
+        }
+        if !vis.may_list(d.parent) {
+            continue;
+        }
+        kept.push(id);
+        if q.limit.is_some_and(|l| kept.len() >= l) {
+            break;
+        }
+    }
+    kept
+}
+
+/// Takes what directories the caller may not list hold (all but their own size) out
+/// of their totals and of every ancestor's up to `dir`.
+fn subtract_hidden(
+    ns: &Namespace,
+    vis: &mut Visibility<'_>,
+    dir: u32,
+    below: &[(u32, u32)],
+    totals: &mut [DirTotals],
+) {
+    for &(d, _) in below {
+        if vis.may_list(d) || !vis.may_list(ns.parent_of_dir(d)) {
+            continue;
+        }
+        let t = totals[d as usize];
+        let own = ns.inode(d).map_or(0, |r| r.size);
+        let own_alloc = ns.allocated_bytes(d);
+        let hidden = DirTotals {
+            bytes: t.bytes.wrapping_sub(own),
+            allocated: t.allocated.wrapping_sub(own_alloc),
+            files: t.files,
+            dirs: t.dirs.saturating_sub(1),
+        };
+        let mut a = d;
+        loop {
+            let slot = &mut totals[a as usize];
+            slot.bytes = slot.bytes.wrapping_sub(hidden.bytes);
+            slot.allocated = slot.allocated.wrapping_sub(hidden.allocated);
+            slot.files -= hidden.files.min(slot.files);
+            slot.dirs -= hidden.dirs.min(slot.dirs);
+            if a == dir || a == ROOT_INO {
+                break;
+            }
+            a = ns.parent_of_dir(a);
+        }
+    }
+}
+
+/// The rows of `du` for directories `dirs`: each one's path and totals.
+fn du_entries(
+    compute: &Compute,
+    view: &NamespaceView<'_>,
+    dirs: &[u32],
+    totals: &[DirTotals],
+) -> FsResult<Vec<DuEntry>> {
+    let ids: Vec<u32> = dirs
+        .iter()
+        .map(|&d| view.entry_of_dir(d).unwrap_or(u32::MAX))
+        .collect();
+    let real: Vec<u32> = ids.iter().copied().filter(|&i| i != u32::MAX).collect();
+    let paths = compute.path_build(view, &real).map_err(bad_query)?;
+    let mut k = 0;
+    let mut out = Vec::with_capacity(dirs.len());
+    for (&d, &id) in dirs.iter().zip(&ids) {
+        let path = if id == u32::MAX {
+            b"/".to_vec()
+        } else {
+            k += 1;
+            paths.get(k - 1).to_vec()
+        };
+        out.push(DuEntry {
+            path,
+            ino: u64::from(d),
+            totals: totals.get(d as usize).copied().unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
 /// Is directory `dir` `top` or below it?
@@ -471,7 +503,7 @@ fn is_below(g: &Inner, mut dir: u32, top: u32) -> bool {
         if dir == ROOT_INO {
             return false;
         }
-        dir = g.vol.ns.parent_of_dir(dir);
+        dir = g.vol.namespace().parent_of_dir(dir);
     }
     false
 }
@@ -481,7 +513,7 @@ impl Filesystem {
     /// through the same flat index lookups use. Symlinks are not followed.
     pub fn resolve_path(&self, rel: &[u8]) -> FsResult<u64> {
         let g = self.lock();
-        let ino = gpufs_compute::kernels::path_lookup::resolve(&g.vol.ns.view(), rel);
+        let ino = gpufs_compute::kernels::path_lookup::resolve(&g.vol.namespace().view(), rel);
         if ino == 0 {
             Err(FsError::NotFound)
         } else {

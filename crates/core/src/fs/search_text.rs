@@ -10,9 +10,10 @@ use gpufs_compute::Compute;
 use gpufs_format::{DirentRecord, FileKind};
 
 use super::search::{bad_query, full_path_candidates, permits, SearchQuery};
-use super::{ino32, Caller, Filesystem};
+use super::{Caller, Filesystem};
 use crate::error::{FsError, FsResult};
 use crate::namespace::Namespace;
+use crate::units::Ino;
 
 /// Which directories' entries a query keeps, per slot of the namespace's directory
 /// paths (parents before children), decided in one pass over the directories: the
@@ -98,15 +99,14 @@ impl Filesystem {
         }
         let matcher = NameMatcher::new(&q.pattern).map_err(bad_query)?;
         let mut g = self.lock();
-        let dirty = g.vol.ns.take_dirty();
+        let dirty = g.vol.take_search_changes(true);
         compute.note_changes(&dirty);
-        g.vol.ns.prepare_dir_tree();
-        let ns = &g.vol.ns;
+        let ns = g.vol.namespace();
         let view = ns.view();
         let Some(tree) = view.dirs else {
             return Err(FsError::Compute("directory paths were not built".into()));
         };
-        let under = q.under.map(ino32).transpose()?;
+        let under = q.under.map(Ino::from_kernel).transpose()?.map(Ino::get);
         let dirs = DirFilter::new(ns, tree, caller, groups, under);
         let by_inode = q.by_inode();
         let keep = |d: &DirentRecord| {

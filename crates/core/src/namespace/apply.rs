@@ -1,6 +1,8 @@
 //! Applying one journal op to the namespace. The only place the namespace changes.
 
-use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, JournalOp, NAME_MAX};
+use gpufs_format::{
+    name_hash, DirentRecord, FileKind, InodeRecord, JournalOp, RecordPtr, NAME_MAX,
+};
 
 use gpufs_compute::view::{entry_head, NO_ENTRY};
 
@@ -34,94 +36,123 @@ impl Namespace {
                 name,
             } => self.put_dirent(*parent, *ino, *kind, *cookie, name),
             JournalOp::DirentDel { parent, name } => self.del_dirent(*parent, name),
-            JournalOp::ExtentPut { ino, index, ptr } => {
-                self.live_file(*ino)?;
-                let v = self.extents.entry(*ino).or_default();
-                space.push(SpaceChange::Claim {
-                    block: ptr.block,
-                    count: ptr.block_count(),
-                });
-                let replaced = match v.binary_search_by_key(index, |(i, _)| *i) {
-                    Ok(p) => {
-                        let old = std::mem::replace(&mut v[p].1, *ptr);
-                        space.push(SpaceChange::Free {
-                            block: old.block,
-                            count: old.block_count(),
-                        });
-                        Some(old)
-                    }
-                    Err(p) => {
-                        v.insert(p, (*index, *ptr));
-                        self.extent_entries += 1;
-                        None
-                    }
-                };
-                if let Some(old) = replaced {
-                    self.account(*ino, &old, false);
-                }
-                self.account(*ino, ptr, true);
-                Ok(())
-            }
-            JournalOp::ExtentDrop { ino, from, to } => {
-                self.live_file(*ino)?;
-                let mut dropped = Vec::new();
-                if let Some(v) = self.extents.get_mut(ino) {
-                    let lo = v.partition_point(|(i, _)| i < from);
-                    let hi = v.partition_point(|(i, _)| i < to).max(lo);
-                    self.extent_entries -= (hi - lo) as u64;
-                    dropped.extend(v.drain(lo..hi).map(|(_, p)| p));
-                    if v.is_empty() {
-                        self.extents.remove(ino);
-                    }
-                }
-                for p in &dropped {
-                    space.push(SpaceChange::Free {
-                        block: p.block,
-                        count: p.block_count(),
-                    });
-                    self.account(*ino, p, false);
-                }
-                Ok(())
-            }
-            JournalOp::XattrPut { ino, name, value } => {
-                self.live(*ino)?;
-                let v = self.xattrs.entry(*ino).or_default();
-                match v.iter_mut().find(|(n, _)| n == name) {
-                    Some(slot) => {
-                        self.xattr_bytes -= slot.1.len() as u64;
-                        slot.1.clone_from(value);
-                        self.xattr_bytes += value.len() as u64;
-                    }
-                    None => {
-                        v.push((name.clone(), value.clone()));
-                        self.xattr_bytes += (12 + name.len() + value.len()) as u64;
-                    }
-                }
-                Ok(())
-            }
-            JournalOp::XattrDel { ino, name } => {
-                self.live(*ino)?;
-                let v = self.xattrs.get_mut(ino);
-                let pos = v
-                    .as_ref()
-                    .and_then(|v| v.iter().position(|(n, _)| n == name));
-                match (v, pos) {
-                    (Some(v), Some(p)) => {
-                        let (n, val) = v.swap_remove(p);
-                        self.xattr_bytes -= (12 + n.len() + val.len()) as u64;
-                        if v.is_empty() {
-                            self.xattrs.remove(ino);
-                        }
-                        Ok(())
-                    }
-                    _ => Err(bad(format!("xattr removal of a missing name on {ino}"))),
-                }
-            }
+            JournalOp::ExtentPut { ino, index, ptr } => self.put_extent(*ino, *index, ptr, space),
+            JournalOp::ExtentDrop { ino, from, to } => self.drop_extents(*ino, *from, *to, space),
+            JournalOp::XattrPut { ino, name, value } => self.put_xattr(*ino, name, value),
+            JournalOp::XattrDel { ino, name } => self.del_xattr(*ino, name),
             JournalOp::SymlinkPut { ino, target } => {
                 self.live(*ino)?;
                 self.symlinks.insert(*ino, target.clone());
                 Ok(())
             }
+        }
+    }
+
+    /// Points record `index` of file `ino` at `ptr`, freeing the record it replaces.
+    fn put_extent(
+        &mut self,
+        ino: u32,
+        index: u64,
+        ptr: &RecordPtr,
+        space: &mut Vec<SpaceChange>,
+    ) -> FsResult<()> {
+        self.live_file(ino)?;
+        let v = self.extents.entry(ino).or_default();
+        space.push(SpaceChange::Claim {
+            block: ptr.block,
+            count: ptr.block_count(),
+        });
+        let replaced = match v.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(p) => {
+                let old = std::mem::replace(&mut v[p].1, *ptr);
+                space.push(SpaceChange::Free {
+                    block: old.block,
+                    count: old.block_count(),
+                });
+                Some(old)
+            }
+            Err(p) => {
+                v.insert(p, (index, *ptr));
+                self.extent_entries += 1;
+                None
+            }
+        };
+        debug_assert!(
+            v.windows(2).all(|w| w[0].0 < w[1].0),
+            "record map of {ino} not strictly ascending"
+        );
+        if let Some(old) = replaced {
+            self.account(ino, &old, false);
+        }
+        self.account(ino, ptr, true);
+        Ok(())
+    }
+
+    /// Drops the records `from..to` of file `ino`, freeing their blocks.
+    fn drop_extents(
+        &mut self,
+        ino: u32,
+        from: u64,
+        to: u64,
+        space: &mut Vec<SpaceChange>,
+    ) -> FsResult<()> {
+        self.live_file(ino)?;
+        let mut dropped = Vec::new();
+        if let Some(v) = self.extents.get_mut(&ino) {
+            let lo = v.partition_point(|(i, _)| *i < from);
+            let hi = v.partition_point(|(i, _)| *i < to).max(lo);
+            debug_assert!(self.extent_entries >= (hi - lo) as u64);
+            self.extent_entries -= (hi - lo) as u64;
+            dropped.extend(v.drain(lo..hi).map(|(_, p)| p));
+            if v.is_empty() {
+                self.extents.remove(&ino);
+            }
+        }
+        for p in &dropped {
+            space.push(SpaceChange::Free {
+                block: p.block,
+                count: p.block_count(),
+            });
+            self.account(ino, p, false);
+        }
+        Ok(())
+    }
+
+    fn put_xattr(&mut self, ino: u32, name: &[u8], value: &[u8]) -> FsResult<()> {
+        self.live(ino)?;
+        let v = self.xattrs.entry(ino).or_default();
+        match v.iter_mut().find(|(n, _)| n.as_slice() == name) {
+            Some(slot) => {
+                self.xattr_bytes -= slot.1.len() as u64;
+                slot.1.clear();
+                slot.1.extend_from_slice(value);
+                self.xattr_bytes += value.len() as u64;
+            }
+            None => {
+                v.push((name.to_vec(), value.to_vec()));
+                self.xattr_bytes += (12 + name.len() + value.len()) as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn del_xattr(&mut self, ino: u32, name: &[u8]) -> FsResult<()> {
+        self.live(ino)?;
+        let v = self.xattrs.get_mut(&ino);
+        let pos = v
+            .as_ref()
+            .and_then(|v| v.iter().position(|(n, _)| n.as_slice() == name));
+        match (v, pos) {
+            (Some(v), Some(p)) => {
+                let (n, val) = v.swap_remove(p);
+                debug_assert!(self.xattr_bytes >= (12 + n.len() + val.len()) as u64);
+                self.xattr_bytes -= (12 + n.len() + val.len()) as u64;
+                if v.is_empty() {
+                    self.xattrs.remove(&ino);
+                }
+                Ok(())
+            }
+            _ => Err(bad(format!("xattr removal of a missing name on {ino}"))),
         }
     }
 
@@ -233,35 +264,7 @@ impl Namespace {
         cookie: u64,
         name: &[u8],
     ) -> FsResult<()> {
-        if name.is_empty() || name.len() > NAME_MAX || name.contains(&b'/') || name.contains(&0) {
-            return Err(bad(format!(
-                "invalid entry name {:?}",
-                String::from_utf8_lossy(name)
-            )));
-        }
-        if FileKind::from_u8(kind).is_none() {
-            return Err(bad(format!("entry kind {kind}")));
-        }
-        if !self.dirs.contains_key(&parent) {
-            return Err(bad(format!("entry in non-directory {parent}")));
-        }
-        let target_kind = self.live(ino)?.kind();
-        if target_kind.map(|k| k as u8) != Some(kind) {
-            return Err(bad(format!("entry kind {kind} differs from inode {ino}")));
-        }
-        if self.lookup(parent, name).is_some() {
-            return Err(bad(format!("duplicate entry in directory {parent}")));
-        }
-        if cookie < FIRST_COOKIE
-            || self
-                .dirs
-                .get(&parent)
-                .is_some_and(|l| l.entries.contains(cookie))
-        {
-            return Err(bad(format!(
-                "cookie {cookie} reserved or reused in {parent}"
-            )));
-        }
+        self.check_new_dirent(parent, ino, kind, cookie, name)?;
         let h = name_hash(parent, name);
         let rec = DirentRecord {
             parent,
@@ -292,6 +295,62 @@ impl Namespace {
         self.dirty
             .names
             .mark(name_end - name.len() as u64, name_end);
+        self.link_in_parent(parent, ino, id, kind, cookie, name)
+    }
+
+    /// Refuses a `DirentPut` that does not fit the current state (on replay: a
+    /// corrupted journal), before anything changes.
+    fn check_new_dirent(
+        &self,
+        parent: u32,
+        ino: u32,
+        kind: u8,
+        cookie: u64,
+        name: &[u8],
+    ) -> FsResult<()> {
+        if name.is_empty() || name.len() > NAME_MAX || name.contains(&b'/') || name.contains(&0) {
+            return Err(bad(format!(
+                "invalid entry name {:?}",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        if FileKind::from_u8(kind).is_none() {
+            return Err(bad(format!("entry kind {kind}")));
+        }
+        if !self.dirs.contains_key(&parent) {
+            return Err(bad(format!("entry in non-directory {parent}")));
+        }
+        let target_kind = self.live(ino)?.kind();
+        if target_kind.map(|k| k as u8) != Some(kind) {
+            return Err(bad(format!("entry kind {kind} differs from inode {ino}")));
+        }
+        if self.lookup(parent, name).is_some() {
+            return Err(bad(format!("duplicate entry in directory {parent}")));
+        }
+        if cookie < FIRST_COOKIE
+            || self
+                .dirs
+                .get(&parent)
+                .is_some_and(|l| l.entries.contains(cookie))
+        {
+            return Err(bad(format!(
+                "cookie {cookie} reserved or reused in {parent}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds entry `id` to its parent's listing and, for a directory, records the entry
+    /// that names it.
+    fn link_in_parent(
+        &mut self,
+        parent: u32,
+        ino: u32,
+        id: u32,
+        kind: u8,
+        cookie: u64,
+        name: &[u8],
+    ) -> FsResult<()> {
         let list = self
             .dirs
             .get_mut(&parent)

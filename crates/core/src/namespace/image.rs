@@ -1,9 +1,9 @@
 //! Converting the namespace to and from a checkpoint image.
 
 use gpufs_format::checkpoint::{CheckpointImage, ExtentEntry};
-use gpufs_format::{FileKind, JournalOp};
+use gpufs_format::{DirentRecord, FileKind, InodeRecord, JournalOp};
 
-use super::Namespace;
+use super::{Namespace, SpaceChange};
 use crate::error::{FsError, FsResult};
 
 impl Namespace {
@@ -58,65 +58,9 @@ impl Namespace {
             return Err(FsError::corrupt("inode slot 0 is in use"));
         }
         let mut space = Vec::new();
-        let mut generations = vec![0u32; img.inodes.len()];
-        for (ino, rec) in img.inodes.iter().enumerate().skip(1) {
-            generations[ino] = rec.generation;
-            if rec.is_live() {
-                ns.apply(
-                    &JournalOp::InodePut {
-                        ino: ino as u32,
-                        rec: *rec,
-                    },
-                    &mut space,
-                )?;
-            }
-        }
-        ns.inodes
-            .resize(img.inodes.len().max(1), Default::default());
-        for (ino, g) in generations.iter().enumerate() {
-            ns.inodes[ino].generation = *g;
-        }
-        // Each directory's entries put in cookie order, so every list is built by
-        // appends (an image holds them in entry-slot order, which reused slots mix).
-        let key = |d: &gpufs_format::DirentRecord| (d.parent, d.cookie);
-        let mut order: Vec<usize> = (0..img.dirents.len()).collect();
-        if img.dirents.windows(2).any(|w| key(&w[0]) > key(&w[1])) {
-            order.sort_unstable_by_key(|&i| key(&img.dirents[i]));
-        }
-        for d in order.iter().map(|&i| &img.dirents[i]) {
-            let start = d.name_offset as usize;
-            let name = img
-                .names
-                .get(start..start.saturating_add(d.name_len as usize))
-                .ok_or_else(|| FsError::corrupt("entry name outside the name arena"))?;
-            ns.apply(
-                &JournalOp::DirentPut {
-                    parent: d.parent,
-                    ino: d.ino,
-                    kind: d.kind,
-                    cookie: d.cookie,
-                    name: name.to_vec(),
-                },
-                &mut space,
-            )?;
-        }
-        for e in &img.extents {
-            if ns.inode(e.ino).and_then(|r| r.kind()) != Some(FileKind::Regular) {
-                return Err(FsError::corrupt(format!(
-                    "records of inode {} which is not a live file",
-                    e.ino
-                )));
-            }
-            ns.extents.entry(e.ino).or_default().push((e.index, e.ptr));
-            ns.account(e.ino, &e.ptr, true);
-        }
-        ns.extent_entries = img.extents.len() as u64;
-        for v in ns.extents.values_mut() {
-            v.sort_unstable_by_key(|(i, _)| *i);
-            if v.windows(2).any(|w| w[0].0 == w[1].0) {
-                return Err(FsError::corrupt("record index stored twice"));
-            }
-        }
+        ns.load_inodes(&img.inodes, &mut space)?;
+        ns.load_dirents(&img.dirents, &img.names, &mut space)?;
+        ns.load_extents(&img.extents)?;
         for (ino, name, value) in img.xattrs {
             ns.apply(&JournalOp::XattrPut { ino, name, value }, &mut space)?;
         }
@@ -129,6 +73,90 @@ impl Namespace {
             .resize(ns.inodes.len(), gpufs_compute::view::NO_ENTRY);
         ns.mark_all_dirty();
         Ok((ns, img.bitmap))
+    }
+
+    /// Puts every live inode of an image and keeps the generation of every slot.
+    fn load_inodes(
+        &mut self,
+        inodes: &[InodeRecord],
+        space: &mut Vec<SpaceChange>,
+    ) -> FsResult<()> {
+        let mut generations = vec![0u32; inodes.len()];
+        for (ino, rec) in inodes.iter().enumerate().skip(1) {
+            generations[ino] = rec.generation;
+            if rec.is_live() {
+                self.apply(
+                    &JournalOp::InodePut {
+                        ino: ino as u32,
+                        rec: *rec,
+                    },
+                    space,
+                )?;
+            }
+        }
+        self.inodes.resize(inodes.len().max(1), Default::default());
+        for (ino, g) in generations.iter().enumerate() {
+            self.inodes[ino].generation = *g;
+        }
+        Ok(())
+    }
+
+    /// Puts every entry of an image, each directory's in cookie order, so every list is
+    /// built by appends (an image holds them in entry-slot order, which reused slots mix).
+    fn load_dirents(
+        &mut self,
+        dirents: &[DirentRecord],
+        names: &[u8],
+        space: &mut Vec<SpaceChange>,
+    ) -> FsResult<()> {
+        let key = |d: &DirentRecord| (d.parent, d.cookie);
+        let mut order: Vec<usize> = (0..dirents.len()).collect();
+        if dirents.windows(2).any(|w| key(&w[0]) > key(&w[1])) {
+            order.sort_unstable_by_key(|&i| key(&dirents[i]));
+        }
+        for d in order.iter().map(|&i| &dirents[i]) {
+            let start = d.name_offset as usize;
+            let name = names
+                .get(start..start.saturating_add(d.name_len as usize))
+                .ok_or_else(|| FsError::corrupt("entry name outside the name arena"))?;
+            self.apply(
+                &JournalOp::DirentPut {
+                    parent: d.parent,
+                    ino: d.ino,
+                    kind: d.kind,
+                    cookie: d.cookie,
+                    name: name.to_vec(),
+                },
+                space,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Puts every record pointer of an image, refusing one of a non-file or a record
+    /// index stored twice.
+    fn load_extents(&mut self, extents: &[ExtentEntry]) -> FsResult<()> {
+        for e in extents {
+            if self.inode(e.ino).and_then(|r| r.kind()) != Some(FileKind::Regular) {
+                return Err(FsError::corrupt(format!(
+                    "records of inode {} which is not a live file",
+                    e.ino
+                )));
+            }
+            self.extents
+                .entry(e.ino)
+                .or_default()
+                .push((e.index, e.ptr));
+            self.account(e.ino, &e.ptr, true);
+        }
+        self.extent_entries = extents.len() as u64;
+        for v in self.extents.values_mut() {
+            v.sort_unstable_by_key(|(i, _)| *i);
+            if v.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(FsError::corrupt("record index stored twice"));
+            }
+        }
+        Ok(())
     }
 
     /// Recomputes the free inode list from the table (after load and replay).

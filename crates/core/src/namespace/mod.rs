@@ -1,21 +1,27 @@
 //! The in-memory namespace: flat arrays (inode table, dirent table, name arena) with a
-//! flat open-addressing index over `(parent, name)`, per-directory cookie lists, and the
-//! per-file record maps. Every change goes through [`Namespace::apply`] with a
-//! [`JournalOp`], live and on replay alike, so replay rebuilds exactly what ran.
+//! flat open-addressing index over `(parent, name)` (`index.rs`: the slots the GPU's path
+//! lookup probes too, laid out as `gpufs_compute::index` says), the owner of each name
+//! in the arena (`owners.rs`), per-directory cookie lists (`dir_entries.rs`), and the
+//! per-file record maps. The kernels read all of it through [`Namespace::view`]. Every
+//! change goes through [`Namespace::apply`] with a [`JournalOp`], live and on replay
+//! alike, so replay rebuilds exactly what ran.
 
 mod apply;
 mod dir_entries;
 mod image;
+mod index;
+mod owners;
 
 use std::collections::HashMap;
 
 use gpufs_compute::dir_tree::DirTree;
-use gpufs_compute::index::DirentIndex;
-use gpufs_compute::view::{NameOwners, NamespaceDirty, NamespaceView, NO_ENTRY};
+use gpufs_compute::view::{NamespaceDirty, NamespaceView, NO_ENTRY};
 use gpufs_format::{name_hash, DirentRecord, InodeRecord, RecordPtr, BLOCK_SIZE, ROOT_INO};
 
 pub use apply::SpaceChange;
 pub use dir_entries::DirEntries;
+use index::DirentIndex;
+use owners::NameOwners;
 
 /// Extended attributes of one inode: (name, value) pairs.
 type XattrList = Vec<(Vec<u8>, Vec<u8>)>;

@@ -9,6 +9,7 @@ use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::namespace::Namespace;
 use crate::time::now_ns;
+use crate::units::BlockNo;
 
 impl Volume {
     /// Writes the whole namespace copy-on-write and makes it current. Afterwards the
@@ -88,7 +89,8 @@ impl Volume {
             let len = (n as usize * BLOCK_SIZE).min(blob.len() - off);
             let mut chunk = blob[off..off + len].to_vec();
             chunk.resize(n as usize * BLOCK_SIZE, 0);
-            self.dev.write_at(&chunk, (ds + s) * BLOCK_SIZE as u64)?;
+            self.dev
+                .write_at(&chunk, BlockNo::new(ds + s).byte_offset())?;
             off += len;
         }
         let gen = self.sb.generation + 1;
@@ -104,7 +106,7 @@ impl Volume {
         }
         .encode(&abs_runs)?;
         self.dev
-            .write_at(&root, (ds + root_rel) * BLOCK_SIZE as u64)?;
+            .write_at(&root, BlockNo::new(ds + root_rel).byte_offset())?;
         self.dev.flush()?;
 
         let (head, seq) = self.journal.position();
@@ -150,8 +152,20 @@ pub struct LoadedCheckpoint {
 
 /// Reads, verifies and decodes the checkpoint `sb` points at.
 pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedCheckpoint> {
+    let (img, mut runs) = read_checkpoint(dev, sb)?;
+    let (ns, bitmap) = Namespace::from_image(img)?;
+    runs.push((sb.checkpoint_root, 1));
+    Ok(LoadedCheckpoint { ns, bitmap, runs })
+}
+
+/// The checkpoint image `sb` points at, verified, and the block runs holding its blob
+/// (absolute, root not included).
+pub fn read_checkpoint(
+    dev: &dyn Device,
+    sb: &Superblock,
+) -> FsResult<(CheckpointImage, Vec<(u64, u64)>)> {
     let mut root = vec![0u8; BLOCK_SIZE];
-    dev.read_at(&mut root, sb.checkpoint_root * BLOCK_SIZE as u64)?;
+    dev.read_at(&mut root, BlockNo::new(sb.checkpoint_root).byte_offset())?;
     let (root, runs) = CheckpointRoot::decode(&root)
         .map_err(|e| FsError::corrupt(format!("checkpoint root: {e}")))?;
     if root.generation != sb.generation {
@@ -168,7 +182,7 @@ pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedChec
         let want = (n as usize * BLOCK_SIZE).min(root.blob_len as usize - blob.len());
         let at = blob.len();
         blob.resize(at + want, 0);
-        dev.read_at(&mut blob[at..], s * BLOCK_SIZE as u64)?;
+        dev.read_at(&mut blob[at..], BlockNo::new(s).byte_offset())?;
     }
     if blob.len() as u64 != root.blob_len {
         return Err(FsError::corrupt("checkpoint shorter than its length"));
@@ -180,13 +194,5 @@ pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedChec
             root.blob_checksum
         )));
     }
-    let img = CheckpointImage::decode(&blob)?;
-    let (ns, bitmap) = Namespace::from_image(img)?;
-    let mut all = runs;
-    all.push((sb.checkpoint_root, 1));
-    Ok(LoadedCheckpoint {
-        ns,
-        bitmap,
-        runs: all,
-    })
+    Ok((CheckpointImage::decode(&blob)?, runs))
 }

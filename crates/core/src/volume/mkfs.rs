@@ -3,17 +3,18 @@
 use std::sync::Arc;
 
 use gpufs_format::{
-    FileKind, InodeRecord, JournalOp, Superblock, BLOCK_SIZE, FORMAT_VERSION, MAX_RECORD_SIZE,
-    MIN_RECORD_SIZE, ROOT_INO, SUPERBLOCK_MAGIC,
+    FileKind, InodeRecord, Superblock, BLOCK_SIZE, FORMAT_VERSION, MAX_RECORD_SIZE,
+    MIN_RECORD_SIZE, SUPERBLOCK_MAGIC,
 };
 
-use super::{Volume, VolumeCounters};
+use super::Volume;
 use crate::alloc::Allocator;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::journal::{Journal, Replay};
 use crate::namespace::Namespace;
 use crate::time::now_ns;
+use crate::units::Ino;
 
 #[derive(Clone, Debug)]
 pub struct MkfsOptions {
@@ -57,29 +58,41 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
             "device too small: gpufs needs at least 4 MiB",
         ));
     }
-    let total_blocks = len / BLOCK_SIZE as u64;
+    let now = now_ns();
+    let sb = new_superblock(opts, len / BLOCK_SIZE as u64, now);
+    // Wipe old signatures and the first journal block before anything points at them.
+    let zero = vec![0u8; BLOCK_SIZE * 3];
+    dev.write_at(&zero, 0)?;
+    let replay = Replay {
+        transactions: Vec::new(),
+        end_index: 0,
+        end_seq: sb.journal_seq,
+        used: 0,
+        saw_blocks: false,
+    };
+    let alloc = Allocator::new(sb.allocatable_blocks());
+    let journal = Journal::new(&sb, &replay);
+    let mut vol = Volume::assemble(dev, sb, Namespace::empty(), alloc, journal, false);
+    vol.put_inode(Ino::ROOT, root_directory(opts, now))?;
+    vol.close()?;
+    Ok(*vol.superblock())
+}
+
+/// The superblock of a new filesystem of `total_blocks` (generation 0, no checkpoint
+/// yet): the layout, and the journal's first sequence number, taken from the uuid.
+fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock {
     let journal_blocks = opts
         .journal_blocks
         .unwrap_or((total_blocks / 64).clamp(256, 65536))
         .clamp(16, total_blocks / 4);
     let journal_start = 2;
-    let data_start = journal_start + journal_blocks;
-    let seq0 = u64::from_le_bytes([
-        opts.uuid[0],
-        opts.uuid[1],
-        opts.uuid[2],
-        opts.uuid[3],
-        opts.uuid[4],
-        opts.uuid[5],
-        0,
-        0,
-    ]) + 1;
-    let now = now_ns();
-    let sb = Superblock {
+    let u = opts.uuid;
+    let seq0 = u64::from_le_bytes([u[0], u[1], u[2], u[3], u[4], u[5], 0, 0]) + 1;
+    Superblock {
         magic: SUPERBLOCK_MAGIC,
         version: FORMAT_VERSION,
         block_size: BLOCK_SIZE as u32,
-        record_size: rs,
+        record_size: opts.record_size,
         flags: 0,
         total_blocks,
         generation: 0,
@@ -89,7 +102,7 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
         journal_head: 0,
         journal_seq: seq0,
         checkpoint_root: 0,
-        data_start,
+        data_start: journal_start + journal_blocks,
         used_blocks: 0,
         inode_count: 0,
         created_ns: now,
@@ -97,33 +110,12 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
         reserved: [0; 14],
         reserved2: 0,
         checksum: 0,
-    };
-    // Wipe old signatures and the first journal block before anything points at them.
-    let zero = vec![0u8; BLOCK_SIZE * 3];
-    dev.write_at(&zero, 0)?;
-    let replay = Replay {
-        transactions: Vec::new(),
-        end_index: 0,
-        end_seq: seq0,
-        used: 0,
-        saw_blocks: false,
-    };
-    let mut vol = Volume {
-        journal: Journal::new(&sb, &replay),
-        dev,
-        sb,
-        ns: Namespace::empty(),
-        alloc: Allocator::new(total_blocks - data_start),
-        ckpt_runs: Vec::new(),
-        read_only: false,
-        notes: Vec::new(),
-        counters: VolumeCounters::default(),
-        cache: super::RecordCache::new(super::RECORD_CACHE_BYTES),
-        clean_on_disk: false,
-        changed: false,
-        failed: None,
-    };
-    let root = InodeRecord {
+    }
+}
+
+/// The root directory's inode: mode 0755, owned as `opts` says.
+fn root_directory(opts: &MkfsOptions, now: i64) -> InodeRecord {
+    InodeRecord {
         mode: FileKind::Directory.mode_bits() | 0o755,
         uid: opts.uid,
         gid: opts.gid,
@@ -136,11 +128,5 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
         generation: 0,
         flags: 0,
         reserved: 0,
-    };
-    vol.apply(JournalOp::InodePut {
-        ino: ROOT_INO,
-        rec: root,
-    })?;
-    vol.close()?;
-    Ok(*vol.superblock())
+    }
 }

@@ -5,11 +5,18 @@
 //! journal transaction is written and flushed. Checkpoints write the whole namespace
 //! copy-on-write to free blocks, flush, then write the two superblock slots one after the
 //! other with a flush after each, so a torn write can damage at most one slot.
+//!
+//! The namespace, the allocator, the journal and the record cache are private: the file
+//! system layer reads the namespace through [`Volume::namespace`] and changes it only
+//! through the operations of `ops.rs` and `area.rs`, each of which applies one journal
+//! op and keeps the four in step (space freed is deferred until the commit that records
+//! the free, and dropped from the record cache).
 
+mod area;
 mod checkpoint;
 mod mkfs;
 mod open;
-mod records;
+mod ops;
 
 use std::sync::Arc;
 
@@ -20,10 +27,12 @@ use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::journal::Journal;
 use crate::namespace::{Namespace, SpaceChange};
+use crate::records::{RecordCache, RecordGeometry};
+use crate::units::BlockNo;
 
+pub use checkpoint::read_checkpoint;
 pub use mkfs::{mkfs, MkfsOptions};
 pub use open::OpenOptions;
-pub use records::RecordCache;
 
 /// Bytes of verified records kept in memory.
 const RECORD_CACHE_BYTES: usize = 64 << 20;
@@ -40,15 +49,15 @@ pub struct VolumeCounters {
 pub struct Volume {
     dev: Arc<dyn Device>,
     sb: Superblock,
-    pub ns: Namespace,
-    pub alloc: Allocator,
+    ns: Namespace,
+    alloc: Allocator,
     journal: Journal,
     /// Block runs (relative to the data area) of the current checkpoint, root included.
     ckpt_runs: Vec<(u64, u64)>,
     read_only: bool,
     /// Messages for the person mounting (a damaged superblock slot, a replayed journal).
-    pub notes: Vec<String>,
-    pub counters: VolumeCounters,
+    notes: Vec<String>,
+    counters: VolumeCounters,
     cache: RecordCache,
     /// The superblock on disk says clean: no journal block of its generation exists.
     /// The first commit after it marks the superblock dirty before writing the journal.
@@ -61,16 +70,70 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// A volume over `dev` as `sb` describes it, holding `ns` and `alloc`, its journal
+    /// positioned by `journal`.
+    fn assemble(
+        dev: Arc<dyn Device>,
+        sb: Superblock,
+        ns: Namespace,
+        alloc: Allocator,
+        journal: Journal,
+        read_only: bool,
+    ) -> Volume {
+        debug_assert_eq!(alloc.total(), sb.allocatable_blocks());
+        Volume {
+            journal,
+            dev,
+            sb,
+            ns,
+            alloc,
+            ckpt_runs: Vec::new(),
+            read_only,
+            notes: Vec::new(),
+            counters: VolumeCounters::default(),
+            cache: RecordCache::new(RECORD_CACHE_BYTES),
+            clean_on_disk: sb.flags & Superblock::FLAG_CLEAN != 0,
+            changed: false,
+            failed: None,
+        }
+    }
+
     pub fn superblock(&self) -> &Superblock {
         &self.sb
     }
 
-    pub fn device(&self) -> &Arc<dyn Device> {
-        &self.dev
+    /// How file bytes fall into records on this volume.
+    pub fn geometry(&self) -> RecordGeometry {
+        RecordGeometry::new(self.sb.record_size)
     }
 
     pub fn record_size(&self) -> u32 {
         self.sb.record_size
+    }
+
+    /// Messages from mounting (a damaged superblock slot, a replayed journal, ...).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    pub fn counters(&self) -> VolumeCounters {
+        self.counters
+    }
+
+    /// The allocator, to compare against what the namespace refers to (fsck).
+    pub fn allocator(&self) -> &Allocator {
+        &self.alloc
+    }
+
+    /// Blocks of the data area.
+    pub fn data_blocks(&self) -> u64 {
+        self.alloc.total()
+    }
+
+    /// Blocks files may still take: free now or after the next commit, less the room
+    /// kept for the next checkpoint.
+    pub fn available_blocks(&self) -> u64 {
+        (self.alloc.free() + self.alloc.pending_blocks()).saturating_sub(self.checkpoint_reserve())
     }
 
     pub fn is_read_only(&self) -> bool {
@@ -88,8 +151,9 @@ impl Volume {
     }
 
     /// Applies `op` to the namespace and queues it in the journal. Space it frees is
-    /// held back until the commit that records the free is durable.
-    pub fn apply(&mut self, op: JournalOp) -> FsResult<()> {
+    /// held back until the commit that records the free is durable. Every change of the
+    /// namespace, live or at mount, passes here or through [`Volume::apply_replayed`].
+    fn apply(&mut self, op: JournalOp) -> FsResult<()> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -99,8 +163,8 @@ impl Volume {
         self.ns.apply(&op, &mut space)?;
         for change in space {
             if let SpaceChange::Free { block, count } = change {
-                let rel = self.relative(block, count)?;
-                self.cache.invalidate(block);
+                let rel = self.relative(BlockNo::new(block), count)?;
+                self.cache.invalidate(BlockNo::new(block));
                 self.alloc.defer_free(rel, count);
             }
         }
@@ -116,12 +180,12 @@ impl Volume {
         for change in space {
             match change {
                 SpaceChange::Claim { block, count } => {
-                    let rel = self.relative(block, count)?;
+                    let rel = self.relative(BlockNo::new(block), count)?;
                     self.alloc.claim(rel, count)?;
                 }
                 SpaceChange::Free { block, count } => {
-                    let rel = self.relative(block, count)?;
-                    self.cache.invalidate(block);
+                    let rel = self.relative(BlockNo::new(block), count)?;
+                    self.cache.invalidate(BlockNo::new(block));
                     self.alloc.free_now(rel, count)?;
                 }
             }
@@ -130,36 +194,21 @@ impl Volume {
     }
 
     /// Converts an absolute device block run to the allocator's numbering.
-    pub fn relative(&self, block: u64, count: u64) -> FsResult<u64> {
-        let rel = block
-            .checked_sub(self.sb.data_start)
-            .filter(|r| r.saturating_add(count) <= self.alloc.total())
-            .ok_or_else(|| {
-                FsError::corrupt(format!("block run {block}+{count} outside the data area"))
-            })?;
-        Ok(rel)
+    pub fn relative(&self, block: BlockNo, count: u64) -> FsResult<u64> {
+        area::relative(self.sb.data_start, self.alloc.total(), block, count)
     }
 
-    /// Allocates `count` contiguous blocks for data; returns the absolute first block.
-    /// Keeps back the room the next checkpoint needs. Never commits: this runs in the
-    /// middle of an operation, and a commit here would make half of it durable. Operations
-    /// call [`Volume::make_room`] before they change anything instead.
-    pub fn alloc_data(&mut self, count: u64) -> FsResult<u64> {
-        if self.alloc.free() < count + self.checkpoint_reserve() {
-            return Err(FsError::NoSpace);
-        }
-        let rel = self.alloc.alloc(count).ok_or(FsError::NoSpace)?;
-        Ok(self.sb.data_start + rel)
-    }
-
-    /// Called at the start of an operation that may allocate up to `blocks` data blocks,
-    /// in runs of up to `run`: commits, so that deferred frees return to the pool, when
-    /// the space or a run that long is missing without them. Never fails for lack of
-    /// space; the allocations themselves do.
-    pub fn make_room(&mut self, blocks: u64, run: u64) -> FsResult<()> {
+    /// Called at the start of an operation that may write up to `records` records:
+    /// commits, so that deferred frees return to the pool, when the space or a run of
+    /// one record's blocks is missing without them. Never fails for lack of space; the
+    /// record writes themselves do. (A commit in the middle of an operation would make
+    /// half of it durable, so the writes never commit.)
+    pub fn make_room_for_records(&mut self, records: u64) -> FsResult<()> {
         if self.alloc.pending_blocks() == 0 {
             return Ok(());
         }
+        let run = self.geometry().blocks_per_record();
+        let blocks = records.saturating_mul(run);
         let short = self.alloc.free() < blocks.saturating_add(self.checkpoint_reserve());
         if short || !self.alloc.has_run(run) {
             self.commit()?;
@@ -181,26 +230,6 @@ impl Volume {
             }
         }
         Err(FsError::NoSpace)
-    }
-
-    /// Frees a run allocated for data that no op refers to (a failed write).
-    pub fn unalloc_data(&mut self, block: u64, count: u64) {
-        if let Ok(rel) = self.relative(block, count) {
-            let _ = self.alloc.free_now(rel, count);
-        }
-    }
-
-    /// Writes `bytes` (a whole number of blocks) at absolute `block`.
-    pub fn write_blocks(&self, block: u64, bytes: &[u8]) -> FsResult<()> {
-        debug_assert_eq!(bytes.len() % BLOCK_SIZE, 0);
-        self.dev.write_at(bytes, block * BLOCK_SIZE as u64)?;
-        Ok(())
-    }
-
-    /// Reads `buf.len()` bytes from absolute `block`.
-    pub fn read_blocks(&self, block: u64, buf: &mut [u8]) -> FsResult<()> {
-        self.dev.read_at(buf, block * BLOCK_SIZE as u64)?;
-        Ok(())
     }
 
     /// Makes every change so far durable (group commit). Data first, then the journal.
@@ -242,7 +271,7 @@ impl Volume {
     }
 
     /// Blocks the next checkpoint may need, kept free for it.
-    pub fn checkpoint_reserve(&self) -> u64 {
+    fn checkpoint_reserve(&self) -> u64 {
         let ns = &self.ns;
         let bytes = 64
             + ns.inode_slots() as u64 * 64

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use gpufs_format::signature;
 use gpufs_format::superblock::SUPERBLOCK_SLOTS;
-use gpufs_format::{FormatError, JournalOp, Superblock, BLOCK_SIZE};
+use gpufs_format::{FormatError, Superblock, BLOCK_SIZE};
 
 use super::checkpoint::load_checkpoint;
-use super::{Volume, VolumeCounters};
+use super::Volume;
 use crate::alloc::Allocator;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::journal::{replay, Journal};
+use crate::units::Ino;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OpenOptions {
@@ -112,21 +113,9 @@ impl Volume {
             ckpt_runs.push((rel, n));
         }
         let rep = replay(dev.as_ref(), &sb)?;
-        let mut vol = Volume {
-            journal: Journal::new(&sb, &rep),
-            dev,
-            sb,
-            ns: ckpt.ns,
-            alloc,
-            ckpt_runs,
-            read_only: opts.read_only,
-            notes: Vec::new(),
-            counters: VolumeCounters::default(),
-            cache: super::RecordCache::new(super::RECORD_CACHE_BYTES),
-            clean_on_disk: sb.flags & Superblock::FLAG_CLEAN != 0,
-            changed: false,
-            failed: None,
-        };
+        let journal = Journal::new(&sb, &rep);
+        let mut vol = Volume::assemble(dev, sb, ckpt.ns, alloc, journal, opts.read_only);
+        vol.ckpt_runs = ckpt_runs;
         for tx in &rep.transactions {
             for op in tx {
                 vol.apply_replayed(op)?;
@@ -141,14 +130,14 @@ impl Volume {
             ));
         }
         if !vol.read_only {
-            let orphans: Vec<u32> = vol
+            let orphans: Vec<Ino> = vol
                 .ns
                 .live_inode_iter()
                 .filter(|(_, r)| r.nlink == 0)
-                .map(|(i, _)| i)
+                .map(|(i, _)| Ino::new(i))
                 .collect();
-            for ino in &orphans {
-                vol.apply(JournalOp::InodeFree { ino: *ino })?;
+            for &ino in &orphans {
+                vol.free_inode(ino)?;
             }
             if !orphans.is_empty() {
                 notes.push(format!("reclaimed {} orphaned inode(s)", orphans.len()));

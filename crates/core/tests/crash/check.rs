@@ -48,21 +48,7 @@ pub(crate) fn walk(fs: &Filesystem) -> Result<Tree, String> {
     tree.insert(String::new(), CNode::Dir { nlink: root.nlink });
     let mut stack = vec![(String::new(), ROOT, ROOT)];
     while let Some((dir, ino, parent)) = stack.pop() {
-        let mut entries = Vec::new();
-        fs.readdir(ino, 0, |e| {
-            entries.push((e.name.to_vec(), e.ino, e.kind));
-            false
-        })
-        .map_err(|e| format!("readdir(/{dir}): {e}"))?;
-        if entries.len() < 2 || entries[0].0 != b"." || entries[1].0 != b".." {
-            return Err(format!("/{dir}: listing does not start with . and .."));
-        }
-        if entries[0].1 != ino || entries[1].1 != parent {
-            return Err(format!(
-                "/{dir}: . is {} and .. is {}, expected {ino} and {parent}",
-                entries[0].1, entries[1].1
-            ));
-        }
+        let entries = list_dir(fs, &dir, ino, parent)?;
         for (name, eino, kind) in entries.into_iter().skip(2) {
             let name_s = String::from_utf8(name.clone()).map_err(|_| "non-UTF-8 name")?;
             let path = join(&dir, &name_s);
@@ -84,19 +70,7 @@ pub(crate) fn walk(fs: &Filesystem) -> Result<Tree, String> {
                     stack.push((path, eino, ino));
                 }
                 FileKind::Regular => {
-                    let mut data = Vec::with_capacity(a.size as usize);
-                    while (data.len() as u64) < a.size {
-                        let chunk = fs
-                            .read(eino, data.len() as u64, 1 << 20)
-                            .map_err(|e| format!("read(/{path}): {e}"))?;
-                        if chunk.is_empty() {
-                            return Err(format!("/{path}: short read at {}", data.len()));
-                        }
-                        data.extend_from_slice(&chunk);
-                    }
-                    if data.len() as u64 != a.size {
-                        return Err(format!("/{path}: read past the size {}", a.size));
-                    }
+                    let data = read_file(fs, &path, eino, a.size)?;
                     inos.entry(eino).or_default().insert(path.clone());
                     files.push((path, eino, a.nlink, Blob::new(data)));
                 }
@@ -117,6 +91,50 @@ pub(crate) fn walk(fs: &Filesystem) -> Result<Tree, String> {
         tree.insert(path, CNode::file(data, nlink, inos[&ino].clone()));
     }
     Ok(tree)
+}
+
+/// The listing of directory `dir` (inode `ino`, below `parent`), checked to start
+/// with "." and "..".
+fn list_dir(
+    fs: &Filesystem,
+    dir: &str,
+    ino: u64,
+    parent: u64,
+) -> Result<Vec<(Vec<u8>, u64, FileKind)>, String> {
+    let mut entries = Vec::new();
+    fs.readdir(ino, 0, |e| {
+        entries.push((e.name.to_vec(), e.ino, e.kind));
+        false
+    })
+    .map_err(|e| format!("readdir(/{dir}): {e}"))?;
+    if entries.len() < 2 || entries[0].0 != b"." || entries[1].0 != b".." {
+        return Err(format!("/{dir}: listing does not start with . and .."));
+    }
+    if entries[0].1 != ino || entries[1].1 != parent {
+        return Err(format!(
+            "/{dir}: . is {} and .. is {}, expected {ino} and {parent}",
+            entries[0].1, entries[1].1
+        ));
+    }
+    Ok(entries)
+}
+
+/// The `size` bytes of file `ino` (at `path`), read in 1 MiB calls.
+fn read_file(fs: &Filesystem, path: &str, ino: u64, size: u64) -> Result<Vec<u8>, String> {
+    let mut data = Vec::with_capacity(size as usize);
+    while (data.len() as u64) < size {
+        let chunk = fs
+            .read(ino, data.len() as u64, 1 << 20)
+            .map_err(|e| format!("read(/{path}): {e}"))?;
+        if chunk.is_empty() {
+            return Err(format!("/{path}: short read at {}", data.len()));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    if data.len() as u64 != size {
+        return Err(format!("/{path}: read past the size {size}"));
+    }
+    Ok(data)
 }
 
 pub(crate) fn fsck_image(img: Vec<u8>, when: &str) -> Result<(), String> {

@@ -95,36 +95,62 @@ pub(crate) struct Outcome {
     pub(crate) replayed: bool,
 }
 
+/// What a dry run of the workload wrote: how many writes, which of them went to the
+/// superblocks or the journal (checkpoints write their blob and root just before the
+/// superblocks), and how many flushes.
+struct DryRun {
+    writes: u64,
+    meta: Vec<u64>,
+    flushes: u64,
+}
+
+/// The states a cut may leave: one snapshot of the model after each op, the index of
+/// the last one made durable by an fsync, and the state of an op cut short by the
+/// device dying (it may have become durable in full).
+struct States {
+    snaps: Vec<Tree>,
+    last_sync: usize,
+    extra: Option<Tree>,
+}
+
+impl States {
+    /// The states a recovered image may hold, with their snapshot index.
+    fn candidates(&self) -> impl Iterator<Item = (usize, &Tree)> {
+        self.snaps
+            .iter()
+            .enumerate()
+            .skip(self.last_sync)
+            .chain(self.extra.iter().map(|t| (usize::MAX, t)))
+    }
+
+    /// How the recovered tree `got` differs from the states it should match.
+    fn explain(&self, got: &Tree, ops: &[Op], out: &Outcome) -> String {
+        let mut s = format!(
+            "ran {} ops, last fsync after op {}, {} snapshots; device died: {}\n",
+            out.ops_run,
+            self.last_sync,
+            self.snaps.len(),
+            out.died
+        );
+        let _ = writeln!(s, "  diff against the last fsync'd state:");
+        s += &tree_diff(got, &self.snaps[self.last_sync]);
+        let _ = writeln!(s, "  diff against the last state:");
+        s += &tree_diff(got, self.snaps.last().unwrap_or(&self.snaps[0]));
+        let lo = out.ops_run.saturating_sub(6);
+        for (i, op) in ops.iter().enumerate().take(out.ops_run + 1).skip(lo) {
+            let _ = writeln!(s, "  op {}: {op:?}", i + 1);
+        }
+        s
+    }
+}
+
 /// One cut point; `Err` describes what went wrong.
 pub(crate) fn run_cut(seed: u64) -> Result<Outcome, String> {
     let ops = workload(seed);
     let mut rng = Rng::new(seed ^ 0xC0FF_EE00);
     let ballast = Blob::new(write_bytes(seed ^ 0x0BA1_1A57, ballast_len(seed, &ops)?));
+    let dry = dry_run(&ballast, &ops)?;
 
-    // Dry run: how many writes the workload makes, and which are superblock or journal
-    // writes (checkpoints write their blob and root just before the superblocks).
-    let (total, meta, flushes) = {
-        let dev = Arc::new(LogDevice {
-            inner: FaultDevice::new(vec![0u8; DEVICE_BYTES]),
-            offsets: Mutex::new(Vec::new()),
-            flushes: AtomicU64::new(0),
-        });
-        let fs = setup(dev.clone(), &ballast.data)?;
-        let base = dev.offsets.lock().unwrap().len();
-        let flush_base = dev.flushes.load(Ordering::Relaxed);
-        run_all(&fs, &ops, "dry run", || {})?;
-        let offsets = dev.offsets.lock().unwrap();
-        let meta_end = (2 + JOURNAL_BLOCKS) * 4096;
-        let meta: Vec<u64> = (base..offsets.len())
-            .filter(|i| offsets[*i] < meta_end)
-            .map(|i| (i - base) as u64)
-            .collect();
-        let flushes = dev.flushes.load(Ordering::Relaxed) - flush_base;
-        ((offsets.len() - base) as u64, meta, flushes)
-    };
-
-    // A third of the cuts come during a flush, the rest just before a write: half of
-    // those at a write index drawn uniformly, half near a journal or superblock write.
     let dev = Arc::new(CrashDevice {
         inner: FaultDevice::new(vec![0u8; DEVICE_BYTES]),
         flushes: AtomicU64::new(0),
@@ -133,81 +159,9 @@ pub(crate) fn run_cut(seed: u64) -> Result<Outcome, String> {
         image: Mutex::new(None),
     });
     let fs = setup(dev.clone(), &ballast.data)?;
-    if rng.below(3) == 0 {
-        let f = rng.below(flushes + 1);
-        dev.flush_cut
-            .store(dev.flushes.load(Ordering::Relaxed) + f, Ordering::Relaxed);
-    } else {
-        let w = match rng.pick(&meta) {
-            Some(m) if rng.below(2) == 0 => (m + 1).saturating_sub(rng.below(5)),
-            _ => rng.below(total + total / 8 + 1),
-        };
-        dev.inner
-            .arm_cut(dev.inner.writes() + w, PowerCut::new(seed));
-    }
-    let mut model = Model {
-        ballast: Some(ballast.clone()),
-        ..Default::default()
-    };
-    let mut snaps: Vec<Tree> = vec![model.canon()];
-    let mut last_sync = 0usize;
-    let mut extra: Option<Tree> = None;
+    arm_cut(&dev, &mut rng, &dry, seed);
     let mut out = Outcome::default();
-    let mut commits = fs.counters().commits + fs.counters().checkpoints;
-    for op in &ops {
-        if !model.valid(op) {
-            out.skipped += 1;
-            continue;
-        }
-        let result = run_op(&fs, op);
-        let alive = !dev.dead();
-        match result {
-            Ok(None) => {
-                model.apply(op);
-                snaps.push(model.canon());
-                if matches!(op, Op::Fsync) {
-                    last_sync = snaps.len() - 1;
-                }
-            }
-            Ok(Some(n)) if alive => {
-                // Out of space part way: a short write, as write(2) makes.
-                model.apply(&shortened(op, n));
-                snaps.push(model.canon());
-                out.enospc += 1;
-            }
-            Err(FsError::NoSpace) if alive => {
-                snaps.push(model.canon());
-                out.enospc += 1;
-            }
-            Err(e) if alive => {
-                return Err(format!("{op:?} failed on a live device: {e}"));
-            }
-            Ok(Some(n)) => {
-                // A short write: the device failed part way. The write may count in
-                // full (its records may all have landed) or not at all.
-                let mut m = model.clone();
-                m.apply(op);
-                extra = Some(m.canon());
-                let mut m = model.clone();
-                m.apply(&shortened(op, n));
-                snaps.push(m.canon());
-                break;
-            }
-            Err(_) => {
-                // The op may have become durable in full before the failure.
-                let mut m = model.clone();
-                m.apply(op);
-                extra = Some(m.canon());
-                break;
-            }
-        }
-        out.ops_run += 1;
-        let c = fs.counters().commits + fs.counters().checkpoints;
-        if c != commits && !matches!(op, Op::Fsync) {
-            out.mid_op_commits += 1;
-        }
-        commits = c;
-    }
+    let states = run_until_cut(&fs, &dev, &ops, &ballast, &mut out)?;
     out.died = dev.dead();
     let flush_image = dev.image.lock().unwrap().take();
     let img = match (flush_image, dev.inner.cut_image()) {
@@ -219,31 +173,6 @@ pub(crate) fn run_cut(seed: u64) -> Result<Outcome, String> {
     drop(fs);
     drop(dev);
 
-    let candidates = || {
-        snaps
-            .iter()
-            .enumerate()
-            .skip(last_sync)
-            .chain(extra.iter().map(|t| (usize::MAX, t)))
-    };
-    let explain = |got: &Tree| -> String {
-        let mut s = format!(
-            "ran {} ops, last fsync after op {last_sync}, {} snapshots; device died: {}\n",
-            out.ops_run,
-            snaps.len(),
-            out.died
-        );
-        let _ = writeln!(s, "  diff against the last fsync'd state:");
-        s += &tree_diff(got, &snaps[last_sync]);
-        let _ = writeln!(s, "  diff against the last state:");
-        s += &tree_diff(got, snaps.last().unwrap_or(&snaps[0]));
-        let lo = out.ops_run.saturating_sub(6);
-        for (i, op) in ops.iter().enumerate().take(out.ops_run + 1).skip(lo) {
-            let _ = writeln!(s, "  op {}: {op:?}", i + 1);
-        }
-        s
-    };
-
     // The cut image is consistent as it is (fsck replays the journal in memory).
     fsck_image(img.clone(), "of the cut image")?;
 
@@ -251,10 +180,13 @@ pub(crate) fn run_cut(seed: u64) -> Result<Outcome, String> {
     let (dev2, fs2) = mount_image(img)?;
     out.replayed = fs2.notes().iter().any(|n| n.contains("replayed"));
     let got = walk(&fs2).map_err(|e| format!("walk after recovery: {e}"))?;
-    let Some((k, want)) = candidates().find(|(_, t)| trees_equal(&got, t, false)) else {
+    let Some((k, want)) = states
+        .candidates()
+        .find(|(_, t)| trees_equal(&got, t, false))
+    else {
         return Err(format!(
             "recovered tree matches no state\n{}",
-            explain(&got)
+            states.explain(&got, &ops, &out)
         ));
     };
     if !trees_equal(&got, want, true) {
@@ -264,7 +196,6 @@ pub(crate) fn run_cut(seed: u64) -> Result<Outcome, String> {
         ));
     }
     out.matched_op = k;
-    let want = want.clone();
 
     // (c) A clean unmount and mount keep exactly that state.
     fs2.close()
@@ -272,56 +203,179 @@ pub(crate) fn run_cut(seed: u64) -> Result<Outcome, String> {
     drop(fs2);
     let img2 = dev2.power_cut(&mut PowerCut::new(seed.wrapping_add(7)));
     drop(dev2);
-    fsck_image(img2.clone(), "after recovery and close")?;
-    let (dev3, fs3) = mount_image(img2)?;
-    if !fs3.notes().is_empty() {
-        return Err(format!(
-            "mount after a clean close: notes {:?}",
-            fs3.notes()
-        ));
-    }
-    let again = walk(&fs3).map_err(|e| format!("walk after remount: {e}"))?;
-    if !trees_equal(&again, &want, true) {
-        return Err(format!(
-            "state {k} changed across close and remount\n{}",
-            tree_diff(&again, &want)
-        ));
-    }
-
-    // The recovered allocator is sane: new data never lands on live blocks. (The device
-    // may be nearly full: a short write or ENOSPC is fine, a wrong byte is not.)
-    let post = write_bytes(seed ^ 0xABCD, 300 << 10);
-    let written = match fs3.create(ROOT, b"post", 0o644, Caller::ROOT) {
-        Ok(a) => {
-            let n = match fs3.write(a.ino, 0, &post) {
-                Ok(n) => n as usize,
-                Err(FsError::NoSpace) => 0,
-                Err(e) => return Err(format!("write after recovery: {e}")),
-            };
-            fs3.release(a.ino).map_err(|e| e.to_string())?;
-            Some(n)
-        }
-        Err(FsError::NoSpace) => None,
-        Err(e) => return Err(format!("create after recovery: {e}")),
-    };
-    fs3.sync()
-        .map_err(|e| format!("sync after recovery: {e}"))?;
-    let mut after = walk(&fs3).map_err(|e| format!("walk after new writes: {e}"))?;
-    match (after.remove("post"), written) {
-        (None, None) => {}
-        (Some(CNode::File { data, .. }), Some(n)) if data[..] == post[..n] => {}
-        _ => return Err("the file written after recovery reads back wrong".into()),
-    }
-    if !trees_equal(&after, &want, true) {
-        return Err(format!(
-            "writing after recovery changed old files\n{}",
-            tree_diff(&after, &want)
-        ));
-    }
+    let (dev3, fs3) = remount_unchanged(img2, k, want)?;
+    check_writes_after_recovery(&fs3, seed, want)?;
     drop(fs3);
     fsck_image(
         dev3.power_cut(&mut PowerCut::new(seed.wrapping_add(9))),
         "after writes on the recovered image",
     )?;
     Ok(out)
+}
+
+/// Runs the workload on a device that logs its writes.
+fn dry_run(ballast: &Blob, ops: &[Op]) -> Result<DryRun, String> {
+    let dev = Arc::new(LogDevice {
+        inner: FaultDevice::new(vec![0u8; DEVICE_BYTES]),
+        offsets: Mutex::new(Vec::new()),
+        flushes: AtomicU64::new(0),
+    });
+    let fs = setup(dev.clone(), &ballast.data)?;
+    let base = dev.offsets.lock().unwrap().len();
+    let flush_base = dev.flushes.load(Ordering::Relaxed);
+    run_all(&fs, ops, "dry run", || {})?;
+    let offsets = dev.offsets.lock().unwrap();
+    let meta_end = (2 + JOURNAL_BLOCKS) * 4096;
+    let meta: Vec<u64> = (base..offsets.len())
+        .filter(|i| offsets[*i] < meta_end)
+        .map(|i| (i - base) as u64)
+        .collect();
+    Ok(DryRun {
+        writes: (offsets.len() - base) as u64,
+        meta,
+        flushes: dev.flushes.load(Ordering::Relaxed) - flush_base,
+    })
+}
+
+/// Arms the cut: a third of the cuts come during a flush, the rest just before a
+/// write: half of those at a write index drawn uniformly, half near a journal or
+/// superblock write.
+fn arm_cut(dev: &CrashDevice, rng: &mut Rng, dry: &DryRun, seed: u64) {
+    if rng.below(3) == 0 {
+        let f = rng.below(dry.flushes + 1);
+        dev.flush_cut
+            .store(dev.flushes.load(Ordering::Relaxed) + f, Ordering::Relaxed);
+    } else {
+        let total = dry.writes;
+        let w = match rng.pick(&dry.meta) {
+            Some(m) if rng.below(2) == 0 => (m + 1).saturating_sub(rng.below(5)),
+            _ => rng.below(total + total / 8 + 1),
+        };
+        dev.inner
+            .arm_cut(dev.inner.writes() + w, PowerCut::new(seed));
+    }
+}
+
+/// Runs `ops` until the device dies (or to the end), following each with the model.
+fn run_until_cut(
+    fs: &Filesystem,
+    dev: &CrashDevice,
+    ops: &[Op],
+    ballast: &Blob,
+    out: &mut Outcome,
+) -> Result<States, String> {
+    let mut model = Model {
+        ballast: Some(ballast.clone()),
+        ..Default::default()
+    };
+    let mut st = States {
+        snaps: vec![model.canon()],
+        last_sync: 0,
+        extra: None,
+    };
+    let mut commits = fs.counters().commits + fs.counters().checkpoints;
+    for op in ops {
+        if !model.valid(op) {
+            out.skipped += 1;
+            continue;
+        }
+        let result = run_op(fs, op);
+        let alive = !dev.dead();
+        match result {
+            Ok(None) => {
+                model.apply(op);
+                st.snaps.push(model.canon());
+                if matches!(op, Op::Fsync) {
+                    st.last_sync = st.snaps.len() - 1;
+                }
+            }
+            Ok(Some(n)) if alive => {
+                // Out of space part way: a short write, as write(2) makes.
+                model.apply(&shortened(op, n));
+                st.snaps.push(model.canon());
+                out.enospc += 1;
+            }
+            Err(FsError::NoSpace) if alive => {
+                st.snaps.push(model.canon());
+                out.enospc += 1;
+            }
+            Err(e) if alive => {
+                return Err(format!("{op:?} failed on a live device: {e}"));
+            }
+            Ok(Some(n)) => {
+                // A short write: the device failed part way. The write may count in
+                // full (its records may all have landed) or not at all.
+                st.extra = Some(model.after(op));
+                st.snaps.push(model.after(&shortened(op, n)));
+                break;
+            }
+            Err(_) => {
+                // The op may have become durable in full before the failure.
+                st.extra = Some(model.after(op));
+                break;
+            }
+        }
+        out.ops_run += 1;
+        let c = fs.counters().commits + fs.counters().checkpoints;
+        if c != commits && !matches!(op, Op::Fsync) {
+            out.mid_op_commits += 1;
+        }
+        commits = c;
+    }
+    Ok(st)
+}
+
+/// Checks and mounts `img`, which a clean close left: no notes, and state `k`
+/// (`want`) exactly.
+fn remount_unchanged(
+    img: Vec<u8>,
+    k: usize,
+    want: &Tree,
+) -> Result<(Arc<FaultDevice>, Filesystem), String> {
+    fsck_image(img.clone(), "after recovery and close")?;
+    let (dev, fs) = mount_image(img)?;
+    if !fs.notes().is_empty() {
+        return Err(format!("mount after a clean close: notes {:?}", fs.notes()));
+    }
+    let again = walk(&fs).map_err(|e| format!("walk after remount: {e}"))?;
+    if !trees_equal(&again, want, true) {
+        return Err(format!(
+            "state {k} changed across close and remount\n{}",
+            tree_diff(&again, want)
+        ));
+    }
+    Ok((dev, fs))
+}
+
+/// The recovered allocator is sane: new data never lands on live blocks. (The device
+/// may be nearly full: a short write or ENOSPC is fine, a wrong byte is not.)
+fn check_writes_after_recovery(fs: &Filesystem, seed: u64, want: &Tree) -> Result<(), String> {
+    let post = write_bytes(seed ^ 0xABCD, 300 << 10);
+    let written = match fs.create(ROOT, b"post", 0o644, Caller::ROOT) {
+        Ok(a) => {
+            let n = match fs.write(a.ino, 0, &post) {
+                Ok(n) => n as usize,
+                Err(FsError::NoSpace) => 0,
+                Err(e) => return Err(format!("write after recovery: {e}")),
+            };
+            fs.release(a.ino).map_err(|e| e.to_string())?;
+            Some(n)
+        }
+        Err(FsError::NoSpace) => None,
+        Err(e) => return Err(format!("create after recovery: {e}")),
+    };
+    fs.sync().map_err(|e| format!("sync after recovery: {e}"))?;
+    let mut after = walk(fs).map_err(|e| format!("walk after new writes: {e}"))?;
+    match (after.remove("post"), written) {
+        (None, None) => {}
+        (Some(CNode::File { data, .. }), Some(n)) if data[..] == post[..n] => {}
+        _ => return Err("the file written after recovery reads back wrong".into()),
+    }
+    if !trees_equal(&after, want, true) {
+        return Err(format!(
+            "writing after recovery changed old files\n{}",
+            tree_diff(&after, want)
+        ));
+    }
+    Ok(())
 }

@@ -136,29 +136,7 @@ impl Model {
                 c.resize(*size as usize, 0);
                 self.set_content(path, c);
             }
-            Op::Rename { from, to } => {
-                let node = self.nodes[from].clone();
-                if let (Node::File(a), Some(Node::File(b))) = (&node, self.nodes.get(to)) {
-                    if a == b {
-                        return; // two links of one inode: rename does nothing
-                    }
-                }
-                self.nodes.remove(to);
-                if node == Node::Dir {
-                    let moved: Vec<String> = self
-                        .nodes
-                        .keys()
-                        .filter(|p| within(p, from) && *p != from)
-                        .cloned()
-                        .collect();
-                    for p in moved {
-                        let n = self.nodes.remove(&p).unwrap();
-                        self.nodes.insert(format!("{to}{}", &p[from.len()..]), n);
-                    }
-                }
-                self.nodes.remove(from);
-                self.nodes.insert(to.clone(), node);
-            }
+            Op::Rename { from, to } => self.rename(from, to),
             Op::Unlink(p) | Op::Rmdir(p) => {
                 self.nodes.remove(p);
             }
@@ -184,6 +162,38 @@ impl Model {
             })
             .collect();
         self.contents.retain(|id, _| live.contains(id));
+    }
+
+    /// The canonical state after `op`, this model left as it is.
+    pub(crate) fn after(&self, op: &Op) -> Tree {
+        let mut m = self.clone();
+        m.apply(op);
+        m.canon()
+    }
+
+    /// `rename(from, to)`: a directory moves with everything below it.
+    fn rename(&mut self, from: &str, to: &str) {
+        let node = self.nodes[from].clone();
+        if let (Node::File(a), Some(Node::File(b))) = (&node, self.nodes.get(to)) {
+            if a == b {
+                return; // two links of one inode: rename does nothing
+            }
+        }
+        self.nodes.remove(to);
+        if node == Node::Dir {
+            let moved: Vec<String> = self
+                .nodes
+                .keys()
+                .filter(|p| within(p, from) && *p != from)
+                .cloned()
+                .collect();
+            for p in moved {
+                let n = self.nodes.remove(&p).unwrap();
+                self.nodes.insert(format!("{to}{}", &p[from.len()..]), n);
+            }
+        }
+        self.nodes.remove(from);
+        self.nodes.insert(to.to_string(), node);
     }
 
     /// True when `op` can run in this state. Ops are generated assuming every earlier op

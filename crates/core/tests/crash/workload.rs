@@ -45,90 +45,14 @@ impl Model {
         let dirs = self.dirs();
         let files = self.files();
         let n_dirs = dirs.len() - 1;
-        let n_files = self.nodes.len() - n_dirs;
-        let roll = rng.below(100);
-        let op = match roll {
-            0..=11 => {
-                let parent = rng.pick(&dirs)?;
-                let p = join(parent, &format!("f{}", rng.below(8)));
-                if n_files >= MAX_FILES || self.nodes.contains_key(&p) {
-                    return None;
-                }
-                Op::Create(p)
-            }
-            12..=41 => {
-                let path = rng.pick(&files)?.clone();
-                let size = self.content(&path).len() as u64;
-                let len = if rng.below(2) == 0 {
-                    1 + rng.below(8192)
-                } else {
-                    1 + rng.below(MAX_WRITE)
-                };
-                let off = match rng.below(10) {
-                    0..=3 => size,
-                    4..=6 => rng.below(size + 1),
-                    _ => rng.below(512 << 10),
-                };
-                let len = len.min(MAX_FILE.saturating_sub(off));
-                if len == 0 {
-                    return None;
-                }
-                Op::Write {
-                    path,
-                    off,
-                    len,
-                    seed: rng.next(),
-                }
-            }
-            42..=49 => {
-                let path = rng.pick(&files)?.clone();
-                let cur = self.content(&path).len() as u64;
-                let size = match rng.below(10) {
-                    0..=4 => rng.below(cur + 1),
-                    5..=7 => (cur + rng.below(200 << 10)).min(MAX_FILE),
-                    _ => 0,
-                };
-                Op::Truncate { path, size }
-            }
-            50..=61 => {
-                let all: Vec<String> = self.nodes.keys().cloned().collect();
-                let from = rng.pick(&all)?.clone();
-                let src = &self.nodes[&from];
-                let parent = rng.pick(&dirs)?.clone();
-                let to = if rng.below(2) == 0 {
-                    let existing = self.children(&parent);
-                    rng.pick(&existing)?.clone()
-                } else {
-                    let prefix = match src {
-                        Node::Dir => "d",
-                        Node::File(_) => "f",
-                        Node::Symlink(_) => "s",
-                    };
-                    join(&parent, &format!("{prefix}{}", rng.below(8)))
-                };
-                if to == from {
-                    return None;
-                }
-                if *src == Node::Dir && within(&parent, &from) {
-                    return None;
-                }
-                match (src, self.nodes.get(&to)) {
-                    (_, None) => {}
-                    (Node::Dir, Some(Node::Dir)) if self.children(&to).is_empty() => {}
-                    (Node::Dir, _) | (_, Some(Node::Dir)) => return None,
-                    _ => {}
-                }
-                Op::Rename { from, to }
-            }
+        let files_full = self.nodes.len() - n_dirs >= MAX_FILES;
+        let op = match rng.below(100) {
+            0..=11 => Op::Create(self.new_path(rng, &dirs, "f", 8, files_full)?),
+            12..=41 => self.random_write(rng, &files)?,
+            42..=49 => self.random_truncate(rng, &files)?,
+            50..=61 => self.random_rename(rng, &dirs)?,
             62..=69 => Op::Unlink(rng.pick(&self.non_dirs())?.clone()),
-            70..=73 => {
-                let parent = rng.pick(&dirs)?;
-                let p = join(parent, &format!("d{}", rng.below(3)));
-                if n_dirs >= MAX_DIRS || self.nodes.contains_key(&p) {
-                    return None;
-                }
-                Op::Mkdir(p)
-            }
+            70..=73 => Op::Mkdir(self.new_path(rng, &dirs, "d", 3, n_dirs >= MAX_DIRS)?),
             74..=75 => {
                 let empty: Vec<String> = dirs[1..]
                     .iter()
@@ -139,19 +63,11 @@ impl Model {
             }
             76..=81 => {
                 let from = rng.pick(&files)?.clone();
-                let parent = rng.pick(&dirs)?;
-                let to = join(parent, &format!("f{}", rng.below(8)));
-                if n_files >= MAX_FILES || self.nodes.contains_key(&to) {
-                    return None;
-                }
+                let to = self.new_path(rng, &dirs, "f", 8, files_full)?;
                 Op::Link { from, to }
             }
             82..=84 => {
-                let parent = rng.pick(&dirs)?;
-                let path = join(parent, &format!("s{}", rng.below(3)));
-                if n_files >= MAX_FILES || self.nodes.contains_key(&path) {
-                    return None;
-                }
+                let path = self.new_path(rng, &dirs, "s", 3, files_full)?;
                 let target = format!(
                     "../t{}/{}",
                     rng.below(1000),
@@ -165,6 +81,91 @@ impl Model {
             _ => Op::Fsync,
         };
         Some(op)
+    }
+
+    /// A name `prefix` + one of `choices` numbers in a random directory, unless it
+    /// exists or `full` says no more may be made.
+    fn new_path(
+        &self,
+        rng: &mut Rng,
+        dirs: &[String],
+        prefix: &str,
+        choices: u64,
+        full: bool,
+    ) -> Option<String> {
+        let parent = rng.pick(dirs)?;
+        let p = join(parent, &format!("{prefix}{}", rng.below(choices)));
+        (!full && !self.nodes.contains_key(&p)).then_some(p)
+    }
+
+    /// A write to a random file: short or long, appending, inside or past the end.
+    fn random_write(&self, rng: &mut Rng, files: &[String]) -> Option<Op> {
+        let path = rng.pick(files)?.clone();
+        let size = self.content(&path).len() as u64;
+        let len = if rng.below(2) == 0 {
+            1 + rng.below(8192)
+        } else {
+            1 + rng.below(MAX_WRITE)
+        };
+        let off = match rng.below(10) {
+            0..=3 => size,
+            4..=6 => rng.below(size + 1),
+            _ => rng.below(512 << 10),
+        };
+        let len = len.min(MAX_FILE.saturating_sub(off));
+        if len == 0 {
+            return None;
+        }
+        Some(Op::Write {
+            path,
+            off,
+            len,
+            seed: rng.next(),
+        })
+    }
+
+    /// A truncation of a random file: shorter, longer, or to nothing.
+    fn random_truncate(&self, rng: &mut Rng, files: &[String]) -> Option<Op> {
+        let path = rng.pick(files)?.clone();
+        let cur = self.content(&path).len() as u64;
+        let size = match rng.below(10) {
+            0..=4 => rng.below(cur + 1),
+            5..=7 => (cur + rng.below(200 << 10)).min(MAX_FILE),
+            _ => 0,
+        };
+        Some(Op::Truncate { path, size })
+    }
+
+    /// A rename of any node, onto an existing name half the time, that POSIX allows.
+    fn random_rename(&self, rng: &mut Rng, dirs: &[String]) -> Option<Op> {
+        let all: Vec<String> = self.nodes.keys().cloned().collect();
+        let from = rng.pick(&all)?.clone();
+        let src = &self.nodes[&from];
+        let parent = rng.pick(dirs)?.clone();
+        let to = if rng.below(2) == 0 {
+            let existing = self.children(&parent);
+            rng.pick(&existing)?.clone()
+        } else {
+            let prefix = match src {
+                Node::Dir => "d",
+                Node::File(_) => "f",
+                Node::Symlink(_) => "s",
+            };
+            join(&parent, &format!("{prefix}{}", rng.below(8)))
+        };
+        if to == from {
+            return None;
+        }
+        if *src == Node::Dir && within(&parent, &from) {
+            return None;
+        }
+        match (src, self.nodes.get(&to)) {
+            (_, None) => {}
+            (Node::Dir, Some(Node::Dir)) if self.children(&to).is_empty() => {}
+            (Node::Dir, _) | (_, Some(Node::Dir)) => return None,
+            _ => {}
+        }
+        Some(Op::Rename { from, to })
     }
 }
 

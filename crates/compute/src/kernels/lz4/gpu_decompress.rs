@@ -3,12 +3,29 @@
 
 use std::ops::Range;
 
-use super::{output_layout, status_of, Decompressed, DECOMPRESS};
+use super::{output_layout, Decompressed, Lz4Error, DECOMPRESS};
 use crate::error::{ComputeError, ComputeResult};
 use crate::gpu::{GpuContext, Slot};
 use crate::records::{upload_part, GpuPart, RecordBatch, PART_BYTES};
 
 const SOURCE: &str = include_str!("../../../kernels/lz4_decompress.wgsl");
+
+/// Status codes the GPU decompressor writes per record (code, bytes decoded).
+const STATUS_OK: u32 = 0;
+const STATUS_MALFORMED: u32 = 1;
+const STATUS_TOO_LONG: u32 = 2;
+const STATUS_TOO_SHORT: u32 = 3;
+
+/// The host status of a GPU status pair.
+fn status_of(code: u32, got: u32, expected: u32) -> Result<(), Lz4Error> {
+    match code {
+        STATUS_OK => Ok(()),
+        STATUS_TOO_LONG => Err(Lz4Error::TooLong { expected }),
+        STATUS_TOO_SHORT => Err(Lz4Error::TooShort { expected, got }),
+        STATUS_MALFORMED => Err(Lz4Error::Malformed),
+        _ => Err(Lz4Error::Malformed),
+    }
+}
 
 /// Output bytes a record may add per dispatch: larger records take several dispatches,
 /// the decoder keeping its state on the device in between (software drivers cap the

@@ -13,8 +13,10 @@
 //! that length, and gives the same [`Lz4Error`] on both backends. A record that fails is
 //! all zeros, of its expected length.
 
-pub mod cpu;
+mod cpu;
+#[cfg(feature = "gpu")]
 pub mod gpu_compress;
+#[cfg(feature = "gpu")]
 pub mod gpu_decompress;
 
 use crate::records::RecordBatch;
@@ -23,7 +25,9 @@ pub use cpu::{
     compress_cpu, compress_cpu_one_thread, decompress_cpu, decompress_cpu_into,
     decompress_cpu_one_thread, decompress_cpu_one_thread_into,
 };
+#[cfg(feature = "gpu")]
 pub use gpu_compress::gpu as compress_gpu;
+#[cfg(feature = "gpu")]
 pub use gpu_decompress::gpu as decompress_gpu;
 
 /// Kernel name of the GPU compressor.
@@ -61,23 +65,6 @@ pub enum Lz4Error {
 pub struct Decompressed {
     pub data: RecordBatch,
     pub status: Vec<Result<(), Lz4Error>>,
-}
-
-/// Status codes the GPU decompressor writes per record (code, bytes decoded).
-pub(crate) const STATUS_OK: u32 = 0;
-pub(crate) const STATUS_MALFORMED: u32 = 1;
-pub(crate) const STATUS_TOO_LONG: u32 = 2;
-pub(crate) const STATUS_TOO_SHORT: u32 = 3;
-
-/// The host status of a GPU status pair.
-pub(crate) fn status_of(code: u32, got: u32, expected: u32) -> Result<(), Lz4Error> {
-    match code {
-        STATUS_OK => Ok(()),
-        STATUS_TOO_LONG => Err(Lz4Error::TooLong { expected }),
-        STATUS_TOO_SHORT => Err(Lz4Error::TooShort { expected, got }),
-        STATUS_MALFORMED => Err(Lz4Error::Malformed),
-        _ => Err(Lz4Error::Malformed),
-    }
 }
 
 /// Output batch of zeroed records of the expected sizes, refusing a size count that does

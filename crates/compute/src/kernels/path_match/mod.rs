@@ -15,22 +15,22 @@
 //! DFA would be too large returns `None` from [`PathMatcher::new`], and the caller
 //! builds paths instead.
 
+#[cfg(feature = "gpu")]
+mod gpu;
 mod heads;
 mod literal;
 mod reach;
 
 use super::dfa::{self, DfaTable, FLAG_DEAD, FLAG_MATCH};
 use super::glob::{self, ANY, CLASS, LITERAL, STAR};
-use super::name_match::{entry_hits, NameMatcher, NameQuery};
+use super::matching_ids;
+use super::name_match::{NameMatcher, NameQuery};
 use super::name_scan::Prefilter;
 use super::path_build::{self, Keep, PathFormat, TextPiece};
 use crate::dir_tree::DirTree;
-use crate::error::{ComputeError, ComputeResult};
-use crate::gpu::{GpuContext, Slot};
-use crate::mirror::NamespaceMirror;
 use crate::ordered::in_order;
 use crate::prefetch;
-use crate::view::{head_kind, matching_ids, DirListing, NamespaceView, NO_ENTRY};
+use crate::view::{head_kind, DirListing, NamespaceView, NO_ENTRY};
 use gpufs_format::DirentRecord;
 use rayon::prelude::*;
 
@@ -54,7 +54,6 @@ const BROKEN: u32 = u32::MAX - 3;
 const MAX_DEPTH: usize = super::path_build::MAX_DEPTH;
 
 pub const NAME: &str = "path_match";
-const SOURCE: &str = include_str!("../../../kernels/path_match.wgsl");
 
 /// A query compiled to one DFA over full paths, its states renumbered for the hot
 /// loop: ids premultiplied by the stride (no multiply per byte) and the match and dead
@@ -522,80 +521,6 @@ impl PathMatcher {
         codes
     }
 
-    /// The GPU kernel over the mirror: the same ids as [`Self::cpu`]. The directories'
-    /// states are computed here (one pass over the directories), the entries' part (one
-    /// invocation per entry, over the mirror) on the GPU; a substring without '/' takes
-    /// its names from the name-match kernel.
-    pub fn gpu(
-        &self,
-        ctx: &GpuContext,
-        mirror: &NamespaceMirror,
-        view: &NamespaceView<'_>,
-        kinds: u32,
-    ) -> ComputeResult<Vec<u32>> {
-        let tree = DirTree::of(view);
-        let looks = self.look_codes(view, &tree, &self.slot_looks(&tree));
-        let count = mirror.dirent_count;
-        let mut prog: Vec<u32> = self.classes.to_vec();
-        let trans_base = prog.len() as u32;
-        prog.extend_from_slice(&self.trans);
-        let match_base = prog.len() as u32;
-        prog.extend(self.matching.iter().map(|&m| u32::from(m)));
-        let tail_base = prog.len() as u32;
-        let (tail, fold) = match &self.tail {
-            Some((t, f)) => (t.as_slice(), *f),
-            None => (&[][..], false),
-        };
-        prog.extend(tail.iter().map(|&b| u32::from(b)));
-        prog.push(0);
-        let looks_len = u32::try_from(looks.len())
-            .map_err(|_| ComputeError::TooLarge(format!("{} directories", looks.len())))?;
-        if looks.len() as u64 * 4 > ctx.max_binding {
-            return Err(ComputeError::TooLarge(format!(
-                "{} inode slots of directory states",
-                looks.len()
-            )));
-        }
-        let params: [u32; 12] = [
-            count,
-            looks_len,
-            self.stride,
-            self.special_from,
-            trans_base,
-            match_base,
-            tail_base,
-            tail.len() as u32,
-            u32::from(fold),
-            kinds,
-            0,
-            0,
-        ];
-        let kernel = ctx.kernel(
-            NAME,
-            SOURCE,
-            &["dirents", "names"],
-            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::ReadWrite],
-        )?;
-        let uniform = ctx.uniform(bytemuck::cast_slice(&params));
-        let prog_buf = ctx.upload("path program", bytemuck::cast_slice(&prog));
-        let looks_buf = ctx.upload("directory looks", bytemuck::cast_slice(&looks));
-        let in_dirs = entry_hits(
-            ctx,
-            mirror,
-            &kernel,
-            &[&uniform, &prog_buf, &looks_buf],
-            count,
-        )?;
-        match &self.names {
-            Some(names) => {
-                let mut by_name = names.clone().with_kinds(kinds).gpu(ctx, mirror)?;
-                by_name.retain(|&id| has_path(view, &tree, id));
-                Ok(merge(&by_name, &in_dirs))
-            }
-            None => Ok(in_dirs),
-        }
-    }
-
     /// The pass over every entry, from what each directory's entries need.
     fn scan(
         &self,
@@ -708,6 +633,7 @@ impl DirStates<'_> {
 
 /// Two ascending id lists as one, each id once.
 fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
+    debug_assert!(a.is_sorted() && b.is_sorted(), "merge takes ascending ids");
     if b.is_empty() {
         return a.to_vec();
     }

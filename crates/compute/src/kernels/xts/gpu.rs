@@ -8,7 +8,8 @@ use std::ops::Range;
 use super::tables::{all_tables, decrypt_schedule, encrypt_schedule, DECRYPT_BASE, SCHEDULE_WORDS};
 use super::{check, Direction, SectorLayout, XtsKey, SECTOR_BYTES};
 use crate::error::{ComputeError, ComputeResult};
-use crate::gpu::{GpuContext, Slot, WORKGROUP};
+use crate::gpu::rounds::{dispatch_in_rounds, Unit, Work};
+use crate::gpu::{GpuContext, Kernel, Slot};
 use crate::records::{upload_parts, GpuPart, RecordBatch};
 
 const COMMON: &str = include_str!("../../../kernels/aes_xts_common.wgsl");
@@ -118,83 +119,106 @@ pub fn upload(
     })
 }
 
-/// The uniform of one dispatch over sectors `first..end`: end, table base, first, round
-/// keys.
-fn params(
-    ctx: &GpuContext,
-    sectors: Range<u64>,
-    table_base: u32,
-    rk: &[u32; SCHEDULE_WORDS],
-) -> wgpu::Buffer {
-    // Both ends are at most the part's sector count, a u32.
-    let mut p = vec![sectors.end as u32, table_base, sectors.start as u32, 0];
-    p.extend_from_slice(rk);
-    ctx.uniform(bytemuck::cast_slice(&p))
+/// The two passes of one direction, their group 0, and the block pass's round keys and
+/// table base.
+struct Passes<'a> {
+    tweak: std::sync::Arc<Kernel>,
+    block: std::sync::Arc<Kernel>,
+    g0_tweak: wgpu::BindGroup,
+    g0_block: wgpu::BindGroup,
+    rk: &'a [u32; SCHEDULE_WORDS],
+    base: u32,
 }
 
-/// Sectors one dispatch covers: a full grid of workgroups (of 256 invocations for the
-/// tweak pass, where each invocation is a sector).
-fn per_dispatch(ctx: &GpuContext, per_group: u64) -> u64 {
-    let g = u64::from(ctx.max_groups_per_dim);
-    g * g * per_group
+impl<'a> Passes<'a> {
+    fn new(ctx: &GpuContext, keys: &'a Schedules, dir: Direction) -> ComputeResult<Passes<'a>> {
+        let tweak = ctx.kernel(
+            "aes_xts_tweak",
+            &format!("{COMMON}\n{TWEAK}"),
+            &[],
+            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::ReadWrite],
+        )?;
+        let decrypt = dir == Direction::Decrypt;
+        let (name, rk, base) = if decrypt {
+            ("aes_xts_dec", &keys.data_dec, DECRYPT_BASE)
+        } else {
+            ("aes_xts_enc", &keys.data_enc, 0)
+        };
+        let block = ctx.kernel(
+            name,
+            &format!("const DECRYPT: bool = {decrypt};\n{COMMON}\n{BLOCKS}"),
+            &[],
+            &[
+                Slot::Uniform,
+                Slot::Read,
+                Slot::Read,
+                Slot::Read,
+                Slot::Read,
+                Slot::ReadWrite,
+            ],
+        )?;
+        Ok(Passes {
+            g0_tweak: ctx.no_arrays_group(&tweak),
+            g0_block: ctx.no_arrays_group(&block),
+            tweak,
+            block,
+            rk,
+            base,
+        })
+    }
+
+    /// Records both passes over part `sp` into `enc`, output to `out`; returns the
+    /// tweak buffer they use (to give back once they ran).
+    fn record(
+        &self,
+        ctx: &GpuContext,
+        up: &XtsUpload,
+        sp: &SectorPart,
+        out: &wgpu::Buffer,
+        enc: &mut wgpu::CommandEncoder,
+    ) -> ComputeResult<wgpu::Buffer> {
+        let count = u64::from(sp.sector_count);
+        let tweaks = ctx.pool.take(&ctx.device, count * 16);
+        // The tweak pass: an invocation per sector.
+        let work = Work {
+            total: count,
+            unit: Unit::Items,
+            extra: [0, 0],
+            tail: &up.keys.tweak_enc,
+        };
+        dispatch_in_rounds(ctx, enc, &self.tweak, &self.g0_tweak, work, |u| {
+            ctx.own_group(&self.tweak, &[u, &up.tables, &sp.sectors, &tweaks])
+        })?;
+        // The block pass: a workgroup per sector.
+        let work = Work {
+            total: count,
+            unit: Unit::Groups,
+            extra: [self.base, 0],
+            tail: self.rk,
+        };
+        dispatch_in_rounds(ctx, enc, &self.block, &self.g0_block, work, |u| {
+            let own = [u, &up.tables, &sp.sectors, &tweaks, &sp.part.data, out];
+            ctx.own_group(&self.block, &own)
+        })?;
+        Ok(tweaks)
+    }
 }
 
 /// Step 2: records both passes for every part, submits and waits.
 pub fn run(ctx: &GpuContext, up: &XtsUpload, dir: Direction) -> ComputeResult<XtsOutput> {
-    let tweak_kernel = ctx.kernel(
-        "aes_xts_tweak",
-        &format!("{COMMON}\n{TWEAK}"),
-        &[],
-        &[Slot::Uniform, Slot::Read, Slot::Read, Slot::ReadWrite],
-    )?;
-    let decrypt = dir == Direction::Decrypt;
-    let (name, rk, base) = if decrypt {
-        ("aes_xts_dec", &up.keys.data_dec, DECRYPT_BASE)
-    } else {
-        ("aes_xts_enc", &up.keys.data_enc, 0)
-    };
-    let block_kernel = ctx.kernel(
-        name,
-        &format!("const DECRYPT: bool = {decrypt};\n{COMMON}\n{BLOCKS}"),
-        &[],
-        &[
-            Slot::Uniform,
-            Slot::Read,
-            Slot::Read,
-            Slot::Read,
-            Slot::Read,
-            Slot::ReadWrite,
-        ],
-    )?;
-    let g0_tweak = ctx.no_arrays_group(&tweak_kernel);
-    let g0_block = ctx.no_arrays_group(&block_kernel);
+    let passes = Passes::new(ctx, &up.keys, dir)?;
     let mut enc = ctx.encoder();
     let mut outputs = Vec::with_capacity(up.parts.len());
     let mut scratch = Vec::with_capacity(up.parts.len());
+    let mut recorded = Ok(());
     for sp in &up.parts {
         let out_bytes = sp.part.data_bytes.next_multiple_of(16).max(16);
         let out = ctx.pool.take(&ctx.device, out_bytes);
-        if sp.sector_count > 0 {
-            let tweaks = ctx.pool.take(&ctx.device, u64::from(sp.sector_count) * 16);
-            let count = u64::from(sp.sector_count);
-            let step = per_dispatch(ctx, u64::from(WORKGROUP));
-            for first in (0..count).step_by(step as usize) {
-                let end = (first + step).min(count);
-                let u = params(ctx, first..end, 0, &up.keys.tweak_enc);
-                let g1 = ctx.own_group(&tweak_kernel, &[&u, &up.tables, &sp.sectors, &tweaks]);
-                ctx.dispatch(&mut enc, &tweak_kernel, [&g0_tweak, &g1], end - first)?;
+        if sp.sector_count > 0 && recorded.is_ok() {
+            match passes.record(ctx, up, sp, &out, &mut enc) {
+                Ok(tweaks) => scratch.push(tweaks),
+                Err(e) => recorded = Err(e),
             }
-            let step = per_dispatch(ctx, 1);
-            for first in (0..count).step_by(step as usize) {
-                let end = (first + step).min(count);
-                let u = params(ctx, first..end, base, rk);
-                let g1 = ctx.own_group(
-                    &block_kernel,
-                    &[&u, &up.tables, &sp.sectors, &tweaks, &sp.part.data, &out],
-                );
-                ctx.dispatch_groups(&mut enc, &block_kernel, [&g0_block, &g1], end - first)?;
-            }
-            scratch.push(tweaks);
         }
         outputs.push(OutPart {
             range: sp.part.range.clone(),
@@ -203,7 +227,7 @@ pub fn run(ctx: &GpuContext, up: &XtsUpload, dir: Direction) -> ComputeResult<Xt
             bytes: sp.part.data_bytes,
         });
     }
-    let done = ctx.submit(enc).and_then(|()| ctx.wait());
+    let done = recorded.and_then(|()| ctx.submit(enc).and_then(|()| ctx.wait()));
     for b in scratch {
         ctx.pool.give(b);
     }

@@ -9,7 +9,9 @@
 //! 16 use ciphertext stealing (IEEE 1619 §5.3.2). A record of 1..=15 bytes has no valid
 //! layout and is refused ([`ComputeError::BadInput`]); an empty record stays empty.
 
+#[cfg(feature = "gpu")]
 mod gpu;
+#[cfg(feature = "gpu")]
 mod tables;
 
 use aes::cipher::{generic_array::GenericArray, BlockDecrypt, BlockEncrypt, KeyInit};
@@ -20,6 +22,7 @@ use xts_mode::{get_tweak_default, Xts128};
 use crate::error::{ComputeError, ComputeResult};
 use crate::records::RecordBatch;
 
+#[cfg(feature = "gpu")]
 pub use gpu::{gpu, gpu_with_sector, read, run, upload, XtsOutput, XtsUpload};
 
 pub const NAME: &str = "aes_xts";

@@ -167,7 +167,7 @@ mod tests {
         w
     }
 
-    /// As aes_encrypt / aes_decrypt in kernels/aes_xts_common.wgsl.
+    /// As aes_block in kernels/aes_xts_common.wgsl.
     fn model(tables: &[u32], rk: &[u32; SCHEDULE_WORDS], block: &[u8; 16], dec: bool) -> [u8; 16] {
         let t = |i: usize, x: u32| tables[(x & 0xff) as usize].rotate_left(8 * i as u32);
         let sb = |x: u32| tables[256 + (x & 0xff) as usize];

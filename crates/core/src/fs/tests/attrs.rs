@@ -23,15 +23,15 @@ fn xattrs_create_replace_list_remove() {
     assert!(fs.listxattr(f).unwrap().is_empty());
     fs.setxattr(f, b"user.a", b"1", 0).unwrap();
     assert_eq!(fs.getxattr(f, b"user.a").unwrap(), b"1");
-    assert!(matches!(
+    assert_err!(
         fs.setxattr(f, b"user.a", b"2", XATTR_CREATE),
-        Err(FsError::Exists)
-    ));
-    assert!(matches!(
+        FsError::Exists
+    );
+    assert_err!(
         fs.setxattr(f, b"user.b", b"2", XATTR_REPLACE),
-        Err(FsError::NoData)
-    ));
-    assert!(matches!(fs.getxattr(f, b"user.b"), Err(FsError::NoData)));
+        FsError::NoData
+    );
+    assert_err!(fs.getxattr(f, b"user.b"), FsError::NoData);
     fs.setxattr(f, b"user.b", b"", XATTR_CREATE).unwrap();
     fs.setxattr(f, b"user.a", b"replaced", XATTR_REPLACE)
         .unwrap();
@@ -47,41 +47,26 @@ fn xattrs_create_replace_list_remove() {
         ])
     );
     fs.removexattr(f, b"user.a").unwrap();
-    assert!(matches!(fs.getxattr(f, b"user.a"), Err(FsError::NoData)));
-    assert!(matches!(fs.removexattr(f, b"user.a"), Err(FsError::NoData)));
+    assert_err!(fs.getxattr(f, b"user.a"), FsError::NoData);
+    assert_err!(fs.removexattr(f, b"user.a"), FsError::NoData);
     assert_eq!(
         xattr_names(&fs, f),
         BTreeSet::from([b"user.b".to_vec(), b"trusted.t".to_vec()])
     );
     // Unknown namespaces, bad names, oversized values.
-    assert!(matches!(
-        fs.setxattr(f, b"other.x", b"v", 0),
-        Err(FsError::NotSupported)
-    ));
-    assert!(matches!(
-        fs.setxattr(f, b"user.", b"v", 0),
-        Err(FsError::NotSupported)
-    ));
-    assert!(matches!(
-        fs.setxattr(f, b"", b"v", 0),
-        Err(FsError::Invalid(_))
-    ));
+    assert_err!(fs.setxattr(f, b"other.x", b"v", 0), FsError::NotSupported);
+    assert_err!(fs.setxattr(f, b"user.", b"v", 0), FsError::NotSupported);
+    assert_err!(fs.setxattr(f, b"", b"v", 0), FsError::Invalid(_));
     let long_name = [b"user.".to_vec(), vec![b'x'; 251]].concat();
-    assert!(matches!(
-        fs.setxattr(f, &long_name, b"v", 0),
-        Err(FsError::Range)
-    ));
-    assert!(matches!(
+    assert_err!(fs.setxattr(f, &long_name, b"v", 0), FsError::Range);
+    assert_err!(
         fs.setxattr(f, b"user.big", &vec![0u8; 65_537], 0),
-        Err(FsError::TooBig)
-    ));
+        FsError::TooBig
+    );
     fs.setxattr(f, b"user.max", &vec![7u8; 65_536], 0).unwrap();
     // user.* is for files and directories only.
     let l = fs.symlink(ROOT, b"l", b"f", Caller::ROOT).unwrap().ino;
-    assert!(matches!(
-        fs.setxattr(l, b"user.a", b"v", 0),
-        Err(FsError::NotPermitted)
-    ));
+    assert_err!(fs.setxattr(l, b"user.a", b"v", 0), FsError::NotPermitted);
     fs.setxattr(ROOT, b"user.dir", b"d", 0).unwrap();
 
     let (dev2, fs) = close_and_remount(&dev, fs);
@@ -110,10 +95,7 @@ fn xattrs_create_replace_list_remove() {
     assert_eq!(fs.getxattr(f, b"trusted.t").unwrap(), b"new");
     // An unlinked file's attributes go with it.
     fs.unlink(ROOT, b"f").unwrap();
-    assert!(matches!(
-        fs.getxattr(f, b"user.max"),
-        Err(FsError::NotFound)
-    ));
+    assert_err!(fs.getxattr(f, b"user.max"), FsError::NotFound);
 }
 
 #[test]
@@ -126,22 +108,16 @@ fn symlinks_and_special_files() {
     assert_eq!(l.uid, 1000);
     assert_eq!(fs.readlink(l.ino).unwrap(), b"some/where/else");
     assert_eq!(fs.lookup(ROOT, b"l").unwrap().ino, l.ino);
-    assert!(matches!(
-        fs.symlink(ROOT, b"l", b"x", USER),
-        Err(FsError::Exists)
-    ));
-    assert!(matches!(
-        fs.symlink(ROOT, b"e", b"", USER),
-        Err(FsError::NotFound)
-    ));
-    assert!(matches!(
+    assert_err!(fs.symlink(ROOT, b"l", b"x", USER), FsError::Exists);
+    assert_err!(fs.symlink(ROOT, b"e", b"", USER), FsError::NotFound);
+    assert_err!(
         fs.symlink(ROOT, b"e", &vec![b'a'; 4096], USER),
-        Err(FsError::NameTooLong)
-    ));
+        FsError::NameTooLong
+    );
     let long_target = vec![b'a'; 4095];
     let ll = fs.symlink(ROOT, b"long", &long_target, USER).unwrap().ino;
-    assert!(matches!(fs.readlink(ROOT), Err(FsError::Invalid(_))));
-    assert!(matches!(fs.read(l.ino, 0, 10), Err(FsError::Invalid(_))));
+    assert_err!(fs.readlink(ROOT), FsError::Invalid(_));
+    assert_err!(fs.read(l.ino, 0, 10), FsError::Invalid(_));
 
     let fifo = fs
         .mknod(ROOT, b"fifo", S_IFIFO | 0o600, 1234, USER)
@@ -157,10 +133,10 @@ fn symlinks_and_special_files() {
     assert_eq!(chr.rdev, 0x0103);
     let reg = fs.mknod(ROOT, b"reg", S_IFREG | 0o644, 0, USER).unwrap();
     assert_eq!(reg.kind, FileKind::Regular);
-    assert!(matches!(
+    assert_err!(
         fs.mknod(ROOT, b"dir", S_IFDIR | 0o755, 0, USER),
-        Err(FsError::Invalid(_))
-    ));
+        FsError::Invalid(_)
+    );
     let kinds: BTreeMap<Vec<u8>, (u64, FileKind)> = list(&fs, ROOT)
         .into_iter()
         .map(|(_, n, i, k)| (n, (i, k)))
@@ -182,5 +158,5 @@ fn symlinks_and_special_files() {
     assert_eq!(fs.readlink(l.ino).unwrap(), b"some/where/else");
     assert_eq!(fs.readlink(ll).unwrap(), long_target);
     fs.unlink(ROOT, b"l").unwrap();
-    assert!(matches!(fs.readlink(l.ino), Err(FsError::NotFound)));
+    assert_err!(fs.readlink(l.ino), FsError::NotFound);
 }

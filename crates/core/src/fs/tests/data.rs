@@ -78,12 +78,9 @@ fn write_and_read_across_record_boundaries() {
     assert_eq!(fs.write(ino, size + R, &[]).unwrap(), 0);
     assert_eq!(fs.getattr(ino).unwrap().size, size);
     // Directories are not readable or writable as files.
-    assert!(matches!(fs.read(ROOT, 0, 10), Err(FsError::IsDir)));
-    assert!(matches!(fs.write(ROOT, 0, b"x"), Err(FsError::IsDir)));
-    assert!(matches!(
-        fs.write(ino, MAX_FILE_SIZE, b"x"),
-        Err(FsError::FileTooBig)
-    ));
+    assert_err!(fs.read(ROOT, 0, 10), FsError::IsDir);
+    assert_err!(fs.write(ROOT, 0, b"x"), FsError::IsDir);
+    assert_err!(fs.write(ino, MAX_FILE_SIZE, b"x"), FsError::FileTooBig);
 }
 
 #[test]
@@ -109,15 +106,9 @@ fn file_larger_than_4_gib_with_seek_data_and_hole() {
         assert_eq!(fs.lseek(ino, 0, SEEK_HOLE).unwrap(), 0);
         assert_eq!(fs.lseek(ino, 123_456, SEEK_HOLE).unwrap(), 123_456);
         assert_eq!(fs.lseek(ino, at, SEEK_HOLE).unwrap(), at + 1);
-        assert!(matches!(
-            fs.lseek(ino, at + 1, SEEK_DATA),
-            Err(FsError::NoSuchOffset)
-        ));
-        assert!(matches!(
-            fs.lseek(ino, at + 1, SEEK_HOLE),
-            Err(FsError::NoSuchOffset)
-        ));
-        assert!(matches!(fs.lseek(ino, 0, 7), Err(FsError::Invalid(_))));
+        assert_err!(fs.lseek(ino, at + 1, SEEK_DATA), FsError::NoSuchOffset);
+        assert_err!(fs.lseek(ino, at + 1, SEEK_HOLE), FsError::NoSuchOffset);
+        assert_err!(fs.lseek(ino, 0, 7), FsError::Invalid(_));
     };
     check(&fs);
     // Data at the start: the hole begins where it ends.
@@ -173,7 +164,7 @@ fn truncate_shrink_then_grow_reads_zeros() {
     assert_eq!(fs.getattr(ino).unwrap().blocks, 0);
     set_size(&fs, ino, 2 * R);
     same(read_all(&fs, ino), vec![0u8; (2 * R) as usize]);
-    assert!(matches!(
+    assert_err!(
         fs.setattr(
             ROOT,
             &SetAttr {
@@ -182,8 +173,8 @@ fn truncate_shrink_then_grow_reads_zeros() {
             },
             Caller::ROOT
         ),
-        Err(FsError::IsDir)
-    ));
+        FsError::IsDir
+    );
     let (_dev, fs) = close_and_remount(&dev, fs);
     same(read_all(&fs, ino), vec![0u8; (2 * R) as usize]);
     assert_eq!(fs.getattr(ino).unwrap().blocks, 0);
@@ -219,7 +210,7 @@ fn unlinked_open_file_lives_until_release() {
     fs.open(ino, false).unwrap();
     fs.open(ino, false).unwrap();
     fs.unlink(ROOT, b"u").unwrap();
-    assert!(matches!(fs.lookup(ROOT, b"u"), Err(FsError::NotFound)));
+    assert_err!(fs.lookup(ROOT, b"u"), FsError::NotFound);
     assert!(names(&fs, ROOT).is_empty());
     let a = fs.getattr(ino).unwrap();
     assert_eq!(a.nlink, 0);
@@ -231,8 +222,8 @@ fn unlinked_open_file_lives_until_release() {
     want.extend_from_slice(b"more");
     same(read_all(&fs, ino), &want);
     fs.release(ino).unwrap();
-    assert!(matches!(fs.getattr(ino), Err(FsError::NotFound)));
-    assert!(matches!(fs.read(ino, 0, 1), Err(FsError::NotFound)));
+    assert_err!(fs.getattr(ino), FsError::NotFound);
+    assert_err!(fs.read(ino, 0, 1), FsError::NotFound);
     // The name can be reused at once.
     let again = create_file(&fs, ROOT, b"u", b"x");
     same(read_all(&fs, again), b"x");
@@ -249,7 +240,7 @@ fn unlinked_open_file_lives_until_release() {
         "{:?}",
         fs.notes()
     );
-    assert!(matches!(fs.getattr(ino2), Err(FsError::NotFound)));
+    assert_err!(fs.getattr(ino2), FsError::NotFound);
     same(read_all(&fs, again), b"x");
 }
 
@@ -278,24 +269,18 @@ fn fallocate_punch_hole_and_zero_range() {
     model[R as usize..(2 * R) as usize].fill(0);
     same(read_all(&fs, f), &model);
     assert_eq!(fs.getattr(f).unwrap().blocks, 16 * 8);
-    assert!(matches!(
-        fs.lseek(f, R + 1, SEEK_DATA),
-        Err(FsError::NoSuchOffset)
-    ));
+    assert_err!(fs.lseek(f, R + 1, SEEK_DATA), FsError::NoSuchOffset);
     // Punching past the end changes nothing, not even the size.
     fs.fallocate(f, 3 * R - 10, 10 * R, keep_punch).unwrap();
     assert_eq!(fs.getattr(f).unwrap().size, 3 * R);
     same(read_all(&fs, f), &model);
     // Punch needs KEEP_SIZE; unknown modes are refused.
-    assert!(matches!(
+    assert_err!(
         fs.fallocate(f, 0, 10, FALLOC_FL_PUNCH_HOLE),
-        Err(FsError::NotSupported)
-    ));
-    assert!(matches!(
-        fs.fallocate(f, 0, 10, 0x40),
-        Err(FsError::NotSupported)
-    ));
-    assert!(matches!(fs.fallocate(f, 0, 0, 0), Err(FsError::Invalid(_))));
+        FsError::NotSupported
+    );
+    assert_err!(fs.fallocate(f, 0, 10, 0x40), FsError::NotSupported);
+    assert_err!(fs.fallocate(f, 0, 0, 0), FsError::Invalid(_));
 
     // Zero range inside, then past the end (extends the size), then with KEEP_SIZE.
     fs.fallocate(f, 100, 50, FALLOC_FL_ZERO_RANGE).unwrap();
@@ -315,7 +300,7 @@ fn fallocate_punch_hole_and_zero_range() {
     model.resize((4 * R + 1000) as usize, 0);
     assert_eq!(fs.getattr(f).unwrap().size, 4 * R + 1000);
     same(read_all(&fs, f), &model);
-    assert!(matches!(fs.fallocate(ROOT, 0, 10, 0), Err(FsError::IsDir)));
+    assert_err!(fs.fallocate(ROOT, 0, 10, 0), FsError::IsDir);
 
     let (_dev, fs) = close_and_remount(&dev, fs);
     same(read_all(&fs, f), &model);

@@ -34,14 +34,14 @@ fn enospc_then_the_filesystem_still_works() {
     assert!(short_writes <= 1);
     assert_eq!(fs.getattr(big).unwrap().size, content.len() as u64);
     same(read_all(&fs, big), &content);
-    assert!(matches!(
+    assert_err!(
         fs.write(big, content.len() as u64, &[1u8; 100_000]),
-        Err(FsError::NoSpace)
-    ));
-    assert!(matches!(
+        FsError::NoSpace
+    );
+    assert_err!(
         fs.fallocate(big, content.len() as u64, 1 << 20, 0),
-        Err(FsError::NoSpace)
-    ));
+        FsError::NoSpace
+    );
     // Nothing past the size was kept by the failed writes: growing reads zeros.
     let size = content.len() as u64;
     set_size(&fs, big, size + 300_000);
@@ -78,7 +78,7 @@ fn enospc_then_the_filesystem_still_works() {
     let (dev, fs) = mount_image(img);
     same(read_all(&fs, again), want);
     same(read_all(&fs, small), b"tiny");
-    assert!(matches!(fs.lookup(ROOT, b"big"), Err(FsError::NotFound)));
+    assert_err!(fs.lookup(ROOT, b"big"), FsError::NotFound);
     let (_dev, fs) = close_and_remount(&dev, fs);
     same(read_all(&fs, again), want);
 }
@@ -112,7 +112,7 @@ fn build_tree(fs: &Filesystem) -> Vec<u64> {
     .unwrap();
     let gone = create_file(fs, ROOT, b"gone", b"bye");
     fs.unlink(ROOT, b"gone").unwrap();
-    assert!(matches!(fs.getattr(gone), Err(FsError::NotFound)));
+    assert_err!(fs.getattr(gone), FsError::NotFound);
     set_size(fs, a, 250_000);
     vec![ROOT, d, sub, a, b, l, p]
 }
@@ -188,7 +188,7 @@ fn synced_state_survives_a_power_cut() {
             "{:?}",
             fs2.notes()
         );
-        assert!(matches!(fs2.lookup(ROOT, b"late"), Err(FsError::NotFound)));
+        assert_err!(fs2.lookup(ROOT, b"late"), FsError::NotFound);
         let after: Vec<Attr> = inos.iter().map(|i| fs2.getattr(*i).unwrap()).collect();
         assert_eq!(after, attrs, "seed {seed}");
         check_tree(&fs2, &inos, &after);

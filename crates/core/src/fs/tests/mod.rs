@@ -1,6 +1,17 @@
 //! POSIX behaviour of [`Filesystem`] on an in-memory [`FaultDevice`].
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Asserts that `$e` fails with an error matching `$p`, showing what it returned if
+/// not.
+macro_rules! assert_err {
+    ($e:expr, $p:pat) => {
+        match $e {
+            Err($p) => {}
+            other => panic!("expected Err({}), got {other:?}", stringify!($p)),
+        }
+    };
+}
+
 mod attrs;
 mod data;
 mod durability;

@@ -25,18 +25,12 @@ fn create_lookup_getattr() {
     assert_ne!(a.ino, ROOT);
     assert_eq!(fs.lookup(ROOT, b"a").unwrap(), a);
     assert_eq!(fs.getattr(a.ino).unwrap(), a);
-    assert!(matches!(fs.lookup(ROOT, b"b"), Err(FsError::NotFound)));
-    assert!(matches!(
-        fs.create(ROOT, b"a", 0o644, USER),
-        Err(FsError::Exists)
-    ));
+    assert_err!(fs.lookup(ROOT, b"b"), FsError::NotFound);
+    assert_err!(fs.create(ROOT, b"a", 0o644, USER), FsError::Exists);
     // A file is no parent.
-    assert!(matches!(fs.lookup(a.ino, b"x"), Err(FsError::NotDir)));
-    assert!(matches!(
-        fs.create(a.ino, b"x", 0o644, USER),
-        Err(FsError::NotDir)
-    ));
-    assert!(matches!(fs.getattr(9999), Err(FsError::NotFound)));
+    assert_err!(fs.lookup(a.ino, b"x"), FsError::NotDir);
+    assert_err!(fs.create(a.ino, b"x", 0o644, USER), FsError::NotDir);
+    assert_err!(fs.getattr(9999), FsError::NotFound);
     for bad in [&b"."[..], b"..", b"", b"a/b", b"a\0b"] {
         assert!(
             matches!(fs.create(ROOT, bad, 0o644, USER), Err(FsError::Invalid(_))),
@@ -64,8 +58,8 @@ fn rename_replaces_files_and_empty_dirs() {
     fs.rename(ROOT, b"a", ROOT, b"b", RenameMode::Replace)
         .unwrap();
     assert_eq!(fs.lookup(ROOT, b"b").unwrap().ino, a);
-    assert!(matches!(fs.lookup(ROOT, b"a"), Err(FsError::NotFound)));
-    assert!(matches!(fs.getattr(b), Err(FsError::NotFound)));
+    assert_err!(fs.lookup(ROOT, b"a"), FsError::NotFound);
+    assert_err!(fs.getattr(b), FsError::NotFound);
     same(read_all(&fs, a), b"AAAA");
     assert_eq!(fs.getattr(a).unwrap().nlink, 1);
 
@@ -79,7 +73,7 @@ fn rename_replaces_files_and_empty_dirs() {
     assert_eq!(fs.getattr(q).unwrap().nlink, 3);
     assert_eq!(fs.getattr(ROOT).unwrap().nlink, 4);
     fs.rename(p, b"d1", q, b"d2", RenameMode::Replace).unwrap();
-    assert!(matches!(fs.getattr(d2), Err(FsError::NotFound)));
+    assert_err!(fs.getattr(d2), FsError::NotFound);
     assert_eq!(fs.lookup(q, b"d2").unwrap().ino, d1);
     assert_eq!(fs.getattr(p).unwrap().nlink, 2);
     assert_eq!(fs.getattr(q).unwrap().nlink, 3);
@@ -91,7 +85,7 @@ fn rename_replaces_files_and_empty_dirs() {
     let e1 = fs.mkdir(q, b"e1", 0o755, Caller::ROOT).unwrap().ino;
     assert_eq!(fs.getattr(q).unwrap().nlink, 4);
     fs.rename(q, b"d2", q, b"e1", RenameMode::Replace).unwrap();
-    assert!(matches!(fs.getattr(e1), Err(FsError::NotFound)));
+    assert_err!(fs.getattr(e1), FsError::NotFound);
     assert_eq!(fs.getattr(q).unwrap().nlink, 3);
     assert_eq!(names(&fs, q), BTreeSet::from([b"e1".to_vec()]));
 
@@ -100,23 +94,23 @@ fn rename_replaces_files_and_empty_dirs() {
     // Directory over a non-empty directory.
     let full = fs.mkdir(ROOT, b"full", 0o755, Caller::ROOT).unwrap().ino;
     create_file(&fs, full, b"x", b"");
-    assert!(matches!(
+    assert_err!(
         fs.rename(q, b"e1", ROOT, b"full", RenameMode::Replace),
-        Err(FsError::NotEmpty)
-    ));
+        FsError::NotEmpty
+    );
     // File over a directory, directory over a file.
-    assert!(matches!(
+    assert_err!(
         fs.rename(q, b"file", ROOT, b"full", RenameMode::Replace),
-        Err(FsError::IsDir)
-    ));
-    assert!(matches!(
+        FsError::IsDir
+    );
+    assert_err!(
         fs.rename(q, b"e1", q, b"file", RenameMode::Replace),
-        Err(FsError::NotDir)
-    ));
-    assert!(matches!(
+        FsError::NotDir
+    );
+    assert_err!(
         fs.rename(q, b"nope", q, b"x", RenameMode::Replace),
-        Err(FsError::NotFound)
-    ));
+        FsError::NotFound
+    );
     assert_eq!(
         names(&fs, q),
         BTreeSet::from([b"e1".to_vec(), b"file".to_vec()])
@@ -149,14 +143,14 @@ fn rename_noreplace_and_exchange() {
     let (dev, fs) = fresh();
     let a = create_file(&fs, ROOT, b"a", b"A");
     let b = create_file(&fs, ROOT, b"b", b"B");
-    assert!(matches!(
+    assert_err!(
         fs.rename(ROOT, b"a", ROOT, b"b", RenameMode::NoReplace),
-        Err(FsError::Exists)
-    ));
-    assert!(matches!(
+        FsError::Exists
+    );
+    assert_err!(
         fs.rename(ROOT, b"a", ROOT, b"a", RenameMode::NoReplace),
-        Err(FsError::Exists)
-    ));
+        FsError::Exists
+    );
     assert_eq!(fs.lookup(ROOT, b"a").unwrap().ino, a);
     assert_eq!(fs.lookup(ROOT, b"b").unwrap().ino, b);
     fs.rename(ROOT, b"a", ROOT, b"c", RenameMode::NoReplace)
@@ -169,10 +163,10 @@ fn rename_noreplace_and_exchange() {
     assert_eq!(fs.lookup(ROOT, b"c").unwrap().ino, b);
     assert_eq!(fs.lookup(ROOT, b"b").unwrap().ino, a);
     same(read_all(&fs, fs.lookup(ROOT, b"b").unwrap().ino), b"A");
-    assert!(matches!(
+    assert_err!(
         fs.rename(ROOT, b"c", ROOT, b"missing", RenameMode::Exchange),
-        Err(FsError::NotFound)
-    ));
+        FsError::NotFound
+    );
 
     // A directory (with a subdirectory) and a file across parents.
     let p1 = fs.mkdir(ROOT, b"p1", 0o755, Caller::ROOT).unwrap().ino;
@@ -209,14 +203,14 @@ fn rename_noreplace_and_exchange() {
 
     // A directory cannot be exchanged with something below itself.
     let deep = create_file(&fs, x, b"deep", b"");
-    assert!(matches!(
+    assert_err!(
         fs.rename(p1, b"z", x, b"deep", RenameMode::Exchange),
-        Err(FsError::Invalid(_))
-    ));
-    assert!(matches!(
+        FsError::Invalid(_)
+    );
+    assert_err!(
         fs.rename(x, b"deep", p1, b"z", RenameMode::Exchange),
-        Err(FsError::Invalid(_))
-    ));
+        FsError::Invalid(_)
+    );
     assert_eq!(fs.lookup(x, b"deep").unwrap().ino, deep);
 
     let (_dev, fs) = close_and_remount(&dev, fs);
@@ -244,10 +238,10 @@ fn rename_of_a_directory_below_itself_is_invalid() {
             "into {np}/{nn:?}"
         );
     }
-    assert!(matches!(
+    assert_err!(
         fs.rename(a, b"b", c, b"b2", RenameMode::NoReplace),
-        Err(FsError::Invalid(_))
-    ));
+        FsError::Invalid(_)
+    );
     assert_eq!(fs.lookup(ROOT, b"a").unwrap().ino, a);
     assert_eq!(fs.lookup(a, b"b").unwrap().ino, b);
     assert_eq!(fs.getattr(a).unwrap().nlink, 3);
@@ -267,17 +261,14 @@ fn link_counts_and_rmdir() {
     assert_eq!(fs.link(f, ROOT, b"h").unwrap().nlink, 3);
     assert_eq!(fs.getattr(f).unwrap().nlink, 3);
     assert_eq!(fs.lookup(d, b"g").unwrap().ino, f);
-    assert!(matches!(fs.link(f, ROOT, b"h"), Err(FsError::Exists)));
-    assert!(matches!(
-        fs.link(d, ROOT, b"dl"),
-        Err(FsError::NotPermitted)
-    ));
+    assert_err!(fs.link(f, ROOT, b"h"), FsError::Exists);
+    assert_err!(fs.link(d, ROOT, b"dl"), FsError::NotPermitted);
     fs.unlink(ROOT, b"f").unwrap();
     assert_eq!(fs.getattr(f).unwrap().nlink, 2);
     same(read_all(&fs, f), b"data");
     fs.unlink(ROOT, b"h").unwrap();
     assert_eq!(fs.getattr(f).unwrap().nlink, 1);
-    assert!(matches!(fs.unlink(ROOT, b"h"), Err(FsError::NotFound)));
+    assert_err!(fs.unlink(ROOT, b"h"), FsError::NotFound);
 
     // Directories: 2 + subdirectories; files do not count.
     assert_eq!(fs.getattr(d).unwrap().nlink, 2);
@@ -287,15 +278,15 @@ fn link_counts_and_rmdir() {
         .unwrap();
     assert_eq!(fs.getattr(d).unwrap().nlink, 4);
     assert_eq!(fs.getattr(ROOT).unwrap().nlink, 3);
-    assert!(matches!(fs.rmdir(ROOT, b"d"), Err(FsError::NotEmpty)));
-    assert!(matches!(fs.unlink(ROOT, b"d"), Err(FsError::IsDir)));
-    assert!(matches!(fs.rmdir(d, b"g"), Err(FsError::NotDir)));
-    assert!(matches!(fs.rmdir(d, b"nope"), Err(FsError::NotFound)));
+    assert_err!(fs.rmdir(ROOT, b"d"), FsError::NotEmpty);
+    assert_err!(fs.unlink(ROOT, b"d"), FsError::IsDir);
+    assert_err!(fs.rmdir(d, b"g"), FsError::NotDir);
+    assert_err!(fs.rmdir(d, b"nope"), FsError::NotFound);
     fs.mkdir(s1, b"t", 0o755, Caller::ROOT).unwrap();
-    assert!(matches!(fs.rmdir(d, b"s1"), Err(FsError::NotEmpty)));
+    assert_err!(fs.rmdir(d, b"s1"), FsError::NotEmpty);
     fs.rmdir(s1, b"t").unwrap();
     fs.rmdir(d, b"s1").unwrap();
-    assert!(matches!(fs.getattr(s1), Err(FsError::NotFound)));
+    assert_err!(fs.getattr(s1), FsError::NotFound);
     assert_eq!(fs.getattr(d).unwrap().nlink, 3);
 
     let (_dev, fs) = close_and_remount(&dev, fs);
@@ -306,7 +297,7 @@ fn link_counts_and_rmdir() {
     fs.unlink(d, b"fifo").unwrap();
     fs.rmdir(d, b"s2").unwrap();
     fs.rmdir(ROOT, b"d").unwrap();
-    assert!(matches!(fs.getattr(f), Err(FsError::NotFound)));
+    assert_err!(fs.getattr(f), FsError::NotFound);
     assert_eq!(fs.getattr(ROOT).unwrap().nlink, 2);
     assert!(names(&fs, ROOT).is_empty());
 }
@@ -324,22 +315,22 @@ fn names_up_to_255_bytes() {
     let dir255 = fs.mkdir(d, &ok, 0o755, Caller::ROOT).unwrap().ino;
     fs.link(f, dir255, &ok).unwrap();
     fs.symlink(dir255, b"l", &ok, Caller::ROOT).unwrap();
-    let nt = |r: FsResult<Attr>| assert!(matches!(r, Err(FsError::NameTooLong)));
+    let nt = |r: FsResult<Attr>| assert_err!(r, FsError::NameTooLong);
     nt(fs.create(ROOT, &long, 0o644, Caller::ROOT));
     nt(fs.mkdir(ROOT, &long, 0o755, Caller::ROOT));
     nt(fs.mknod(ROOT, &long, S_IFIFO | 0o644, 0, Caller::ROOT));
     nt(fs.symlink(ROOT, &long, b"t", Caller::ROOT));
     nt(fs.lookup(ROOT, &long));
     nt(fs.link(f, ROOT, &long));
-    assert!(matches!(
+    assert_err!(
         fs.rename(ROOT, &ok, ROOT, &long, RenameMode::Replace),
-        Err(FsError::NameTooLong)
-    ));
-    assert!(matches!(
+        FsError::NameTooLong
+    );
+    assert_err!(
         fs.rename(ROOT, &long, ROOT, b"x", RenameMode::Replace),
-        Err(FsError::NameTooLong)
-    ));
-    assert!(matches!(fs.unlink(ROOT, &long), Err(FsError::NameTooLong)));
+        FsError::NameTooLong
+    );
+    assert_err!(fs.unlink(ROOT, &long), FsError::NameTooLong);
     fs.rename(ROOT, &ok, d, b"short", RenameMode::Replace)
         .unwrap();
     fs.rename(d, b"short", ROOT, &ok, RenameMode::Replace)

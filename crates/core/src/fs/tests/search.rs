@@ -120,10 +120,7 @@ fn finds_what_exists_now_and_not_what_was_deleted() {
         pattern: "(".into(),
         fold: false,
     });
-    assert!(matches!(
-        fs.search(&c, &bad, Caller::ROOT, &[]),
-        Err(FsError::BadQuery(_))
-    ));
+    assert_err!(fs.search(&c, &bad, Caller::ROOT, &[]), FsError::BadQuery(_));
 }
 
 #[test]
@@ -159,10 +156,10 @@ fn names_in_directories_the_caller_cannot_list_stay_hidden() {
     assert_eq!(all[0].totals.files, 4);
     assert_eq!(user[0].totals.files, 1);
     assert!(user.iter().all(|e| !e.path.starts_with(b"/secret/")));
-    assert!(matches!(
+    assert_err!(
         fs.du(&c, secret.ino, DuRows::Children, USER, &[]),
-        Err(FsError::Access)
-    ));
+        FsError::Access
+    );
 }
 
 #[test]

@@ -5,9 +5,9 @@
 
 use rayon::prelude::*;
 
+use super::rng::SplitMix;
 use crate::error::ComputeResult;
 use crate::records::RecordBatch;
-use crate::rng::SplitMix;
 
 /// What the records look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

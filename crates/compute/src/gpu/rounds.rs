@@ -1,6 +1,7 @@
 //! Dispatches larger than one grid: the data kernels record their work in rounds, each a
 //! dispatch of at most the context's full 2-D grid with its own uniform
-//! `[base, end, extra0, extra1]`, so the WGSL offsets its index by `base` and skips
+//! `[base, end, extra0, extra1]` (then the work's `tail` words, for a kernel that needs
+//! more, such as AES round keys), so the WGSL offsets its index by `base` and skips
 //! indices `>= end`.
 
 use crate::error::{ComputeError, ComputeResult};
@@ -15,12 +16,13 @@ pub(crate) enum Unit {
     Groups,
 }
 
-/// The indices a kernel runs over and the last two words of its uniform.
+/// The indices a kernel runs over and the words of its uniform after `[base, end]`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Work {
+pub(crate) struct Work<'a> {
     pub total: u64,
     pub unit: Unit,
     pub extra: [u32; 2],
+    pub tail: &'a [u32],
 }
 
 /// Records `kernel` over `work` in as many rounds as needed. `bind` makes group 1 around
@@ -30,10 +32,15 @@ pub(crate) fn dispatch_in_rounds(
     encoder: &mut wgpu::CommandEncoder,
     kernel: &Kernel,
     group0: &wgpu::BindGroup,
-    work: Work,
+    work: Work<'_>,
     bind: impl Fn(&wgpu::Buffer) -> wgpu::BindGroup,
 ) -> ComputeResult<()> {
-    let Work { total, unit, extra } = work;
+    let Work {
+        total,
+        unit,
+        extra,
+        tail,
+    } = work;
     let end = u32::try_from(total)
         .map_err(|_| ComputeError::TooLarge(format!("{total} items in one part")))?;
     let per_dim = u64::from(ctx.max_groups_per_dim);
@@ -45,12 +52,13 @@ pub(crate) fn dispatch_in_rounds(
     let mut base = 0u64;
     while base < total {
         let n = per_round.min(total - base);
-        let params = [
+        let mut params = vec![
             base as u32,
             (base + n).min(u64::from(end)) as u32,
             extra[0],
             extra[1],
         ];
+        params.extend_from_slice(tail);
         let uniform = ctx.uniform(bytemuck::cast_slice(&params));
         let group1 = bind(&uniform);
         match unit {

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 /// Readahead gpufs asks for, in KiB.
-pub const READAHEAD_KIB: u32 = 4096;
+const READAHEAD_KIB: u32 = 4096;
 
 #[cfg(target_os = "linux")]
-pub fn raise(mountpoint: &Path) {
+pub(crate) fn raise(mountpoint: &Path) {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(mountpoint) else {
         return;
@@ -23,4 +23,4 @@ pub fn raise(mountpoint: &Path) {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn raise(_mountpoint: &Path) {}
+pub(crate) fn raise(_mountpoint: &Path) {}

@@ -3,7 +3,7 @@
 //! calibration measured), with the CPU twin as the fallback; every call is counted in
 //! the statistics.
 
-use crate::compute::Compute;
+use super::{on_gpu, Compute};
 use crate::error::ComputeResult;
 use crate::kernels::blake3::{self, Blake3Mode};
 use crate::kernels::crc32c;
@@ -18,7 +18,7 @@ impl Compute {
             crc32c::NAME,
             batch.data_bytes(),
             true,
-            || crc32c::gpu(self.gpu_or_err()?, batch),
+            |g| on_gpu!(g => crc32c::gpu(g.ctx(), batch)),
             || crc32c::cpu(batch),
         )
     }
@@ -29,7 +29,7 @@ impl Compute {
             blake3::NAME,
             batch.data_bytes(),
             true,
-            || blake3::gpu(self.gpu_or_err()?, batch, mode),
+            |g| on_gpu!(g => blake3::gpu(g.ctx(), batch, mode)),
             || blake3::cpu(batch, mode),
         )
     }
@@ -47,7 +47,7 @@ impl Compute {
             xts::NAME,
             batch.data_bytes(),
             true,
-            || xts::gpu(self.gpu_or_err()?, batch, key, first_sectors, dir).map(Ok),
+            |g| on_gpu!(g => xts::gpu(g.ctx(), batch, key, first_sectors, dir).map(Ok)),
             || xts::cpu(batch, key, first_sectors, dir),
         )?
     }
@@ -59,7 +59,7 @@ impl Compute {
             lz4::COMPRESS,
             batch.data_bytes(),
             true,
-            || lz4::compress_gpu(self.gpu_or_err()?, batch),
+            |g| on_gpu!(g => lz4::compress_gpu(g.ctx(), batch)),
             || lz4::compress_cpu(batch),
         )
     }
@@ -75,7 +75,7 @@ impl Compute {
             lz4::DECOMPRESS,
             bytes,
             true,
-            || lz4::decompress_gpu(self.gpu_or_err()?, blocks, sizes).map(Ok),
+            |g| on_gpu!(g => lz4::decompress_gpu(g.ctx(), blocks, sizes).map(Ok)),
             || lz4::decompress_cpu(blocks, sizes),
         )?
     }

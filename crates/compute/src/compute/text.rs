@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use super::Compute;
 use crate::choice::Backend;
-use crate::compute::Compute;
 use crate::error::ComputeResult;
 use crate::kernels::name_match::{self, NameMatcher};
 use crate::kernels::path_build::{self, Keep, PathFormat, TextPiece};

@@ -2,27 +2,36 @@
 //! directories of source trees, photos, logs and documents, about one directory per
 //! `files_per_dir` entries, names like `IMG_20231104_183012.jpg` or `parser_test.rs`.
 
+pub mod data;
+pub mod rng;
+
 use gpufs_format::records::mode_bits;
 use gpufs_format::{name_hash, DirentRecord, FileKind, InodeRecord, ROOT_INO};
 
-use crate::index::DirentIndex;
-use crate::view::{NameOwners, NamespaceView, OwnersView, NO_ENTRY};
+use crate::index::{free_slot, probe, EMPTY};
+use crate::view::{NamespaceView, OwnersView, NO_ENTRY};
 
-/// An owned namespace in the arrays the kernels read.
+/// An owned namespace in the arrays the kernels read. Entries are only added, each name
+/// appended to the arena, so the owner map is one pair per entry in id order.
 #[derive(Clone, Debug, Default)]
 pub struct SynthNamespace {
     pub dirents: Vec<DirentRecord>,
     pub names: Vec<u8>,
     pub inodes: Vec<InodeRecord>,
-    pub index: DirentIndex,
+    /// Index slots, sized once for every entry generated (it never grows).
+    pub index: Vec<u32>,
     pub allocated: Vec<u64>,
     pub dir_entry: Vec<u32>,
     /// Inode numbers of the directories, root first.
     pub dirs: Vec<u32>,
-    pub owners: NameOwners,
+    /// The owner map, one pair per entry in id order: entry `k`'s name lies at
+    /// `owner_offsets[k]` and has `owner_lens[k]` bytes (`owner_ids[k] == k`).
+    owner_offsets: Vec<u64>,
+    owner_ids: Vec<u32>,
+    owner_lens: Vec<u8>,
 }
 
-type Rng = crate::rng::SplitMix;
+type Rng = rng::SplitMix;
 
 const WORDS: &[&str] = &[
     "report",
@@ -131,7 +140,13 @@ impl SynthNamespace {
             inodes: vec![InodeRecord::default()],
             allocated: vec![0],
             dir_entry: vec![NO_ENTRY],
-            index: DirentIndex::with_capacity(entries),
+            // At most three quarters full: it never needs to grow.
+            index: vec![
+                EMPTY;
+                (entries.saturating_mul(4) / 3 + 1)
+                    .max(16)
+                    .next_power_of_two()
+            ],
             ..Default::default()
         };
         ns.dirents.reserve(entries);
@@ -200,17 +215,19 @@ impl SynthNamespace {
 
     fn add(&mut self, rng: &mut Rng, parent: u32, name: &[u8], kind: FileKind) -> Option<u32> {
         let hash = name_hash(parent, name);
-        let taken = self.index.find(hash, |id| {
+        let taken = probe(&self.index, hash, |id| {
             let d = &self.dirents[id as usize];
             d.parent == parent && self.name_of(id) == name
         });
         if taken.is_some() || name.len() > 255 {
             return None;
         }
+        let slot = free_slot(&self.index, hash)?;
         let ino = self.new_inode(rng, kind);
         let id = self.dirents.len() as u32;
-        self.owners
-            .push(self.names.len() as u64, id, name.len() as u8);
+        self.owner_offsets.push(self.names.len() as u64);
+        self.owner_ids.push(id);
+        self.owner_lens.push(name.len() as u8);
         self.dirents.push(DirentRecord {
             parent,
             ino,
@@ -222,9 +239,7 @@ impl SynthNamespace {
             cookie: u64::from(id) + 3,
         });
         self.names.extend_from_slice(name);
-        let dirents = &self.dirents;
-        self.index
-            .insert(hash, id, |i| dirents[i as usize].name_hash);
+        self.index[slot] = id;
         if kind == FileKind::Directory {
             self.dir_entry[ino as usize] = id;
         }
@@ -239,44 +254,36 @@ impl SynthNamespace {
     }
 
     pub fn view(&self) -> NamespaceView<'_> {
-        NamespaceView {
-            dirents: &self.dirents,
-            names: &self.names,
-            inodes: &self.inodes,
-            index: self.index.slots(),
-            allocated: &self.allocated,
-            dir_entry: &self.dir_entry,
-            owners: Some(self.owners.view()),
-            dirs: None,
-        }
+        self.prefix_view(self.dirents.len())
     }
 
     /// A view of the first `n` entries: itself a valid namespace, since inode numbers
     /// follow entry order (the first n + 2 inodes, slot 0 and the root included, are
     /// the prefix's own; a later one would be "missing" to every kernel).
     pub fn prefix_view(&self, n: usize) -> NamespaceView<'_> {
-        let mut v = self.view();
-        v.dirents = &self.dirents[..n.min(self.dirents.len())];
+        let n = n.min(self.dirents.len());
         let inodes = (n + 2).min(self.inodes.len());
-        v.inodes = &self.inodes[..inodes];
-        v.allocated = &self.allocated[..inodes.min(self.allocated.len())];
-        v.dir_entry = &self.dir_entry[..inodes.min(self.dir_entry.len())];
         // Entries were added in id order, one owner pair each: the first n pairs and
         // the arena up to the next name are the prefix's own, so an arena scan of the
         // prefix costs what the prefix holds.
-        let pairs = n.min(self.owners.len());
         let arena_end = self
-            .owners
-            .offsets
-            .get(pairs)
+            .owner_offsets
+            .get(n)
             .map_or(self.names.len(), |&o| o as usize);
-        v.names = &self.names[..arena_end.min(self.names.len())];
-        v.owners = Some(OwnersView {
-            offsets: &self.owners.offsets[..pairs],
-            ids: &self.owners.ids[..pairs],
-            lens: &self.owners.lens[..pairs],
-        });
-        v
+        NamespaceView {
+            dirents: &self.dirents[..n],
+            names: &self.names[..arena_end.min(self.names.len())],
+            inodes: &self.inodes[..inodes],
+            index: &self.index,
+            allocated: &self.allocated[..inodes.min(self.allocated.len())],
+            dir_entry: &self.dir_entry[..inodes.min(self.dir_entry.len())],
+            owners: Some(OwnersView {
+                offsets: &self.owner_offsets[..n],
+                ids: &self.owner_ids[..n],
+                lens: &self.owner_lens[..n],
+            }),
+            dirs: None,
+        }
     }
 
     /// Ids of the entries in directory `dir`.

@@ -1,60 +1,61 @@
-//! [`Compute`]: the one object the rest of gpufs calls. It holds the GPU (if any), the
-//! mirror of the namespace on it, the policy that picks a backend per call, and the
-//! statistics of what ran where.
+//! [`Compute`]: the one object the rest of gpufs calls. It holds the GPU side (if any:
+//! the device and the mirror of the namespace on it), the policy that picks a backend per
+//! call, and the statistics of what ran where.
+
+mod data;
+#[cfg(feature = "gpu")]
+mod gpu;
+#[cfg(not(feature = "gpu"))]
+#[path = "cpu_only.rs"]
+mod gpu;
+mod text;
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use parking_lot::Mutex;
-
 use crate::choice::{Backend, Choice};
 use crate::error::{ComputeError, ComputeResult};
-use crate::gpu::{GpuContext, GpuOptions};
 use crate::kernels::dir_sort::{self, SortKey};
 use crate::kernels::name_match::NameMatcher;
 use crate::kernels::subtree_sum::{self, DirTotals};
 use crate::kernels::{path_build, path_lookup};
-use crate::mirror::NamespaceMirror;
 use crate::stats::Stats;
 use crate::view::{NamespaceDirty, NamespaceView};
+use gpu::GpuSide;
 
 /// Smallest batch (items) at which `auto` sends a kernel to the GPU, per kernel.
-/// Filled by [`crate::calibrate`]; a kernel without an entry stays on the CPU.
+/// Filled by `calibrate`; a kernel without an entry stays on the CPU.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
     pub gpu_from: HashMap<String, u64>,
 }
 
 /// The compute layer as the filesystem uses it.
+#[derive(Debug)]
 pub struct Compute {
     choice: Choice,
-    gpu: Option<GpuContext>,
+    /// The device and its namespace mirror; always `None` without the `gpu` feature.
+    gpu: Option<GpuSide>,
     policy: Policy,
-    mirror: Mutex<MirrorState>,
     pub stats: Stats,
 }
 
-#[derive(Default)]
-struct MirrorState {
-    mirror: Option<NamespaceMirror>,
-    /// Changes not yet written to the mirror.
-    pending: NamespaceDirty,
+/// The GPU half of a kernel call: `$call`, with `$g` the [`GpuSide`]. Without the `gpu`
+/// feature there is no GPU side (the type has no values): the call is neither made nor
+/// compiled.
+#[cfg(feature = "gpu")]
+macro_rules! on_gpu {
+    ($g:ident => $call:expr) => {
+        $call
+    };
 }
-
-impl std::fmt::Debug for Compute {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compute")
-            .field("choice", &self.choice)
-            .field("gpu", &self.gpu)
-            .finish()
-    }
+#[cfg(not(feature = "gpu"))]
+macro_rules! on_gpu {
+    ($g:ident => $call:expr) => {
+        match *$g {}
+    };
 }
-
-fn merge(into: &mut crate::view::DirtyRanges, from: &crate::view::DirtyRanges) {
-    for &(s, e) in from.ranges() {
-        into.mark(s, e);
-    }
-}
+use on_gpu;
 
 impl Compute {
     /// CPU twins only.
@@ -63,57 +64,26 @@ impl Compute {
             choice: Choice::Cpu,
             gpu: None,
             policy: Policy::default(),
-            mirror: Mutex::new(MirrorState::default()),
             stats: Stats::default(),
         }
     }
 
-    /// Opens the backend `choice` asks for. `Gpu` without an adapter is an error;
-    /// `Auto` without a hardware adapter logs one line and uses the CPU.
-    /// With `auto` on a hardware adapter the policy is the cached calibration of that
-    /// adapter, measured now when there is none yet.
+    /// Opens the backend `choice` asks for. `Gpu` without an adapter is an error (and
+    /// without the `gpu` feature always one); `Auto` without a hardware adapter logs one
+    /// line and uses the CPU. With `auto` on a hardware adapter the policy is the cached
+    /// calibration of that adapter, measured now when there is none yet.
     pub fn open(choice: Choice) -> ComputeResult<Compute> {
-        let gpu = match choice {
-            Choice::Cpu => None,
-            Choice::Gpu => Some(GpuContext::open(&GpuOptions {
-                allow_software: true,
-                ..Default::default()
-            })?),
-            Choice::Auto => match GpuContext::open(&GpuOptions::default()) {
-                Ok(ctx) => Some(ctx),
-                Err(e) => {
-                    tracing::info!("compute: {e}; using the CPU");
-                    None
-                }
-            },
-        };
-        let policy = match (&gpu, choice) {
-            (Some(ctx), Choice::Auto) => crate::calibrate::policy_for(ctx).unwrap_or_else(|e| {
-                tracing::info!("compute: calibration failed ({e}); using the CPU");
-                Policy::default()
-            }),
-            _ => Policy::default(),
-        };
+        let (gpu, policy) = GpuSide::open(choice)?;
         Ok(Compute {
             choice,
             gpu,
             policy,
-            mirror: Mutex::new(MirrorState::default()),
             stats: Stats::default(),
         })
     }
 
     pub fn choice(&self) -> Choice {
         self.choice
-    }
-
-    pub fn gpu(&self) -> Option<&GpuContext> {
-        self.gpu.as_ref()
-    }
-
-    /// The GPU, or [`ComputeError::GpuDisabled`].
-    pub(crate) fn gpu_or_err(&self) -> ComputeResult<&GpuContext> {
-        self.gpu.as_ref().ok_or(ComputeError::GpuDisabled)
     }
 
     pub fn policy(&self) -> &Policy {
@@ -134,40 +104,8 @@ impl Compute {
 
     /// Records namespace changes; the mirror catches up before the next GPU call.
     pub fn note_changes(&self, dirty: &NamespaceDirty) {
-        if self.gpu.is_none() || dirty.is_empty() {
-            return;
-        }
-        let mut st = self.mirror.lock();
-        let p = &mut st.pending;
-        merge(&mut p.dirents, &dirty.dirents);
-        merge(&mut p.names, &dirty.names);
-        merge(&mut p.inodes, &dirty.inodes);
-        merge(&mut p.index, &dirty.index);
-        merge(&mut p.allocated, &dirty.allocated);
-        merge(&mut p.dir_entry, &dirty.dir_entry);
-    }
-
-    /// Runs `f` with a mirror current with `view` (uploaded on first use).
-    fn with_mirror<T>(
-        &self,
-        view: &NamespaceView<'_>,
-        f: impl FnOnce(&GpuContext, &NamespaceMirror) -> ComputeResult<T>,
-    ) -> ComputeResult<T> {
-        let Some(ctx) = self.gpu.as_ref() else {
-            return Err(ComputeError::GpuDisabled);
-        };
-        let mut st = self.mirror.lock();
-        let MirrorState { mirror, pending } = &mut *st;
-        match mirror {
-            Some(m) => m.update(ctx, view, pending)?,
-            None => {
-                *mirror = Some(NamespaceMirror::upload(ctx, view)?);
-                pending.clear();
-            }
-        }
-        match mirror.as_ref() {
-            Some(m) => f(ctx, m),
-            None => Err(ComputeError::GpuDisabled),
+        if let Some(g) = &self.gpu {
+            g.note_changes(dirty);
         }
     }
 
@@ -178,12 +116,13 @@ impl Compute {
         kernel: &'static str,
         items: u64,
         gpu_capable: bool,
-        gpu: impl FnOnce() -> ComputeResult<T>,
+        gpu: impl FnOnce(&GpuSide) -> ComputeResult<T>,
         cpu: impl FnOnce() -> T,
     ) -> ComputeResult<T> {
         let start = Instant::now();
-        if gpu_capable && self.backend_for(kernel, items) == Backend::Gpu {
-            match gpu() {
+        let on_gpu = gpu_capable && self.backend_for(kernel, items) == Backend::Gpu;
+        if let Some(g) = self.gpu.as_ref().filter(|_| on_gpu) {
+            match gpu(g) {
                 Ok(v) => {
                     self.stats
                         .record(kernel, Backend::Gpu, items, start.elapsed());
@@ -208,7 +147,7 @@ impl Compute {
             crate::kernels::name_match::NAME,
             view.dirents.len() as u64,
             m.gpu_capable(),
-            || self.with_mirror(view, |ctx, mirror| m.gpu(ctx, mirror)),
+            |g| on_gpu!(g => g.with_mirror(view, |ctx, mirror| m.gpu(ctx, mirror))),
             || m.cpu(view),
         )
     }
@@ -228,7 +167,7 @@ impl Compute {
             crate::kernels::path_match::NAME,
             view.dirents.len() as u64,
             true,
-            || self.with_mirror(view, |ctx, mirror| m.gpu(ctx, mirror, view, kinds)),
+            |g| on_gpu!(g => g.with_mirror(view, |ctx, mirror| m.gpu(ctx, mirror, view, kinds))),
             || m.cpu_listed(view, kinds, listing),
         )
     }
@@ -243,7 +182,7 @@ impl Compute {
             path_build::NAME,
             ids.len() as u64,
             true,
-            || self.with_mirror(view, |ctx, mirror| path_build::gpu(ctx, mirror, ids)),
+            |g| on_gpu!(g => g.with_mirror(view, |ctx, mirror| path_build::gpu(ctx, mirror, ids))),
             || path_build::cpu(view, ids),
         )
     }
@@ -261,10 +200,10 @@ impl Compute {
             path_build::NAME,
             ids.len() as u64,
             true,
-            || {
-                self.with_mirror(view, |ctx, mirror| {
+            |g| {
+                on_gpu!(g => g.with_mirror(view, |ctx, mirror| {
                     path_build::gpu(ctx, mirror, ids).map(|l| path_build::join(&l, format))
-                })
+                }))
             },
             || path_build::cpu_joined(view, ids, format),
         )
@@ -280,7 +219,7 @@ impl Compute {
             path_lookup::NAME,
             paths.len() as u64,
             true,
-            || self.with_mirror(view, |ctx, mirror| path_lookup::gpu(ctx, mirror, paths)),
+            |g| on_gpu!(g => g.with_mirror(view, |ctx, mirror| path_lookup::gpu(ctx, mirror, paths))),
             || path_lookup::cpu(view, paths),
         )
     }
@@ -297,10 +236,10 @@ impl Compute {
             dir_sort::NAME,
             ids.len() as u64,
             true,
-            || {
-                self.with_mirror(view, |ctx, mirror| {
+            |g| {
+                on_gpu!(g => g.with_mirror(view, |ctx, mirror| {
                     dir_sort::gpu(ctx, mirror, ids, key, descending)
-                })
+                }))
             },
             || dir_sort::cpu(view, ids, key, descending),
         )
@@ -312,7 +251,7 @@ impl Compute {
             subtree_sum::NAME,
             view.dirents.len() as u64,
             true,
-            || self.with_mirror(view, subtree_sum::gpu),
+            |g| on_gpu!(g => g.with_mirror(view, subtree_sum::gpu)),
             || subtree_sum::cpu(view),
         )
     }

@@ -1,0 +1,17 @@
+//! The record pipeline: how a byte range of a file divides into records ([`span`]),
+//! and the one path every data record takes to the device and back ([`pipeline`],
+//! through the stages of [`stage`]), with the cache of verified records ([`cache`]).
+//!
+//! The file system layer works in spans and logical bytes; the volume supplies the
+//! blocks ([`BlockSource`], [`BlockSink`]). Nothing above this module computes a
+//! checksum, chooses a pointer flag or pads a record.
+
+mod cache;
+mod pipeline;
+mod span;
+mod stage;
+
+pub use cache::RecordCache;
+pub use pipeline::{load, read_cached, write, BlockSink, BlockSource, RecordError};
+pub use span::{RecordGeometry, Span};
+pub use stage::V1_WRITE;

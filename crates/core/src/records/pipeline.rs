@@ -1,0 +1,340 @@
+//! The one write path and the one read path of data records.
+//!
+//! A write runs the stages of a pipeline ([`super::stage`]) over the record's logical
+//! bytes and returns the pointer to what it stored, flags included. A read refuses a
+//! pointer whose flags this build does not know, or whose stored length differs from
+//! its logical length without a stage that allows it, reads the stored bytes, verifies
+//! their CRC32C, and undoes the flagged stages, last applied first.
+
+use std::sync::Arc;
+
+use gpufs_format::{checksum, RecordPtr, BLOCK_SIZE};
+
+use super::cache::RecordCache;
+use super::stage::{self, known_flags, Stage, WriteIo, ALL_STAGES};
+use crate::error::{FsError, FsResult};
+use crate::units::BlockNo;
+
+/// Where records are read from: the data area of a device.
+pub trait BlockSource {
+    /// Fails unless blocks `block .. block+count` lie inside the data area.
+    fn check_run(&self, block: BlockNo, count: u64) -> FsResult<()>;
+    /// Reads `buf.len()` bytes from `block` on.
+    fn read_blocks(&self, block: BlockNo, buf: &mut [u8]) -> FsResult<()>;
+}
+
+/// Where records are written to: free space of the data area.
+pub trait BlockSink {
+    /// Generation new records are born in.
+    fn birth_gen(&self) -> u64;
+    /// `count` contiguous free blocks.
+    fn allocate(&mut self, count: u64) -> FsResult<BlockNo>;
+    /// Gives back blocks that a write failed to fill (nothing refers to them).
+    fn release(&mut self, block: BlockNo, count: u64);
+    /// Writes `bytes` (whole blocks) at `block`.
+    fn write_blocks(&mut self, block: BlockNo, bytes: &[u8]) -> FsResult<()>;
+}
+
+/// Why a stored record cannot be read back.
+#[derive(Debug)]
+pub enum RecordError {
+    /// The pointer carries flags of stages this build does not implement.
+    UnknownFlags(u32),
+    /// The stored length differs from the logical length, and no flag explains it.
+    Length { logical: u32, phys: u32 },
+    /// The pointer's blocks do not lie inside the data area.
+    OutsideArea(FsError),
+    /// The device failed to read them.
+    Unreadable(FsError),
+    /// The stored bytes fail their checksum.
+    Checksum { stored: u32, computed: u32 },
+}
+
+impl RecordError {
+    /// The error a read of the record at `block` returns.
+    pub fn into_fs_error(self, block: u64) -> FsError {
+        match self {
+            RecordError::UnknownFlags(flags) => FsError::corrupt(format!(
+                "record at block {block} has flags {flags:#x} this build cannot read"
+            )),
+            RecordError::Length { logical, phys } => FsError::corrupt(format!(
+                "record at block {block} stores {phys} bytes for {logical} without a flag \
+                 that allows it"
+            )),
+            RecordError::OutsideArea(e) | RecordError::Unreadable(e) => e,
+            RecordError::Checksum { stored, computed } => {
+                tracing::error!(block, stored, computed, "record checksum mismatch");
+                FsError::corrupt(format!("record at block {block} fails its checksum"))
+            }
+        }
+    }
+}
+
+/// Runs `stages` over one record's logical bytes (never empty) and returns the pointer
+/// to what was stored. Nothing refers to it until the caller records it; on failure,
+/// whatever the stages had allocated is given back.
+pub fn write(stages: &[Stage], sink: &mut impl BlockSink, data: &[u8]) -> FsResult<RecordPtr> {
+    debug_assert!(stage::is_valid_pipeline(stages), "{stages:?}");
+    debug_assert!(!data.is_empty(), "an empty record is never stored");
+    debug_assert!(u32::try_from(data.len()).is_ok());
+    let mut io = WriteIo::new(data, sink.birth_gen());
+    for &s in stages {
+        if let Err(e) = s.run(&mut io, sink) {
+            if let Some((block, count)) = io.allocated {
+                sink.release(block, count);
+            }
+            return Err(e);
+        }
+    }
+    // A stage that transforms the bytes sets its flag in `io.ptr` as it runs.
+    let ptr = RecordPtr {
+        phys_len: io.stored.len() as u32,
+        ..io.ptr
+    };
+    debug_assert!(ptr.phys_len == ptr.logical_len || stages.iter().any(|s| s.changes_length()));
+    debug_assert_eq!(io.allocated.map(|a| a.1), Some(ptr.block_count().max(1)));
+    Ok(ptr)
+}
+
+/// The logical bytes of the record `ptr` points at, from `cache` when kept there, else
+/// read through [`load`] and kept.
+pub fn read_cached(
+    cache: &mut RecordCache,
+    src: &impl BlockSource,
+    ptr: &RecordPtr,
+) -> FsResult<Arc<Vec<u8>>> {
+    let block = BlockNo::new(ptr.block);
+    if let Some(hit) = cache.get(block, ptr.logical_len) {
+        return Ok(hit);
+    }
+    let mut buf = Vec::new();
+    load(src, ptr, &mut buf).map_err(|e| e.into_fs_error(ptr.block))?;
+    let data = Arc::new(buf);
+    cache.insert(block, data.clone());
+    Ok(data)
+}
+
+/// The read path: the logical bytes of the record `ptr` points at into `buf`, verified.
+pub fn load(src: &impl BlockSource, ptr: &RecordPtr, buf: &mut Vec<u8>) -> Result<(), RecordError> {
+    let undo = stages_to_undo(ptr)?;
+    let block = BlockNo::new(ptr.block);
+    let count = ptr.block_count();
+    src.check_run(block, count)
+        .map_err(RecordError::OutsideArea)?;
+    let whole = count as usize * BLOCK_SIZE;
+    if buf.capacity() < whole {
+        // Zeroed memory from the allocator is cheaper than zeroing it here.
+        *buf = vec![0u8; whole];
+    } else {
+        buf.clear();
+        buf.resize(whole, 0);
+    }
+    src.read_blocks(block, buf)
+        .map_err(RecordError::Unreadable)?;
+    buf.truncate(ptr.phys_len as usize);
+    let computed = checksum(buf);
+    if computed != ptr.checksum {
+        return Err(RecordError::Checksum {
+            stored: ptr.checksum,
+            computed,
+        });
+    }
+    for s in undo.rev() {
+        s.undo(buf)?;
+    }
+    debug_assert_eq!(buf.len(), ptr.logical_len as usize);
+    Ok(())
+}
+
+/// The transforming stages whose flags `ptr` carries, in pipeline order; an error for
+/// a flag no stage of this build owns, or a length change no flagged stage explains.
+fn stages_to_undo(ptr: &RecordPtr) -> Result<impl DoubleEndedIterator<Item = Stage>, RecordError> {
+    let unknown = ptr.flags & !known_flags();
+    if unknown != 0 {
+        return Err(RecordError::UnknownFlags(ptr.flags));
+    }
+    let flags = ptr.flags;
+    let flagged = ALL_STAGES
+        .iter()
+        .copied()
+        .filter(move |s| s.flag() != 0 && flags & s.flag() != 0);
+    if ptr.phys_len != ptr.logical_len && !flagged.clone().any(|s| s.changes_length()) {
+        return Err(RecordError::Length {
+            logical: ptr.logical_len,
+            phys: ptr.phys_len,
+        });
+    }
+    Ok(flagged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::stage::V1_WRITE;
+
+    /// A data area of 64 blocks in memory, first-fit, that can be told to fail writes.
+    struct MemArea {
+        bytes: Vec<u8>,
+        used: Vec<bool>,
+        fail_writes: bool,
+    }
+
+    const AREA_START: u64 = 10;
+
+    impl MemArea {
+        fn new() -> Self {
+            MemArea {
+                bytes: vec![0xEE; 64 * BLOCK_SIZE],
+                used: vec![false; 64],
+                fail_writes: false,
+            }
+        }
+
+        fn at(block: BlockNo) -> usize {
+            (block.get() - AREA_START) as usize * BLOCK_SIZE
+        }
+    }
+
+    impl BlockSource for MemArea {
+        fn check_run(&self, block: BlockNo, count: u64) -> FsResult<()> {
+            let rel = block.get().checked_sub(AREA_START);
+            match rel {
+                Some(r) if r + count <= 64 => Ok(()),
+                _ => Err(FsError::corrupt("outside")),
+            }
+        }
+
+        fn read_blocks(&self, block: BlockNo, buf: &mut [u8]) -> FsResult<()> {
+            let at = Self::at(block);
+            buf.copy_from_slice(&self.bytes[at..at + buf.len()]);
+            Ok(())
+        }
+    }
+
+    impl BlockSink for MemArea {
+        fn birth_gen(&self) -> u64 {
+            7
+        }
+
+        fn allocate(&mut self, count: u64) -> FsResult<BlockNo> {
+            let n = count as usize;
+            let start = (0..=64 - n)
+                .find(|s| self.used[*s..*s + n].iter().all(|u| !u))
+                .ok_or(FsError::NoSpace)?;
+            self.used[start..start + n].fill(true);
+            Ok(BlockNo::new(AREA_START + start as u64))
+        }
+
+        fn release(&mut self, block: BlockNo, count: u64) {
+            let s = (block.get() - AREA_START) as usize;
+            self.used[s..s + count as usize].fill(false);
+        }
+
+        fn write_blocks(&mut self, block: BlockNo, bytes: &[u8]) -> FsResult<()> {
+            if self.fail_writes {
+                return Err(FsError::Io(std::io::Error::other("cut")));
+            }
+            assert_eq!(bytes.len() % BLOCK_SIZE, 0);
+            let at = Self::at(block);
+            self.bytes[at..at + bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + 3) as u8).collect()
+    }
+
+    #[test]
+    fn v1_writes_the_bytes_as_they_are_zero_padded() {
+        let mut area = MemArea::new();
+        for len in [1usize, 100, 4095, 4096, 4097, 65536] {
+            let d = data(len);
+            let ptr = write(V1_WRITE, &mut area, &d).unwrap();
+            assert_eq!(ptr.logical_len as usize, len);
+            assert_eq!(ptr.phys_len as usize, len);
+            assert_eq!(ptr.flags, 0);
+            assert_eq!(ptr.hash, [0; 32]);
+            assert_eq!(ptr.birth_gen, 7);
+            assert_eq!(ptr.checksum, crc32c::crc32c(&d));
+            let at = MemArea::at(BlockNo::new(ptr.block));
+            let whole = len.div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
+            assert_eq!(&area.bytes[at..at + len], &d[..]);
+            assert!(area.bytes[at + len..at + whole].iter().all(|b| *b == 0));
+            let mut buf = Vec::new();
+            load(&area, &ptr, &mut buf).unwrap();
+            assert_eq!(buf, d);
+        }
+    }
+
+    #[test]
+    fn a_failed_write_gives_its_blocks_back() {
+        let mut area = MemArea::new();
+        area.fail_writes = true;
+        assert!(write(V1_WRITE, &mut area, &data(5000)).is_err());
+        assert!(area.used.iter().all(|u| !u));
+        area.fail_writes = false;
+        let ptr = write(V1_WRITE, &mut area, &data(64 * BLOCK_SIZE)).unwrap();
+        assert_eq!(ptr.block, AREA_START);
+        assert!(matches!(
+            write(V1_WRITE, &mut area, &data(1)),
+            Err(FsError::NoSpace)
+        ));
+    }
+
+    #[test]
+    fn reads_refuse_unknown_flags_lengths_and_bad_checksums() {
+        let mut area = MemArea::new();
+        let ptr = write(V1_WRITE, &mut area, &data(9000)).unwrap();
+        let mut buf = Vec::new();
+        for flag in [
+            RecordPtr::FLAG_LZ4,
+            RecordPtr::FLAG_ENCRYPTED,
+            RecordPtr::FLAG_HASH_VALID,
+            1 << 9,
+        ] {
+            let p = RecordPtr { flags: flag, ..ptr };
+            let e = load(&area, &p, &mut buf).unwrap_err();
+            assert!(matches!(e, RecordError::UnknownFlags(f) if f == flag));
+            let msg = e.into_fs_error(p.block).to_string();
+            assert!(msg.contains("cannot read"), "{msg}");
+        }
+        let short = RecordPtr {
+            phys_len: 8000,
+            ..ptr
+        };
+        assert!(matches!(
+            load(&area, &short, &mut buf),
+            Err(RecordError::Length { .. })
+        ));
+        let flipped = RecordPtr {
+            checksum: ptr.checksum ^ 1,
+            ..ptr
+        };
+        assert!(matches!(
+            load(&area, &flipped, &mut buf),
+            Err(RecordError::Checksum { .. })
+        ));
+        let outside = RecordPtr { block: 1, ..ptr };
+        assert!(matches!(
+            load(&area, &outside, &mut buf),
+            Err(RecordError::OutsideArea(_))
+        ));
+    }
+
+    #[test]
+    fn cached_reads_serve_verified_bytes_until_invalidated() {
+        let mut area = MemArea::new();
+        let d = data(3000);
+        let ptr = write(V1_WRITE, &mut area, &d).unwrap();
+        let mut cache = RecordCache::new(1 << 20);
+        assert_eq!(*read_cached(&mut cache, &area, &ptr).unwrap(), d);
+        // Served from the cache: the device's bytes are not read again.
+        let at = MemArea::at(BlockNo::new(ptr.block));
+        area.bytes[at] ^= 0xFF;
+        assert_eq!(*read_cached(&mut cache, &area, &ptr).unwrap(), d);
+        cache.invalidate(BlockNo::new(ptr.block));
+        let e = read_cached(&mut cache, &area, &ptr).unwrap_err();
+        assert!(e.to_string().contains("fails its checksum"), "{e}");
+    }
+}

@@ -1,0 +1,161 @@
+//! The data area as the record pipeline sees it, and the volume's record operations:
+//! every data record is written and read through [`crate::records`], here.
+
+use std::sync::Arc;
+
+use gpufs_format::{JournalOp, RecordPtr, Superblock};
+
+use super::Volume;
+use crate::alloc::Allocator;
+use crate::device::Device;
+use crate::error::{FsError, FsResult};
+use crate::records::{self, BlockSink, BlockSource, RecordError, V1_WRITE};
+use crate::units::{BlockNo, Ino, RecordIndex};
+
+/// The allocator's number of absolute block `block`, when the run of `count` from it
+/// lies inside the data area (`data_start`, `area_blocks` long).
+pub(super) fn relative(
+    data_start: u64,
+    area_blocks: u64,
+    block: BlockNo,
+    count: u64,
+) -> FsResult<u64> {
+    block
+        .get()
+        .checked_sub(data_start)
+        .filter(|r| r.saturating_add(count) <= area_blocks)
+        .ok_or_else(|| FsError::corrupt(format!("block run {block}+{count} outside the data area")))
+}
+
+/// Reads of the data area.
+struct AreaReader<'a> {
+    dev: &'a dyn Device,
+    data_start: u64,
+    area_blocks: u64,
+}
+
+impl<'a> AreaReader<'a> {
+    /// Built from the volume's fields, so that the record cache can be borrowed beside.
+    fn of(dev: &'a Arc<dyn Device>, sb: &Superblock, alloc: &Allocator) -> Self {
+        AreaReader {
+            dev: dev.as_ref(),
+            data_start: sb.data_start,
+            area_blocks: alloc.total(),
+        }
+    }
+}
+
+impl BlockSource for AreaReader<'_> {
+    fn check_run(&self, block: BlockNo, count: u64) -> FsResult<()> {
+        relative(self.data_start, self.area_blocks, block, count).map(|_| ())
+    }
+
+    fn read_blocks(&self, block: BlockNo, buf: &mut [u8]) -> FsResult<()> {
+        debug_assert!(block.get() >= self.data_start);
+        self.dev.read_at(buf, block.byte_offset())?;
+        Ok(())
+    }
+}
+
+/// Allocation and writes in the data area, keeping back `reserve` blocks for the next
+/// checkpoint.
+struct AreaWriter<'a> {
+    dev: &'a dyn Device,
+    alloc: &'a mut Allocator,
+    data_start: u64,
+    reserve: u64,
+    birth_gen: u64,
+}
+
+impl BlockSink for AreaWriter<'_> {
+    fn birth_gen(&self) -> u64 {
+        self.birth_gen
+    }
+
+    fn allocate(&mut self, count: u64) -> FsResult<BlockNo> {
+        if self.alloc.free() < count + self.reserve {
+            return Err(FsError::NoSpace);
+        }
+        let rel = self.alloc.alloc(count).ok_or(FsError::NoSpace)?;
+        debug_assert!(rel + count <= self.alloc.total());
+        Ok(BlockNo::new(self.data_start + rel))
+    }
+
+    fn release(&mut self, block: BlockNo, count: u64) {
+        let area = self.alloc.total();
+        if let Ok(rel) = relative(self.data_start, area, block, count) {
+            let _ = self.alloc.free_now(rel, count);
+        }
+    }
+
+    fn write_blocks(&mut self, block: BlockNo, bytes: &[u8]) -> FsResult<()> {
+        debug_assert!(
+            relative(self.data_start, self.alloc.total(), block, 1).is_ok(),
+            "write at block {block} outside the data area"
+        );
+        self.dev.write_at(bytes, block.byte_offset())?;
+        Ok(())
+    }
+}
+
+impl Volume {
+    /// The logical bytes of record `index` of `ino`, verified; `None` for a hole.
+    pub fn read_record(&mut self, ino: Ino, index: RecordIndex) -> FsResult<Option<Arc<Vec<u8>>>> {
+        let Some(ptr) = self.ns.extent(ino.get(), index.get()).copied() else {
+            return Ok(None);
+        };
+        let src = AreaReader::of(&self.dev, &self.sb, &self.alloc);
+        records::read_cached(&mut self.cache, &src, &ptr).map(Some)
+    }
+
+    /// Reads and verifies the record `ptr` points at into `buf`, bypassing the cache
+    /// (fsck).
+    pub fn verify_record(&self, ptr: &RecordPtr, buf: &mut Vec<u8>) -> Result<(), RecordError> {
+        records::load(&AreaReader::of(&self.dev, &self.sb, &self.alloc), ptr, buf)
+    }
+
+    /// Stores `data` as record `index` of `ino` through the write pipeline, replacing
+    /// (and freeing) the record there before.
+    pub fn store_record(&mut self, ino: Ino, index: RecordIndex, data: &[u8]) -> FsResult<()> {
+        debug_assert!(data.len() as u64 <= self.geometry().record_size());
+        let ptr = self.write_record(data)?;
+        let put = self.apply(JournalOp::ExtentPut {
+            ino: ino.get(),
+            index: index.get(),
+            ptr,
+        });
+        if put.is_err() {
+            // Nothing refers to the new record: its blocks go back now.
+            self.writer()
+                .release(BlockNo::new(ptr.block), ptr.block_count());
+        }
+        put
+    }
+
+    /// Drops the records `from..to` of `ino` (holes from then on).
+    pub fn drop_records(&mut self, ino: Ino, from: RecordIndex, to: RecordIndex) -> FsResult<()> {
+        debug_assert!(from <= to);
+        self.apply(JournalOp::ExtentDrop {
+            ino: ino.get(),
+            from: from.get(),
+            to: to.get(),
+        })
+    }
+
+    /// Writes one record's logical bytes to fresh blocks; nothing refers to them yet.
+    fn write_record(&mut self, data: &[u8]) -> FsResult<RecordPtr> {
+        records::write(V1_WRITE, &mut self.writer(), data)
+    }
+
+    fn writer(&mut self) -> AreaWriter<'_> {
+        let reserve = self.checkpoint_reserve();
+        let birth_gen = self.generation();
+        AreaWriter {
+            dev: self.dev.as_ref(),
+            alloc: &mut self.alloc,
+            data_start: self.sb.data_start,
+            reserve,
+            birth_gen,
+        }
+    }
+}
