@@ -18,8 +18,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GPUFS = os.path.join(ROOT, "target/release/gpufs")
-BENCH = os.path.join(ROOT, "target/release/gpufs-bench")
+# GPUFS_BIN / GPUFS_BENCH_BIN run another build (e.g. an earlier commit's, for a
+# before/after pair of runs).
+GPUFS = os.environ.get("GPUFS_BIN") or os.path.join(ROOT, "target/release/gpufs")
+BENCH = os.environ.get("GPUFS_BENCH_BIN") or os.path.join(ROOT, "target/release/gpufs-bench")
 
 
 def sh(*args, **kw):
