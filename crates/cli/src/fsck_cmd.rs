@@ -28,7 +28,7 @@ pub fn run(a: FsckArgs) -> ExitCode {
     let dev: Arc<dyn Device> = match FileDevice::open(&image, false) {
         Ok(d) => Arc::new(d),
         Err(e) => {
-            eprintln!("gpufs fsck: {}: {e}", image.display());
+            eprintln!("gpufs fsck: {}", crate::paths::open_error(&image, &e));
             return ExitCode::from(8);
         }
     };

@@ -99,9 +99,12 @@ pub fn make(
                 return Err(format!("{shown} does not exist: give --size to create it"));
             }
         };
-        Arc::new(FileDevice::create_sparse(image, len).map_err(|e| format!("{shown}: {e}"))?)
+        Arc::new(
+            FileDevice::create_sparse(image, len)
+                .map_err(|e| crate::paths::open_error(image, &e))?,
+        )
     } else {
-        Arc::new(FileDevice::open(image, true).map_err(|e| format!("{shown}: {e}"))?)
+        Arc::new(FileDevice::open(image, true).map_err(|e| crate::paths::open_error(image, &e))?)
     };
     let owner = std::fs::metadata(image)
         .map(|m| (m.uid(), m.gid()))

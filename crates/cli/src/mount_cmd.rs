@@ -68,9 +68,8 @@ fn image_and_mountpoint(a: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
 }
 
 fn open(image: &Path, read_only: bool) -> Result<Filesystem, String> {
-    let dev: Arc<dyn Device> = Arc::new(
-        FileDevice::open(image, !read_only).map_err(|e| format!("{}: {e}", image.display()))?,
-    );
+    let dev: Arc<dyn Device> =
+        Arc::new(FileDevice::open(image, !read_only).map_err(|e| paths::open_error(image, &e))?);
     Filesystem::mount(dev, OpenOptions { read_only })
         .map_err(|e| format!("{}: {e}", image.display()))
 }

@@ -61,3 +61,70 @@ pub fn control_sockets(mountpoint: &Path) -> Vec<PathBuf> {
     dirs.push(state_dir());
     dirs.into_iter().map(|d| d.join(&name)).collect()
 }
+
+/// Where `image` is mounted by a gpufs daemon now (the first FUSE mount in
+/// `/proc/self/mounts` whose source is the image's absolute path), if anywhere. The type
+/// reads `fuse` where the daemon mounted by itself, `fuse.gpufs` through `fusermount3`.
+pub fn mounted_at(image: &Path) -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let image = std::path::absolute(image).unwrap_or_else(|_| image.to_path_buf());
+    let image = image.to_string_lossy();
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split(' ');
+        let (source, target, kind) = (fields.next()?, fields.next()?, fields.next()?);
+        (matches!(kind, "fuse" | "fuse.gpufs") && unescape_mount_field(source) == image)
+            .then(|| PathBuf::from(unescape_mount_field(target)))
+    })
+}
+
+/// A field of `/proc/mounts` as it was given: the kernel writes space, tab, newline and
+/// backslash as `\` and three octal digits.
+fn unescape_mount_field(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') << 6 | (d[1] - b'0') << 3 | (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What to say when opening `image` failed with `e`: for an image a mount holds, which
+/// mount holds it.
+pub fn open_error(image: &Path, e: &std::io::Error) -> String {
+    match (e.kind(), mounted_at(image)) {
+        (std::io::ErrorKind::WouldBlock, Some(mp)) => format!(
+            "{} is in use: mounted at {} (one writer per image: unmount it first)",
+            image.display(),
+            mp.display()
+        ),
+        _ => format!("{}: {e}", image.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape_mount_field;
+
+    #[test]
+    fn mount_fields_unescape_octal() {
+        assert_eq!(
+            unescape_mount_field(r"/mnt/a\040b\011c\134d"),
+            "/mnt/a b\tc\\d"
+        );
+        assert_eq!(unescape_mount_field(r"/plain"), "/plain");
+        assert_eq!(unescape_mount_field(r"/end\04"), r"/end\04");
+    }
+}

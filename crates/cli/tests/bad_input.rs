@@ -105,3 +105,61 @@ fn mkfs_refuses_to_overwrite_without_force() {
     let o = run(gpufs().args(["mkfs", "--force", "--size", "16M"]).arg(&img));
     assert!(o.status.success());
 }
+
+/// One writer per image: while an image is mounted, a second mount of it (elsewhere),
+/// `mkfs --force` and `fsck` are refused with a message naming the mount point and leave
+/// it untouched; the first mount keeps working, and after it is unmounted all of them
+/// work again.
+#[test]
+fn a_mounted_image_refuses_a_second_mount_mkfs_and_fsck() {
+    let s = Scratch::new();
+    let img = s.mkfs("busy", "64M");
+    let first = s.path("first");
+    let m = Mounted::new(&img, &first);
+    fs::write(m.path("kept"), b"still here").unwrap();
+    let named = |o: &std::process::Output, code: i32, what: &str| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{what} of a mounted image: {err}"
+        );
+        assert!(
+            err.contains("is in use: mounted at") && err.contains(first.to_str().unwrap()),
+            "{what}: {err:?} does not name the mount"
+        );
+    };
+    let second = s.path("second");
+    fs::create_dir_all(&second).unwrap();
+    named(
+        &run(gpufs().arg("mount").arg(&img).arg(&second)),
+        1,
+        "mount",
+    );
+    assert!(!common::is_mounted(&second));
+    named(
+        &run(gpufs()
+            .args(["mount", "-f", "--read-only"])
+            .arg(&img)
+            .arg(&second)),
+        1,
+        "read-only mount",
+    );
+    named(
+        &run(gpufs().arg("mkfs").arg(&img).arg("--force")),
+        1,
+        "mkfs --force",
+    );
+    named(&run(gpufs().arg("fsck").arg(&img)), 8, "fsck");
+    assert_eq!(fs::read(m.path("kept")).unwrap(), b"still here");
+    fs::write(m.path("after"), b"written after the refusals").unwrap();
+    m.unmount();
+    common::assert_fsck(&img, 0);
+    let again = Mounted::new(&img, &second);
+    assert_eq!(fs::read(again.path("kept")).unwrap(), b"still here");
+    assert_eq!(
+        fs::read(again.path("after")).unwrap(),
+        b"written after the refusals"
+    );
+    again.unmount();
+}

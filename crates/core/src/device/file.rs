@@ -1,4 +1,10 @@
 //! An image file or block device, read and written with positional I/O.
+//!
+//! One writer per image: a writable open takes an exclusive lock on the file (the OS's
+//! `flock`, through `File::try_lock`), a read-only open a shared one, held for as long as
+//! the device is open and dropped by the OS when its process ends (even by `kill -9`).
+//! A second writer, or a reader of an image being written, is refused at open with
+//! [`ErrorKind::WouldBlock`](io::ErrorKind::WouldBlock) instead of corrupting it.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -16,6 +22,7 @@ impl FileDevice {
     /// Opens an existing image or block device.
     pub fn open(path: &Path, writable: bool) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        lock(&file, writable)?;
         let len = device_len(&file)?;
         Ok(FileDevice { file, len })
     }
@@ -28,6 +35,7 @@ impl FileDevice {
             .create(true)
             .truncate(false)
             .open(path)?;
+        lock(&file, true)?;
         if file.metadata()?.file_type().is_file() {
             file.set_len(len)?;
         }
@@ -35,6 +43,25 @@ impl FileDevice {
         Ok(FileDevice { file, len })
     }
 }
+
+/// Takes `file` for one writer (`exclusive`) or for readers, without waiting.
+fn lock(file: &File, exclusive: bool) -> io::Result<()> {
+    let held = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match held {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(io::Error::new(io::ErrorKind::WouldBlock, IN_USE))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The message of the error an open of an image in use gives.
+pub const IN_USE: &str = "the image is in use by another gpufs process (one writer per image)";
 
 /// Length of a regular file, or of a block device (whose metadata says 0).
 fn device_len(file: &File) -> io::Result<u64> {
