@@ -60,7 +60,27 @@ fn sparse_file(m: &Mounted) {
         f.metadata().unwrap().blocks() < 1024,
         "sparse file allocated its holes"
     );
+    seek_data_and_hole(&f, 5 << 30);
     drop(f);
+}
+
+/// SEEK_DATA and SEEK_HOLE as on ext4: the data at the end of a file of `size` bytes
+/// whose start is a hole, and ENXIO before the start and at the end.
+fn seek_data_and_hole(f: &fs::File, size: i64) {
+    use nix::errno::Errno;
+    use nix::unistd::{lseek, Whence};
+    let data = lseek(f, 0, Whence::SeekData).unwrap();
+    assert!(data > 0 && data <= size - 3, "first data at {data}");
+    assert_eq!(lseek(f, 0, Whence::SeekHole).unwrap(), 0);
+    assert_eq!(lseek(f, size - 1, Whence::SeekHole).unwrap(), size);
+    for whence in [Whence::SeekData, Whence::SeekHole] {
+        assert_eq!(lseek(f, -1, whence), Err(Errno::ENXIO), "{whence:?} at -1");
+        assert_eq!(
+            lseek(f, size, whence),
+            Err(Errno::ENXIO),
+            "{whence:?} at the end"
+        );
+    }
 }
 
 /// Directories, hard links, symlinks, renames, long names, set-id modes; `want` is

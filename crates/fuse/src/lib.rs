@@ -509,8 +509,10 @@ impl fuser::Filesystem for GpufsFuse {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        // Only SEEK_DATA and SEEK_HOLE reach the daemon; before the start of a file there
+        // is neither (ENXIO, as ext4 and the other Linux filesystems answer).
         let Ok(off) = u64::try_from(offset) else {
-            return reply.error(Errno::EINVAL);
+            return reply.error(Errno::ENXIO);
         };
         answer(reply, self.fs.lseek(ino.0, off, whence), |reply, pos| {
             reply.offset(pos as i64)
