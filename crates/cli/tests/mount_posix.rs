@@ -128,6 +128,7 @@ fn unlinked_and_removed(m: &Mounted) {
     h.read_to_string(&mut s2).unwrap();
     assert_eq!(s2, "still here");
     drop(h);
+    removed_directories_stay_open(m);
 
     // rm -rf of a big directory: readdir cookies survive removals mid-listing.
     fs::create_dir(m.path("big")).unwrap();
@@ -137,6 +138,28 @@ fn unlinked_and_removed(m: &Mounted) {
     assert_eq!(fs::read_dir(m.path("big")).unwrap().count(), 3000);
     fs::remove_dir_all(m.path("big")).unwrap();
     assert!(!m.path("big").exists());
+}
+
+/// An open directory that is removed, or renamed over, answers `fstat` with nlink 0
+/// (as on ext4) until it is closed; its inode is then freed.
+fn removed_directories_stay_open(m: &Mounted) {
+    fs::create_dir(m.path("rmd")).unwrap();
+    let d = fs::File::open(m.path("rmd")).unwrap();
+    let ino = d.metadata().unwrap().ino();
+    fs::remove_dir(m.path("rmd")).unwrap();
+    let meta = d.metadata().unwrap();
+    assert!(meta.is_dir());
+    assert_eq!((meta.ino(), meta.nlink()), (ino, 0));
+    drop(d);
+
+    fs::create_dir(m.path("over")).unwrap();
+    fs::create_dir(m.path("victim")).unwrap();
+    let v = fs::File::open(m.path("victim")).unwrap();
+    fs::rename(m.path("over"), m.path("victim")).unwrap();
+    assert_eq!(v.metadata().unwrap().nlink(), 0);
+    drop(v);
+    assert!(m.path("victim").is_dir());
+    fs::remove_dir(m.path("victim")).unwrap();
 }
 
 #[test]

@@ -333,6 +333,31 @@ impl fuser::Filesystem for GpufsFuse {
         reply::empty(reply, self.fs.fsync(ino.0));
     }
 
+    /// A directory handle holds its inode like a file handle: a directory removed (or
+    /// renamed over) while open keeps answering `fstat` (nlink 0) until its last close.
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if is_virtual(ino.0) {
+            return reply.opened(FileHandle(0), FopenFlags::empty());
+        }
+        answer(reply, self.fs.open(ino.0, false), |reply, ()| {
+            reply.opened(FileHandle(0), FopenFlags::empty())
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        if is_virtual(ino.0) {
+            return reply.ok();
+        }
+        reply::empty(reply, self.fs.release(ino.0));
+    }
+
     fn readdir(
         &self,
         req: &Request,
