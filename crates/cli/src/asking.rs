@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::exit::{done, finish};
-use crate::{du_cmd, search_cmd, stats_cmd};
+use crate::{du_cmd, property_cmd, search_cmd, stats_cmd};
 
 #[derive(Subcommand, Debug)]
 pub enum AskCommand {
@@ -14,8 +14,11 @@ pub enum AskCommand {
     Search(search_cmd::SearchArgs),
     /// Recursive sizes and file counts of a directory of a mounted filesystem.
     Du(du_cmd::DuArgs),
-    /// What a mount's compute layer ran where, and for how long.
+    /// What a mount's compute layer ran where, and for how long; how its records are
+    /// stored.
     Stats(stats_cmd::StatsArgs),
+    /// Set or show properties of a directory (compression), inherited below it.
+    Property(property_cmd::PropertyArgs),
 }
 
 pub fn run(command: AskCommand) -> ExitCode {
@@ -23,5 +26,6 @@ pub fn run(command: AskCommand) -> ExitCode {
         AskCommand::Search(a) => finish(search_cmd::run(a)),
         AskCommand::Du(a) => finish(du_cmd::run(a)),
         AskCommand::Stats(a) => done(stats_cmd::run(a)),
+        AskCommand::Property(a) => finish(property_cmd::run(a)),
     }
 }

@@ -1,6 +1,7 @@
 //! `gpufs du [PATH]`: recursive sizes and file counts of a directory and the
 //! directories below it, answered by the running mount from one subtree aggregation
-//! instead of a walk.
+//! instead of a walk. Each row shows the logical size (bytes of content) and the
+//! physical size (blocks allocated, after compression) side by side.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,9 +21,12 @@ pub struct DuArgs {
     /// Only PATH's own total (`du -s`).
     #[arg(short = 's', long, conflicts_with = "all")]
     pub summarize: bool,
-    /// Apparent sizes (bytes of content) instead of allocated bytes.
-    #[arg(long)]
+    /// Only apparent sizes (logical bytes of content), as `du --apparent-size`.
+    #[arg(long, conflicts_with = "physical")]
     pub apparent_size: bool,
+    /// Only physical sizes (bytes allocated after compression), as `du`.
+    #[arg(long)]
+    pub physical: bool,
     /// Sizes in bytes instead of human units.
     #[arg(short = 'b', long)]
     pub bytes: bool,
@@ -86,13 +90,16 @@ fn print(a: &DuArgs, rows: &[Row]) -> std::io::Result<()> {
             writeln!(out, "{v}")?;
             continue;
         }
-        let size = if a.apparent_size { *bytes } else { *allocated };
-        let shown = if a.bytes {
-            size.to_string()
+        let shown = |n: u64| if a.bytes { n.to_string() } else { human(n) };
+        if a.apparent_size {
+            write!(out, "{}\t", shown(*bytes))?;
+        } else if a.physical {
+            write!(out, "{}\t", shown(*allocated))?;
         } else {
-            human(size)
-        };
-        write!(out, "{shown}\t{files} files\t")?;
+            // Logical (apparent) and physical (after compression) side by side.
+            write!(out, "{}\t{}\t", shown(*bytes), shown(*allocated))?;
+        }
+        write!(out, "{files} files\t")?;
         out.write_all(path)?;
         writeln!(out)?;
     }

@@ -16,6 +16,7 @@ mod exit;
 // Shared with the engine, which uses more of it than the socket's path.
 #[allow(dead_code)]
 mod paths;
+mod property_cmd;
 mod search_cmd;
 mod size;
 mod stats_cmd;

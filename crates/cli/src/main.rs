@@ -11,6 +11,7 @@ mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
 mod paths;
+mod property_cmd;
 mod search_cmd;
 mod size;
 mod stats_cmd;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use gpufs_core::device::{Device, FileDevice};
 use gpufs_core::{mkfs, MkfsOptions};
-use gpufs_format::signature;
+use gpufs_format::{signature, Compression};
 
 use crate::size::parse_size;
 
@@ -21,12 +21,21 @@ pub struct MkfsArgs {
     /// Bytes per file record: a power of two from 4K to 1M.
     #[arg(long, default_value = "64K")]
     pub record_size: String,
+    /// How records are compressed unless a directory's property says otherwise:
+    /// lz4, zstd (level 3), zstd:LEVEL (1 to 19) or none.
+    #[arg(long, default_value = "lz4", value_parser = parse_compression)]
+    pub compression: Compression,
     /// Overwrite an existing filesystem signature.
     #[arg(long)]
     pub force: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A `--compression` value.
+fn parse_compression(v: &str) -> Result<Compression, String> {
+    Compression::parse(v).map_err(|e| e.to_string())
 }
 
 /// Names the filesystem signature at the start of `path`, if any.
@@ -72,6 +81,7 @@ pub fn make(
     image: &Path,
     size: Option<u64>,
     record_size: u32,
+    compression: Compression,
     force: bool,
 ) -> Result<gpufs_format::Superblock, String> {
     let shown = image.display();
@@ -116,6 +126,7 @@ pub fn make(
         uid: owner.0,
         gid: owner.1,
         uuid: random_uuid(),
+        compression,
     };
     mkfs(dev, &opts).map_err(|e| format!("{shown}: {e}"))
 }
@@ -125,7 +136,7 @@ pub fn run(a: MkfsArgs) -> Result<(), String> {
     let rs = parse_size(&a.record_size)?;
     let rs = u32::try_from(rs).map_err(|_| "record size too large".to_string())?;
     let image = crate::absolute(&a.image);
-    let sb = make(&image, size, rs, a.force)?;
+    let sb = make(&image, size, rs, a.compression, a.force)?;
     let bytes = sb.total_blocks * gpufs_format::BLOCK_SIZE as u64;
     if a.json {
         println!(
@@ -137,15 +148,18 @@ pub fn run(a: MkfsArgs) -> Result<(), String> {
                 "journal_bytes": sb.journal_blocks * gpufs_format::BLOCK_SIZE as u64,
                 "uuid": uuid_string(&sb.uuid),
                 "format_version": sb.version,
+                "compression": a.compression.to_string(),
             })
         );
     } else {
         println!(
-            "made gpufs on {}: {:.1} GiB, record size {} KiB, journal {} MiB, uuid {}",
+            "made gpufs on {}: {:.1} GiB, record size {} KiB, journal {} MiB, compression {}, \
+             uuid {}",
             image.display(),
             bytes as f64 / (1u64 << 30) as f64,
             sb.record_size / 1024,
             sb.journal_blocks * 4 / 1024,
+            a.compression,
             uuid_string(&sb.uuid)
         );
     }

@@ -57,7 +57,13 @@ fn image_and_mountpoint(a: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
             if !image.exists() {
                 let dir = paths::data_dir();
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                crate::mkfs_cmd::make(&image, Some(DEFAULT_IMAGE_BYTES), 64 * 1024, false)?;
+                crate::mkfs_cmd::make(
+                    &image,
+                    Some(DEFAULT_IMAGE_BYTES),
+                    64 * 1024,
+                    gpufs_format::Compression::MKFS_DEFAULT,
+                    false,
+                )?;
                 eprintln!("gpufs: made the default image {}", image.display());
             }
             Ok((image, crate::absolute(mp)))

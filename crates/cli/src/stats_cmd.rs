@@ -35,6 +35,7 @@ pub fn run(a: StatsArgs) -> Result<(), String> {
         c["adapter"].as_str().unwrap_or("none")
     );
     println!("namespace in memory: {} bytes", head["namespace_bytes"]);
+    print_records(&head["records"]);
     if let Some(ks) = c["kernels"].as_array() {
         if ks.is_empty() {
             println!("no kernel has run yet");
@@ -51,4 +52,31 @@ pub fn run(a: StatsArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The records written since mount: how each algorithm did, and where they were made.
+fn print_records(r: &serde_json::Value) {
+    if r.is_null() {
+        return;
+    }
+    println!("records written since mount (logical -> physical bytes):");
+    for alg in ["lz4", "zstd", "raw", "holes"] {
+        let t = &r[alg];
+        let ratio = t["ratio"]
+            .as_f64()
+            .map_or_else(|| "-".to_string(), |x| format!("{x:.2}x"));
+        println!(
+            "  {alg:<6} {:>10} records {:>14} -> {:>14}  {ratio}",
+            t["records"], t["logical_bytes"], t["physical_bytes"]
+        );
+    }
+    println!(
+        "  raw because the sample looked incompressible: {}, because compression saved too \
+         little: {}",
+        r["raw_because_sample_incompressible"], r["raw_because_saving_too_small"]
+    );
+    println!(
+        "  prepared on: cpu {} records, gpu {} records",
+        r["backend"]["cpu"], r["backend"]["gpu"]
+    );
 }

@@ -38,7 +38,8 @@ pub enum FsError {
     FileTooBig,
     #[error("read-only filesystem")]
     ReadOnly,
-    /// A search pattern or query the user must fix (bad regex, empty pattern, ...).
+    /// A search pattern, query or property the user must fix (bad regex, empty
+    /// pattern, unknown property, ...).
     #[error("{0}")]
     BadQuery(String),
     /// The compute layer failed (GPU error with the GPU forced, ...).

@@ -306,9 +306,11 @@ fn check_record_bytes(
             report.stats.record_bytes += u64::from(ptr.logical_len);
             return;
         }
-        Err(RecordError::UnknownFlags(_) | RecordError::Length { .. }) => {
-            format!("{what}: unknown flags {:#x}", ptr.flags)
+        Err(RecordError::UnknownFlags(_)) => format!("{what}: unknown flags {:#x}", ptr.flags),
+        Err(RecordError::Length { logical, phys }) => {
+            format!("{what}: stores {phys} bytes for {logical} without a compression flag")
         }
+        Err(RecordError::Decode(why)) => format!("{what}: does not decompress: {why}"),
         // Blocks outside the data area are reported by the space check.
         Err(RecordError::OutsideArea(_)) => return,
         Err(RecordError::Unreadable(e)) => format!("{what}: unreadable: {e}"),

@@ -22,4 +22,5 @@ mod volume;
 
 pub use error::{FsError, FsResult};
 pub use fs::{Attr, Caller, Filesystem, SetAttr};
+pub use records::{RecordCounters, Totals};
 pub use volume::{mkfs, MkfsOptions, OpenOptions, VolumeCounters};

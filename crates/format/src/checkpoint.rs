@@ -83,7 +83,7 @@ impl CheckpointRoot {
                 computed,
             });
         }
-        if root.version != crate::FORMAT_VERSION {
+        if !crate::is_readable_version(root.version) {
             return Err(FormatError::UnsupportedVersion {
                 found: root.version,
                 supported: crate::FORMAT_VERSION,

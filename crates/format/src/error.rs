@@ -7,7 +7,9 @@ pub enum FormatError {
     #[error("bad magic in {what}: not a gpufs {what}")]
     BadMagic { what: &'static str },
     /// A gpufs structure of a version this build cannot read.
-    #[error("unsupported gpufs format version {found} (this build reads version {supported})")]
+    #[error(
+        "unsupported gpufs format version {found} (this build reads versions 1 to {supported})"
+    )]
     UnsupportedVersion { found: u32, supported: u32 },
     /// The stored checksum does not match the bytes.
     #[error("checksum mismatch in {what}: stored {stored:#010x}, computed {computed:#010x}")]

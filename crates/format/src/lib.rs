@@ -1,4 +1,4 @@
-//! gpufs on-disk format, version 1.
+//! gpufs on-disk format, version 2 (reads version 1).
 //!
 //! Every record here is `#[repr(C)]`, plain-old-data (`bytemuck::Pod`), little-endian, and
 //! size-asserted at compile time. The byte-by-byte description lives in `docs/FORMAT.md`;
@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod journal;
+pub mod props;
 pub mod records;
 pub mod signature;
 pub mod superblock;
@@ -18,14 +19,25 @@ pub mod superblock;
 pub use checkpoint::{CheckpointHeader, CheckpointRoot, ExtentEntry, CKPT_MAGIC};
 pub use error::FormatError;
 pub use journal::{JournalBlockHeader, JournalOp, JOURNAL_MAGIC};
+pub use props::{Compression, PropertyError};
 pub use records::{DirentRecord, FileKind, InodeRecord, RecordPtr};
 pub use superblock::{Superblock, SUPERBLOCK_MAGIC};
 
 /// Size of one block, the unit of allocation and of every metadata write.
 pub const BLOCK_SIZE: usize = 4096;
-/// On-disk format version written by this build. Images of another version are refused
-/// with a clear message.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version written by this build. Images of an older version this build
+/// reads ([`OLDEST_READABLE_VERSION`]..) are upgraded by their first write; any other
+/// version is refused with a clear message.
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest format version this build opens. Version 2 only gives meaning to bytes that
+/// version 1 kept zero (record-pointer flags, inode property bits, the superblock's
+/// default compression), so a version 1 image is a valid version 2 image.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
+
+/// True for the format versions this build opens.
+pub fn is_readable_version(version: u32) -> bool {
+    (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version)
+}
 /// Longest name a directory entry may hold, in bytes (POSIX `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 /// Inode number of the root directory (FUSE's `FUSE_ROOT_ID`).

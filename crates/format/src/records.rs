@@ -17,7 +17,7 @@ use bytemuck::{Pod, Zeroable};
 ///  40    8 ctime_ns
 ///  48    4 rdev        device number of char/block devices (Linux new_encode_dev)
 ///  52    4 generation  bumped each time the slot is reused
-///  56    4 flags       reserved for compression/encryption policy bits, 0 in v1
+///  56    4 flags       properties inherited by new inodes (v2, see props.rs); 0 in v1
 ///  60    4 reserved    0
 /// ```
 #[repr(C)]
@@ -46,6 +46,21 @@ impl InodeRecord {
     /// The file kind encoded in `mode`, if it is a valid one.
     pub fn kind(&self) -> Option<FileKind> {
         FileKind::from_mode(self.mode)
+    }
+
+    /// The inode's own compression property (`None`: the filesystem default); an error
+    /// for bits that are not a known value.
+    pub fn compression(&self) -> Result<Option<crate::Compression>, crate::PropertyError> {
+        crate::Compression::decode(self.flags)
+    }
+
+    /// The same inode with its compression property set (`None`: follow the default).
+    pub fn with_compression(self, c: Option<crate::Compression>) -> InodeRecord {
+        let bits = c.map_or(0, crate::Compression::encode);
+        InodeRecord {
+            flags: (self.flags & !crate::props::COMPRESSION_BITS) | bits,
+            ..self
+        }
     }
 }
 
@@ -89,7 +104,7 @@ impl DirentRecord {
 /// off size field
 ///   0    8 block        first device block of the stored bytes (contiguous)
 ///   8    4 logical_len  bytes of file data the record holds (from its start)
-///  12    4 phys_len     bytes stored on disk (== logical_len when uncompressed)
+///  12    4 phys_len     bytes stored on disk (== logical_len unless compressed)
 ///  16    8 birth_gen    commit generation that wrote it (snapshots, dead lists)
 ///  24    4 checksum     CRC32C of the stored bytes (phys_len of them)
 ///  28    4 flags        RecordPtr::FLAG_* bits
@@ -109,14 +124,16 @@ pub struct RecordPtr {
 const _: () = assert!(std::mem::size_of::<RecordPtr>() == 64);
 
 impl RecordPtr {
-    /// The stored bytes are LZ4-compressed (not written by v1 builds).
+    /// The stored bytes are one LZ4 block (v2).
     pub const FLAG_LZ4: u32 = 1 << 0;
     /// The stored bytes are AES-256-XTS encrypted (not written by v1 builds).
     pub const FLAG_ENCRYPTED: u32 = 1 << 1;
-    /// `hash` holds the BLAKE3 of the logical bytes (not written by v1 builds).
+    /// `hash` holds the BLAKE3 of the logical bytes (not written yet).
     pub const FLAG_HASH_VALID: u32 = 1 << 2;
-    /// Flags a v1 reader understands; anything else is refused as corrupted.
-    pub const KNOWN_FLAGS: u32 = 0;
+    /// The stored bytes are one zstd frame (v2).
+    pub const FLAG_ZSTD: u32 = 1 << 3;
+    /// Flags this build's reader understands; anything else is refused as corrupted.
+    pub const KNOWN_FLAGS: u32 = Self::FLAG_LZ4 | Self::FLAG_ZSTD;
 
     /// Number of device blocks the stored bytes occupy.
     pub fn block_count(&self) -> u64 {

@@ -31,7 +31,10 @@ pub const SUPERBLOCK_SLOTS: [u64; 2] = [0, 1];
 /// 112    8 inode_count      live inodes at this checkpoint
 /// 120    8 created_ns       mkfs time, ns since the epoch
 /// 128    8 checkpoint_ns    time of this checkpoint
-/// 136  112 reserved         zero
+/// 136    4 compression      default compression of new records (v2; see props.rs);
+///                           0 in a version 1 image: none
+/// 140    4 reserved_a       zero
+/// 144  104 reserved         zero
 /// 248    4 reserved2        zero
 /// 252    4 checksum         CRC32C of bytes 0..252
 /// ```
@@ -57,7 +60,9 @@ pub struct Superblock {
     pub inode_count: u64,
     pub created_ns: i64,
     pub checkpoint_ns: i64,
-    pub reserved: [u64; 14],
+    pub compression: u32,
+    pub reserved_a: u32,
+    pub reserved: [u64; 13],
     pub reserved2: u32,
     pub checksum: u32,
 }
@@ -101,7 +106,7 @@ impl Superblock {
                 computed,
             });
         }
-        if sb.version != FORMAT_VERSION {
+        if !crate::is_readable_version(sb.version) {
             return Err(FormatError::UnsupportedVersion {
                 found: sb.version,
                 supported: FORMAT_VERSION,
@@ -146,6 +151,9 @@ impl Superblock {
         if self.used_blocks > self.total_blocks - self.data_start {
             return bad("more blocks used than exist".into());
         }
+        if crate::Compression::decode(self.compression).is_err() {
+            return bad(format!("default compression {:#x}", self.compression));
+        }
         Ok(())
     }
 
@@ -179,7 +187,9 @@ mod tests {
             inode_count: 1,
             created_ns: 1,
             checkpoint_ns: 2,
-            reserved: [0; 14],
+            compression: 0,
+            reserved_a: 0,
+            reserved: [0; 13],
             reserved2: 0,
             checksum: 0,
         }
@@ -210,12 +220,28 @@ mod tests {
     #[test]
     fn other_version_is_refused_clearly() {
         let mut sb = sample();
-        sb.version = 2;
+        sb.version = FORMAT_VERSION + 1;
         let err = Superblock::decode(&sb.encode()).unwrap_err();
         assert!(matches!(
             err,
-            FormatError::UnsupportedVersion { found: 2, .. }
+            FormatError::UnsupportedVersion { found, .. } if found == FORMAT_VERSION + 1
         ));
+        sb.version = 0;
+        assert!(Superblock::decode(&sb.encode()).is_err());
+    }
+
+    #[test]
+    fn version_1_superblocks_still_decode() {
+        let mut sb = sample();
+        sb.version = 1;
+        assert_eq!(Superblock::decode(&sb.encode()).unwrap().version, 1);
+    }
+
+    #[test]
+    fn an_unknown_default_compression_is_refused() {
+        let mut sb = sample();
+        sb.compression = 0x7f;
+        assert!(Superblock::decode(&sb.encode()).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The kernels: each `kernels/NAME.wgsl` with its CPU twin in `NAME.rs`, whose GPU side
 //! (uploads, dispatches, read-back; built with the `gpu` feature) is `NAME/gpu.rs`. The
 //! helpers `dfa`, `glob` and `name_scan` compile and run the name queries on the CPU.
+//! `zstd` is CPU only: its entropy coder has no data-parallel form worth a GPU kernel.
 
 pub mod blake3;
 pub mod crc32c;
@@ -15,6 +16,7 @@ pub mod path_lookup;
 pub mod path_match;
 pub mod subtree_sum;
 pub mod xts;
+pub mod zstd;
 
 use gpufs_format::DirentRecord;
 use rayon::prelude::*;

@@ -47,30 +47,30 @@ impl Inner {
         );
     }
 
-    /// Rewrites the record of `span` with the span's bytes replaced by `data` (or zeros
-    /// when `data` is `None`), keeping at most `keep` bytes of the record.
-    fn patch_record(
+    /// The bytes the record of `span` holds once the span's bytes are replaced by `data`
+    /// (or zeros when `data` is `None`), keeping at most `keep` bytes of the record; empty
+    /// when nothing is left of it.
+    fn patched(
         &mut self,
         ino: Ino,
         span: &Span,
         data: Option<&[u8]>,
         keep: usize,
-    ) -> FsResult<()> {
+    ) -> FsResult<Vec<u8>> {
         let index = span.index;
         let (lo, hi) = (span.offset, span.end());
         debug_assert!(data.is_none_or(|d| d.len() == span.len));
-        let old = self.vol.record(ino, index).copied();
-        let old_len = old.map_or(0, |p| p.logical_len as usize);
+        let old_len = self
+            .vol
+            .record(ino, index)
+            .map_or(0, |p| p.logical_len as usize);
         let new_len = match data {
             Some(_) => old_len.max(hi),
             None => old_len,
         }
         .min(keep);
         if new_len == 0 {
-            if old.is_some() {
-                self.vol.drop_records(ino, index, index.next())?;
-            }
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut buf = vec![0u8; new_len];
         let covers_old = lo == 0 && hi >= old_len && data.is_some();
@@ -87,32 +87,55 @@ impl Inner {
                 None => buf[lo..hi_in].fill(0),
             }
         }
-        if data.is_none() && buf.iter().all(|b| *b == 0) {
-            return self.vol.drop_records(ino, index, index.next());
-        }
-        self.vol.store_record(ino, index, &buf)
+        Ok(buf)
     }
 
-    /// Writes `data` at `offset`; returns the bytes written. A failure after the first
-    /// record makes a short write (as write(2) does): the caller must still cover the
-    /// records already stored with the file size.
+    /// Rewrites the record of `span` with the span's bytes replaced by `data` (or zeros
+    /// when `data` is `None`), keeping at most `keep` bytes of the record. (A record
+    /// left all zeros becomes a hole in the pipeline.)
+    fn patch_record(
+        &mut self,
+        ino: Ino,
+        span: &Span,
+        data: Option<&[u8]>,
+        keep: usize,
+    ) -> FsResult<()> {
+        let buf = self.patched(ino, span, data, keep)?;
+        if buf.is_empty() {
+            if self.vol.record(ino, span.index).is_some() {
+                self.vol.drop_records(ino, span.index, span.index.next())?;
+            }
+            return Ok(());
+        }
+        self.vol.store_record(ino, span.index, &buf)
+    }
+
+    /// Writes `data` at `offset`; returns the bytes written. The records are prepared
+    /// together (compressed on every core); a failure after the first record makes a
+    /// short write (as write(2) does): the caller must still cover the records already
+    /// stored with the file size.
     fn write_data(&mut self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<u64> {
         let geo = self.vol.geometry();
         let end = offset + data.len() as u64;
-        let mut written = 0;
-        for span in geo.spans(FileOffset::new(offset), FileOffset::new(end)) {
-            let chunk = &data[span.in_buffer()];
-            let keep = geo.record_size() as usize;
-            if let Err(e) = self.patch_record(ino, &span, Some(chunk), keep) {
-                if written == 0 {
-                    return Err(e);
-                }
-                tracing::debug!(%ino, written, "short write: {e}");
-                break;
-            }
-            written = span.at + span.len as u64;
+        let keep = geo.record_size() as usize;
+        let spans: Vec<Span> = geo
+            .spans(FileOffset::new(offset), FileOffset::new(end))
+            .collect();
+        let mut bufs = Vec::with_capacity(spans.len());
+        for span in &spans {
+            bufs.push(self.patched(ino, span, Some(&data[span.in_buffer()]), keep)?);
         }
-        Ok(written)
+        debug_assert!(bufs.iter().all(|b| !b.is_empty()));
+        let recs: Vec<(RecordIndex, &[u8])> = spans
+            .iter()
+            .zip(&bufs)
+            .map(|(s, b)| (s.index, b.as_slice()))
+            .collect();
+        let stored = self.vol.store_records(ino, &recs)?;
+        if stored < spans.len() {
+            tracing::debug!(%ino, stored, "short write");
+        }
+        Ok(spans[..stored].last().map_or(0, |s| s.at + s.len as u64))
     }
 
     /// Drops or zeroes everything at and past `new_size`.

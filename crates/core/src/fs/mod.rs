@@ -4,6 +4,7 @@
 mod attrs;
 mod data;
 mod names;
+mod props;
 mod search;
 mod search_text;
 
@@ -23,6 +24,7 @@ use crate::volume::{OpenOptions, Volume, VolumeCounters};
 pub use attrs::{SetAttr, StatFs, TimeSet};
 pub use data::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE};
 pub use names::RenameMode;
+pub use props::{PropertyValue, PROPERTY_NAMES};
 pub use search::{DuEntry, DuRows, SearchQuery, SearchResults};
 
 /// Largest file size (16 TiB, as ext4 with 4 KiB blocks).

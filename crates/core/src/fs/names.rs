@@ -90,7 +90,8 @@ impl Inner {
             ctime_ns: t,
             rdev,
             generation,
-            flags: 0,
+            // Properties are inherited at creation.
+            flags: prec.flags & gpufs_format::props::INHERITED_FLAGS,
             reserved: 0,
         };
         self.put(ino, rec)?;

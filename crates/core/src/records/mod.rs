@@ -7,11 +7,16 @@
 //! checksum, chooses a pointer flag or pads a record.
 
 mod cache;
+mod codec;
+mod counters;
 mod pipeline;
 mod span;
 mod stage;
 
 pub use cache::RecordCache;
-pub use pipeline::{load, read_cached, write, BlockSink, BlockSource, RecordError};
+pub use counters::{RecordCounters, Totals};
+pub use pipeline::{
+    load, place, prepare_batch, read_cached, BlockSink, BlockSource, Outcome, RecordError,
+};
 pub use span::{RecordGeometry, Span};
-pub use stage::V1_WRITE;
+pub use stage::{WriteIo, WRITE};

@@ -1,14 +1,18 @@
 //! The one write path and the one read path of data records.
 //!
 //! A write runs the stages of a pipeline ([`super::stage`]) over the record's logical
-//! bytes and returns the pointer to what it stored, flags included. A read refuses a
+//! bytes in two steps: [`prepare`] (zero detection, compression, checksum: bytes only,
+//! any thread, [`prepare_batch`] on every core) and [`place`] (allocation and the device
+//! write, under the volume), and returns the pointer to what it stored, flags included,
+//! or that the record is a hole. A read refuses a
 //! pointer whose flags this build does not know, or whose stored length differs from
 //! its logical length without a stage that allows it, reads the stored bytes, verifies
 //! their CRC32C, and undoes the flagged stages, last applied first.
 
 use std::sync::Arc;
 
-use gpufs_format::{checksum, RecordPtr, BLOCK_SIZE};
+use gpufs_format::{checksum, Compression, RecordPtr, BLOCK_SIZE};
+use rayon::prelude::*;
 
 use super::cache::RecordCache;
 use super::stage::{self, known_flags, Stage, WriteIo, ALL_STAGES};
@@ -48,6 +52,9 @@ pub enum RecordError {
     Unreadable(FsError),
     /// The stored bytes fail their checksum.
     Checksum { stored: u32, computed: u32 },
+    /// The stored bytes pass their checksum but do not decode (a damaged record
+    /// written with a matching checksum, or a codec fault).
+    Decode(String),
 }
 
 impl RecordError {
@@ -66,20 +73,75 @@ impl RecordError {
                 tracing::error!(block, stored, computed, "record checksum mismatch");
                 FsError::corrupt(format!("record at block {block} fails its checksum"))
             }
+            RecordError::Decode(why) => {
+                tracing::error!(block, "record does not decode: {why}");
+                FsError::corrupt(format!("record at block {block} does not decode: {why}"))
+            }
         }
     }
 }
 
-/// Runs `stages` over one record's logical bytes (never empty) and returns the pointer
-/// to what was stored. Nothing refers to it until the caller records it; on failure,
-/// whatever the stages had allocated is given back.
-pub fn write(stages: &[Stage], sink: &mut impl BlockSink, data: &[u8]) -> FsResult<RecordPtr> {
+/// What a write did with a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored; nothing refers to it until the caller records the pointer.
+    Stored(RecordPtr),
+    /// Nothing stored: the record is all zeros and reads back from a hole.
+    Hole,
+}
+
+/// Runs the transforming stages of `stages` over one record's logical bytes (never
+/// empty): what [`place`] then stores.
+pub fn prepare<'a>(stages: &[Stage], compression: Compression, data: &'a [u8]) -> WriteIo<'a> {
     debug_assert!(stage::is_valid_pipeline(stages), "{stages:?}");
     debug_assert!(!data.is_empty(), "an empty record is never stored");
     debug_assert!(u32::try_from(data.len()).is_ok());
-    let mut io = WriteIo::new(data, sink.birth_gen());
-    for &s in stages {
-        if let Err(e) = s.run(&mut io, sink) {
+    let mut io = WriteIo::new(data, compression);
+    for &s in stages.iter().filter(|s| !s.places()) {
+        s.transform(&mut io);
+        if io.hole {
+            break;
+        }
+    }
+    io
+}
+
+/// Records at least this long in all are prepared on every core.
+const PARALLEL_BYTES: usize = 128 << 10;
+
+/// [`prepare`] of each record, on every core when there is enough to share.
+pub fn prepare_batch<'a>(
+    stages: &[Stage],
+    compression: Compression,
+    records: &[&'a [u8]],
+) -> Vec<WriteIo<'a>> {
+    let bytes: usize = records.iter().map(|r| r.len()).sum();
+    if records.len() > 1 && bytes >= PARALLEL_BYTES {
+        records
+            .par_iter()
+            .map(|r| prepare(stages, compression, r))
+            .collect()
+    } else {
+        records
+            .iter()
+            .map(|r| prepare(stages, compression, r))
+            .collect()
+    }
+}
+
+/// Runs the placing stages of `stages` on a prepared record. On failure, whatever they
+/// had allocated is given back.
+pub fn place(
+    stages: &[Stage],
+    sink: &mut impl BlockSink,
+    mut io: WriteIo<'_>,
+) -> FsResult<Outcome> {
+    if io.hole {
+        return Ok(Outcome::Hole);
+    }
+    io.ptr.birth_gen = sink.birth_gen();
+    for &s in stages.iter().filter(|s| s.places()) {
+        if let Err(e) = s.place(&mut io, sink) {
             if let Some((block, count)) = io.allocated {
                 sink.release(block, count);
             }
@@ -92,8 +154,20 @@ pub fn write(stages: &[Stage], sink: &mut impl BlockSink, data: &[u8]) -> FsResu
         ..io.ptr
     };
     debug_assert!(ptr.phys_len == ptr.logical_len || stages.iter().any(|s| s.changes_length()));
+    debug_assert!(ptr.phys_len <= ptr.logical_len);
     debug_assert_eq!(io.allocated.map(|a| a.1), Some(ptr.block_count().max(1)));
-    Ok(ptr)
+    Ok(Outcome::Stored(ptr))
+}
+
+/// [`prepare`] and [`place`] of one record.
+#[cfg(test)]
+pub fn write(
+    stages: &[Stage],
+    sink: &mut impl BlockSink,
+    compression: Compression,
+    data: &[u8],
+) -> FsResult<Outcome> {
+    place(stages, sink, prepare(stages, compression, data))
 }
 
 /// The logical bytes of the record `ptr` points at, from `cache` when kept there, else
@@ -140,7 +214,7 @@ pub fn load(src: &impl BlockSource, ptr: &RecordPtr, buf: &mut Vec<u8>) -> Resul
         });
     }
     for s in undo.rev() {
-        s.undo(buf)?;
+        s.undo(ptr, buf)?;
     }
     debug_assert_eq!(buf.len(), ptr.logical_len as usize);
     Ok(())
@@ -157,7 +231,7 @@ fn stages_to_undo(ptr: &RecordPtr) -> Result<impl DoubleEndedIterator<Item = Sta
     let flagged = ALL_STAGES
         .iter()
         .copied()
-        .filter(move |s| s.flag() != 0 && flags & s.flag() != 0);
+        .filter(move |s| flags & s.flags() != 0);
     if ptr.phys_len != ptr.logical_len && !flagged.clone().any(|s| s.changes_length()) {
         return Err(RecordError::Length {
             logical: ptr.logical_len,
@@ -170,7 +244,7 @@ fn stages_to_undo(ptr: &RecordPtr) -> Result<impl DoubleEndedIterator<Item = Sta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::stage::V1_WRITE;
+    use crate::records::stage::WRITE;
 
     /// A data area of 64 blocks in memory, first-fit, that can be told to fail writes.
     struct MemArea {
@@ -245,12 +319,20 @@ mod tests {
         (0..len).map(|i| (i * 7 + 3) as u8).collect()
     }
 
+    /// Writes `d` uncompressed; it must be stored.
+    fn raw(area: &mut MemArea, d: &[u8]) -> FsResult<RecordPtr> {
+        match write(WRITE, area, Compression::None, d)? {
+            Outcome::Stored(p) => Ok(p),
+            Outcome::Hole => panic!("{} bytes became a hole", d.len()),
+        }
+    }
+
     #[test]
-    fn v1_writes_the_bytes_as_they_are_zero_padded() {
+    fn uncompressed_records_are_the_bytes_as_they_are_zero_padded() {
         let mut area = MemArea::new();
         for len in [1usize, 100, 4095, 4096, 4097, 65536] {
             let d = data(len);
-            let ptr = write(V1_WRITE, &mut area, &d).unwrap();
+            let ptr = raw(&mut area, &d).unwrap();
             assert_eq!(ptr.logical_len as usize, len);
             assert_eq!(ptr.phys_len as usize, len);
             assert_eq!(ptr.flags, 0);
@@ -271,24 +353,20 @@ mod tests {
     fn a_failed_write_gives_its_blocks_back() {
         let mut area = MemArea::new();
         area.fail_writes = true;
-        assert!(write(V1_WRITE, &mut area, &data(5000)).is_err());
+        assert!(raw(&mut area, &data(5000)).is_err());
         assert!(area.used.iter().all(|u| !u));
         area.fail_writes = false;
-        let ptr = write(V1_WRITE, &mut area, &data(64 * BLOCK_SIZE)).unwrap();
+        let ptr = raw(&mut area, &data(64 * BLOCK_SIZE)).unwrap();
         assert_eq!(ptr.block, AREA_START);
-        assert!(matches!(
-            write(V1_WRITE, &mut area, &data(1)),
-            Err(FsError::NoSpace)
-        ));
+        assert!(matches!(raw(&mut area, &data(1)), Err(FsError::NoSpace)));
     }
 
     #[test]
     fn reads_refuse_unknown_flags_lengths_and_bad_checksums() {
         let mut area = MemArea::new();
-        let ptr = write(V1_WRITE, &mut area, &data(9000)).unwrap();
+        let ptr = raw(&mut area, &data(9000)).unwrap();
         let mut buf = Vec::new();
         for flag in [
-            RecordPtr::FLAG_LZ4,
             RecordPtr::FLAG_ENCRYPTED,
             RecordPtr::FLAG_HASH_VALID,
             1 << 9,
@@ -326,7 +404,7 @@ mod tests {
     fn cached_reads_serve_verified_bytes_until_invalidated() {
         let mut area = MemArea::new();
         let d = data(3000);
-        let ptr = write(V1_WRITE, &mut area, &d).unwrap();
+        let ptr = raw(&mut area, &d).unwrap();
         let mut cache = RecordCache::new(1 << 20);
         assert_eq!(*read_cached(&mut cache, &area, &ptr).unwrap(), d);
         // Served from the cache: the device's bytes are not read again.
@@ -336,5 +414,89 @@ mod tests {
         cache.invalidate(BlockNo::new(ptr.block));
         let e = read_cached(&mut cache, &area, &ptr).unwrap_err();
         assert!(e.to_string().contains("fails its checksum"), "{e}");
+    }
+
+    #[test]
+    fn zero_records_become_holes_and_take_no_blocks() {
+        let mut area = MemArea::new();
+        for len in [1usize, 4096, 65536] {
+            let out = write(WRITE, &mut area, Compression::Lz4, &vec![0u8; len]).unwrap();
+            assert_eq!(out, Outcome::Hole);
+        }
+        assert!(area.used.iter().all(|u| !u));
+        let mut one = vec![0u8; 65536];
+        one[65535] = 1;
+        assert!(matches!(
+            write(WRITE, &mut area, Compression::None, &one).unwrap(),
+            Outcome::Stored(_)
+        ));
+    }
+
+    #[test]
+    fn compressed_records_round_trip_and_their_damage_is_an_error() {
+        let d = data(65536);
+        for (how, flag) in [
+            (Compression::Lz4, RecordPtr::FLAG_LZ4),
+            (Compression::Zstd { level: 3 }, RecordPtr::FLAG_ZSTD),
+        ] {
+            let mut area = MemArea::new();
+            let Outcome::Stored(ptr) = write(WRITE, &mut area, how, &d).unwrap() else {
+                panic!("hole")
+            };
+            assert_eq!(ptr.flags, flag);
+            assert_eq!(ptr.logical_len, 65536);
+            assert!(ptr.phys_len <= 65536 / 8, "{how}: {}", ptr.phys_len);
+            assert_eq!(
+                area.used.iter().filter(|u| **u).count() as u64,
+                ptr.block_count()
+            );
+            let mut buf = Vec::new();
+            load(&area, &ptr, &mut buf).unwrap();
+            assert_eq!(buf, d);
+            // The stored bytes are checksummed as stored: a flip fails the checksum.
+            let at = MemArea::at(BlockNo::new(ptr.block));
+            area.bytes[at + 3] ^= 0x10;
+            assert!(matches!(
+                load(&area, &ptr, &mut buf),
+                Err(RecordError::Checksum { .. })
+            ));
+            // Damage under a matching checksum fails to decode: EIO, not bytes.
+            let n = ptr.phys_len as usize;
+            area.bytes[at..at + n].fill(0xFF);
+            let forged = RecordPtr {
+                checksum: crc32c::crc32c(&area.bytes[at..at + n]),
+                ..ptr
+            };
+            let e = load(&area, &forged, &mut buf).unwrap_err();
+            assert!(matches!(e, RecordError::Decode(_)), "{e:?}");
+            let msg = e.into_fs_error(ptr.block).to_string();
+            assert!(msg.contains("does not decode"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_batch_is_prepared_on_every_core_and_placed_in_order() {
+        let recs: Vec<Vec<u8>> = (0..8)
+            .map(|i| {
+                if i % 3 == 0 {
+                    vec![0; 65536]
+                } else {
+                    data(65536 - i)
+                }
+            })
+            .collect();
+        let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
+        let prepared = prepare_batch(WRITE, Compression::Lz4, &refs);
+        let mut area = MemArea::new();
+        for (io, rec) in prepared.into_iter().zip(&recs) {
+            match place(WRITE, &mut area, io).unwrap() {
+                Outcome::Hole => assert!(rec.iter().all(|b| *b == 0)),
+                Outcome::Stored(ptr) => {
+                    let mut buf = Vec::new();
+                    load(&area, &ptr, &mut buf).unwrap();
+                    assert_eq!(&buf, rec);
+                }
+            }
+        }
     }
 }

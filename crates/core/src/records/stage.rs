@@ -5,15 +5,18 @@
 //! flag the pointer carries.
 //!
 //! The design's full order is zero detection, hash, dedup, compression, encryption,
-//! checksum, allocation, write. This build implements the last three: format v1 stores
-//! records as they are. A new stage is a variant here, ranked by its place in that
-//! order, with its flag, its `run` and its `undo`; the file system layer above does not
-//! change.
+//! checksum, allocation, write. This build implements zero detection, compression,
+//! checksum, allocation and write. The stages up to the checksum transform bytes only
+//! and run on any thread, batches of records at once ([`super::pipeline::prepare`]);
+//! allocation and write place the result on the device. A new stage is a variant here,
+//! ranked by its place in that order, with its flags, its `run` and its `undo`; the
+//! file system layer above does not change.
 
 use std::borrow::Cow;
 
-use gpufs_format::{checksum, RecordPtr, BLOCK_SIZE};
+use gpufs_format::{checksum, Compression, RecordPtr, BLOCK_SIZE};
 
+use super::codec::{self, Verdict};
 use super::pipeline::{BlockSink, RecordError};
 use crate::error::FsResult;
 use crate::units::BlockNo;
@@ -22,6 +25,11 @@ use crate::units::BlockNo;
 /// derived ordering is the order a pipeline must list them in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
+    /// A record of zeros is not stored: it becomes a hole.
+    Zero,
+    /// LZ4 or zstd, as the file's compression property says, kept only when it saves
+    /// an eighth and a block; skipped when a sample says the bytes are incompressible.
+    Compress,
     /// CRC32C of the bytes as stored, into the pointer's `checksum`.
     Checksum,
     /// Contiguous blocks of the data area for the stored bytes.
@@ -31,17 +39,23 @@ pub enum Stage {
 }
 
 /// Every stage this build implements, in pipeline order.
-pub const ALL_STAGES: &[Stage] = &[Stage::Checksum, Stage::Allocate, Stage::Write];
+pub const ALL_STAGES: &[Stage] = &[
+    Stage::Zero,
+    Stage::Compress,
+    Stage::Checksum,
+    Stage::Allocate,
+    Stage::Write,
+];
 
-/// The write pipeline of format version 1: the bytes stored as they are.
-pub const V1_WRITE: &[Stage] = &[Stage::Checksum, Stage::Allocate, Stage::Write];
+/// The write pipeline of format version 2.
+pub const WRITE: &[Stage] = ALL_STAGES;
 
 /// Pointer flags this build can undo: those of the stages it implements.
 pub const fn known_flags() -> u32 {
     let mut flags = 0;
     let mut i = 0;
     while i < ALL_STAGES.len() {
-        flags |= ALL_STAGES[i].flag();
+        flags |= ALL_STAGES[i].flags();
         i += 1;
     }
     flags
@@ -51,28 +65,51 @@ pub const fn known_flags() -> u32 {
 const _: () = assert!(known_flags() == RecordPtr::KNOWN_FLAGS);
 
 impl Stage {
-    /// The record-pointer flag the stage sets when it transforms the bytes; 0 for a
-    /// stage that leaves them as they are.
-    pub const fn flag(self) -> u32 {
+    /// The record-pointer flags the stage may set when it transforms the bytes (one of
+    /// them at a time); 0 for a stage that leaves them as they are.
+    pub const fn flags(self) -> u32 {
         match self {
-            Stage::Checksum | Stage::Allocate | Stage::Write => 0,
+            Stage::Compress => RecordPtr::FLAG_LZ4 | RecordPtr::FLAG_ZSTD,
+            Stage::Zero | Stage::Checksum | Stage::Allocate | Stage::Write => 0,
         }
     }
 
     /// May the stage change how many bytes are stored (`phys_len != logical_len`)?
     pub const fn changes_length(self) -> bool {
+        matches!(self, Stage::Compress)
+    }
+
+    /// Does the stage place bytes on the device (and so run under the volume's lock)?
+    pub const fn places(self) -> bool {
+        matches!(self, Stage::Allocate | Stage::Write)
+    }
+
+    /// Runs a transforming stage on a record being prepared.
+    pub(super) fn transform(self, io: &mut WriteIo<'_>) {
+        debug_assert!(!self.places());
         match self {
-            Stage::Checksum | Stage::Allocate | Stage::Write => false,
+            Stage::Zero => {
+                if io.stored.iter().all(|b| *b == 0) {
+                    io.hole = true;
+                }
+            }
+            Stage::Compress => {
+                let (bytes, verdict) = codec::compress(io.compression, &io.stored);
+                io.verdict = verdict;
+                if let (Some(bytes), Verdict::Compressed(flag)) = (bytes, verdict) {
+                    io.ptr.flags |= flag;
+                    io.stored = Cow::Owned(bytes);
+                }
+            }
+            Stage::Checksum => io.ptr.checksum = checksum(&io.stored),
+            Stage::Allocate | Stage::Write => {}
         }
     }
 
-    /// Runs the stage on a record being written.
-    pub(super) fn run(self, io: &mut WriteIo<'_>, sink: &mut impl BlockSink) -> FsResult<()> {
+    /// Runs a placing stage on a prepared record.
+    pub(super) fn place(self, io: &mut WriteIo<'_>, sink: &mut impl BlockSink) -> FsResult<()> {
+        debug_assert!(self.places());
         match self {
-            Stage::Checksum => {
-                io.ptr.checksum = checksum(&io.stored);
-                Ok(())
-            }
             Stage::Allocate => {
                 let count = io.block_count();
                 let block = sink.allocate(count)?;
@@ -86,51 +123,87 @@ impl Stage {
                 })?;
                 write_padded(sink, block, count, &io.stored)
             }
+            Stage::Zero | Stage::Compress | Stage::Checksum => Ok(()),
         }
     }
 
-    /// Undoes the stage's transformation of `bytes` on a read (stages with a flag only).
-    pub(super) fn undo(self, _bytes: &mut Vec<u8>) -> Result<(), RecordError> {
+    /// Undoes the stage's transformation of `stored` on a read (stages with flags only);
+    /// `ptr` says which flag was set and how long the logical bytes are.
+    pub(super) fn undo(self, ptr: &RecordPtr, stored: &mut Vec<u8>) -> Result<(), RecordError> {
         match self {
-            Stage::Checksum | Stage::Allocate | Stage::Write => Ok(()),
+            Stage::Compress => {
+                let mut out = vec![0u8; ptr.logical_len as usize];
+                codec::decompress(ptr.flags & self.flags(), stored, &mut out)
+                    .map_err(RecordError::Decode)?;
+                *stored = out;
+                Ok(())
+            }
+            Stage::Zero | Stage::Checksum | Stage::Allocate | Stage::Write => Ok(()),
         }
     }
 }
 
 /// Is `stages` a write pipeline: stages in pipeline order, none twice, ending with the
-/// allocation and the write, the checksum taken of the final bytes?
+/// checksum of the final bytes, the allocation and the write?
 pub fn is_valid_pipeline(stages: &[Stage]) -> bool {
     let ordered = stages.windows(2).all(|w| w[0] < w[1]);
-    let ends = stages.ends_with(&[Stage::Allocate, Stage::Write]);
-    let checksummed = stages.contains(&Stage::Checksum);
-    ordered && ends && checksummed
+    let ends = stages.ends_with(&[Stage::Checksum, Stage::Allocate, Stage::Write]);
+    ordered && ends
 }
 
 /// A record on its way through the write pipeline.
-pub(super) struct WriteIo<'a> {
+pub struct WriteIo<'a> {
     /// The bytes to store: the logical bytes until a stage transforms them.
     pub(super) stored: Cow<'a, [u8]>,
     /// The pointer being built.
     pub(super) ptr: RecordPtr,
+    /// How the record is to be compressed.
+    pub(super) compression: Compression,
+    /// What the compression stage decided.
+    pub(super) verdict: Verdict,
+    /// The zero stage found nothing to store.
+    pub(super) hole: bool,
     /// The blocks the allocation stage took, to give back when a later stage fails.
     pub(super) allocated: Option<(BlockNo, u64)>,
 }
 
 impl<'a> WriteIo<'a> {
-    pub(super) fn new(data: &'a [u8], birth_gen: u64) -> Self {
+    pub(super) fn new(data: &'a [u8], compression: Compression) -> Self {
         WriteIo {
             stored: Cow::Borrowed(data),
             ptr: RecordPtr {
                 block: 0,
                 logical_len: data.len() as u32,
                 phys_len: data.len() as u32,
-                birth_gen,
+                birth_gen: 0,
                 checksum: 0,
                 flags: 0,
                 hash: [0; 32],
             },
+            compression,
+            verdict: Verdict::Off,
+            hole: false,
             allocated: None,
         }
+    }
+
+    /// The logical bytes a prepared record holds.
+    pub fn logical_len(&self) -> u32 {
+        self.ptr.logical_len
+    }
+
+    /// Bytes the record will take on the device (0 for a hole).
+    pub fn stored_len(&self) -> usize {
+        if self.hole {
+            0
+        } else {
+            self.stored.len()
+        }
+    }
+
+    /// What the compression stage decided.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
     }
 
     /// Blocks the stored bytes take (at least one).
@@ -166,8 +239,12 @@ mod tests {
 
     #[test]
     fn pipelines_are_checked_for_order_and_ending() {
-        assert!(is_valid_pipeline(V1_WRITE));
-        assert!(is_valid_pipeline(ALL_STAGES));
+        assert!(is_valid_pipeline(WRITE));
+        assert!(is_valid_pipeline(&[
+            Stage::Checksum,
+            Stage::Allocate,
+            Stage::Write
+        ]));
         assert!(!is_valid_pipeline(&[
             Stage::Allocate,
             Stage::Checksum,
@@ -176,19 +253,28 @@ mod tests {
         assert!(!is_valid_pipeline(&[Stage::Checksum, Stage::Write]));
         assert!(!is_valid_pipeline(&[Stage::Allocate, Stage::Write]));
         assert!(!is_valid_pipeline(&[
+            Stage::Compress,
+            Stage::Zero,
             Stage::Checksum,
+            Stage::Allocate,
+            Stage::Write
+        ]));
+        assert!(!is_valid_pipeline(&[
+            Stage::Zero,
             Stage::Checksum,
+            Stage::Compress,
             Stage::Allocate,
             Stage::Write
         ]));
     }
 
     #[test]
-    fn v1_stages_leave_bytes_and_length_alone() {
-        assert_eq!(known_flags(), 0);
+    fn only_compression_flags_and_changes_length() {
+        assert_eq!(known_flags(), RecordPtr::FLAG_LZ4 | RecordPtr::FLAG_ZSTD);
         for s in ALL_STAGES {
-            assert_eq!(s.flag(), 0);
-            assert!(!s.changes_length());
+            assert_eq!(s.changes_length(), *s == Stage::Compress);
+            assert_eq!(s.flags() != 0, *s == Stage::Compress);
+            assert_eq!(s.places(), matches!(s, Stage::Allocate | Stage::Write));
         }
     }
 }

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use gpufs_format::{JournalOp, RecordPtr, Superblock};
+use gpufs_format::{Compression, JournalOp, RecordPtr, Superblock};
 
 use super::Volume;
 use crate::alloc::Allocator;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
-use crate::records::{self, BlockSink, BlockSource, RecordError, V1_WRITE};
+use crate::records::{self, BlockSink, BlockSource, Outcome, RecordError, WriteIo, WRITE};
 use crate::units::{BlockNo, Ino, RecordIndex};
 
 /// The allocator's number of absolute block `block`, when the run of `count` from it
@@ -114,11 +114,72 @@ impl Volume {
         records::load(&AreaReader::of(&self.dev, &self.sb, &self.alloc), ptr, buf)
     }
 
+    /// How new records of `ino` are compressed: its own property, else the filesystem's
+    /// default.
+    pub fn compression_of(&self, ino: Ino) -> Compression {
+        let own = self
+            .ns
+            .inode(ino.get())
+            .and_then(|r| r.compression().ok().flatten());
+        own.unwrap_or_else(|| self.default_compression())
+    }
+
+    /// The filesystem's default compression (none for a version 1 image).
+    pub fn default_compression(&self) -> Compression {
+        Compression::decode(self.sb.compression)
+            .ok()
+            .flatten()
+            .unwrap_or(Compression::None)
+    }
+
     /// Stores `data` as record `index` of `ino` through the write pipeline, replacing
-    /// (and freeing) the record there before.
+    /// (and freeing) the record there before; a record of zeros leaves a hole.
     pub fn store_record(&mut self, ino: Ino, index: RecordIndex, data: &[u8]) -> FsResult<()> {
-        debug_assert!(data.len() as u64 <= self.geometry().record_size());
-        let ptr = self.write_record(data)?;
+        let stored = self.store_records(ino, &[(index, data)])?;
+        debug_assert_eq!(stored, 1);
+        Ok(())
+    }
+
+    /// Stores each `(index, bytes)` as [`Volume::store_record`] does, the bytes prepared
+    /// (zero detection, compression, checksum) on every core at once, then placed in
+    /// order. Stops at the first failure: returns how many were stored, or the error when
+    /// none was.
+    pub fn store_records(&mut self, ino: Ino, recs: &[(RecordIndex, &[u8])]) -> FsResult<usize> {
+        let geo = self.geometry();
+        debug_assert!(recs
+            .iter()
+            .all(|(_, d)| d.len() as u64 <= geo.record_size()));
+        let compression = self.compression_of(ino);
+        let bytes: Vec<&[u8]> = recs.iter().map(|(_, d)| *d).collect();
+        let prepared = records::prepare_batch(WRITE, compression, &bytes);
+        for (done, (io, (index, _))) in prepared.into_iter().zip(recs).enumerate() {
+            if let Err(e) = self.place_record(ino, *index, io) {
+                if done == 0 {
+                    return Err(e);
+                }
+                tracing::debug!(%ino, done, "stopped storing records: {e}");
+                return Ok(done);
+            }
+        }
+        Ok(recs.len())
+    }
+
+    /// Places one prepared record as record `index` of `ino`, and records it.
+    fn place_record(&mut self, ino: Ino, index: RecordIndex, io: WriteIo<'_>) -> FsResult<()> {
+        let (logical, stored, verdict) = (io.logical_len(), io.stored_len(), io.verdict());
+        let outcome = records::place(WRITE, &mut self.writer(), io)?;
+        self.counters
+            .records
+            .count(verdict, &outcome, logical, stored);
+        let ptr = match outcome {
+            Outcome::Stored(ptr) => ptr,
+            Outcome::Hole => {
+                if self.ns.extent(ino.get(), index.get()).is_some() {
+                    return self.drop_records(ino, index, index.next());
+                }
+                return Ok(());
+            }
+        };
         let put = self.apply(JournalOp::ExtentPut {
             ino: ino.get(),
             index: index.get(),
@@ -140,11 +201,6 @@ impl Volume {
             from: from.get(),
             to: to.get(),
         })
-    }
-
-    /// Writes one record's logical bytes to fresh blocks; nothing refers to them yet.
-    fn write_record(&mut self, data: &[u8]) -> FsResult<RecordPtr> {
-        records::write(V1_WRITE, &mut self.writer(), data)
     }
 
     fn writer(&mut self) -> AreaWriter<'_> {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use gpufs_format::{
-    FileKind, InodeRecord, Superblock, BLOCK_SIZE, FORMAT_VERSION, MAX_RECORD_SIZE,
+    Compression, FileKind, InodeRecord, Superblock, BLOCK_SIZE, FORMAT_VERSION, MAX_RECORD_SIZE,
     MIN_RECORD_SIZE, SUPERBLOCK_MAGIC,
 };
 
@@ -26,6 +26,8 @@ pub struct MkfsOptions {
     pub uid: u32,
     pub gid: u32,
     pub uuid: [u8; 16],
+    /// How new records are compressed unless a directory's property says otherwise.
+    pub compression: Compression,
 }
 
 impl Default for MkfsOptions {
@@ -36,6 +38,7 @@ impl Default for MkfsOptions {
             uid: 0,
             gid: 0,
             uuid: [0; 16],
+            compression: Compression::MKFS_DEFAULT,
         }
     }
 }
@@ -107,7 +110,9 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         inode_count: 0,
         created_ns: now,
         checkpoint_ns: now,
-        reserved: [0; 14],
+        compression: opts.compression.encode(),
+        reserved_a: 0,
+        reserved: [0; 13],
         reserved2: 0,
         checksum: 0,
     }

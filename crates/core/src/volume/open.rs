@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use gpufs_format::signature;
 use gpufs_format::superblock::SUPERBLOCK_SLOTS;
-use gpufs_format::{FormatError, Superblock, BLOCK_SIZE};
+use gpufs_format::{FormatError, Superblock, BLOCK_SIZE, FORMAT_VERSION};
 
 use super::checkpoint::load_checkpoint;
 use super::Volume;
@@ -114,6 +114,18 @@ impl Volume {
         }
         let rep = replay(dev.as_ref(), &sb)?;
         let journal = Journal::new(&sb, &rep);
+        let old_version = sb.version;
+        // An older image this build reads is a valid image of this version: the first
+        // superblock written (before the first journal transaction that may refer to a
+        // record only this version writes) says so.
+        let sb = if opts.read_only {
+            sb
+        } else {
+            Superblock {
+                version: FORMAT_VERSION,
+                ..sb
+            }
+        };
         let mut vol = Volume::assemble(dev, sb, ckpt.ns, alloc, journal, opts.read_only);
         vol.ckpt_runs = ckpt_runs;
         for tx in &rep.transactions {
@@ -154,6 +166,16 @@ impl Volume {
             if !clean || slot_damaged {
                 vol.checkpoint()?;
             }
+        }
+        if old_version != FORMAT_VERSION {
+            notes.push(if vol.read_only {
+                format!("format version {old_version} image, opened read-only as it is")
+            } else {
+                format!(
+                    "format version {old_version} image: upgraded to version {FORMAT_VERSION} by \
+                     its first write (older builds will no longer open it)"
+                )
+            });
         }
         vol.notes = notes;
         Ok(vol)

@@ -11,7 +11,7 @@ use gpufs_core::{Caller, Filesystem, FsError};
 use crate::check::{fsck_image, tree_diff, trees_equal, walk};
 use crate::devices::{format_and_mount, mount_image, CrashDevice, LogDevice};
 use crate::model::{Blob, CNode, Model, Tree};
-use crate::rng::{write_bytes, Rng};
+use crate::rng::{random_bytes, Rng};
 use crate::workload::{run_op, shortened, workload, Op};
 use crate::{BALLAST, DEVICE_BYTES, HEADROOM, JOURNAL_BLOCKS, ROOT};
 
@@ -148,7 +148,7 @@ impl States {
 pub(crate) fn run_cut(seed: u64) -> Result<Outcome, String> {
     let ops = workload(seed);
     let mut rng = Rng::new(seed ^ 0xC0FF_EE00);
-    let ballast = Blob::new(write_bytes(seed ^ 0x0BA1_1A57, ballast_len(seed, &ops)?));
+    let ballast = Blob::new(random_bytes(seed ^ 0x0BA1_1A57, ballast_len(seed, &ops)?));
     let dry = dry_run(&ballast, &ops)?;
 
     let dev = Arc::new(CrashDevice {
@@ -350,7 +350,7 @@ fn remount_unchanged(
 /// The recovered allocator is sane: new data never lands on live blocks. (The device
 /// may be nearly full: a short write or ENOSPC is fine, a wrong byte is not.)
 fn check_writes_after_recovery(fs: &Filesystem, seed: u64, want: &Tree) -> Result<(), String> {
-    let post = write_bytes(seed ^ 0xABCD, 300 << 10);
+    let post = random_bytes(seed ^ 0xABCD, 300 << 10);
     let written = match fs.create(ROOT, b"post", 0o644, Caller::ROOT) {
         Ok(a) => {
             let n = match fs.write(a.ino, 0, &post) {

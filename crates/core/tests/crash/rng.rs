@@ -31,12 +31,44 @@ impl Rng {
 }
 
 /// Bytes a write op stores, derived from its seed.
-pub(crate) fn write_bytes(seed: u64, len: u64) -> Vec<u8> {
+/// Incompressible bytes: what fills the device as ballast takes its full size.
+pub(crate) fn random_bytes(seed: u64, len: u64) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let mut out = vec![0u8; len as usize];
     for chunk in out.chunks_mut(8) {
         let v = rng.next().to_le_bytes();
         chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+    out
+}
+
+/// The bytes of a workload write.
+pub(crate) fn write_bytes(seed: u64, len: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut out = vec![0u8; len as usize];
+    // A quarter each: random (stored raw), text-like (compressed), zeros (holes), and
+    // short runs (compressed, partly zero), so power cuts land in every path of the
+    // record pipeline.
+    match seed % 4 {
+        0 => return random_bytes(seed, len),
+        1 => {
+            const WORDS: [&[u8]; 6] = [b"gpufs ", b"record ", b"crash\n", b"of ", b"a ", b"cut "];
+            let mut at = 0;
+            while at < out.len() {
+                let w = WORDS[rng.below(WORDS.len() as u64) as usize];
+                let n = w.len().min(out.len() - at);
+                out[at..at + n].copy_from_slice(&w[..n]);
+                at += n;
+            }
+        }
+        2 => {}
+        _ => {
+            for chunk in out.chunks_mut(512) {
+                let v = rng.next() as u8;
+                let run = (rng.below(512) as usize).min(chunk.len());
+                chunk[..run].fill(v);
+            }
+        }
     }
     out
 }

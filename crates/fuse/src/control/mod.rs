@@ -12,6 +12,7 @@
 //! reads a request and dispatches it; `search.rs`, `du.rs` and `stats.rs` answer.
 
 mod du;
+mod property;
 mod request;
 mod search;
 mod stats;

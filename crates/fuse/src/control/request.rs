@@ -9,7 +9,7 @@ use gpufs_core::{Caller, FsError};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::{json, Value};
 
-use super::{du, search, stats, Server};
+use super::{du, property, search, stats, Server};
 
 /// Most bytes of one request line.
 const MAX_REQUEST: u64 = 1 << 20;
@@ -82,6 +82,11 @@ pub(super) fn answer(server: &Server, stream: UnixStream) -> std::io::Result<()>
         Ok(v) => v,
         Err(e) => return refuse(&mut out, &format!("bad request: {e}"), 2),
     };
+    // Properties need no compute layer.
+    if req.get("op").and_then(Value::as_str) == Some("property") {
+        property::answer(server, &req, &asker, &mut out)?;
+        return out.flush();
+    }
     let compute = match server.compute() {
         Ok(c) => c,
         Err(e) => return refuse(&mut out, &e, 1),

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use gpufs_compute::Compute;
+use gpufs_core::{RecordCounters, Totals};
 use serde_json::{json, Value};
 
 use super::request::header;
@@ -33,8 +34,28 @@ pub(super) fn answer(
                             "software": software,
                             "kernels": kernels},
                 "namespace_bytes": server.fs.namespace_bytes(),
+                "records": records(&c.records),
                 "counters": format!("{c:?}")}),
     )
+}
+
+/// How the records written since mount were stored: by algorithm, with their logical and
+/// physical bytes and the ratio, and on which backend they were prepared.
+fn records(r: &RecordCounters) -> Value {
+    let one = |t: &Totals| {
+        let ratio = if t.physical_bytes == 0 {
+            Value::Null
+        } else {
+            json!(t.logical_bytes as f64 / t.physical_bytes as f64)
+        };
+        json!({"records": t.records, "logical_bytes": t.logical_bytes,
+               "physical_bytes": t.physical_bytes, "ratio": ratio})
+    };
+    json!({"lz4": one(&r.lz4), "zstd": one(&r.zstd), "raw": one(&r.raw),
+           "holes": one(&r.holes),
+           "raw_because_sample_incompressible": r.skipped_by_sample,
+           "raw_because_saving_too_small": r.not_worth,
+           "backend": {"cpu": r.cpu_records, "gpu": r.gpu_records}})
 }
 
 /// The GPU adapter's name and whether it is a software one, if kernels may run on one.

@@ -9,8 +9,8 @@ use crate::error::ComputeResult;
 use crate::records::RecordBatch;
 
 /// The block of `record` when it is strictly shorter than the record, using `buf` as
-/// room for the compressor.
-fn compress_one(record: &[u8], buf: &mut Vec<u8>) -> Option<usize> {
+/// room for the compressor: the block is `buf[..n]`.
+pub fn compress_one(record: &[u8], buf: &mut Vec<u8>) -> Option<usize> {
     if record.is_empty() {
         return None;
     }

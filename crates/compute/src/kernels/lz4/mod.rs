@@ -22,8 +22,8 @@ pub mod gpu_decompress;
 use crate::records::RecordBatch;
 
 pub use cpu::{
-    compress_cpu, compress_cpu_one_thread, decompress_cpu, decompress_cpu_into,
-    decompress_cpu_one_thread, decompress_cpu_one_thread_into,
+    compress_cpu, compress_cpu_one_thread, compress_one, decompress_cpu, decompress_cpu_into,
+    decompress_cpu_one_thread, decompress_cpu_one_thread_into, decompress_one,
 };
 #[cfg(feature = "gpu")]
 pub use gpu_compress::gpu as compress_gpu;

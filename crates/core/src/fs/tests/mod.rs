@@ -13,6 +13,7 @@ macro_rules! assert_err {
 }
 
 mod attrs;
+mod compression;
 mod data;
 mod durability;
 mod names;
@@ -53,10 +54,16 @@ fn cut_checked_and_mounted(dev: &FaultDevice, seed: u64) -> (Arc<FaultDevice>, F
     mount_image(img)
 }
 
+/// A new filesystem storing records as they are, so that the tests of space and
+/// layout can count blocks (`compression.rs` tests the compressed ones).
 fn fresh_sized(bytes: usize) -> (Arc<FaultDevice>, Filesystem) {
     let dev = Arc::new(FaultDevice::new(vec![0u8; bytes]));
     let d: Arc<dyn Device> = dev.clone();
-    mkfs(d.clone(), &MkfsOptions::default()).unwrap();
+    let opts = MkfsOptions {
+        compression: gpufs_format::Compression::None,
+        ..MkfsOptions::default()
+    };
+    mkfs(d.clone(), &opts).unwrap();
     let fs = Filesystem::mount(d, OpenOptions::default()).unwrap();
     (dev, fs)
 }

@@ -1,0 +1,69 @@
+//! What the write pipeline did with the records it was given, for `gpufs stats`.
+
+use gpufs_format::{RecordPtr, BLOCK_SIZE};
+
+use super::codec::Verdict;
+use super::pipeline::Outcome;
+
+/// Records of one kind and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub records: u64,
+    /// Bytes of file data they hold.
+    pub logical_bytes: u64,
+    /// Bytes they take on the device, whole blocks.
+    pub physical_bytes: u64,
+}
+
+impl Totals {
+    fn add(&mut self, logical: u32, stored: usize) {
+        self.records += 1;
+        self.logical_bytes += u64::from(logical);
+        self.physical_bytes += (stored.div_ceil(BLOCK_SIZE) * BLOCK_SIZE) as u64;
+    }
+}
+
+/// Records written since mount, by how they were stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordCounters {
+    /// Stored as they are.
+    pub raw: Totals,
+    pub lz4: Totals,
+    pub zstd: Totals,
+    /// Records of zeros left as holes (no physical bytes).
+    pub holes: Totals,
+    /// Raw because the sample looked incompressible (no compressor ran).
+    pub skipped_by_sample: u64,
+    /// Raw because the compressor did not save an eighth and a block.
+    pub not_worth: u64,
+    /// Records prepared by the CPU cores. The write path does not send batches to the
+    /// GPU yet; this says so rather than leaving it to be guessed.
+    pub cpu_records: u64,
+    pub gpu_records: u64,
+}
+
+impl RecordCounters {
+    /// Counts one placed record.
+    pub fn count(&mut self, verdict: Verdict, outcome: &Outcome, logical: u32, stored: usize) {
+        self.cpu_records += 1;
+        match outcome {
+            Outcome::Hole => self.holes.add(logical, 0),
+            Outcome::Stored(ptr) => match verdict {
+                Verdict::Compressed(RecordPtr::FLAG_LZ4) => self.lz4.add(logical, stored),
+                Verdict::Compressed(_) => self.zstd.add(logical, stored),
+                Verdict::Skipped => {
+                    self.skipped_by_sample += 1;
+                    self.raw.add(logical, stored)
+                }
+                Verdict::NotWorth => {
+                    self.not_worth += 1;
+                    self.raw.add(logical, stored)
+                }
+                Verdict::Off => {
+                    debug_assert_eq!(ptr.flags, 0);
+                    self.raw.add(logical, stored)
+                }
+            },
+        }
+    }
+}
