@@ -20,6 +20,7 @@ Needs root, /dev/fuse, btrfs-progs, e2fsprogs and a release build.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -165,9 +166,7 @@ def main():
         results["space"][name] = space(Target(name, work), trees, random_file)
         print(name, results["space"][name], file=sys.stderr)
     results["write_s"] = write_times(work, source, a.mib, a.reps)
-    os.unlink(random_file)
-    os.unlink(source)
-    os.rmdir(work)
+    shutil.rmtree(work)
 
     s = results["space"]
     print("tree: %s (%.1f MiB apparent)" % (" + ".join(trees), tree_bytes / MIB))

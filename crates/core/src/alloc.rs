@@ -103,6 +103,25 @@ impl Allocator {
         Some(found)
     }
 
+    /// Where the next-fit search of [`Allocator::alloc`] starts.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Moves where the next-fit search starts (a second copy of metadata far from the
+    /// first).
+    pub fn set_cursor(&mut self, at: u64) {
+        self.cursor = at.min(self.blocks);
+    }
+
+    /// The block half the area away from `block`.
+    pub fn far_from(&self, block: u64) -> u64 {
+        if self.blocks == 0 {
+            return 0;
+        }
+        (block % self.blocks + self.blocks / 2) % self.blocks
+    }
+
     /// True when [`Allocator::alloc`] would find a run of `n` free blocks.
     pub fn has_run(&self, n: u64) -> bool {
         let start = self.cursor.min(self.blocks);

@@ -16,7 +16,7 @@ use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::records::RecordError;
 use crate::units::{BlockNo, RecordIndex};
-use crate::volume::{read_checkpoint, OpenOptions, Volume};
+use crate::volume::{read_checkpoint, verify_checkpoint_copies, OpenOptions, Volume};
 
 /// What fsck found.
 #[derive(Clone, Debug, Default)]
@@ -103,13 +103,26 @@ fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport)
         .map(|a| a.used())
         .unwrap_or(0);
     let ckpt: u64 = vol.checkpoint_runs().iter().map(|r| r.1).sum();
-    if bitmap_used + ckpt != sb.used_blocks {
+    let journal_copy = vol.journal_copy_run().map_or(0, |r| r.1);
+    if bitmap_used + ckpt + journal_copy != sb.used_blocks {
         report.problems.push(format!(
-            "space accounting: superblock says {} blocks used, the checkpoint's bitmap and \
-             its own blocks add up to {}",
+            "space accounting: superblock says {} blocks used, the checkpoint's bitmap, its \
+             own blocks and the journal's second copy add up to {}",
             sb.used_blocks,
-            bitmap_used + ckpt
+            bitmap_used + ckpt + journal_copy
         ));
+    }
+    for (root, problem) in verify_checkpoint_copies(dev, sb) {
+        let known = format!("checkpoint copy at block {root}");
+        if report.warnings.iter().any(|w| w.contains(&known)) {
+            continue;
+        }
+        if let Some(p) = problem {
+            report.warnings.push(format!(
+                "checkpoint copy at block {root} is damaged ({p}); the next read-write mount \
+                 rewrites it from the other"
+            ));
+        }
     }
 }
 
@@ -214,6 +227,9 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
     let ds = vol.superblock().data_start;
     for &(s, n) in vol.checkpoint_runs() {
         claim("checkpoint".into(), ds + s, n, report);
+    }
+    if let Some((s, n)) = vol.journal_copy_run() {
+        claim("journal copy".into(), ds + s, n, report);
     }
     for (ino, index, ptr) in vol.namespace().all_extents() {
         claim(

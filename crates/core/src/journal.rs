@@ -1,4 +1,8 @@
 //! The journal ring: group commit of metadata ops, and replay after a crash.
+//!
+//! Format v2 keeps a second copy of the ring (`journal_copy_start`, in the data area far
+//! from the first): every block is written to both, and replay reads a block from the
+//! copy when the first one is damaged, so no single bad block loses a transaction.
 
 use gpufs_format::journal::JOURNAL_PAYLOAD;
 use gpufs_format::{JournalBlockHeader, JournalOp, Superblock, BLOCK_SIZE};
@@ -10,6 +14,8 @@ use crate::error::{FsError, FsResult};
 #[derive(Debug)]
 pub struct Journal {
     start: u64,
+    /// First block of the ring's second copy, if the image has one.
+    copy_start: Option<u64>,
     blocks: u64,
     /// Ring index and sequence number of the next block to write.
     next_index: u64,
@@ -33,6 +39,8 @@ pub struct Replay {
     pub used: u64,
     /// True when any block of this journal generation was found (even a torn one).
     pub saw_blocks: bool,
+    /// Blocks of the first copy that were damaged and read from the second.
+    pub repaired: Vec<u64>,
 }
 
 impl Journal {
@@ -40,6 +48,7 @@ impl Journal {
     pub fn new(sb: &Superblock, replay: &Replay) -> Self {
         Journal {
             start: sb.journal_start,
+            copy_start: (sb.journal_copy_start != 0).then_some(sb.journal_copy_start),
             blocks: sb.journal_blocks,
             next_index: replay.end_index,
             next_seq: replay.end_seq,
@@ -48,6 +57,20 @@ impl Journal {
             pending: Vec::new(),
             pending_ops: 0,
         }
+    }
+
+    /// From now on every block is also written to the copy at `start`.
+    pub fn set_copy(&mut self, start: u64) {
+        self.copy_start = Some(start);
+    }
+
+    /// Writes `run` at ring index `index` of each copy.
+    fn write_run(&self, dev: &dyn Device, index: u64, run: &[u8]) -> FsResult<()> {
+        dev.write_at(run, (self.start + index) * BLOCK_SIZE as u64)?;
+        if let Some(copy) = self.copy_start {
+            dev.write_at(run, (copy + index) * BLOCK_SIZE as u64)?;
+        }
+        Ok(())
     }
 
     /// Queues one op for the next commit.
@@ -109,14 +132,14 @@ impl Journal {
             self.next_seq += 1;
             self.next_index += 1;
             if self.next_index == self.blocks {
-                dev.write_at(&run, (self.start + run_start) * BLOCK_SIZE as u64)?;
+                self.write_run(dev, run_start, &run)?;
                 run.clear();
                 self.next_index = 0;
                 run_start = 0;
             }
         }
         if !run.is_empty() {
-            dev.write_at(&run, (self.start + run_start) * BLOCK_SIZE as u64)?;
+            self.write_run(dev, run_start, &run)?;
         }
         self.used += chunks.len() as u64;
         self.pending.clear();
@@ -144,20 +167,37 @@ pub fn replay(dev: &dyn Device, sb: &Superblock) -> FsResult<Replay> {
         end_seq: sb.journal_seq,
         used: 0,
         saw_blocks: false,
+        repaired: Vec::new(),
     };
     let mut index = sb.journal_head;
     let mut seq = sb.journal_seq;
     let mut stream: Vec<u8> = Vec::new();
     let mut tx_blocks = 0u64;
     let mut block = vec![0u8; BLOCK_SIZE];
+    let copies: Vec<u64> = [sb.journal_start, sb.journal_copy_start]
+        .into_iter()
+        .filter(|s| *s != 0)
+        .collect();
     for _ in 0..sb.journal_blocks {
-        dev.read_at(&mut block, (sb.journal_start + index) * BLOCK_SIZE as u64)?;
-        let Ok((hdr, payload)) = JournalBlockHeader::decode_block(&block) else {
+        // The first copy that holds the expected block; a damaged or stale block in one
+        // copy is read from the other.
+        let mut found = None;
+        for (i, start) in copies.iter().enumerate() {
+            dev.read_at(&mut block, (start + index) * BLOCK_SIZE as u64)?;
+            if let Ok((hdr, _)) = JournalBlockHeader::decode_block(&block) {
+                if hdr.seq == seq && hdr.checkpoint_gen == sb.generation {
+                    if i > 0 {
+                        out.repaired.push(sb.journal_start + index);
+                    }
+                    found = Some(hdr);
+                    break;
+                }
+            }
+        }
+        let Some(hdr) = found else { break };
+        let Ok((_, payload)) = JournalBlockHeader::decode_block(&block) else {
             break;
         };
-        if hdr.seq != seq || hdr.checkpoint_gen != sb.generation {
-            break;
-        }
         out.saw_blocks = true;
         stream.extend_from_slice(payload);
         tx_blocks += 1;

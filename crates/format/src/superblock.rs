@@ -34,7 +34,10 @@ pub const SUPERBLOCK_SLOTS: [u64; 2] = [0, 1];
 /// 136    4 compression      default compression of new records (v2; see props.rs);
 ///                           0 in a version 1 image: none
 /// 140    4 reserved_a       zero
-/// 144  104 reserved         zero
+/// 144    8 checkpoint_root_copy  block of the checkpoint's second copy (v2; 0: none)
+/// 152    8 journal_copy_start    first block of the journal ring's second copy, in the
+///                                data area, `journal_blocks` long (v2; 0: none)
+/// 160   88 reserved         zero
 /// 248    4 reserved2        zero
 /// 252    4 checksum         CRC32C of bytes 0..252
 /// ```
@@ -62,7 +65,9 @@ pub struct Superblock {
     pub checkpoint_ns: i64,
     pub compression: u32,
     pub reserved_a: u32,
-    pub reserved: [u64; 13],
+    pub checkpoint_root_copy: u64,
+    pub journal_copy_start: u64,
+    pub reserved: [u64; 11],
     pub reserved2: u32,
     pub checksum: u32,
 }
@@ -151,6 +156,15 @@ impl Superblock {
         if self.used_blocks > self.total_blocks - self.data_start {
             return bad("more blocks used than exist".into());
         }
+        let in_area = |b: u64, n: u64| {
+            b >= self.data_start && b.checked_add(n).is_some_and(|e| e <= self.total_blocks)
+        };
+        if self.checkpoint_root_copy != 0 && !in_area(self.checkpoint_root_copy, 1) {
+            return bad("checkpoint copy root outside the data area".into());
+        }
+        if self.journal_copy_start != 0 && !in_area(self.journal_copy_start, self.journal_blocks) {
+            return bad("journal copy outside the data area".into());
+        }
         if crate::Compression::decode(self.compression).is_err() {
             return bad(format!("default compression {:#x}", self.compression));
         }
@@ -189,7 +203,9 @@ mod tests {
             checkpoint_ns: 2,
             compression: 0,
             reserved_a: 0,
-            reserved: [0; 13],
+            checkpoint_root_copy: 3000,
+            journal_copy_start: 4000,
+            reserved: [0; 11],
             reserved2: 0,
             checksum: 0,
         }
@@ -235,6 +251,16 @@ mod tests {
         let mut sb = sample();
         sb.version = 1;
         assert_eq!(Superblock::decode(&sb.encode()).unwrap().version, 1);
+    }
+
+    #[test]
+    fn metadata_copies_outside_the_data_area_are_refused() {
+        let mut sb = sample();
+        sb.checkpoint_root_copy = 5;
+        assert!(Superblock::decode(&sb.encode()).is_err());
+        let mut sb = sample();
+        sb.journal_copy_start = sb.total_blocks - 10;
+        assert!(Superblock::decode(&sb.encode()).is_err());
     }
 
     #[test]

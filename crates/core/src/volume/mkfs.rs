@@ -72,10 +72,12 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
         end_seq: sb.journal_seq,
         used: 0,
         saw_blocks: false,
+        repaired: Vec::new(),
     };
     let alloc = Allocator::new(sb.allocatable_blocks());
     let journal = Journal::new(&sb, &replay);
     let mut vol = Volume::assemble(dev, sb, Namespace::empty(), alloc, journal, false);
+    vol.ensure_journal_copy()?;
     vol.put_inode(Ino::ROOT, root_directory(opts, now))?;
     vol.close()?;
     Ok(*vol.superblock())
@@ -112,7 +114,9 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         checkpoint_ns: now,
         compression: opts.compression.encode(),
         reserved_a: 0,
-        reserved: [0; 13],
+        checkpoint_root_copy: 0,
+        journal_copy_start: 0,
+        reserved: [0; 11],
         reserved2: 0,
         checksum: 0,
     }

@@ -30,7 +30,7 @@ use crate::namespace::{Namespace, SpaceChange};
 use crate::records::{RecordCache, RecordGeometry};
 use crate::units::BlockNo;
 
-pub use checkpoint::read_checkpoint;
+pub use checkpoint::{read_checkpoint, verify_checkpoint_copies};
 pub use mkfs::{mkfs, MkfsOptions};
 pub use open::OpenOptions;
 
@@ -147,9 +147,52 @@ impl Volume {
         self.sb.generation + 1
     }
 
-    /// Runs of the current checkpoint, relative to the data area.
+    /// Runs of the current checkpoint (both copies, roots included), relative to the
+    /// data area.
     pub fn checkpoint_runs(&self) -> &[(u64, u64)] {
         &self.ckpt_runs
+    }
+
+    /// The run of the journal's second copy, relative to the data area, if there is one.
+    pub fn journal_copy_run(&self) -> Option<(u64, u64)> {
+        (self.sb.journal_copy_start != 0).then(|| {
+            (
+                self.sb.journal_copy_start - self.sb.data_start,
+                self.sb.journal_blocks,
+            )
+        })
+    }
+
+    /// Blocks the journal's second copy takes in the data area.
+    fn journal_copy_blocks(&self) -> u64 {
+        self.journal_copy_run().map_or(0, |r| r.1)
+    }
+
+    /// Gives an image without a second journal copy (made by a version 1 build) one, in
+    /// the middle of the data area where free space allows: from the next commit on every
+    /// journal block is written twice. It becomes part of the image with the next
+    /// superblock written; until then it is free space on disk, and a crash loses
+    /// nothing.
+    pub(super) fn ensure_journal_copy(&mut self) -> FsResult<()> {
+        if self.read_only || self.sb.journal_copy_start != 0 {
+            return Ok(());
+        }
+        let n = self.sb.journal_blocks;
+        let cursor = self.alloc.cursor();
+        self.alloc.set_cursor(self.alloc.total() / 2);
+        let found = self.alloc.alloc(n);
+        self.alloc.set_cursor(cursor);
+        let Some(rel) = found else {
+            self.notes.push(format!(
+                "no run of {n} free blocks for the journal's second copy: the journal stays \
+                 single"
+            ));
+            return Ok(());
+        };
+        self.sb.journal_copy_start = self.sb.data_start + rel;
+        self.sb.used_blocks += n;
+        self.journal.set_copy(self.sb.journal_copy_start);
+        Ok(())
     }
 
     /// Applies `op` to the namespace and queues it in the journal. Space it frees is
@@ -282,8 +325,8 @@ impl Volume {
             + ns.extent_entries() * 80
             + ns.xattr_bytes()
             + self.alloc.total().div_ceil(8);
-        // The blob, its root, and slack for what the next few ops add.
-        bytes.div_ceil(BLOCK_SIZE as u64) + 64
+        // Two copies of the blob and its root, and slack for what the next few ops add.
+        2 * (bytes.div_ceil(BLOCK_SIZE as u64) + 1) + 64
     }
 
     /// Flushes everything and writes a checkpoint marked clean (unmount). Does nothing

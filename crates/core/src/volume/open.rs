@@ -112,7 +112,20 @@ impl Volume {
             alloc.claim(rel, n)?;
             ckpt_runs.push((rel, n));
         }
+        if sb.journal_copy_start != 0 {
+            alloc.claim(sb.journal_copy_start - sb.data_start, sb.journal_blocks)?;
+        }
+        for d in &ckpt.damaged {
+            notes.push(format!("{d}; read the other copy"));
+        }
         let rep = replay(dev.as_ref(), &sb)?;
+        if !rep.repaired.is_empty() {
+            notes.push(format!(
+                "journal blocks {:?} are damaged; read them from the journal's second copy",
+                rep.repaired
+            ));
+        }
+        let copy_damaged = !ckpt.damaged.is_empty() || !rep.repaired.is_empty();
         let journal = Journal::new(&sb, &rep);
         let old_version = sb.version;
         // An older image this build reads is a valid image of this version: the first
@@ -163,7 +176,9 @@ impl Volume {
             // next replay would run on into them. A clean superblock guarantees no block
             // of its generation exists; the first commit marks it dirty before writing one.
             let clean = vol.clean_on_disk && !rep.saw_blocks && orphans.is_empty();
-            if !clean || slot_damaged {
+            vol.ensure_journal_copy()?;
+            // A damaged copy of metadata is written anew, whole, by this checkpoint.
+            if !clean || slot_damaged || copy_damaged {
                 vol.checkpoint()?;
             }
         }

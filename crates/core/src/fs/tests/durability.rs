@@ -31,7 +31,9 @@ fn enospc_then_the_filesystem_still_works() {
     assert!(matches!(err, FsError::NoSpace), "{err:?}");
     assert_eq!(err.errno(), libc::ENOSPC);
     assert!(content.len() > 5 << 20, "only {} bytes fit", content.len());
-    assert!(short_writes <= 1);
+    // The write after a short one may commit first (frees deferred by the rewrite of
+    // the previous write's last, partial record come back) and get a little further.
+    assert!(short_writes <= 2, "{short_writes} short writes");
     assert_eq!(fs.getattr(big).unwrap().size, content.len() as u64);
     same(read_all(&fs, big), &content);
     assert_err!(
@@ -295,13 +297,12 @@ fn a_torn_wrapped_transaction_does_not_poison_a_later_replay() {
         want.insert(name);
     }
     fs.close().unwrap();
-    let (head, journal_start) = {
+    let (head, journal_start, journal_copy) = {
         let g = fs.lock();
-        (
-            g.vol.superblock().journal_head,
-            g.vol.superblock().journal_start,
-        )
+        let sb = g.vol.superblock();
+        (sb.journal_head, sb.journal_start, sb.journal_copy_start)
     };
+    assert_ne!(journal_copy, 0, "a new image has a second journal copy");
     assert_eq!(head, 12);
     let before = dev.volatile_image();
     // One transaction of 7 blocks (12..=15, then 0..=2), below the checkpoint threshold.
@@ -313,11 +314,14 @@ fn a_torn_wrapped_transaction_does_not_poison_a_later_replay() {
     }
     fs.sync().unwrap();
     assert_eq!(fs.counters().checkpoints, checkpoints);
-    // The cut: the run at the ring end is lost, the run at the ring start kept.
+    // The cut: the run at the ring end is lost in both copies, the run at the ring
+    // start kept.
     let mut img = dev.volatile_image();
     for idx in head..16 {
-        let off = ((journal_start + idx) as usize) * 4096;
-        img[off..off + 4096].copy_from_slice(&before[off..off + 4096]);
+        for start in [journal_start, journal_copy] {
+            let off = ((start + idx) as usize) * 4096;
+            img[off..off + 4096].copy_from_slice(&before[off..off + 4096]);
+        }
     }
     drop(fs);
     let (dev2, fs2) = mount_image(img);

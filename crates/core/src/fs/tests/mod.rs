@@ -14,6 +14,7 @@ macro_rules! assert_err {
 
 mod attrs;
 mod compression;
+mod damage;
 mod data;
 mod durability;
 mod names;
