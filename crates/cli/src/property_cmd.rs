@@ -12,15 +12,15 @@ use crate::client::{self, locate};
 use crate::exit::{printed, Failure};
 
 /// Property names this build knows (the daemon checks them too).
-const NAMES: &[&str] = &["compression"];
+const NAMES: &[&str] = &["compression", "copies"];
 
 #[derive(clap::Subcommand, Debug)]
 pub enum PropertyCommand {
-    /// Set a property: compression none|lz4|zstd|zstd:LEVEL|default.
+    /// Set a property: compression none|lz4|zstd|zstd:LEVEL, copies 1|2, or default.
     Set {
         /// A directory or file inside a gpufs mount.
         path: PathBuf,
-        /// Property name (compression).
+        /// Property name (compression, copies).
         name: String,
         /// Its new value; `default` follows the filesystem's default again.
         value: String,
@@ -51,12 +51,12 @@ fn check(name: &str, value: Option<&str>) -> Result<(), Failure> {
             NAMES.join(", ")
         )));
     }
-    match value {
-        Some("default" | "inherit") | None => Ok(()),
-        Some(v) => Compression::parse(v)
-            .map(|_| ())
-            .map_err(|e| Failure::usage(e.to_string())),
-    }
+    let checked = match (name, value) {
+        (_, Some("default" | "inherit") | None) => Ok(()),
+        ("copies", Some(v)) => gpufs_format::props::parse_copies(v).map(|_| ()),
+        (_, Some(v)) => Compression::parse(v).map(|_| ()),
+    };
+    checked.map_err(|e| Failure::usage(e.to_string()))
 }
 
 pub fn run(a: PropertyArgs) -> Result<(), Failure> {

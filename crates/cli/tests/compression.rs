@@ -68,7 +68,7 @@ fn compressed_mount_reports_honest_space_and_properties() {
         "get".as_ref(),
         m.path("lz").as_os_str(),
     ]);
-    assert_eq!(out, "compression\tzstd:5\tdefault\n");
+    assert_eq!(out, "compression\tzstd:5\tdefault\ncopies\t1\tdefault\n");
     let set = run(gpufs()
         .args(["property", "set"])
         .arg(m.path("lz"))
@@ -94,6 +94,7 @@ fn compressed_mount_reports_honest_space_and_properties() {
         "property".as_ref(),
         "get".as_ref(),
         m.path("lz/sub/text").as_os_str(),
+        "compression".as_ref(),
         "--json".as_ref(),
     ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
@@ -136,7 +137,11 @@ fn compressed_mount_reports_honest_space_and_properties() {
     assert!(rec["zstd"]["ratio"].as_f64().unwrap() > 2.0, "{rec}");
 
     // Wrong property names and values: exit 2, nothing changed.
-    for args in [["compresion", "lz4"], ["compression", "zstd:0"]] {
+    for args in [
+        ["compresion", "lz4"],
+        ["compression", "zstd:0"],
+        ["copies", "3"],
+    ] {
         let o = run(gpufs()
             .args(["property", "set"])
             .arg(m.path("lz"))

@@ -232,12 +232,13 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
         claim("journal copy".into(), ds + s, n, report);
     }
     for (ino, index, ptr) in vol.namespace().all_extents() {
-        claim(
-            format!("inode {ino} record {index}"),
-            ptr.block,
-            ptr.block_count(),
-            report,
-        );
+        for (copy, (block, count)) in ptr.runs().enumerate() {
+            let what = match copy {
+                0 => format!("inode {ino} record {index}"),
+                _ => format!("inode {ino} record {index} (second copy)"),
+            };
+            claim(what, block, count, report);
+        }
     }
     let mut leaked = 0u64;
     let mut free_but_used = 0u64;
@@ -317,9 +318,15 @@ fn check_record_bytes(
     report: &mut FsckReport,
 ) {
     let problem = match vol.verify_record(ptr, buf) {
-        Ok(()) => {
+        Ok(healing) => {
             report.stats.records += 1;
             report.stats.record_bytes += u64::from(ptr.logical_len);
+            for (block, _) in healing.bad {
+                report.warnings.push(format!(
+                    "{what}: the copy at block {block} is damaged, the other is good; a read \
+                     or gpufs scrub rewrites it"
+                ));
+            }
             return;
         }
         Err(RecordError::UnknownFlags(_)) => format!("{what}: unknown flags {:#x}", ptr.flags),

@@ -5,7 +5,8 @@
 //! InodeRecord.flags (format v2; all zero in v1)
 //! bits  0..8   compression algorithm: 0 = the filesystem default, 1 none, 2 lz4, 3 zstd
 //! bits  8..16  zstd level (1..=19) when the algorithm is zstd, else 0
-//! bits 16..32  zero (reserved for `copies` and encryption)
+//! bits 16..18  copies of each data record: 0 = the filesystem default (1), 1 or 2
+//! bits 18..32  zero (reserved for encryption)
 //!
 //! Superblock.compression (format v2): the same low 16 bits; algorithm 0 means none (a
 //! version 1 image, which stored nothing compressed).
@@ -24,7 +25,7 @@ pub enum Compression {
 /// A property name or value that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PropertyError {
-    #[error("unknown property {0:?} (known: compression)")]
+    #[error("unknown property {0:?} (known: compression, copies)")]
     UnknownName(String),
     #[error("bad value {value:?} for {name}: {why}")]
     BadValue {
@@ -41,8 +42,38 @@ const LEVEL_SHIFT: u32 = 8;
 const LEVEL_MASK: u32 = 0xff;
 /// The bits of `InodeRecord.flags` the compression property owns.
 pub const COMPRESSION_BITS: u32 = 0xffff;
+/// The bits of `InodeRecord.flags` the copies property owns.
+pub const COPIES_BITS: u32 = 0b11 << COPIES_SHIFT;
+const COPIES_SHIFT: u32 = 16;
 /// Bits of `InodeRecord.flags` a new inode takes from its parent directory.
-pub const INHERITED_FLAGS: u32 = COMPRESSION_BITS;
+pub const INHERITED_FLAGS: u32 = COMPRESSION_BITS | COPIES_BITS;
+
+/// How many copies of each data record are stored: 1 or 2.
+pub fn decode_copies(flags: u32) -> Result<Option<u8>, PropertyError> {
+    match (flags & COPIES_BITS) >> COPIES_SHIFT {
+        0 => Ok(None),
+        n @ (1 | 2) => Ok(Some(n as u8)),
+        _ => Err(PropertyError::BadBits(flags & COPIES_BITS)),
+    }
+}
+
+/// `flags` with the copies property set (`None`: the default).
+pub fn encode_copies(flags: u32, copies: Option<u8>) -> u32 {
+    (flags & !COPIES_BITS) | (u32::from(copies.unwrap_or(0).min(2)) << COPIES_SHIFT)
+}
+
+/// Parses a `copies` value: 1 or 2.
+pub fn parse_copies(value: &str) -> Result<u8, PropertyError> {
+    match value {
+        "1" => Ok(1),
+        "2" => Ok(2),
+        _ => Err(PropertyError::BadValue {
+            name: "copies",
+            value: value.to_string(),
+            why: "copies is 1 or 2",
+        }),
+    }
+}
 
 impl Compression {
     /// zstd's level when none is given (as btrfs `compress=zstd`).
@@ -142,6 +173,20 @@ mod tests {
             Compression::Zstd { level: 3 }
         );
         assert_eq!(Compression::decode(0).unwrap(), None);
+    }
+
+    #[test]
+    fn copies_round_trip_and_bad_ones_are_refused() {
+        for c in [None, Some(1), Some(2)] {
+            let f = encode_copies(0x0203, c);
+            assert_eq!(decode_copies(f).unwrap(), c);
+            assert_eq!(f & COMPRESSION_BITS, 0x0203);
+        }
+        assert!(decode_copies(3 << 16).is_err());
+        assert_eq!(parse_copies("2").unwrap(), 2);
+        for v in ["0", "3", "", "two"] {
+            assert!(parse_copies(v).is_err());
+        }
     }
 
     #[test]

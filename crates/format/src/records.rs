@@ -108,7 +108,9 @@ impl DirentRecord {
 ///  16    8 birth_gen    commit generation that wrote it (snapshots, dead lists)
 ///  24    4 checksum     CRC32C of the stored bytes (phys_len of them)
 ///  28    4 flags        RecordPtr::FLAG_* bits
-///  32   32 hash         BLAKE3 of the logical bytes when FLAG_HASH_VALID (dedup key)
+///  32   32 hash         BLAKE3 of the logical bytes when FLAG_HASH_VALID (dedup key);
+///                       with FLAG_COPY, bytes 24..32 hold the second copy's block
+///                       (LE u64) and the hash is its first 24 bytes
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
@@ -132,12 +134,44 @@ impl RecordPtr {
     pub const FLAG_HASH_VALID: u32 = 1 << 2;
     /// The stored bytes are one zstd frame (v2).
     pub const FLAG_ZSTD: u32 = 1 << 3;
+    /// A second copy of the stored bytes lives at [`RecordPtr::copy_block`] (v2,
+    /// `copies 2`).
+    pub const FLAG_COPY: u32 = 1 << 4;
     /// Flags this build's reader understands; anything else is refused as corrupted.
-    pub const KNOWN_FLAGS: u32 = Self::FLAG_LZ4 | Self::FLAG_ZSTD;
+    pub const KNOWN_FLAGS: u32 = Self::FLAG_LZ4 | Self::FLAG_ZSTD | Self::FLAG_COPY;
 
-    /// Number of device blocks the stored bytes occupy.
+    /// Number of device blocks the stored bytes occupy (in each copy).
     pub fn block_count(&self) -> u64 {
         u64::from(self.phys_len).div_ceil(crate::BLOCK_SIZE as u64)
+    }
+
+    /// First block of the second copy, when the record has one.
+    pub fn copy_block(&self) -> Option<u64> {
+        if self.flags & Self::FLAG_COPY == 0 {
+            return None;
+        }
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.hash[24..32]);
+        Some(u64::from_le_bytes(b))
+    }
+
+    /// The same pointer with a second copy at `block`.
+    pub fn with_copy_block(self, block: u64) -> RecordPtr {
+        let mut p = self;
+        p.flags |= Self::FLAG_COPY;
+        p.hash[24..32].copy_from_slice(&block.to_le_bytes());
+        p
+    }
+
+    /// The block runs the record occupies: `(first block, blocks)` of each copy.
+    pub fn runs(&self) -> impl Iterator<Item = (u64, u64)> {
+        let n = self.block_count();
+        std::iter::once((self.block, n)).chain(self.copy_block().map(|b| (b, n)))
+    }
+
+    /// Blocks the record occupies in all, every copy counted.
+    pub fn total_blocks(&self) -> u64 {
+        self.runs().map(|(_, n)| n).sum()
     }
 }
 
@@ -223,6 +257,22 @@ mod tests {
         assert_eq!(FileKind::from_u8(0), None);
         assert_eq!(FileKind::from_u8(8), None);
         assert_eq!(FileKind::from_mode(0), None);
+    }
+
+    #[test]
+    fn a_second_copy_is_one_more_run() {
+        let p = RecordPtr {
+            block: 100,
+            phys_len: 5000,
+            ..Default::default()
+        };
+        assert_eq!(p.copy_block(), None);
+        assert_eq!(p.runs().collect::<Vec<_>>(), vec![(100, 2)]);
+        let c = p.with_copy_block(9000);
+        assert_eq!(c.copy_block(), Some(9000));
+        assert_eq!(c.runs().collect::<Vec<_>>(), vec![(100, 2), (9000, 2)]);
+        assert_eq!(c.total_blocks(), 4);
+        assert_eq!(c.hash[..24], [0; 24]);
     }
 
     #[test]

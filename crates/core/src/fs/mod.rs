@@ -181,7 +181,7 @@ impl Inner {
             .vol
             .records(ino)
             .iter()
-            .map(|(_, p)| p.block_count())
+            .map(|(_, p)| p.total_blocks())
             .sum();
         let blocks = if rec.kind() == Some(FileKind::Symlink) {
             0

@@ -1,16 +1,18 @@
 //! Properties of a directory or file (`gpufs property`): settings new records and new
-//! inodes below it follow. A new inode takes its parent's properties when it is created
+//! inodes below it follow: `compression` (none, lz4, zstd:N) and `copies` (1 or 2 copies
+//! of each data record, the second far from the first). A new inode takes its parent's properties when it is created
 //! (as btrfs properties are inherited); an inode without its own value follows the
 //! filesystem's default, set at mkfs.
 
-use gpufs_format::{Compression, PropertyError};
+use gpufs_format::props::{decode_copies, encode_copies, parse_copies};
+use gpufs_format::{Compression, InodeRecord, PropertyError};
 
 use super::{now, Caller, Filesystem};
 use crate::error::{FsError, FsResult};
 use crate::units::Ino;
 
 /// Every property name `gpufs property` knows.
-pub const PROPERTY_NAMES: &[&str] = &["compression"];
+pub const PROPERTY_NAMES: &[&str] = &["compression", "copies"];
 
 /// One property of an inode, as `gpufs property get` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,13 +40,30 @@ fn known(name: &str) -> FsResult<&'static str> {
 
 impl Filesystem {
     /// Sets property `name` of `ino` to `value` (`default` drops the inode's own value).
-    /// Only the owner or root may.
+    /// Only the owner or root may. Records already written keep how they were stored.
     pub fn set_property(&self, ino: u64, name: &str, value: &str, caller: Caller) -> FsResult<()> {
         let name = known(name)?;
-        debug_assert_eq!(name, "compression");
-        let setting = match value {
-            "default" | "inherit" => None,
-            v => Some(Compression::parse(v).map_err(bad)?),
+        let reset = matches!(value, "default" | "inherit");
+        let apply: Box<dyn Fn(InodeRecord) -> InodeRecord> = match name {
+            "compression" => {
+                let setting = if reset {
+                    None
+                } else {
+                    Some(Compression::parse(value).map_err(bad)?)
+                };
+                Box::new(move |r: InodeRecord| r.with_compression(setting))
+            }
+            _ => {
+                let copies = if reset {
+                    None
+                } else {
+                    Some(parse_copies(value).map_err(bad)?)
+                };
+                Box::new(move |r: InodeRecord| InodeRecord {
+                    flags: encode_copies(r.flags, copies),
+                    ..r
+                })
+            }
         };
         let mut g = self.lock();
         g.writable()?;
@@ -53,9 +72,9 @@ impl Filesystem {
         if caller.uid != 0 && caller.uid != rec.uid {
             return Err(FsError::NotPermitted);
         }
-        let rec = gpufs_format::InodeRecord {
+        let rec = InodeRecord {
             ctime_ns: now(),
-            ..rec.with_compression(setting)
+            ..apply(rec)
         };
         g.put(ino, rec)?;
         g.maybe_commit()
@@ -69,14 +88,26 @@ impl Filesystem {
         let g = self.lock();
         let ino = Ino::from_kernel(ino)?;
         let rec = g.inode(ino)?;
-        let own = rec
-            .compression()
-            .map_err(|e| FsError::corrupt(e.to_string()))?;
-        let value = own.unwrap_or_else(|| g.vol.default_compression());
-        Ok(vec![PropertyValue {
-            name: "compression",
-            value: value.to_string(),
-            source: if own.is_some() { "local" } else { "default" },
-        }])
+        let corrupt = |e: PropertyError| FsError::corrupt(e.to_string());
+        let source = |own: bool| if own { "local" } else { "default" };
+        let own = rec.compression().map_err(corrupt)?;
+        let compression = own.unwrap_or_else(|| g.vol.default_compression());
+        let own_copies = decode_copies(rec.flags).map_err(corrupt)?;
+        let all = [
+            PropertyValue {
+                name: "compression",
+                value: compression.to_string(),
+                source: source(own.is_some()),
+            },
+            PropertyValue {
+                name: "copies",
+                value: own_copies.unwrap_or(1).to_string(),
+                source: source(own_copies.is_some()),
+            },
+        ];
+        Ok(all
+            .into_iter()
+            .filter(|p| name.is_none_or(|n| n == p.name))
+            .collect())
     }
 }

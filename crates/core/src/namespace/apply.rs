@@ -58,17 +58,15 @@ impl Namespace {
     ) -> FsResult<()> {
         self.live_file(ino)?;
         let v = self.extents.entry(ino).or_default();
-        space.push(SpaceChange::Claim {
-            block: ptr.block,
-            count: ptr.block_count(),
-        });
+        for (block, count) in ptr.runs() {
+            space.push(SpaceChange::Claim { block, count });
+        }
         let replaced = match v.binary_search_by_key(&index, |(i, _)| *i) {
             Ok(p) => {
                 let old = std::mem::replace(&mut v[p].1, *ptr);
-                space.push(SpaceChange::Free {
-                    block: old.block,
-                    count: old.block_count(),
-                });
+                for (block, count) in old.runs() {
+                    space.push(SpaceChange::Free { block, count });
+                }
                 Some(old)
             }
             Err(p) => {
@@ -109,10 +107,9 @@ impl Namespace {
             }
         }
         for p in &dropped {
-            space.push(SpaceChange::Free {
-                block: p.block,
-                count: p.block_count(),
-            });
+            for (block, count) in p.runs() {
+                space.push(SpaceChange::Free { block, count });
+            }
             self.account(ino, p, false);
         }
         Ok(())
@@ -228,10 +225,9 @@ impl Namespace {
         if let Some(v) = self.extents.remove(&ino) {
             self.extent_entries -= v.len() as u64;
             for (_, p) in v {
-                space.push(SpaceChange::Free {
-                    block: p.block,
-                    count: p.block_count(),
-                });
+                for (block, count) in p.runs() {
+                    space.push(SpaceChange::Free { block, count });
+                }
             }
         }
         if let Some(v) = self.xattrs.remove(&ino) {

@@ -191,7 +191,7 @@ impl Namespace {
 
     /// Adds (or with `grow == false` removes) one record's blocks to `ino`'s total.
     pub(crate) fn account(&mut self, ino: u32, ptr: &RecordPtr, grow: bool) {
-        let bytes = ptr.block_count() * BLOCK_SIZE as u64;
+        let bytes = ptr.total_blocks() * BLOCK_SIZE as u64;
         if let Some(a) = self.allocated.get_mut(ino as usize) {
             *a = if grow {
                 a.saturating_add(bytes)

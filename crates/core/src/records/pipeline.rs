@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
-use gpufs_format::{checksum, Compression, RecordPtr, BLOCK_SIZE};
+use gpufs_format::{checksum, RecordPtr, BLOCK_SIZE};
 use rayon::prelude::*;
 
 use super::cache::RecordCache;
-use super::stage::{self, known_flags, Stage, WriteIo, ALL_STAGES};
+use super::stage::{self, known_flags, Stage, WriteIo, WritePolicy, ALL_STAGES};
 use crate::error::{FsError, FsResult};
 use crate::units::BlockNo;
 
@@ -33,6 +33,9 @@ pub trait BlockSink {
     fn birth_gen(&self) -> u64;
     /// `count` contiguous free blocks.
     fn allocate(&mut self, count: u64) -> FsResult<BlockNo>;
+    /// `count` contiguous free blocks as far from `from` as free space allows (a second
+    /// copy).
+    fn allocate_far(&mut self, count: u64, from: BlockNo) -> FsResult<BlockNo>;
     /// Gives back blocks that a write failed to fill (nothing refers to them).
     fn release(&mut self, block: BlockNo, count: u64);
     /// Writes `bytes` (whole blocks) at `block`.
@@ -92,11 +95,12 @@ pub enum Outcome {
 
 /// Runs the transforming stages of `stages` over one record's logical bytes (never
 /// empty): what [`place`] then stores.
-pub fn prepare<'a>(stages: &[Stage], compression: Compression, data: &'a [u8]) -> WriteIo<'a> {
+pub fn prepare<'a>(stages: &[Stage], policy: WritePolicy, data: &'a [u8]) -> WriteIo<'a> {
     debug_assert!(stage::is_valid_pipeline(stages), "{stages:?}");
     debug_assert!(!data.is_empty(), "an empty record is never stored");
     debug_assert!(u32::try_from(data.len()).is_ok());
-    let mut io = WriteIo::new(data, compression);
+    debug_assert!((1..=2).contains(&policy.copies));
+    let mut io = WriteIo::new(data, policy);
     for &s in stages.iter().filter(|s| !s.places()) {
         s.transform(&mut io);
         if io.hole {
@@ -112,20 +116,17 @@ const PARALLEL_BYTES: usize = 128 << 10;
 /// [`prepare`] of each record, on every core when there is enough to share.
 pub fn prepare_batch<'a>(
     stages: &[Stage],
-    compression: Compression,
+    policy: WritePolicy,
     records: &[&'a [u8]],
 ) -> Vec<WriteIo<'a>> {
     let bytes: usize = records.iter().map(|r| r.len()).sum();
     if records.len() > 1 && bytes >= PARALLEL_BYTES {
         records
             .par_iter()
-            .map(|r| prepare(stages, compression, r))
+            .map(|r| prepare(stages, policy, r))
             .collect()
     } else {
-        records
-            .iter()
-            .map(|r| prepare(stages, compression, r))
-            .collect()
+        records.iter().map(|r| prepare(stages, policy, r)).collect()
     }
 }
 
@@ -142,7 +143,7 @@ pub fn place(
     io.ptr.birth_gen = sink.birth_gen();
     for &s in stages.iter().filter(|s| s.places()) {
         if let Err(e) = s.place(&mut io, sink) {
-            if let Some((block, count)) = io.allocated {
+            for &(block, count) in &io.allocated {
                 sink.release(block, count);
             }
             return Err(e);
@@ -155,7 +156,8 @@ pub fn place(
     };
     debug_assert!(ptr.phys_len == ptr.logical_len || stages.iter().any(|s| s.changes_length()));
     debug_assert!(ptr.phys_len <= ptr.logical_len);
-    debug_assert_eq!(io.allocated.map(|a| a.1), Some(ptr.block_count().max(1)));
+    debug_assert!(io.allocated.iter().all(|a| a.1 == ptr.block_count().max(1)));
+    debug_assert_eq!(io.allocated.len(), ptr.runs().count());
     Ok(Outcome::Stored(ptr))
 }
 
@@ -164,35 +166,116 @@ pub fn place(
 pub fn write(
     stages: &[Stage],
     sink: &mut impl BlockSink,
-    compression: Compression,
+    policy: WritePolicy,
     data: &[u8],
 ) -> FsResult<Outcome> {
-    place(stages, sink, prepare(stages, compression, data))
+    place(stages, sink, prepare(stages, policy, data))
+}
+
+/// What a read found besides the bytes: the copies of the record that failed while
+/// another was good, and that good copy's stored bytes, to rewrite them with.
+#[derive(Debug, Default)]
+pub struct Healing {
+    /// `(first block, blocks)` of each bad copy.
+    pub bad: Vec<(BlockNo, u64)>,
+    /// The stored bytes of the good copy (empty when nothing is bad).
+    pub stored: Vec<u8>,
 }
 
 /// The logical bytes of the record `ptr` points at, from `cache` when kept there, else
-/// read through [`load`] and kept.
+/// read through [`load`] and kept; with the copies to heal, if any.
 pub fn read_cached(
     cache: &mut RecordCache,
     src: &impl BlockSource,
     ptr: &RecordPtr,
-) -> FsResult<Arc<Vec<u8>>> {
+) -> FsResult<(Arc<Vec<u8>>, Healing)> {
     let block = BlockNo::new(ptr.block);
     if let Some(hit) = cache.get(block, ptr.logical_len) {
-        return Ok(hit);
+        return Ok((hit, Healing::default()));
     }
     let mut buf = Vec::new();
-    load(src, ptr, &mut buf).map_err(|e| e.into_fs_error(ptr.block))?;
+    let healing = load(src, ptr, &mut buf).map_err(|e| e.into_fs_error(ptr.block))?;
     let data = Arc::new(buf);
     cache.insert(block, data.clone());
-    Ok(data)
+    Ok((data, healing))
 }
 
-/// The read path: the logical bytes of the record `ptr` points at into `buf`, verified.
-pub fn load(src: &impl BlockSource, ptr: &RecordPtr, buf: &mut Vec<u8>) -> Result<(), RecordError> {
-    let undo = stages_to_undo(ptr)?;
-    let block = BlockNo::new(ptr.block);
+/// The read path: the logical bytes of the record `ptr` points at into `buf`, verified;
+/// a copy that fails is passed over for the next one, and named in the result.
+pub fn load(
+    src: &impl BlockSource,
+    ptr: &RecordPtr,
+    buf: &mut Vec<u8>,
+) -> Result<Healing, RecordError> {
+    load_checking(src, ptr, buf, false)
+}
+
+/// [`load`], reading and verifying every copy even when the first is good (fsck,
+/// scrub): every bad copy is named.
+pub fn load_every_copy(
+    src: &impl BlockSource,
+    ptr: &RecordPtr,
+    buf: &mut Vec<u8>,
+) -> Result<Healing, RecordError> {
+    load_checking(src, ptr, buf, true)
+}
+
+fn load_checking(
+    src: &impl BlockSource,
+    ptr: &RecordPtr,
+    buf: &mut Vec<u8>,
+    every_copy: bool,
+) -> Result<Healing, RecordError> {
+    let undo: Vec<Stage> = stages_to_undo(ptr)?.collect();
     let count = ptr.block_count();
+    let mut first_err = None;
+    let mut bad = Vec::new();
+    let mut good = false;
+    for (block, _) in ptr.runs() {
+        let block = BlockNo::new(block);
+        // The first good copy is read into `buf`; later ones only checked.
+        let mut spare = Vec::new();
+        let into = if good { &mut spare } else { &mut *buf };
+        match read_copy(src, ptr, block, count, into) {
+            Ok(()) if !good => {
+                good = true;
+                if !every_copy {
+                    break;
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                bad.push((block, count));
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if !good {
+        return Err(first_err.unwrap_or(RecordError::Length {
+            logical: ptr.logical_len,
+            phys: ptr.phys_len,
+        }));
+    }
+    let stored = if bad.is_empty() {
+        Vec::new()
+    } else {
+        buf.clone()
+    };
+    for s in undo.iter().rev() {
+        s.undo(ptr, buf)?;
+    }
+    debug_assert_eq!(buf.len(), ptr.logical_len as usize);
+    Ok(Healing { bad, stored })
+}
+
+/// Reads the copy at `block` into `buf` (its stored bytes) and verifies its checksum.
+fn read_copy(
+    src: &impl BlockSource,
+    ptr: &RecordPtr,
+    block: BlockNo,
+    count: u64,
+    buf: &mut Vec<u8>,
+) -> Result<(), RecordError> {
     src.check_run(block, count)
         .map_err(RecordError::OutsideArea)?;
     let whole = count as usize * BLOCK_SIZE;
@@ -213,10 +296,6 @@ pub fn load(src: &impl BlockSource, ptr: &RecordPtr, buf: &mut Vec<u8>) -> Resul
             computed,
         });
     }
-    for s in undo.rev() {
-        s.undo(ptr, buf)?;
-    }
-    debug_assert_eq!(buf.len(), ptr.logical_len as usize);
     Ok(())
 }
 
@@ -245,6 +324,14 @@ fn stages_to_undo(ptr: &RecordPtr) -> Result<impl DoubleEndedIterator<Item = Sta
 mod tests {
     use super::*;
     use crate::records::stage::WRITE;
+    use gpufs_format::Compression;
+
+    fn with(compression: Compression) -> WritePolicy {
+        WritePolicy {
+            compression,
+            copies: 1,
+        }
+    }
 
     /// A data area of 64 blocks in memory, first-fit, that can be told to fail writes.
     struct MemArea {
@@ -290,6 +377,10 @@ mod tests {
             7
         }
 
+        fn allocate_far(&mut self, count: u64, _from: BlockNo) -> FsResult<BlockNo> {
+            self.allocate(count)
+        }
+
         fn allocate(&mut self, count: u64) -> FsResult<BlockNo> {
             let n = count as usize;
             let start = (0..=64 - n)
@@ -321,7 +412,7 @@ mod tests {
 
     /// Writes `d` uncompressed; it must be stored.
     fn raw(area: &mut MemArea, d: &[u8]) -> FsResult<RecordPtr> {
-        match write(WRITE, area, Compression::None, d)? {
+        match write(WRITE, area, WritePolicy::RAW, d)? {
             Outcome::Stored(p) => Ok(p),
             Outcome::Hole => panic!("{} bytes became a hole", d.len()),
         }
@@ -406,11 +497,11 @@ mod tests {
         let d = data(3000);
         let ptr = raw(&mut area, &d).unwrap();
         let mut cache = RecordCache::new(1 << 20);
-        assert_eq!(*read_cached(&mut cache, &area, &ptr).unwrap(), d);
+        assert_eq!(*read_cached(&mut cache, &area, &ptr).unwrap().0, d);
         // Served from the cache: the device's bytes are not read again.
         let at = MemArea::at(BlockNo::new(ptr.block));
         area.bytes[at] ^= 0xFF;
-        assert_eq!(*read_cached(&mut cache, &area, &ptr).unwrap(), d);
+        assert_eq!(*read_cached(&mut cache, &area, &ptr).unwrap().0, d);
         cache.invalidate(BlockNo::new(ptr.block));
         let e = read_cached(&mut cache, &area, &ptr).unwrap_err();
         assert!(e.to_string().contains("fails its checksum"), "{e}");
@@ -420,14 +511,14 @@ mod tests {
     fn zero_records_become_holes_and_take_no_blocks() {
         let mut area = MemArea::new();
         for len in [1usize, 4096, 65536] {
-            let out = write(WRITE, &mut area, Compression::Lz4, &vec![0u8; len]).unwrap();
+            let out = write(WRITE, &mut area, with(Compression::Lz4), &vec![0u8; len]).unwrap();
             assert_eq!(out, Outcome::Hole);
         }
         assert!(area.used.iter().all(|u| !u));
         let mut one = vec![0u8; 65536];
         one[65535] = 1;
         assert!(matches!(
-            write(WRITE, &mut area, Compression::None, &one).unwrap(),
+            write(WRITE, &mut area, WritePolicy::RAW, &one).unwrap(),
             Outcome::Stored(_)
         ));
     }
@@ -440,7 +531,7 @@ mod tests {
             (Compression::Zstd { level: 3 }, RecordPtr::FLAG_ZSTD),
         ] {
             let mut area = MemArea::new();
-            let Outcome::Stored(ptr) = write(WRITE, &mut area, how, &d).unwrap() else {
+            let Outcome::Stored(ptr) = write(WRITE, &mut area, with(how), &d).unwrap() else {
                 panic!("hole")
             };
             assert_eq!(ptr.flags, flag);
@@ -486,7 +577,7 @@ mod tests {
             })
             .collect();
         let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
-        let prepared = prepare_batch(WRITE, Compression::Lz4, &refs);
+        let prepared = prepare_batch(WRITE, with(Compression::Lz4), &refs);
         let mut area = MemArea::new();
         for (io, rec) in prepared.into_iter().zip(&recs) {
             match place(WRITE, &mut area, io).unwrap() {
@@ -498,5 +589,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_record_with_two_copies_reads_from_the_good_one_and_names_the_bad() {
+        let mut area = MemArea::new();
+        let d = data(20_000);
+        let policy = WritePolicy {
+            compression: Compression::None,
+            copies: 2,
+        };
+        let Outcome::Stored(ptr) = write(WRITE, &mut area, policy, &d).unwrap() else {
+            panic!("hole")
+        };
+        let copy = ptr.copy_block().unwrap();
+        assert_ne!(copy, ptr.block);
+        assert_eq!(area.used.iter().filter(|u| **u).count(), 10);
+        let mut buf = Vec::new();
+        let h = load(&area, &ptr, &mut buf).unwrap();
+        assert!(h.bad.is_empty() && h.stored.is_empty());
+        assert_eq!(buf, d);
+        // The first copy damaged: the second answers, and the first is named.
+        let at = MemArea::at(BlockNo::new(ptr.block));
+        area.bytes[at + 100] ^= 1;
+        let h = load(&area, &ptr, &mut buf).unwrap();
+        assert_eq!(buf, d);
+        assert_eq!(h.bad, vec![(BlockNo::new(ptr.block), 5)]);
+        assert_eq!(h.stored, d);
+        // Both damaged: a checksum error, never bytes.
+        let at2 = MemArea::at(BlockNo::new(copy));
+        area.bytes[at2 + 5] ^= 1;
+        assert!(matches!(
+            load(&area, &ptr, &mut buf),
+            Err(RecordError::Checksum { .. })
+        ));
+        // A failed write of a two-copy record gives both runs back.
+        let mut area = MemArea::new();
+        area.fail_writes = true;
+        assert!(write(WRITE, &mut area, policy, &d).is_err());
+        assert!(area.used.iter().all(|u| !u));
     }
 }

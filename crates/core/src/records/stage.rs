@@ -32,9 +32,11 @@ pub enum Stage {
     Compress,
     /// CRC32C of the bytes as stored, into the pointer's `checksum`.
     Checksum,
-    /// Contiguous blocks of the data area for the stored bytes.
+    /// Contiguous blocks of the data area for the stored bytes; with `copies 2`, a
+    /// second run as far from the first as free space allows.
     Allocate,
-    /// The stored bytes, zero-padded to whole blocks, to the allocated blocks.
+    /// The stored bytes, zero-padded to whole blocks, to the allocated blocks (each
+    /// copy).
     Write,
 }
 
@@ -70,7 +72,8 @@ impl Stage {
     pub const fn flags(self) -> u32 {
         match self {
             Stage::Compress => RecordPtr::FLAG_LZ4 | RecordPtr::FLAG_ZSTD,
-            Stage::Zero | Stage::Checksum | Stage::Allocate | Stage::Write => 0,
+            Stage::Allocate => RecordPtr::FLAG_COPY,
+            Stage::Zero | Stage::Checksum | Stage::Write => 0,
         }
     }
 
@@ -94,7 +97,7 @@ impl Stage {
                 }
             }
             Stage::Compress => {
-                let (bytes, verdict) = codec::compress(io.compression, &io.stored);
+                let (bytes, verdict) = codec::compress(io.policy.compression, &io.stored);
                 io.verdict = verdict;
                 if let (Some(bytes), Verdict::Compressed(flag)) = (bytes, verdict) {
                     io.ptr.flags |= flag;
@@ -114,14 +117,24 @@ impl Stage {
                 let count = io.block_count();
                 let block = sink.allocate(count)?;
                 io.ptr.block = block.get();
-                io.allocated = Some((block, count));
+                io.allocated.push((block, count));
+                if io.policy.copies >= 2 {
+                    let copy = sink.allocate_far(count, block)?;
+                    io.ptr = io.ptr.with_copy_block(copy.get());
+                    io.allocated.push((copy, count));
+                }
                 Ok(())
             }
             Stage::Write => {
-                let (block, count) = io.allocated.ok_or_else(|| {
-                    crate::error::FsError::corrupt("record pipeline writes before it allocates")
-                })?;
-                write_padded(sink, block, count, &io.stored)
+                if io.allocated.is_empty() {
+                    return Err(crate::error::FsError::corrupt(
+                        "record pipeline writes before it allocates",
+                    ));
+                }
+                for &(block, count) in &io.allocated {
+                    write_padded(sink, block, count, &io.stored)?;
+                }
+                Ok(())
             }
             Stage::Zero | Stage::Compress | Stage::Checksum => Ok(()),
         }
@@ -143,6 +156,23 @@ impl Stage {
     }
 }
 
+/// How a file's records are to be written: its `compression` and `copies` properties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WritePolicy {
+    pub compression: Compression,
+    /// 1 or 2.
+    pub copies: u8,
+}
+
+impl WritePolicy {
+    /// Records stored as they are, once.
+    #[cfg(test)]
+    pub const RAW: WritePolicy = WritePolicy {
+        compression: Compression::None,
+        copies: 1,
+    };
+}
+
 /// Is `stages` a write pipeline: stages in pipeline order, none twice, ending with the
 /// checksum of the final bytes, the allocation and the write?
 pub fn is_valid_pipeline(stages: &[Stage]) -> bool {
@@ -157,18 +187,19 @@ pub struct WriteIo<'a> {
     pub(super) stored: Cow<'a, [u8]>,
     /// The pointer being built.
     pub(super) ptr: RecordPtr,
-    /// How the record is to be compressed.
-    pub(super) compression: Compression,
+    /// How the record is to be compressed and how many copies are stored.
+    pub(super) policy: WritePolicy,
     /// What the compression stage decided.
     pub(super) verdict: Verdict,
     /// The zero stage found nothing to store.
     pub(super) hole: bool,
-    /// The blocks the allocation stage took, to give back when a later stage fails.
-    pub(super) allocated: Option<(BlockNo, u64)>,
+    /// The runs the allocation stage took (one per copy), to give back when a later
+    /// stage fails.
+    pub(super) allocated: Vec<(BlockNo, u64)>,
 }
 
 impl<'a> WriteIo<'a> {
-    pub(super) fn new(data: &'a [u8], compression: Compression) -> Self {
+    pub(super) fn new(data: &'a [u8], policy: WritePolicy) -> Self {
         WriteIo {
             stored: Cow::Borrowed(data),
             ptr: RecordPtr {
@@ -180,10 +211,10 @@ impl<'a> WriteIo<'a> {
                 flags: 0,
                 hash: [0; 32],
             },
-            compression,
+            policy,
             verdict: Verdict::Off,
             hole: false,
-            allocated: None,
+            allocated: Vec::new(),
         }
     }
 
@@ -269,11 +300,17 @@ mod tests {
     }
 
     #[test]
-    fn only_compression_flags_and_changes_length() {
-        assert_eq!(known_flags(), RecordPtr::FLAG_LZ4 | RecordPtr::FLAG_ZSTD);
+    fn only_compression_changes_length_and_copies_are_flagged() {
+        assert_eq!(
+            known_flags(),
+            RecordPtr::FLAG_LZ4 | RecordPtr::FLAG_ZSTD | RecordPtr::FLAG_COPY
+        );
         for s in ALL_STAGES {
             assert_eq!(s.changes_length(), *s == Stage::Compress);
-            assert_eq!(s.flags() != 0, *s == Stage::Compress);
+            assert_eq!(
+                s.flags() != 0,
+                matches!(s, Stage::Compress | Stage::Allocate)
+            );
             assert_eq!(s.places(), matches!(s, Stage::Allocate | Stage::Write));
         }
     }

@@ -9,7 +9,9 @@ use super::Volume;
 use crate::alloc::Allocator;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
-use crate::records::{self, BlockSink, BlockSource, Outcome, RecordError, WriteIo, WRITE};
+use crate::records::{
+    self, BlockSink, BlockSource, Healing, Outcome, RecordError, WriteIo, WritePolicy, WRITE,
+};
 use crate::units::{BlockNo, Ino, RecordIndex};
 
 /// The allocator's number of absolute block `block`, when the run of `count` from it
@@ -81,6 +83,16 @@ impl BlockSink for AreaWriter<'_> {
         Ok(BlockNo::new(self.data_start + rel))
     }
 
+    fn allocate_far(&mut self, count: u64, from: BlockNo) -> FsResult<BlockNo> {
+        let cursor = self.alloc.cursor();
+        let from_rel = from.get().saturating_sub(self.data_start);
+        self.alloc.set_cursor(self.alloc.far_from(from_rel));
+        let got = self.allocate(count);
+        // Data goes on where it was going.
+        self.alloc.set_cursor(cursor);
+        got
+    }
+
     fn release(&mut self, block: BlockNo, count: u64) {
         let area = self.alloc.total();
         if let Ok(rel) = relative(self.data_start, area, block, count) {
@@ -99,19 +111,65 @@ impl BlockSink for AreaWriter<'_> {
 }
 
 impl Volume {
-    /// The logical bytes of record `index` of `ino`, verified; `None` for a hole.
+    /// The logical bytes of record `index` of `ino`, verified; `None` for a hole. A copy
+    /// that fails its checksum while another is good is rewritten from the good one.
     pub fn read_record(&mut self, ino: Ino, index: RecordIndex) -> FsResult<Option<Arc<Vec<u8>>>> {
         let Some(ptr) = self.ns.extent(ino.get(), index.get()).copied() else {
             return Ok(None);
         };
         let src = AreaReader::of(&self.dev, &self.sb, &self.alloc);
-        records::read_cached(&mut self.cache, &src, &ptr).map(Some)
+        let (bytes, healing) = records::read_cached(&mut self.cache, &src, &ptr)?;
+        if !healing.bad.is_empty() {
+            self.heal(ino, index, &healing);
+        }
+        Ok(Some(bytes))
     }
 
-    /// Reads and verifies the record `ptr` points at into `buf`, bypassing the cache
-    /// (fsck).
-    pub fn verify_record(&self, ptr: &RecordPtr, buf: &mut Vec<u8>) -> Result<(), RecordError> {
-        records::load(&AreaReader::of(&self.dev, &self.sb, &self.alloc), ptr, buf)
+    /// Rewrites each bad copy of a record, in place, with the good copy's stored bytes
+    /// (the same bytes its checksum was taken of). A failure is logged: the good copy
+    /// still serves reads, and scrub reports what it could not repair.
+    pub(crate) fn heal(&mut self, ino: Ino, index: RecordIndex, healing: &Healing) -> bool {
+        if self.read_only {
+            return false;
+        }
+        let mut all = true;
+        for &(block, count) in &healing.bad {
+            let mut padded = healing.stored.clone();
+            padded.resize(count as usize * gpufs_format::BLOCK_SIZE, 0);
+            match self.dev.write_at(&padded, block.byte_offset()) {
+                Ok(()) => {
+                    self.counters.healed_copies += 1;
+                    tracing::warn!(%ino, %index, %block, "rewrote a damaged copy of a record");
+                }
+                Err(e) => {
+                    all = false;
+                    tracing::error!(%ino, %index, %block, "cannot rewrite a damaged copy: {e}");
+                }
+            }
+        }
+        all
+    }
+
+    /// Reads and verifies every copy of the record `ptr` points at (its bytes into `buf`),
+    /// bypassing the cache (fsck, scrub): the copies that failed, if another was good.
+    pub fn verify_record(
+        &self,
+        ptr: &RecordPtr,
+        buf: &mut Vec<u8>,
+    ) -> Result<Healing, RecordError> {
+        records::load_every_copy(&AreaReader::of(&self.dev, &self.sb, &self.alloc), ptr, buf)
+    }
+
+    /// How new records of `ino` are written: its compression and copies properties.
+    pub fn policy_of(&self, ino: Ino) -> WritePolicy {
+        let flags = self.ns.inode(ino.get()).map_or(0, |r| r.flags);
+        WritePolicy {
+            compression: self.compression_of(ino),
+            copies: gpufs_format::props::decode_copies(flags)
+                .ok()
+                .flatten()
+                .unwrap_or(1),
+        }
     }
 
     /// How new records of `ino` are compressed: its own property, else the filesystem's
@@ -149,9 +207,9 @@ impl Volume {
         debug_assert!(recs
             .iter()
             .all(|(_, d)| d.len() as u64 <= geo.record_size()));
-        let compression = self.compression_of(ino);
+        let policy = self.policy_of(ino);
         let bytes: Vec<&[u8]> = recs.iter().map(|(_, d)| *d).collect();
-        let prepared = records::prepare_batch(WRITE, compression, &bytes);
+        let prepared = records::prepare_batch(WRITE, policy, &bytes);
         for (done, (io, (index, _))) in prepared.into_iter().zip(recs).enumerate() {
             if let Err(e) = self.place_record(ino, *index, io) {
                 if done == 0 {
@@ -187,8 +245,10 @@ impl Volume {
         });
         if put.is_err() {
             // Nothing refers to the new record: its blocks go back now.
-            self.writer()
-                .release(BlockNo::new(ptr.block), ptr.block_count());
+            let mut w = self.writer();
+            for (block, count) in ptr.runs() {
+                w.release(BlockNo::new(block), count);
+            }
         }
         put
     }

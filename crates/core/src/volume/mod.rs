@@ -44,6 +44,8 @@ pub struct VolumeCounters {
     pub checkpoints: u64,
     pub journal_ops: u64,
     pub replayed_transactions: u64,
+    /// Damaged copies of records rewritten from a good copy (reads and scrub).
+    pub healed_copies: u64,
     /// What the write pipeline did with the records written since mount.
     pub records: crate::records::RecordCounters,
 }

@@ -3,7 +3,7 @@
 //! them leaves the filesystem mountable with every file intact; damage to both copies
 //! is refused naming the blocks; a damaged data record reads as EIO, never as bytes.
 
-use gpufs_format::Compression;
+use gpufs_format::{Compression, RecordPtr};
 
 use super::*;
 
@@ -219,5 +219,66 @@ fn a_damaged_data_record_reads_as_eio_and_fsck_names_its_file() {
             .any(|p| p.contains(&format!("inode {victim}"))),
         "{:?}",
         report.problems
+    );
+}
+
+#[test]
+fn with_copies_2_a_read_returns_the_good_copy_and_rewrites_the_bad() {
+    let (dev, fs) = fresh();
+    let dir = fs.mkdir(ROOT, b"safe", 0o755, Caller::ROOT).unwrap().ino;
+    fs.set_property(dir, "copies", "2", Caller::ROOT).unwrap();
+    let data = pattern(3, 3 * R as usize);
+    let ino = create_file(&fs, dir, b"f", &data);
+    let used_one = {
+        let plain = create_file(&fs, ROOT, b"plain", &data);
+        fs.getattr(plain).unwrap().blocks
+    };
+    // Both copies count as allocated space.
+    assert_eq!(fs.getattr(ino).unwrap().blocks, 2 * used_one);
+    let ptrs: Vec<RecordPtr> = {
+        let g = fs.lock();
+        g.vol
+            .records(Ino::new(ino as u32))
+            .iter()
+            .map(|r| r.1)
+            .collect()
+    };
+    assert_eq!(ptrs.len(), 3);
+    let copy = ptrs[1].copy_block().unwrap();
+    assert!(
+        copy.abs_diff(ptrs[1].block) > 1000,
+        "copies {} and {copy} are close",
+        ptrs[1].block
+    );
+    fs.close().unwrap();
+    drop(fs);
+    // The first copy of record 1 damaged, and the second copy of record 2.
+    let mut img = dev.volatile_image();
+    flip(&mut img, ptrs[1].block, 10);
+    flip(&mut img, ptrs[2].copy_block().unwrap(), 10);
+    let report = crate::fsck::check(Arc::new(FaultDevice::new(img.clone()))).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    let (dev, fs) = mount_image(img);
+    same(read_all(&fs, ino), &data);
+    // A read meets the damaged first copy of record 1, not the second copy of record 2
+    // (its first copy answers).
+    assert_eq!(fs.counters().healed_copies, 1);
+    fs.close().unwrap();
+    drop(fs);
+    let img = dev.volatile_image();
+    let report = crate::fsck::check(Arc::new(FaultDevice::new(img.clone()))).unwrap();
+    assert!(report.problems.is_empty(), "{report:?}");
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(report.warnings[0].contains(&format!("block {}", ptrs[2].copy_block().unwrap())));
+    // Both copies of one record damaged: EIO, not bytes.
+    let mut img = img;
+    flip(&mut img, ptrs[0].block, 10);
+    flip(&mut img, ptrs[0].copy_block().unwrap(), 10);
+    let (_d, fs) = mount_image(img);
+    assert_err!(fs.read(ino, 0, 100), FsError::Corrupt(_));
+    same(
+        fs.read(ino, R, R as u32).unwrap(),
+        &data[R as usize..2 * R as usize],
     );
 }
