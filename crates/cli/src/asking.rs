@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::exit::{done, finish};
-use crate::{du_cmd, property_cmd, search_cmd, stats_cmd};
+use crate::{du_cmd, property_cmd, scrub_cmd, search_cmd, stats_cmd};
 
 #[derive(Subcommand, Debug)]
 pub enum AskCommand {
@@ -17,8 +17,11 @@ pub enum AskCommand {
     /// What a mount's compute layer ran where, and for how long; how its records are
     /// stored.
     Stats(stats_cmd::StatsArgs),
-    /// Set or show properties of a directory (compression), inherited below it.
+    /// Set or show properties of a directory (compression, copies), inherited below it.
     Property(property_cmd::PropertyArgs),
+    /// Verify every record and metadata copy of a mounted filesystem, repairing bad
+    /// copies from good ones (exit 0 clean, 1 repaired, 4 damage left, 8 could not run).
+    Scrub(scrub_cmd::ScrubArgs),
 }
 
 pub fn run(command: AskCommand) -> ExitCode {
@@ -27,5 +30,6 @@ pub fn run(command: AskCommand) -> ExitCode {
         AskCommand::Du(a) => finish(du_cmd::run(a)),
         AskCommand::Stats(a) => done(stats_cmd::run(a)),
         AskCommand::Property(a) => finish(property_cmd::run(a)),
+        AskCommand::Scrub(a) => scrub_cmd::run(a),
     }
 }

@@ -17,6 +17,7 @@ mod exit;
 #[allow(dead_code)]
 mod paths;
 mod property_cmd;
+mod scrub_cmd;
 mod search_cmd;
 mod size;
 mod stats_cmd;

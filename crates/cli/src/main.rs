@@ -12,6 +12,7 @@ mod mkfs_cmd;
 mod mount_cmd;
 mod paths;
 mod property_cmd;
+mod scrub_cmd;
 mod search_cmd;
 mod size;
 mod stats_cmd;

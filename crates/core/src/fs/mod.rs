@@ -5,6 +5,7 @@ mod attrs;
 mod data;
 mod names;
 mod props;
+mod scrub;
 mod search;
 mod search_text;
 
@@ -25,6 +26,7 @@ pub use attrs::{SetAttr, StatFs, TimeSet};
 pub use data::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE};
 pub use names::RenameMode;
 pub use props::{PropertyValue, PROPERTY_NAMES};
+pub use scrub::{DamagedFile, ScrubProgress, ScrubReport};
 pub use search::{DuEntry, DuRows, SearchQuery, SearchResults};
 
 /// Largest file size (16 TiB, as ext4 with 4 KiB blocks).
@@ -80,6 +82,8 @@ pub(crate) struct Inner {
     /// Open handles per inode: an unlinked file lives until its last close.
     pub(crate) open: HashMap<Ino, u32>,
     pub(crate) last_commit: Instant,
+    /// Block a scrub interrupted at would resume from (0: from the start).
+    pub(crate) scrub_from: u64,
 }
 
 /// A mounted gpufs filesystem.
@@ -96,6 +100,7 @@ impl Filesystem {
                 vol,
                 open: HashMap::new(),
                 last_commit: Instant::now(),
+                scrub_from: 0,
             }),
         })
     }

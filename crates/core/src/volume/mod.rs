@@ -17,6 +17,7 @@ mod checkpoint;
 mod mkfs;
 mod open;
 mod ops;
+mod scrub;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use crate::units::BlockNo;
 pub use checkpoint::{read_checkpoint, verify_checkpoint_copies};
 pub use mkfs::{mkfs, MkfsOptions};
 pub use open::OpenOptions;
+pub use scrub::MetadataScrub;
 
 /// Bytes of verified records kept in memory.
 const RECORD_CACHE_BYTES: usize = 64 << 20;

@@ -14,6 +14,7 @@
 mod du;
 mod property;
 mod request;
+mod scrub;
 mod search;
 mod stats;
 

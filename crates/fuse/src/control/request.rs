@@ -9,7 +9,7 @@ use gpufs_core::{Caller, FsError};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::{json, Value};
 
-use super::{du, property, search, stats, Server};
+use super::{du, property, scrub, search, stats, Server};
 
 /// Most bytes of one request line.
 const MAX_REQUEST: u64 = 1 << 20;
@@ -82,10 +82,17 @@ pub(super) fn answer(server: &Server, stream: UnixStream) -> std::io::Result<()>
         Ok(v) => v,
         Err(e) => return refuse(&mut out, &format!("bad request: {e}"), 2),
     };
-    // Properties need no compute layer.
-    if req.get("op").and_then(Value::as_str) == Some("property") {
-        property::answer(server, &req, &asker, &mut out)?;
-        return out.flush();
+    // Properties and scrub need no compute layer.
+    match req.get("op").and_then(Value::as_str) {
+        Some("property") => {
+            property::answer(server, &req, &asker, &mut out)?;
+            return out.flush();
+        }
+        Some("scrub") => {
+            scrub::answer(server, &req, &mut out)?;
+            return out.flush();
+        }
+        _ => {}
     }
     let compute = match server.compute() {
         Ok(c) => c,

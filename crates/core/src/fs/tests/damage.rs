@@ -282,3 +282,128 @@ fn with_copies_2_a_read_returns_the_good_copy_and_rewrites_the_bad() {
         &data[R as usize..2 * R as usize],
     );
 }
+
+#[test]
+fn scrub_repairs_what_has_a_good_copy_and_names_what_has_not() {
+    let (dev, fs) = fresh();
+    let safe = fs.mkdir(ROOT, b"safe", 0o755, Caller::ROOT).unwrap().ino;
+    fs.set_property(safe, "copies", "2", Caller::ROOT).unwrap();
+    let data = pattern(5, 3 * R as usize);
+    let twice = create_file(&fs, safe, b"twice", &data);
+    let once = create_file(&fs, ROOT, b"once", &data);
+    for i in 0..300u32 {
+        create_file(
+            &fs,
+            ROOT,
+            format!("small{i}").as_bytes(),
+            &pattern(i as u8, 5000),
+        );
+    }
+    fs.close().unwrap();
+    fs.mkdir(ROOT, b"after", 0o755, Caller::ROOT).unwrap();
+    fs.sync().unwrap();
+    let (ptr_twice, ptr_once, sb) = {
+        let g = fs.lock();
+        let t = g.vol.records(Ino::new(twice as u32))[2].1;
+        let o = g.vol.records(Ino::new(once as u32))[1].1;
+        (t, o, *g.vol.superblock())
+    };
+    // Damage under the running filesystem: the second copy of a record of `twice`, the
+    // only copy of a record of `once`, a superblock slot, a checkpoint copy and a block
+    // of the journal's second ring.
+    let hit = |block: u64| {
+        dev.write_at(&[0xA5; 64], block * BLOCK_SIZE as u64 + 100)
+            .unwrap()
+    };
+    hit(ptr_twice.copy_block().unwrap());
+    hit(ptr_once.block);
+    hit(1);
+    hit(sb.checkpoint_root_copy);
+    hit(sb.journal_copy_start + sb.journal_head);
+    // Interrupted after its first batch, the scrub resumes where it stopped.
+    let mut batches = 0;
+    let first = fs
+        .scrub(false, &mut |_| {
+            batches += 1;
+            false
+        })
+        .unwrap();
+    assert!(!first.finished);
+    assert_eq!(first.metadata.damaged.len(), 3, "{:?}", first.metadata);
+    assert!(first.metadata.repaired);
+    let report = fs.scrub(false, &mut |_| true).unwrap();
+    assert!(report.finished);
+    assert!(report.resumed_from > 0);
+    assert!(report.metadata.damaged.is_empty(), "{:?}", report.metadata);
+    let total = first.progress.records_done + report.progress.records_done;
+    assert_eq!(total, 306);
+    assert_eq!(first.damaged_copies + report.damaged_copies, 2);
+    assert_eq!(first.repaired_copies + report.repaired_copies, 1);
+    let unrepaired: Vec<_> = first.unrepaired.iter().chain(&report.unrepaired).collect();
+    assert_eq!(unrepaired.len(), 1);
+    assert_eq!(unrepaired[0].path, b"/once");
+    assert_eq!(unrepaired[0].ranges, vec![(R, 2 * R)]);
+    // From the start again: only the record without a good copy is left.
+    let again = fs.scrub(true, &mut |_| true).unwrap();
+    assert_eq!(again.resumed_from, 0);
+    assert_eq!((again.damaged_copies, again.repaired_copies), (1, 0));
+    assert!(again.unrepaired_damage() && again.found_damage());
+    same(read_all(&fs, twice), &data);
+    assert_err!(fs.read(once, R, 10), FsError::Corrupt(_));
+    fs.close().unwrap();
+    drop(fs);
+    let report = crate::fsck::check(Arc::new(FaultDevice::new(dev.volatile_image()))).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+}
+
+#[test]
+fn a_power_cut_at_any_write_of_a_repair_loses_nothing() {
+    // Damage to a data copy, a superblock slot and a checkpoint copy; then the mount and
+    // a scrub repair it, with the power cut before each of their writes in turn.
+    let (dev, fs) = fresh();
+    let safe = fs.mkdir(ROOT, b"safe", 0o755, Caller::ROOT).unwrap().ino;
+    fs.set_property(safe, "copies", "2", Caller::ROOT).unwrap();
+    let data = pattern(9, 2 * R as usize);
+    let ino = create_file(&fs, safe, b"f", &data);
+    let plain = pattern(10, 3000);
+    create_file(&fs, ROOT, b"plain", &plain);
+    fs.close().unwrap();
+    let (ptr, sb) = {
+        let g = fs.lock();
+        (
+            g.vol.records(Ino::new(ino as u32))[1].1,
+            *g.vol.superblock(),
+        )
+    };
+    drop(fs);
+    let mut img = dev.volatile_image();
+    flip(&mut img, ptr.block, 3);
+    flip(&mut img, 1, 3);
+    flip(&mut img, sb.checkpoint_root_copy, 3);
+    let mut cuts = 0;
+    for n in 0.. {
+        let dev = Arc::new(FaultDevice::new(img.clone()));
+        dev.arm_cut(n, PowerCut::new(n));
+        let d: Arc<dyn Device> = dev.clone();
+        if let Ok(fs) = Filesystem::mount(d, OpenOptions::default()) {
+            let _ = fs.scrub(false, &mut |_| true);
+        }
+        let Some(after) = dev.cut_image() else {
+            // Every write of the mount and the scrub has had its cut.
+            break;
+        };
+        cuts += 1;
+        let (_d, fs) = mount_image(after);
+        let f = fs
+            .lookup(fs.lookup(ROOT, b"safe").unwrap().ino, b"f")
+            .unwrap()
+            .ino;
+        same(read_all(&fs, f), &data);
+        let p = fs.lookup(ROOT, b"plain").unwrap().ino;
+        same(read_all(&fs, p), &plain);
+        let report = fs.scrub(false, &mut |_| true).unwrap();
+        assert!(!report.unrepaired_damage(), "cut {n}: {report:?}");
+    }
+    assert!(cuts >= 5, "only {cuts} cut points");
+}
