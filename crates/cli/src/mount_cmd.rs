@@ -39,6 +39,15 @@ pub struct MountArgs {
     /// Seconds between commits of changes nobody fsync'd.
     #[arg(long, default_value_t = 5)]
     pub commit_interval: u64,
+    /// Let the kernel's page cache absorb writes (FUSE write-back cache): small random
+    /// writes run at page-cache speed, but a full disk is reported by fsync or close,
+    /// not by the write itself.
+    #[arg(long)]
+    pub kernel_writeback: bool,
+    /// Bound of the write-back record cache (e.g. 256M, 1G); 0 writes every record
+    /// through at once.
+    #[arg(long, value_name = "SIZE", default_value = "256M")]
+    pub cache_size: String,
     /// Compute backend for search and du: cpu, gpu or auto [default: $GPUFS_COMPUTE, else auto].
     #[arg(long, value_name = "BACKEND")]
     pub compute: Option<String>,
@@ -73,11 +82,18 @@ fn image_and_mountpoint(a: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
     }
 }
 
-fn open(image: &Path, read_only: bool) -> Result<Filesystem, String> {
+fn open(image: &Path, read_only: bool, cache_size: &str) -> Result<Filesystem, String> {
+    let write_cache_bytes = crate::size::parse_size(cache_size)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("--cache-size {cache_size}: not a size (e.g. 256M, 0)"))?;
     let dev: Arc<dyn Device> =
         Arc::new(FileDevice::open(image, !read_only).map_err(|e| paths::open_error(image, &e))?);
-    Filesystem::mount(dev, OpenOptions { read_only })
-        .map_err(|e| format!("{}: {e}", image.display()))
+    let opts = OpenOptions {
+        read_only,
+        write_cache_bytes,
+    };
+    Filesystem::mount(dev, opts).map_err(|e| format!("{}: {e}", image.display()))
 }
 
 pub fn run(a: MountArgs) -> Result<(), String> {
@@ -89,7 +105,7 @@ pub fn run(a: MountArgs) -> Result<(), String> {
         return serve(&a, &image, &mp);
     }
     // Check the image here, read-only, so a bad one is reported before any daemon.
-    drop(open(&image, true)?);
+    drop(open(&image, true, &a.cache_size)?);
     spawn_daemon(&a, &image, &mp)
 }
 
@@ -113,6 +129,10 @@ fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     }
     cmd.arg("--commit-interval")
         .arg(a.commit_interval.to_string());
+    cmd.arg("--cache-size").arg(&a.cache_size);
+    if a.kernel_writeback {
+        cmd.arg("--kernel-writeback");
+    }
     if let Some(n) = a.threads {
         cmd.arg("--threads").arg(n.to_string());
     }
@@ -167,7 +187,7 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
         }
     };
     let failed = |e: &String| report(format!("error: {e}"));
-    let fs = Arc::new(open(image, a.read_only).inspect_err(failed)?);
+    let fs = Arc::new(open(image, a.read_only, &a.cache_size).inspect_err(failed)?);
     for n in fs.notes() {
         report(format!("note: {n}"));
     }
@@ -180,6 +200,7 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
         allow_other: a.allow_other,
         threads: a.threads.map(usize::from),
         control_sockets: paths::control_sockets(mp),
+        kernel_writeback: a.kernel_writeback,
     };
     let mut note = |n: String| report(format!("note: {n}"));
     let mut daemon = Daemon::mount(fs, choice, mp, config, &mut note).inspect_err(failed)?;

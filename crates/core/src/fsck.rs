@@ -58,7 +58,13 @@ pub fn check_with_progress(
     progress: &mut dyn FnMut(u64, u64),
 ) -> FsResult<FsckReport> {
     let mut report = FsckReport::default();
-    let vol = match Volume::open(dev.clone(), OpenOptions { read_only: true }) {
+    let vol = match Volume::open(
+        dev.clone(),
+        OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        },
+    ) {
         Ok(v) => v,
         Err(e @ FsError::BadImage(_)) => return Err(e),
         Err(e) => {

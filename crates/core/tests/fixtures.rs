@@ -29,7 +29,14 @@ fn version_of(image: &[u8]) -> u32 {
 fn mount(image: Vec<u8>, read_only: bool) -> (Arc<FaultDevice>, Filesystem) {
     let dev = Arc::new(FaultDevice::new(image));
     let d: Arc<dyn Device> = dev.clone();
-    let fs = Filesystem::mount(d, OpenOptions { read_only }).unwrap();
+    let fs = Filesystem::mount(
+        d,
+        OpenOptions {
+            read_only,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
     (dev, fs)
 }
 

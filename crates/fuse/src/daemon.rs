@@ -28,6 +28,9 @@ pub struct MountConfig {
     /// Where the control socket may go, in order: the first that binds is used; all
     /// are removed at unmount.
     pub control_sockets: Vec<PathBuf>,
+    /// Let the kernel's page cache absorb writes (FUSE write-back cache): much faster
+    /// small writes; a full disk is then reported at fsync or close.
+    pub kernel_writeback: bool,
 }
 
 /// A live mount, until [`Daemon::serve`] returns.
@@ -60,7 +63,11 @@ impl Daemon {
         }
         let fuse_config = fuse_config(&config, threads);
         let session = match Session::new(
-            GpufsFuse::new(fs.clone(), compute),
+            GpufsFuse::new(
+                fs.clone(),
+                compute,
+                config.kernel_writeback && !config.read_only,
+            ),
             mountpoint,
             &fuse_config,
         ) {

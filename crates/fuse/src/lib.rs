@@ -40,14 +40,21 @@ pub struct GpufsFuse {
     fs: Arc<Filesystem>,
     compute: Arc<LazyCompute>,
     search: SearchDir,
+    /// The kernel's write-back cache was asked for (`--kernel-writeback`).
+    want_writeback_cache: bool,
+    /// The kernel caches writes (FUSE_WRITEBACK_CACHE was granted at init).
+    writeback_cache: bool,
 }
 
 impl GpufsFuse {
-    pub fn new(fs: Arc<Filesystem>, compute: Arc<LazyCompute>) -> Self {
+    /// The adapter for `fs`; with `writeback_cache`, the kernel caches writes.
+    pub fn new(fs: Arc<Filesystem>, compute: Arc<LazyCompute>, writeback_cache: bool) -> Self {
         GpufsFuse {
             fs,
             compute,
             search: SearchDir::default(),
+            want_writeback_cache: writeback_cache,
+            writeback_cache: false,
         }
     }
 
@@ -82,9 +89,27 @@ fn asker(req: &Request) -> (Caller, Vec<u32>) {
 
 impl fuser::Filesystem for GpufsFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let wanted = InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
-        if let Err(unsupported) = config.add_capabilities(wanted) {
+        let readdirplus = InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
+        if let Err(unsupported) = config.add_capabilities(readdirplus) {
             tracing::info!("kernel lacks FUSE capabilities {unsupported:?}");
+        }
+        // The daemon drops set-id bits and file capabilities itself on write and
+        // truncate (KILLPRIV_V2), so that the kernel does not ask for security.capability
+        // before every write (a round trip each).
+        if let Err(unsupported) = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2) {
+            tracing::info!("kernel lacks {unsupported:?}: it checks capabilities on every write");
+        }
+        // With `--kernel-writeback`, the kernel's page cache absorbs writes and sends them
+        // in batches of pages; a full disk is then reported at fsync or close, not by the
+        // write itself, so it is the user's choice.
+        if self.want_writeback_cache {
+            self.writeback_cache = match config.add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE) {
+                Ok(()) => true,
+                Err(unsupported) => {
+                    tracing::warn!("kernel lacks {unsupported:?}: writes go through one by one");
+                    false
+                }
+            };
         }
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
@@ -296,14 +321,18 @@ impl fuser::Filesystem for GpufsFuse {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        answer(reply, self.fs.write(ino.0, offset, data), |reply, n| {
-            reply.written(n)
-        });
+        let killed = if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            self.fs.kill_privileges(ino.0)
+        } else {
+            Ok(())
+        };
+        let written = killed.and_then(|()| self.fs.write(ino.0, offset, data));
+        answer(reply, written, |reply, n| reply.written(n));
     }
 
     // `flush` is left to fuser's default (ENOSYS): the kernel then stops sending FLUSH
@@ -534,8 +563,15 @@ impl fuser::Filesystem for GpufsFuse {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        // Only SEEK_DATA and SEEK_HOLE reach the daemon; before the start of a file there
-        // is neither (ENXIO, as ext4 and the other Linux filesystems answer).
+        // Only SEEK_DATA and SEEK_HOLE reach the daemon. With the kernel's write-back
+        // cache, pages written but not yet sent here make the daemon's view of where data
+        // and holes are (and where the file ends) older than the kernel's, and an answer
+        // from it could skip data that is there. ENOSYS makes the kernel answer from its
+        // own size for good: data from any offset inside the file, the one hole at its
+        // end (POSIX allows reporting holes as data); ENXIO at or past the end.
+        if self.writeback_cache {
+            return reply.error(Errno::ENOSYS);
+        }
         let Ok(off) = u64::try_from(offset) else {
             return reply.error(Errno::ENXIO);
         };

@@ -59,7 +59,46 @@ fn check_xattr_name(name: &[u8]) -> FsResult<()> {
     Ok(())
 }
 
+/// `mode` without set-user-ID, and without set-group-ID when group-executable (a
+/// set-group-ID bit without group execute marks mandatory locking and stays).
+fn without_setid(mode: u32) -> u32 {
+    let mut m = mode & !0o4000;
+    if m & 0o010 != 0 {
+        m &= !0o2000;
+    }
+    m
+}
+
+/// The extended attribute holding file capabilities, dropped with the set-id bits.
+const CAPABILITY_XATTR: &[u8] = b"security.capability";
+
 impl Filesystem {
+    /// Drops what a write by an unprivileged process must drop (the kernel asks with
+    /// FUSE_WRITE_KILL_SUIDGID): set-user-ID, set-group-ID on a group-executable file,
+    /// and file capabilities.
+    pub fn kill_privileges(&self, ino: u64) -> FsResult<()> {
+        let mut g = self.lock();
+        g.writable()?;
+        let ino = Ino::from_kernel(ino)?;
+        let rec = g.inode(ino)?;
+        let mode = without_setid(rec.mode);
+        if mode != rec.mode {
+            g.put(
+                ino,
+                InodeRecord {
+                    mode,
+                    ctime_ns: now(),
+                    ..rec
+                },
+            )?;
+        }
+        if g.has_xattr(ino, CAPABILITY_XATTR) {
+            g.vol.remove_xattr(ino, CAPABILITY_XATTR)?;
+            g.changed_xattrs(ino)?;
+        }
+        Ok(())
+    }
+
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let g = self.lock();
         let ino = Ino::from_kernel(ino)?;
@@ -91,6 +130,12 @@ impl Filesystem {
                 mtime_ns: t,
                 ..g.inode(ino)?
             };
+            // Truncation by an unprivileged caller drops set-user-ID, and set-group-ID
+            // on a group-executable file, as Linux does (the mount handles this itself:
+            // FUSE_HANDLE_KILLPRIV_V2).
+            if caller.uid != 0 {
+                rec.mode = without_setid(rec.mode);
+            }
         }
         if let Some(mode) = set.mode {
             rec.mode = (rec.mode & !0o7777) | (mode & 0o7777);
@@ -107,10 +152,7 @@ impl Filesystem {
             // Linux: a change of owner or group drops set-user-ID, and set-group-ID on a
             // group-executable file, for every caller.
             if owner_change || caller.uid != 0 {
-                rec.mode &= !0o4000;
-                if rec.mode & 0o010 != 0 {
-                    rec.mode &= !0o2000;
-                }
+                rec.mode = without_setid(rec.mode);
             }
         }
         match set.atime {

@@ -60,10 +60,7 @@ impl Inner {
         let index = span.index;
         let (lo, hi) = (span.offset, span.end());
         debug_assert!(data.is_none_or(|d| d.len() == span.len));
-        let old_len = self
-            .vol
-            .record(ino, index)
-            .map_or(0, |p| p.logical_len as usize);
+        let old_len = self.vol.record_len(ino, index).map_or(0, |n| n as usize);
         let new_len = match data {
             Some(_) => old_len.max(hi),
             None => old_len,
@@ -102,7 +99,7 @@ impl Inner {
     ) -> FsResult<()> {
         let buf = self.patched(ino, span, data, keep)?;
         if buf.is_empty() {
-            if self.vol.record(ino, span.index).is_some() {
+            if self.vol.record_len(ino, span.index).is_some() {
                 self.vol.drop_records(ino, span.index, span.index.next())?;
             }
             return Ok(());
@@ -118,9 +115,23 @@ impl Inner {
         let geo = self.vol.geometry();
         let end = offset + data.len() as u64;
         let keep = geo.record_size() as usize;
-        let spans: Vec<Span> = geo
+        let mut spans: Vec<Span> = geo
             .spans(FileOffset::new(offset), FileOffset::new(end))
             .collect();
+        // A write into a buffered record changes it in place (the common case of small
+        // writes); the others are rebuilt whole and stored together.
+        let mut patched_to = 0;
+        while let Some(span) = spans.first() {
+            let chunk = &data[span.in_buffer()];
+            if !self.vol.patch_dirty(ino, span.index, span.offset, chunk) {
+                break;
+            }
+            patched_to = span.at + span.len as u64;
+            spans.remove(0);
+        }
+        if spans.is_empty() {
+            return Ok(patched_to);
+        }
         let mut bufs = Vec::with_capacity(spans.len());
         for span in &spans {
             bufs.push(self.patched(ino, span, Some(&data[span.in_buffer()]), keep)?);
@@ -131,11 +142,17 @@ impl Inner {
             .zip(&bufs)
             .map(|(s, b)| (s.index, b.as_slice()))
             .collect();
-        let stored = self.vol.store_records(ino, &recs)?;
+        let stored = match self.vol.store_records(ino, &recs) {
+            Ok(n) => n,
+            Err(_) if patched_to > 0 => 0,
+            Err(e) => return Err(e),
+        };
         if stored < spans.len() {
             tracing::debug!(%ino, stored, "short write");
         }
-        Ok(spans[..stored].last().map_or(0, |s| s.at + s.len as u64))
+        Ok(spans[..stored]
+            .last()
+            .map_or(patched_to, |s| s.at + s.len as u64))
     }
 
     /// Drops or zeroes everything at and past `new_size`.
@@ -152,20 +169,20 @@ impl Inner {
             let keep = first.offset;
             let longer = self
                 .vol
-                .record(ino, first.index)
-                .is_some_and(|p| p.logical_len as usize > keep);
+                .record_len(ino, first.index)
+                .is_some_and(|n| n as usize > keep);
             if keep != 0 && longer {
                 self.vol.make_room_for_records(1)?;
                 self.patch_record(ino, &first, None, keep)?;
             }
         }
         let first_whole = geo.first_record_from(cut);
-        if self
+        let stored_past = self
             .vol
             .records(ino)
             .last()
-            .is_some_and(|(i, _)| *i >= first_whole.get())
-        {
+            .is_some_and(|(i, _)| *i >= first_whole.get());
+        if stored_past || self.vol.has_dirty_from(ino, first_whole) {
             self.vol.drop_records(ino, first_whole, RecordIndex::END)?;
         }
         Ok(())
@@ -177,7 +194,7 @@ impl Inner {
         // At most the first and last records are rewritten; the others are dropped.
         self.vol.make_room_for_records(2)?;
         for span in geo.spans(FileOffset::new(start), FileOffset::new(end)) {
-            if self.vol.record(ino, span.index).is_none() {
+            if self.vol.record_len(ino, span.index).is_none() {
                 continue;
             }
             if span.is_whole() {
@@ -334,6 +351,8 @@ impl Filesystem {
         let t = now();
         match mode & !FALLOC_FL_KEEP_SIZE {
             0 => {
+                // What is stored must be known: buffered records are placed first.
+                g.vol.flush_dirty_of(ino)?;
                 // Copy-on-write cannot pin blocks ahead of time; check the room exists.
                 let touched = g
                     .vol
@@ -375,9 +394,12 @@ impl Filesystem {
 
     /// SEEK_DATA / SEEK_HOLE.
     pub fn lseek(&self, ino: u64, offset: u64, whence: i32) -> FsResult<u64> {
-        let g = self.lock();
+        let mut g = self.lock();
         let ino = Ino::from_kernel(ino)?;
         let rec = g.file_inode(ino)?;
+        // Where data is depends on what is stored: buffered records are placed first (a
+        // record of zeros becomes a hole).
+        g.vol.flush_dirty_of(ino)?;
         if offset >= rec.size {
             return Err(FsError::NoSuchOffset);
         }

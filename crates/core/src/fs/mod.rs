@@ -187,7 +187,8 @@ impl Inner {
             .records(ino)
             .iter()
             .map(|(_, p)| p.total_blocks())
-            .sum();
+            .sum::<u64>()
+            + self.vol.dirty_blocks_of(ino);
         let blocks = if rec.kind() == Some(FileKind::Symlink) {
             0
         } else {

@@ -43,6 +43,13 @@ pub struct RecordCounters {
 }
 
 impl RecordCounters {
+    /// Counts a record of zeros the write-back cache turned into a hole before the
+    /// pipeline saw it.
+    pub fn count_hole(&mut self, logical: u32) {
+        self.cpu_records += 1;
+        self.holes.add(logical, 0);
+    }
+
     /// Counts one placed record.
     pub fn count(&mut self, verdict: Verdict, outcome: &Outcome, logical: u32, stored: usize) {
         self.cpu_records += 1;

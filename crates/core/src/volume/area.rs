@@ -114,6 +114,9 @@ impl Volume {
     /// The logical bytes of record `index` of `ino`, verified; `None` for a hole. A copy
     /// that fails its checksum while another is good is rewritten from the good one.
     pub fn read_record(&mut self, ino: Ino, index: RecordIndex) -> FsResult<Option<Arc<Vec<u8>>>> {
+        if let Some(dirty) = self.dirty_record(ino, index) {
+            return Ok(Some(dirty));
+        }
         let Some(ptr) = self.ns.extent(ino.get(), index.get()).copied() else {
             return Ok(None);
         };
@@ -198,11 +201,26 @@ impl Volume {
         Ok(())
     }
 
-    /// Stores each `(index, bytes)` as [`Volume::store_record`] does, the bytes prepared
-    /// (zero detection, compression, checksum) on every core at once, then placed in
-    /// order. Stops at the first failure: returns how many were stored, or the error when
-    /// none was.
+    /// Stores each `(index, bytes)` as [`Volume::store_record`] does: into the write-back
+    /// cache, or with it off straight through the pipeline. Stops at the first failure:
+    /// returns how many were stored, or the error when none was.
     pub fn store_records(&mut self, ino: Ino, recs: &[(RecordIndex, &[u8])]) -> FsResult<usize> {
+        if self.write_cache_bytes > 0 {
+            self.buffer_records(ino, recs)
+        } else {
+            self.place_records(ino, recs)
+        }
+    }
+
+    /// Places each `(index, bytes)` record of `ino`: the bytes prepared (zero detection,
+    /// compression, checksum) on every core at once, then allocated and written in order.
+    /// Stops at the first failure: returns how many were placed, or the error when none
+    /// was.
+    pub(super) fn place_records(
+        &mut self,
+        ino: Ino,
+        recs: &[(RecordIndex, &[u8])],
+    ) -> FsResult<usize> {
         let geo = self.geometry();
         debug_assert!(recs
             .iter()
@@ -256,6 +274,7 @@ impl Volume {
     /// Drops the records `from..to` of `ino` (holes from then on).
     pub fn drop_records(&mut self, ino: Ino, from: RecordIndex, to: RecordIndex) -> FsResult<()> {
         debug_assert!(from <= to);
+        self.discard_dirty(ino, from, to);
         self.apply(JournalOp::ExtentDrop {
             ino: ino.get(),
             from: from.get(),
@@ -264,7 +283,7 @@ impl Volume {
     }
 
     fn writer(&mut self) -> AreaWriter<'_> {
-        let reserve = self.checkpoint_reserve();
+        let reserve = self.write_reserve();
         let birth_gen = self.generation();
         AreaWriter {
             dev: self.dev.as_ref(),

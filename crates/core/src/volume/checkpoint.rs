@@ -25,6 +25,7 @@ impl Volume {
             return Err(FsError::ReadOnly);
         }
         self.check_failed()?;
+        self.flush_dirty()?;
         if self.ns.dead_name_bytes() > (1 << 20)
             && self.ns.dead_name_bytes() > self.ns.name_estimate()
         {

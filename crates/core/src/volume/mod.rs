@@ -18,6 +18,7 @@ mod mkfs;
 mod open;
 mod ops;
 mod scrub;
+mod writeback;
 
 use std::sync::Arc;
 
@@ -65,6 +66,10 @@ pub struct Volume {
     notes: Vec<String>,
     counters: VolumeCounters,
     cache: RecordCache,
+    /// Records written but not yet placed (the write-back cache).
+    dirty: writeback::DirtyRecords,
+    /// Bound of the write-back cache in bytes; 0 writes every record through.
+    write_cache_bytes: usize,
     /// The superblock on disk says clean: no journal block of its generation exists.
     /// The first commit after it marks the superblock dirty before writing the journal.
     clean_on_disk: bool,
@@ -98,6 +103,8 @@ impl Volume {
             notes: Vec::new(),
             counters: VolumeCounters::default(),
             cache: RecordCache::new(RECORD_CACHE_BYTES),
+            dirty: writeback::DirtyRecords::default(),
+            write_cache_bytes: 0,
             clean_on_disk: sb.flags & Superblock::FLAG_CLEAN != 0,
             changed: false,
             failed: None,
@@ -139,7 +146,7 @@ impl Volume {
     /// Blocks files may still take: free now or after the next commit, less the room
     /// kept for the next checkpoint.
     pub fn available_blocks(&self) -> u64 {
-        (self.alloc.free() + self.alloc.pending_blocks()).saturating_sub(self.checkpoint_reserve())
+        (self.alloc.free() + self.alloc.pending_blocks()).saturating_sub(self.write_reserve())
     }
 
     pub fn is_read_only(&self) -> bool {
@@ -253,12 +260,12 @@ impl Volume {
     /// record writes themselves do. (A commit in the middle of an operation would make
     /// half of it durable, so the writes never commit.)
     pub fn make_room_for_records(&mut self, records: u64) -> FsResult<()> {
-        if self.alloc.pending_blocks() == 0 {
+        if self.alloc.pending_blocks() == 0 && self.dirty.is_empty() {
             return Ok(());
         }
         let run = self.geometry().blocks_per_record();
         let blocks = records.saturating_mul(run);
-        let short = self.alloc.free() < blocks.saturating_add(self.checkpoint_reserve());
+        let short = self.alloc.free() < blocks.saturating_add(self.write_reserve());
         if short || !self.alloc.has_run(run) {
             self.commit()?;
         }
@@ -268,7 +275,7 @@ impl Volume {
     /// Fails with ENOSPC unless `blocks` more can be used while leaving room for the
     /// next checkpoint. May commit: call it before the operation changes anything.
     pub fn ensure_space(&mut self, blocks: u64) -> FsResult<()> {
-        let need = blocks + self.checkpoint_reserve();
+        let need = blocks + self.write_reserve();
         if self.alloc.free() >= need {
             return Ok(());
         }
@@ -283,7 +290,12 @@ impl Volume {
 
     /// Makes every change so far durable (group commit). Data first, then the journal.
     pub fn commit(&mut self) -> FsResult<()> {
-        if self.read_only || !self.journal.has_pending() {
+        if self.read_only {
+            return Ok(());
+        }
+        // Every dirty record is placed first: the transaction covers them all.
+        self.flush_dirty()?;
+        if !self.journal.has_pending() {
             return Ok(());
         }
         self.check_failed()?;
@@ -311,7 +323,7 @@ impl Volume {
 
     /// True when ops are waiting for a commit.
     pub fn has_uncommitted(&self) -> bool {
-        self.journal.has_pending()
+        self.journal.has_pending() || !self.dirty.is_empty()
     }
 
     /// Bytes of ops waiting for a commit.

@@ -15,9 +15,26 @@ use crate::error::{FsError, FsResult};
 use crate::journal::{replay, Journal};
 use crate::units::Ino;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct OpenOptions {
     pub read_only: bool,
+    /// Bound of the write-back record cache in bytes (`gpufs mount --cache-size`); 0
+    /// writes every record through the pipeline at once.
+    pub write_cache_bytes: usize,
+}
+
+impl OpenOptions {
+    /// The write-back cache's bound when none is given.
+    pub const DEFAULT_WRITE_CACHE_BYTES: usize = 256 << 20;
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            read_only: false,
+            write_cache_bytes: Self::DEFAULT_WRITE_CACHE_BYTES,
+        }
+    }
 }
 
 /// Reads both superblock slots and picks the valid one with the highest generation.
@@ -140,6 +157,11 @@ impl Volume {
             }
         };
         let mut vol = Volume::assemble(dev, sb, ckpt.ns, alloc, journal, opts.read_only);
+        vol.write_cache_bytes = if opts.read_only {
+            0
+        } else {
+            opts.write_cache_bytes
+        };
         vol.ckpt_runs = ckpt_runs;
         for tx in &rep.transactions {
             for op in tx {

@@ -71,6 +71,7 @@ impl Volume {
 
     /// Frees `ino` with its records, extended attributes and symlink target.
     pub fn free_inode(&mut self, ino: Ino) -> FsResult<()> {
+        self.discard_dirty(ino, RecordIndex::new(0), RecordIndex::END);
         self.apply(JournalOp::InodeFree { ino: ino.get() })
     }
 

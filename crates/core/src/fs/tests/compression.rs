@@ -156,10 +156,13 @@ fn properties_are_set_inherited_and_refused_when_wrong() {
     let f = fs.create(sub, b"f", 0o644, Caller::ROOT).unwrap().ino;
     assert_eq!(fs.properties(f, None).unwrap()[0].value, "zstd:7");
     assert_eq!(fs.properties(before, None).unwrap()[0].value, "lz4");
+    // Records reach the pipeline (and its counters) at the latest when committed.
     fs.write(f, 0, &text(9, 256 << 10)).unwrap();
+    fs.sync().unwrap();
     let c = fs.counters().records;
     assert_eq!((c.zstd.records, c.lz4.records), (4, 0), "{c:?}");
     fs.write(before, 0, &text(9, 256 << 10)).unwrap();
+    fs.sync().unwrap();
     assert_eq!(fs.counters().records.lz4.records, 4);
     // Back to the default; none stores raw.
     fs.set_property(sub, "compression", "default", Caller::ROOT)
@@ -168,6 +171,7 @@ fn properties_are_set_inherited_and_refused_when_wrong() {
     fs.set_property(f, "compression", "none", Caller::ROOT)
         .unwrap();
     fs.write(f, 0, &text(10, 256 << 10)).unwrap();
+    fs.sync().unwrap();
     assert_eq!(fs.counters().records.raw.records, 4);
     // Wrong names, values and callers.
     assert_err!(
@@ -195,6 +199,7 @@ fn a_filesystem_made_without_compression_stores_everything_raw() {
     let ino = fs.create(ROOT, b"t", 0o644, Caller::ROOT).unwrap().ino;
     let t = text(11, 1 << 20);
     fs.write(ino, 0, &t).unwrap();
+    fs.sync().unwrap();
     assert_eq!(fs.getattr(ino).unwrap().blocks * 512, t.len() as u64);
     let c = fs.counters().records;
     assert_eq!((c.raw.records, c.lz4.records, c.zstd.records), (16, 0, 0));

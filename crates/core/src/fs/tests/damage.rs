@@ -233,6 +233,8 @@ fn with_copies_2_a_read_returns_the_good_copy_and_rewrites_the_bad() {
         let plain = create_file(&fs, ROOT, b"plain", &data);
         fs.getattr(plain).unwrap().blocks
     };
+    // Placed by the commit.
+    fs.sync().unwrap();
     // Both copies count as allocated space.
     assert_eq!(fs.getattr(ino).unwrap().blocks, 2 * used_one);
     let ptrs: Vec<RecordPtr> = {

@@ -19,6 +19,7 @@ mod data;
 mod durability;
 mod names;
 mod search;
+mod writeback;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

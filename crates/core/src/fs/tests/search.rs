@@ -174,6 +174,8 @@ fn du_matches_a_walk() {
             .unwrap();
         fs.write(f.ino, 0, &vec![1u8; len]).unwrap();
     }
+    // Allocated bytes are those of placed records: the commit places the buffered ones.
+    fs.sync().unwrap();
     let du = fs
         .du(&c, a.ino, DuRows::Children, Caller::ROOT, &[])
         .unwrap();
