@@ -5,6 +5,8 @@
 //! reads as zeros, as does a record that is not stored (a hole). Invariant: a record
 //! never stores bytes at or past the file size.
 
+use std::sync::Arc;
+
 use gpufs_format::{FileKind, InodeRecord};
 
 use super::names::NewNode;
@@ -12,6 +14,7 @@ use super::{now, Caller, Filesystem, Inner, MAX_FILE_SIZE};
 use crate::error::{FsError, FsResult};
 use crate::records::Span;
 use crate::units::{FileOffset, Ino, RecordIndex};
+use crate::volume::{PendingRead, RecordLookup};
 
 pub const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 pub const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
@@ -21,6 +24,16 @@ const SEEK_DATA: i32 = 3;
 const SEEK_HOLE: i32 = 4;
 /// relatime: atime moves when older than mtime/ctime or than this.
 const ATIME_MAX_AGE_NS: i64 = 24 * 3600 * 1_000_000_000;
+
+/// Copies the bytes of `span` from its record's logical bytes `bytes` into `out` (the
+/// part past the record's stored bytes stays zero).
+fn copy_span(out: &mut [u8], span: &Span, bytes: &[u8]) {
+    let hi = span.end().min(bytes.len());
+    if span.offset < hi {
+        let dst = span.at as usize;
+        out[dst..dst + hi - span.offset].copy_from_slice(&bytes[span.offset..hi]);
+    }
+}
 
 impl Inner {
     fn file_inode(&self, ino: Ino) -> FsResult<InodeRecord> {
@@ -266,28 +279,49 @@ impl Filesystem {
         Ok(())
     }
 
+    /// Reads up to `size` bytes at `offset`. Records that need a device read are read
+    /// and verified without the volume lock, so reads of several requests (and
+    /// readahead) overlap their I/O; a record that fails there, or changed meanwhile, is
+    /// read again under the lock (which heals or reports it).
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
-        let mut g = self.lock();
         let ino = Ino::from_kernel(ino)?;
-        let rec = g.file_inode(ino)?;
-        if offset >= rec.size || size == 0 {
-            return Ok(Vec::new());
-        }
-        let end = rec.size.min(offset + u64::from(size));
-        let mut out = vec![0u8; (end - offset) as usize];
-        let spans = g
-            .vol
-            .geometry()
-            .spans(FileOffset::new(offset), FileOffset::new(end));
-        for span in spans {
-            // A hole, or the part of a record past its stored bytes, reads as zeros.
-            let Some(bytes) = g.vol.read_record(ino, span.index)? else {
-                continue;
-            };
-            let hi = span.end().min(bytes.len());
-            if span.offset < hi {
-                let dst = span.at as usize;
-                out[dst..dst + hi - span.offset].copy_from_slice(&bytes[span.offset..hi]);
+        let mut pending: Vec<(Span, PendingRead)> = Vec::new();
+        let (rec, mut out) = {
+            let g = self.lock();
+            let rec = g.file_inode(ino)?;
+            if offset >= rec.size || size == 0 {
+                return Ok(Vec::new());
+            }
+            let end = rec.size.min(offset + u64::from(size));
+            let mut out = vec![0u8; (end - offset) as usize];
+            let spans = g
+                .vol
+                .geometry()
+                .spans(FileOffset::new(offset), FileOffset::new(end));
+            for span in spans {
+                match g.vol.lookup_record(ino, span.index) {
+                    // A hole, or the part of a record past its stored bytes, reads as
+                    // zeros.
+                    RecordLookup::Hole => {}
+                    RecordLookup::Ready(bytes) => copy_span(&mut out, &span, &bytes),
+                    RecordLookup::Pending(p) => pending.push((span, p)),
+                }
+            }
+            (rec, out)
+        };
+        let loaded: Vec<Option<Vec<u8>>> = pending.iter().map(|(_, p)| p.load()).collect();
+        let mut g = self.lock();
+        for ((span, p), bytes) in pending.iter().zip(loaded) {
+            match bytes {
+                Some(b) => {
+                    copy_span(&mut out, span, &b);
+                    g.vol.cache_loaded(ino, span.index, &p.ptr, Arc::new(b));
+                }
+                None => {
+                    if let Some(b) = g.vol.read_record(ino, span.index)? {
+                        copy_span(&mut out, span, &b);
+                    }
+                }
             }
         }
         let t = now();
@@ -296,7 +330,8 @@ impl Filesystem {
                 || rec.atime_ns <= rec.ctime_ns
                 || t - rec.atime_ns > ATIME_MAX_AGE_NS)
         {
-            g.put(ino, InodeRecord { atime_ns: t, ..rec })?;
+            let cur = g.inode(ino)?;
+            g.put(ino, InodeRecord { atime_ns: t, ..cur })?;
         }
         Ok(out)
     }

@@ -16,8 +16,8 @@ mod stage;
 pub use cache::RecordCache;
 pub use counters::{RecordCounters, Totals};
 pub use pipeline::{
-    load_every_copy, place, prepare_batch, read_cached, BlockSink, BlockSource, Healing, Outcome,
-    RecordError,
+    load, load_every_copy, place, prepare_batch, read_cached, BlockSink, BlockSource, Healing,
+    Outcome, RecordError,
 };
 pub use span::{RecordGeometry, Span};
 pub use stage::{WriteIo, WritePolicy, WRITE};

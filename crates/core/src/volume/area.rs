@@ -29,6 +29,45 @@ pub(super) fn relative(
         .ok_or_else(|| FsError::corrupt(format!("block run {block}+{count} outside the data area")))
 }
 
+/// Record `index` of a file, as far as it can be had without reading the device.
+pub enum RecordLookup {
+    /// Not stored: reads as zeros.
+    Hole,
+    /// Buffered or cached bytes.
+    Ready(Arc<Vec<u8>>),
+    /// Stored: reading it takes a device read, which [`PendingRead::load`] does without
+    /// the volume lock.
+    Pending(PendingRead),
+}
+
+/// A record read to be done without the volume lock: the device, the area's bounds and
+/// the pointer. While the pointer is current its blocks cannot be reused (frees wait for
+/// a commit), so bytes that verify are the record's; a failure is retried under the lock,
+/// where the record may have changed or need healing.
+pub struct PendingRead {
+    dev: Arc<dyn Device>,
+    data_start: u64,
+    area_blocks: u64,
+    pub ptr: RecordPtr,
+}
+
+impl PendingRead {
+    /// The record's logical bytes, every check of the read path passed; `None` when a
+    /// copy failed (retry under the lock).
+    pub fn load(&self) -> Option<Vec<u8>> {
+        let src = AreaReader {
+            dev: self.dev.as_ref(),
+            data_start: self.data_start,
+            area_blocks: self.area_blocks,
+        };
+        let mut buf = Vec::new();
+        match records::load(&src, &self.ptr, &mut buf) {
+            Ok(h) if h.bad.is_empty() => Some(buf),
+            _ => None,
+        }
+    }
+}
+
 /// Reads of the data area.
 struct AreaReader<'a> {
     dev: &'a dyn Device,
@@ -126,6 +165,42 @@ impl Volume {
             self.heal(ino, index, &healing);
         }
         Ok(Some(bytes))
+    }
+
+    /// Record `index` of `ino` without reading the device: a hole, buffered or cached
+    /// bytes, or the read to do.
+    pub fn lookup_record(&self, ino: Ino, index: RecordIndex) -> RecordLookup {
+        if let Some(dirty) = self.dirty_record(ino, index) {
+            return RecordLookup::Ready(dirty);
+        }
+        let Some(ptr) = self.ns.extent(ino.get(), index.get()).copied() else {
+            return RecordLookup::Hole;
+        };
+        if let Some(hit) = self.cache.get(BlockNo::new(ptr.block), ptr.logical_len) {
+            return RecordLookup::Ready(hit);
+        }
+        RecordLookup::Pending(PendingRead {
+            dev: self.dev.clone(),
+            data_start: self.sb.data_start,
+            area_blocks: self.alloc.total(),
+            ptr,
+        })
+    }
+
+    /// Keeps bytes a [`PendingRead`] loaded in the record cache, when `ptr` is still
+    /// record `index` of `ino` (else its blocks may be on their way to reuse).
+    pub fn cache_loaded(
+        &mut self,
+        ino: Ino,
+        index: RecordIndex,
+        ptr: &RecordPtr,
+        bytes: Arc<Vec<u8>>,
+    ) {
+        if self.ns.extent(ino.get(), index.get()) == Some(ptr)
+            && self.dirty_record(ino, index).is_none()
+        {
+            self.cache.insert(BlockNo::new(ptr.block), bytes);
+        }
     }
 
     /// Rewrites each bad copy of a record, in place, with the good copy's stored bytes

@@ -32,6 +32,7 @@ use crate::namespace::{Namespace, SpaceChange};
 use crate::records::{RecordCache, RecordGeometry};
 use crate::units::BlockNo;
 
+pub use area::{PendingRead, RecordLookup};
 pub use checkpoint::{read_checkpoint, verify_checkpoint_copies};
 pub use mkfs::{mkfs, MkfsOptions};
 pub use open::OpenOptions;
