@@ -30,27 +30,13 @@ GPUFS = os.environ.get("GPUFS_BIN") or os.path.join(ROOT, "target/release/gpufs"
 TARGETS = ["ext4", "gpufs", "gpufs --kernel-writeback"]
 
 
-def sh(*args):
-    return subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+# Shared with the side-by-side benchmark of bench/run.py.
+from run import drop_caches, fio as fio_run, sh  # noqa: E402
 
 
 def fio(d, name, rw, bs, size, runtime=None, end_fsync=False):
-    args = ["fio", "--name=" + name, "--directory=" + d, "--filename=bench.dat",
-            "--rw=" + rw, "--bs=" + bs, "--size=" + size, "--ioengine=psync",
-            "--output-format=json"]
-    if runtime:
-        args += ["--runtime=%d" % runtime, "--time_based"]
-    if end_fsync:
-        args += ["--end_fsync=1"]
-    job = json.loads(sh(*args))["jobs"][0]
-    side = job["write"] if "write" in rw else job["read"]
-    return side["bw_bytes"] / 1e6, side["iops"]
+    r = fio_run(d, name, rw, bs, size, runtime, end_fsync)
+    return r["MB/s"], r["IOPS"]
 
 
 SOURCE = None

@@ -42,8 +42,8 @@ TARGETS = {
 }
 
 
-def sh(*args):
-    return subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
+# Shared with the side-by-side benchmark of bench/run.py.
+from run import is_mounted, sh  # noqa: E402
 
 
 def used_bytes(mp):
@@ -55,11 +55,6 @@ def used_bytes(mp):
     os.close(fd)
     st = os.statvfs(mp)
     return (st.f_blocks - st.f_bfree) * st.f_frsize
-
-
-def is_mounted(mp):
-    with open("/proc/self/mounts") as f:
-        return any(l.split()[1] == mp for l in f)
 
 
 class Target:

@@ -96,6 +96,13 @@ impl Metadata {
     }
 }
 
+/// A directory `safe` whose files keep two copies of every record.
+fn safe_dir(fs: &Filesystem) -> u64 {
+    let dir = fs.mkdir(ROOT, b"safe", 0o755, Caller::ROOT).unwrap().ino;
+    fs.set_property(dir, "copies", "2", Caller::ROOT).unwrap();
+    dir
+}
+
 fn flip(img: &mut [u8], block: u64, offset: usize) {
     img[block as usize * BLOCK_SIZE + offset] ^= 0x5A;
 }
@@ -225,8 +232,7 @@ fn a_damaged_data_record_reads_as_eio_and_fsck_names_its_file() {
 #[test]
 fn with_copies_2_a_read_returns_the_good_copy_and_rewrites_the_bad() {
     let (dev, fs) = fresh();
-    let dir = fs.mkdir(ROOT, b"safe", 0o755, Caller::ROOT).unwrap().ino;
-    fs.set_property(dir, "copies", "2", Caller::ROOT).unwrap();
+    let dir = safe_dir(&fs);
     let data = pattern(3, 3 * R as usize);
     let ino = create_file(&fs, dir, b"f", &data);
     let used_one = {
@@ -288,8 +294,7 @@ fn with_copies_2_a_read_returns_the_good_copy_and_rewrites_the_bad() {
 #[test]
 fn scrub_repairs_what_has_a_good_copy_and_names_what_has_not() {
     let (dev, fs) = fresh();
-    let safe = fs.mkdir(ROOT, b"safe", 0o755, Caller::ROOT).unwrap().ino;
-    fs.set_property(safe, "copies", "2", Caller::ROOT).unwrap();
+    let safe = safe_dir(&fs);
     let data = pattern(5, 3 * R as usize);
     let twice = create_file(&fs, safe, b"twice", &data);
     let once = create_file(&fs, ROOT, b"once", &data);
@@ -364,8 +369,7 @@ fn a_power_cut_at_any_write_of_a_repair_loses_nothing() {
     // Damage to a data copy, a superblock slot and a checkpoint copy; then the mount and
     // a scrub repair it, with the power cut before each of their writes in turn.
     let (dev, fs) = fresh();
-    let safe = fs.mkdir(ROOT, b"safe", 0o755, Caller::ROOT).unwrap().ino;
-    fs.set_property(safe, "copies", "2", Caller::ROOT).unwrap();
+    let safe = safe_dir(&fs);
     let data = pattern(9, 2 * R as usize);
     let ino = create_file(&fs, safe, b"f", &data);
     let plain = pattern(10, 3000);
