@@ -15,16 +15,21 @@ pub struct UnmountArgs {
     pub timeout: u64,
 }
 
-/// True while process `pid` runs (a zombie has finished: its parent just has not
-/// collected it yet).
+/// True while a thread of process `pid` runs. The main thread of an exiting process
+/// turns zombie before the others have finished exiting, and the process's files (the
+/// image, and its lock) close only with the last of them: every thread is looked at.
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
+    let running = |stat: &str| {
+        stat.rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+            .is_some_and(|state| state != "Z" && state != "X")
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .any(|t| std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| running(&stat)))
 }
 
 fn is_mounted(mp: &std::path::Path) -> bool {
