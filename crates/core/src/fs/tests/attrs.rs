@@ -160,3 +160,34 @@ fn symlinks_and_special_files() {
     fs.unlink(ROOT, b"l").unwrap();
     assert_err!(fs.readlink(l.ino), FsError::NotFound);
 }
+
+#[test]
+fn writes_and_truncation_by_others_drop_set_id_bits_and_capabilities() {
+    // The mount handles this itself (FUSE_HANDLE_KILLPRIV_V2): the kernel asks with a
+    // write flag, and truncation by an unprivileged caller drops them here.
+    let (_dev, fs) = fresh();
+    let f = create_file(&fs, ROOT, b"f", b"data");
+    let setid = |mode: u32| SetAttr {
+        mode: Some(mode),
+        ..SetAttr::default()
+    };
+    fs.setattr(f, &setid(0o6755), Caller::ROOT).unwrap();
+    fs.setxattr(f, b"security.capability", b"caps", 0).unwrap();
+    fs.kill_privileges(f).unwrap();
+    assert_eq!(fs.getattr(f).unwrap().perm, 0o755);
+    assert_err!(fs.getxattr(f, b"security.capability"), FsError::NoData);
+    // Set-group-ID without group execute (mandatory locking) stays.
+    fs.setattr(f, &setid(0o2644), Caller::ROOT).unwrap();
+    fs.kill_privileges(f).unwrap();
+    assert_eq!(fs.getattr(f).unwrap().perm, 0o2644);
+    // Truncation: by root the bits stay, by another user they go.
+    fs.setattr(f, &setid(0o6755), Caller::ROOT).unwrap();
+    let trunc = |size| SetAttr {
+        size: Some(size),
+        ..SetAttr::default()
+    };
+    fs.setattr(f, &trunc(2), Caller::ROOT).unwrap();
+    assert_eq!(fs.getattr(f).unwrap().perm, 0o6755);
+    fs.setattr(f, &trunc(1), USER).unwrap();
+    assert_eq!(fs.getattr(f).unwrap().perm, 0o755);
+}
