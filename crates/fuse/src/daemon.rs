@@ -56,6 +56,7 @@ impl Daemon {
         // The control socket exists before the mount appears, so a search right after
         // `gpufs mount` returns finds it.
         let compute = Arc::new(LazyCompute::new(choice));
+        fs.set_compute(compute.clone());
         let server = control::Server::new(fs.clone(), compute.clone(), config.allow_other);
         match control::start(server, &config.control_sockets) {
             Ok(path) => tracing::info!("control socket {}", path.display()),

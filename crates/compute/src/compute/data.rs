@@ -4,6 +4,7 @@
 //! the statistics.
 
 use super::{on_gpu, Compute};
+use crate::choice::Backend;
 use crate::error::ComputeResult;
 use crate::kernels::blake3::{self, Blake3Mode};
 use crate::kernels::crc32c;
@@ -14,7 +15,12 @@ use crate::records::RecordBatch;
 impl Compute {
     /// CRC32C of each record.
     pub fn crc32c(&self, batch: &RecordBatch) -> ComputeResult<Vec<u32>> {
-        self.run(
+        self.crc32c_on(batch).map(|(v, _)| v)
+    }
+
+    /// [`Compute::crc32c`], and where it ran.
+    pub fn crc32c_on(&self, batch: &RecordBatch) -> ComputeResult<(Vec<u32>, Backend)> {
+        self.run_on(
             crc32c::NAME,
             batch.data_bytes(),
             true,
@@ -55,7 +61,12 @@ impl Compute {
     /// LZ4 block of each record; records that do not shrink are flagged to be stored
     /// raw.
     pub fn lz4_compress(&self, batch: &RecordBatch) -> ComputeResult<Compressed> {
-        self.run(
+        self.lz4_compress_on(batch).map(|(v, _)| v)
+    }
+
+    /// [`Compute::lz4_compress`], and where it ran.
+    pub fn lz4_compress_on(&self, batch: &RecordBatch) -> ComputeResult<(Compressed, Backend)> {
+        self.run_on(
             lz4::COMPRESS,
             batch.data_bytes(),
             true,

@@ -119,6 +119,19 @@ impl Compute {
         gpu: impl FnOnce(&GpuSide) -> ComputeResult<T>,
         cpu: impl FnOnce() -> T,
     ) -> ComputeResult<T> {
+        self.run_on(kernel, items, gpu_capable, gpu, cpu)
+            .map(|(v, _)| v)
+    }
+
+    /// [`Compute::run`], telling which backend produced the result.
+    pub(crate) fn run_on<T>(
+        &self,
+        kernel: &'static str,
+        items: u64,
+        gpu_capable: bool,
+        gpu: impl FnOnce(&GpuSide) -> ComputeResult<T>,
+        cpu: impl FnOnce() -> T,
+    ) -> ComputeResult<(T, Backend)> {
         let start = Instant::now();
         let on_gpu = gpu_capable && self.backend_for(kernel, items) == Backend::Gpu;
         if let Some(g) = self.gpu.as_ref().filter(|_| on_gpu) {
@@ -126,7 +139,7 @@ impl Compute {
                 Ok(v) => {
                     self.stats
                         .record(kernel, Backend::Gpu, items, start.elapsed());
-                    return Ok(v);
+                    return Ok((v, Backend::Gpu));
                 }
                 Err(e) if self.choice == Choice::Gpu && !matches!(e, ComputeError::TooLarge(_)) => {
                     return Err(e)
@@ -138,7 +151,7 @@ impl Compute {
         let v = cpu();
         self.stats
             .record(kernel, Backend::Cpu, items, start.elapsed());
-        Ok(v)
+        Ok((v, Backend::Cpu))
     }
 
     /// Ids of the entries whose names match, ascending.
@@ -271,6 +284,11 @@ impl LazyCompute {
             choice,
             cell: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The backend choice it opens with.
+    pub fn choice(&self) -> Choice {
+        self.choice
     }
 
     /// The compute layer, opening it on the first call.

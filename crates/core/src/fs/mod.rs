@@ -105,6 +105,12 @@ impl Filesystem {
         })
     }
 
+    /// Lets the write path send batches of records to `compute` (the mount's compute
+    /// layer, opened at the first batch large enough for the GPU).
+    pub fn set_compute(&self, compute: Arc<gpufs_compute::LazyCompute>) {
+        self.inner.lock().vol.set_compute(compute);
+    }
+
     /// Messages from mounting (damaged superblock slot, journal replayed, ...).
     pub fn notes(&self) -> Vec<String> {
         self.inner.lock().vol.notes().to_vec()

@@ -61,17 +61,27 @@ pub fn worth_keeping(raw: usize, compressed: usize) -> bool {
     compressed <= raw - raw / 8 && compressed.div_ceil(BLOCK_SIZE) < raw.div_ceil(BLOCK_SIZE)
 }
 
-/// Runs `how` on `data`: the compressed bytes when worth storing, and the verdict.
-pub fn compress(how: Compression, data: &[u8]) -> (Option<Vec<u8>>, Verdict) {
+/// The verdict on `data` without running a compressor, when one is already certain:
+/// compression off, a record too short to save a block, or a sample that says
+/// incompressible. `None`: run the compressor.
+pub fn verdict_before(how: Compression, data: &[u8]) -> Option<Verdict> {
     if how == Compression::None {
-        return (None, Verdict::Off);
+        return Some(Verdict::Off);
     }
     // A record of one block cannot shrink by a block.
     if data.len() <= BLOCK_SIZE {
-        return (None, Verdict::NotWorth);
+        return Some(Verdict::NotWorth);
     }
     if !looks_compressible(data) {
-        return (None, Verdict::Skipped);
+        return Some(Verdict::Skipped);
+    }
+    None
+}
+
+/// Runs `how` on `data`: the compressed bytes when worth storing, and the verdict.
+pub fn compress(how: Compression, data: &[u8]) -> (Option<Vec<u8>>, Verdict) {
+    if let Some(verdict) = verdict_before(how, data) {
+        return (None, verdict);
     }
     let mut out = Vec::new();
     let (n, flag) = match how {

@@ -1,5 +1,6 @@
 //! What the write pipeline did with the records it was given, for `gpufs stats`.
 
+use gpufs_compute::Backend;
 use gpufs_format::{RecordPtr, BLOCK_SIZE};
 
 use super::codec::Verdict;
@@ -36,8 +37,8 @@ pub struct RecordCounters {
     pub skipped_by_sample: u64,
     /// Raw because the compressor did not save an eighth and a block.
     pub not_worth: u64,
-    /// Records prepared by the CPU cores. The write path does not send batches to the
-    /// GPU yet; this says so rather than leaving it to be guessed.
+    /// Records whose compression and checksum ran on the CPU cores, and on the GPU
+    /// (batches the compute layer's dispatch policy sent there).
     pub cpu_records: u64,
     pub gpu_records: u64,
 }
@@ -50,9 +51,19 @@ impl RecordCounters {
         self.holes.add(logical, 0);
     }
 
-    /// Counts one placed record.
-    pub fn count(&mut self, verdict: Verdict, outcome: &Outcome, logical: u32, stored: usize) {
-        self.cpu_records += 1;
+    /// Counts one placed record, prepared on `backend`.
+    pub fn count(
+        &mut self,
+        backend: Backend,
+        verdict: Verdict,
+        outcome: &Outcome,
+        logical: u32,
+        stored: usize,
+    ) {
+        match backend {
+            Backend::Cpu => self.cpu_records += 1,
+            Backend::Gpu => self.gpu_records += 1,
+        }
         match outcome {
             Outcome::Hole => self.holes.add(logical, 0),
             Outcome::Stored(ptr) => match verdict {

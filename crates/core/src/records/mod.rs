@@ -6,6 +6,7 @@
 //! blocks ([`BlockSource`], [`BlockSink`]). Nothing above this module computes a
 //! checksum, chooses a pointer flag or pads a record.
 
+mod batch;
 mod cache;
 mod codec;
 mod counters;
@@ -13,6 +14,7 @@ mod pipeline;
 mod span;
 mod stage;
 
+pub use batch::DEVICE_MIN_BYTES;
 pub use cache::RecordCache;
 pub use counters::{RecordCounters, Totals};
 pub use pipeline::{

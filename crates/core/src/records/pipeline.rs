@@ -11,9 +11,11 @@
 
 use std::sync::Arc;
 
+use gpufs_compute::Compute;
 use gpufs_format::{checksum, RecordPtr, BLOCK_SIZE};
 use rayon::prelude::*;
 
+use super::batch;
 use super::cache::RecordCache;
 use super::stage::{self, known_flags, Stage, WriteIo, WritePolicy, ALL_STAGES};
 use crate::error::{FsError, FsResult};
@@ -113,13 +115,19 @@ pub fn prepare<'a>(stages: &[Stage], policy: WritePolicy, data: &'a [u8]) -> Wri
 /// Records at least this long in all are prepared on every core.
 const PARALLEL_BYTES: usize = 128 << 10;
 
-/// [`prepare`] of each record, on every core when there is enough to share.
+/// [`prepare`] of each record: as batch kernels on the GPU when `compute`'s dispatch
+/// policy sends a batch this large there ([`super::batch`]), else on every core when
+/// there is enough to share.
 pub fn prepare_batch<'a>(
     stages: &[Stage],
     policy: WritePolicy,
     records: &[&'a [u8]],
+    compute: Option<&Compute>,
 ) -> Vec<WriteIo<'a>> {
     let bytes: usize = records.iter().map(|r| r.len()).sum();
+    if let Some(c) = compute.filter(|c| batch::wants_device(c, policy, bytes as u64)) {
+        return batch::prepare_on(c, stages, policy, records);
+    }
     if records.len() > 1 && bytes >= PARALLEL_BYTES {
         records
             .par_iter()
@@ -577,7 +585,7 @@ mod tests {
             })
             .collect();
         let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
-        let prepared = prepare_batch(WRITE, with(Compression::Lz4), &refs);
+        let prepared = prepare_batch(WRITE, with(Compression::Lz4), &refs, None);
         let mut area = MemArea::new();
         for (io, rec) in prepared.into_iter().zip(&recs) {
             match place(WRITE, &mut area, io).unwrap() {

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 
+use gpufs_compute::Backend;
 use gpufs_format::{checksum, Compression, RecordPtr, BLOCK_SIZE};
 
 use super::codec::{self, Verdict};
@@ -193,6 +194,9 @@ pub struct WriteIo<'a> {
     pub(super) verdict: Verdict,
     /// The zero stage found nothing to store.
     pub(super) hole: bool,
+    /// Where the compressing and checksumming kernels ran for this record (the GPU
+    /// when a batch went there).
+    pub(super) backend: Backend,
     /// The runs the allocation stage took (one per copy), to give back when a later
     /// stage fails.
     pub(super) allocated: Vec<(BlockNo, u64)>,
@@ -214,6 +218,7 @@ impl<'a> WriteIo<'a> {
             policy,
             verdict: Verdict::Off,
             hole: false,
+            backend: Backend::Cpu,
             allocated: Vec::new(),
         }
     }
@@ -235,6 +240,10 @@ impl<'a> WriteIo<'a> {
     /// What the compression stage decided.
     pub fn verdict(&self) -> Verdict {
         self.verdict
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Blocks the stored bytes take (at least one).

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use gpufs_compute::{Choice, Compute};
 use gpufs_format::{Compression, JournalOp, RecordPtr, Superblock};
 
 use super::Volume;
@@ -302,7 +303,8 @@ impl Volume {
             .all(|(_, d)| d.len() as u64 <= geo.record_size()));
         let policy = self.policy_of(ino);
         let bytes: Vec<&[u8]> = recs.iter().map(|(_, d)| *d).collect();
-        let prepared = records::prepare_batch(WRITE, policy, &bytes);
+        let compute = self.batch_compute(&bytes);
+        let prepared = records::prepare_batch(WRITE, policy, &bytes, compute);
         for (done, (io, (index, _))) in prepared.into_iter().zip(recs).enumerate() {
             if let Err(e) = self.place_record(ino, *index, io) {
                 if done == 0 {
@@ -315,13 +317,31 @@ impl Volume {
         Ok(recs.len())
     }
 
+    /// The compute layer for a batch of `records`, when it is large enough to go there
+    /// at all (opening the compute layer at the first such batch) and the mount has one.
+    fn batch_compute(&self, records: &[&[u8]]) -> Option<&Compute> {
+        let lazy = self.compute.as_ref()?;
+        let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
+        if bytes < records::DEVICE_MIN_BYTES || lazy.choice() == Choice::Cpu {
+            return None;
+        }
+        match lazy.get() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!("records prepared on the CPU: {e}");
+                None
+            }
+        }
+    }
+
     /// Places one prepared record as record `index` of `ino`, and records it.
     fn place_record(&mut self, ino: Ino, index: RecordIndex, io: WriteIo<'_>) -> FsResult<()> {
         let (logical, stored, verdict) = (io.logical_len(), io.stored_len(), io.verdict());
+        let backend = io.backend();
         let outcome = records::place(WRITE, &mut self.writer(), io)?;
         self.counters
             .records
-            .count(verdict, &outcome, logical, stored);
+            .count(backend, verdict, &outcome, logical, stored);
         let ptr = match outcome {
             Outcome::Stored(ptr) => ptr,
             Outcome::Hole => {

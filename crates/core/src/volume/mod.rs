@@ -22,6 +22,7 @@ mod writeback;
 
 use std::sync::Arc;
 
+use gpufs_compute::LazyCompute;
 use gpufs_format::{JournalOp, Superblock, BLOCK_SIZE};
 
 use crate::alloc::Allocator;
@@ -79,6 +80,9 @@ pub struct Volume {
     /// Set when a superblock write failed part way: memory and disk may disagree about
     /// the generation, so nothing more may be made durable. A remount recovers.
     failed: Option<String>,
+    /// The mount's compute layer, for batches of records large enough for the GPU
+    /// (`None`: every record is prepared on the CPU cores).
+    compute: Option<Arc<LazyCompute>>,
 }
 
 impl Volume {
@@ -109,7 +113,14 @@ impl Volume {
             clean_on_disk: sb.flags & Superblock::FLAG_CLEAN != 0,
             changed: false,
             failed: None,
+            compute: None,
         }
+    }
+
+    /// Lets batches of records large enough for the GPU go to `compute`, whose dispatch
+    /// policy picks the backend.
+    pub fn set_compute(&mut self, compute: Arc<LazyCompute>) {
+        self.compute = Some(compute);
     }
 
     pub fn superblock(&self) -> &Superblock {

@@ -206,3 +206,32 @@ fn a_filesystem_made_without_compression_stores_everything_raw() {
     assert_eq!(fs.properties(ino, None).unwrap()[0].value, "none");
     same(read_all(&fs, ino), &t);
 }
+
+/// With the compute layer forced onto the GPU (lavapipe in CI), a batch of records goes
+/// there: LZ4 blocks and checksums from the device, stored, counted per backend, and
+/// read back exactly by the CPU's read path, after a remount too.
+#[cfg(feature = "gpu")]
+#[test]
+fn large_batches_are_compressed_on_the_gpu_and_read_back() {
+    use gpufs_compute::{Choice, LazyCompute};
+
+    let (dev, fs) = fresh_with(Compression::Lz4);
+    fs.set_compute(Arc::new(LazyCompute::new(Choice::Gpu)));
+    let t = text(5, 1 << 20);
+    let r = random(6, 128 << 10);
+    let mut both = t.clone();
+    both.extend_from_slice(&r);
+    let ino = fs.create(ROOT, b"mixed", 0o644, Caller::ROOT).unwrap().ino;
+    fs.write(ino, 0, &both).unwrap();
+    fs.sync().unwrap();
+    let c = fs.counters().records;
+    assert_eq!(c.lz4.records, 16, "{c:?}");
+    assert_eq!(c.skipped_by_sample, 2, "{c:?}");
+    assert_eq!(c.gpu_records, 18, "{c:?}");
+    assert_eq!(c.cpu_records, 0, "{c:?}");
+    assert!(c.lz4.physical_bytes * 2 < c.lz4.logical_bytes, "{c:?}");
+    same(read_all(&fs, ino), &both);
+    let (_d, fs) = close_and_remount(&dev, fs);
+    let ino = fs.lookup(ROOT, b"mixed").unwrap().ino;
+    same(read_all(&fs, ino), &both);
+}
