@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::exit::{done, finish};
-use crate::{du_cmd, property_cmd, scrub_cmd, search_cmd, stats_cmd};
+use crate::{clone_cmd, du_cmd, property_cmd, scrub_cmd, search_cmd, stats_cmd};
 
 #[derive(Subcommand, Debug)]
 pub enum AskCommand {
@@ -22,6 +22,9 @@ pub enum AskCommand {
     /// Verify every record and metadata copy of a mounted filesystem, repairing bad
     /// copies from good ones (exit 0 clean, 1 repaired, 4 damage left, 8 could not run).
     Scrub(scrub_cmd::ScrubArgs),
+    /// Copy a file (or with -r a tree) within a mount by sharing its records: instant,
+    /// and no new space until either copy changes.
+    Clone(clone_cmd::CloneArgs),
 }
 
 pub fn run(command: AskCommand) -> ExitCode {
@@ -31,5 +34,6 @@ pub fn run(command: AskCommand) -> ExitCode {
         AskCommand::Stats(a) => done(stats_cmd::run(a)),
         AskCommand::Property(a) => finish(property_cmd::run(a)),
         AskCommand::Scrub(a) => scrub_cmd::run(a),
+        AskCommand::Clone(a) => finish(clone_cmd::run(a)),
     }
 }

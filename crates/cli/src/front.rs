@@ -11,6 +11,7 @@
 
 mod asking;
 mod client;
+mod clone_cmd;
 mod du_cmd;
 mod exit;
 // Shared with the engine, which uses more of it than the socket's path.

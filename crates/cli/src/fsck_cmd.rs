@@ -85,6 +85,7 @@ fn print_json(image: &Path, report: &fsck::FsckReport) {
             "files": s.files,
             "records": s.records,
             "record_bytes": s.record_bytes,
+            "shared_references": s.shared_references,
             "used_blocks": s.used_blocks,
             "total_blocks": s.total_blocks,
             "journal_transactions": s.replayed_transactions,
@@ -105,13 +106,15 @@ fn print_text(image: &Path, report: &fsck::FsckReport, quiet: bool) {
     let s = &report.stats;
     println!(
         "{}: {} inodes ({} directories, {} files), {} records ({} bytes) verified, \
-         {}/{} blocks used, {} journal transaction(s) pending: {}",
+         {} shared references counted, {}/{} blocks used, {} journal transaction(s) \
+         pending: {}",
         image.display(),
         s.inodes,
         s.directories,
         s.files,
         s.records,
         s.record_bytes,
+        s.shared_references,
         s.used_blocks,
         s.total_blocks,
         s.replayed_transactions,

@@ -4,6 +4,7 @@
 
 mod asking;
 mod client;
+mod clone_cmd;
 mod compute_cmd;
 mod du_cmd;
 mod exit;

@@ -39,6 +39,8 @@ pub struct FsckStats {
     pub used_blocks: u64,
     pub total_blocks: u64,
     pub replayed_transactions: u64,
+    /// Pointers to records that another pointer refers to already (clones, dedup).
+    pub shared_references: u64,
 }
 
 impl FsckReport {
@@ -109,13 +111,13 @@ fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport)
         .map(|a| a.used())
         .unwrap_or(0);
     let ckpt: u64 = vol.checkpoint_runs().iter().map(|r| r.1).sum();
-    let journal_copy = vol.journal_copy_run().map_or(0, |r| r.1);
-    if bitmap_used + ckpt + journal_copy != sb.used_blocks {
+    let fixed: u64 = vol.fixed_metadata_runs().iter().map(|r| r.1).sum();
+    if bitmap_used + ckpt + fixed != sb.used_blocks {
         report.problems.push(format!(
             "space accounting: superblock says {} blocks used, the checkpoint's bitmap, its \
-             own blocks and the journal's second copy add up to {}",
+             own blocks, the journal's second copy and the far superblock slot add up to {}",
             sb.used_blocks,
-            bitmap_used + ckpt + journal_copy
+            bitmap_used + ckpt + fixed
         ));
     }
     for (root, problem) in verify_checkpoint_copies(dev, sb) {
@@ -210,6 +212,34 @@ fn reaches_root(vol: &Volume, mut dir: u32) -> bool {
     false
 }
 
+/// The reference counts the volume keeps against the pointers a full walk found
+/// (`walked`: by first block, the first pointer and how many refer to it).
+fn check_shared(
+    vol: &Volume,
+    walked: &HashMap<u64, (u32, u64, RecordPtr, u32)>,
+    report: &mut FsckReport,
+) {
+    let kept = vol.namespace().shared_records();
+    for (&block, &(ino, index, _, refs)) in walked {
+        report.stats.shared_references += u64::from(refs - 1);
+        let counted = 1 + kept.get(&block).copied().unwrap_or(0);
+        if counted != refs {
+            report.problems.push(format!(
+                "record at block {block} (inode {ino} record {index}) has {refs} references \
+                 but its count says {counted}"
+            ));
+        }
+    }
+    for (&block, &extra) in kept {
+        if !walked.contains_key(&block) {
+            report.problems.push(format!(
+                "record at block {block} counts {} references but no file refers to it",
+                extra + 1
+            ));
+        }
+    }
+}
+
 fn check_space(vol: &Volume, report: &mut FsckReport) {
     let total = vol.data_blocks();
     report.stats.total_blocks = total;
@@ -237,7 +267,25 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
     if let Some((s, n)) = vol.journal_copy_run() {
         claim("journal copy".into(), ds + s, n, report);
     }
+    if let Some((s, n)) = vol.far_slot_run() {
+        claim("far superblock slot".into(), ds + s, n, report);
+    }
+    // A shared record is claimed by its first pointer; every later one must be the same
+    // pointer (a clone copies it whole) and counts as a reference.
+    let mut first_ptr: HashMap<u64, (u32, u64, RecordPtr, u32)> = HashMap::new();
     for (ino, index, ptr) in vol.namespace().all_extents() {
+        if let Some((i0, x0, p0, refs)) = first_ptr.get_mut(&ptr.block) {
+            *refs += 1;
+            if p0 != ptr {
+                report.problems.push(format!(
+                    "inode {ino} record {index} and inode {i0} record {x0} point at block {} \
+                     with different pointers",
+                    ptr.block
+                ));
+            }
+            continue;
+        }
+        first_ptr.insert(ptr.block, (ino, index, *ptr, 1));
         for (copy, (block, count)) in ptr.runs().enumerate() {
             let what = match copy {
                 0 => format!("inode {ino} record {index}"),
@@ -246,6 +294,7 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
             claim(what, block, count, report);
         }
     }
+    check_shared(vol, &first_ptr, report);
     let mut leaked = 0u64;
     let mut free_but_used = 0u64;
     for b in 0..total {

@@ -1,8 +1,9 @@
 //! Images written by older builds keep opening: the format version 1 fixtures (made by
 //! the last version 1 build: `gpufs mkfs --size 8M --record-size 16K`, a few files, a
-//! clean unmount; the second also a journal transaction a killed daemon left) mount,
-//! read back every file, upgrade to the current version by their first write, and stay
-//! readable after it.
+//! clean unmount; the second also a journal transaction a killed daemon left) and the
+//! version 2 fixtures (made the same way by the last version 2 build, with lz4 and a
+//! `copies 2` directory) mount, read back every file, upgrade to the current version by
+//! their first write, and stay readable after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -53,10 +54,25 @@ fn read(fs: &Filesystem, path: &str) -> Vec<u8> {
 
 /// What the version 1 build wrote into both fixtures.
 fn check_v1_contents(fs: &Filesystem) {
+    check_contents(fs, 1);
+}
+
+/// What the build of format `version` wrote into both of its fixtures.
+fn check_contents(fs: &Filesystem, version: u32) {
     assert_eq!(
         read(fs, "docs/readme.txt"),
-        b"gpufs version 1 fixture\n".repeat(300)
+        format!("gpufs version {version} fixture\n")
+            .as_bytes()
+            .repeat(300)
     );
+    if version >= 2 {
+        assert_eq!(
+            read(fs, "two/copied.txt"),
+            b"two copies of this line\n".repeat(2000)
+        );
+        let copies = fs.properties(ino(fs, "two"), Some("copies")).unwrap();
+        assert_eq!(copies[0].value, "2");
+    }
     let bytes: Vec<u8> = (0..50_000u32).map(|i| ((i * 7 + 3) % 251) as u8).collect();
     assert_eq!(read(fs, "docs/deep/bytes.bin"), bytes);
     assert_eq!(
@@ -73,7 +89,7 @@ fn check_v1_contents(fs: &Filesystem) {
     let x = fs
         .getxattr(ino(fs, "docs/readme.txt"), b"user.note")
         .unwrap();
-    assert_eq!(x, b"v1 xattr");
+    assert_eq!(x, format!("v{version} xattr").as_bytes());
 }
 
 #[test]
@@ -110,8 +126,7 @@ fn a_clean_version_1_image_mounts_reads_and_upgrades_on_its_first_write() {
         .create(ROOT, b"new.txt", 0o644, Caller::ROOT)
         .unwrap()
         .ino;
-    let text =
-        b"written by a version 2 build; compressible compressible compressible\n".repeat(4000);
+    let text = b"written by a newer build; compressible compressible compressible\n".repeat(4000);
     fs.write(f, 0, &text).unwrap();
     fs.sync().unwrap();
     assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
@@ -145,6 +160,65 @@ fn a_version_1_image_left_by_a_killed_daemon_replays_its_journal() {
         b"written after the last checkpoint\n"
     );
     assert!(fs.lookup(ROOT, b"empty").is_err());
-    // Recovery checkpointed: the image is version 2 now.
+    // Recovery checkpointed: the image is of the current version now.
+    assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
+}
+
+#[test]
+fn a_clean_version_2_image_mounts_reads_and_upgrades_on_its_first_write() {
+    let image = fixture("v2-clean.img.zst");
+    assert_eq!(version_of(&image), 2);
+    assert!(fsck::check(Arc::new(FaultDevice::new(image.clone())))
+        .unwrap()
+        .problems
+        .is_empty());
+    let (dev, fs) = mount(image.clone(), true);
+    check_contents(&fs, 2);
+    drop(fs);
+    assert_eq!(dev.volatile_image(), image);
+
+    let (dev, fs) = mount(image, false);
+    let f = fs
+        .create(ROOT, b"new.txt", 0o644, Caller::ROOT)
+        .unwrap()
+        .ino;
+    let text = b"written by a version 3 build\n".repeat(4000);
+    fs.write(f, 0, &text).unwrap();
+    // A version 3 image may share records: the clone makes one.
+    let g = fs
+        .create(ROOT, b"clone.txt", 0o644, Caller::ROOT)
+        .unwrap()
+        .ino;
+    fs.copy_file_range(f, 0, g, 0, u64::MAX).unwrap();
+    fs.sync().unwrap();
+    assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
+    fs.close().unwrap();
+    drop(fs);
+    let upgraded = dev.volatile_image();
+    let report = fsck::check(Arc::new(FaultDevice::new(upgraded.clone()))).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.stats.shared_references > 0);
+    let (_dev, fs) = mount(upgraded, false);
+    check_contents(&fs, 2);
+    assert_eq!(read(&fs, "new.txt"), text);
+    assert_eq!(read(&fs, "clone.txt"), text);
+    assert_eq!(fs.properties(ROOT, None).unwrap()[0].value, "lz4");
+}
+
+#[test]
+fn a_version_2_image_left_by_a_killed_daemon_replays_its_journal() {
+    let image = fixture("v2-dirty.img.zst");
+    assert_eq!(version_of(&image), 2);
+    let (dev, fs) = mount(image, false);
+    assert!(
+        fs.notes().iter().any(|n| n.contains("replayed")),
+        "{:?}",
+        fs.notes()
+    );
+    check_contents(&fs, 2);
+    assert_eq!(
+        read(&fs, "journaled.txt"),
+        b"written after the last checkpoint\n"
+    );
     assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
 }

@@ -115,6 +115,14 @@ pub enum JournalOp {
     },
     /// Records `from..to` of `ino` are dropped (truncate, hole punch).
     ExtentDrop { ino: u32, from: u64, to: u64 },
+    /// Record `index` of `ino` now shares the record `ptr` with the pointers that
+    /// already refer to it (a clone or a deduplicated write; version 3): nothing is
+    /// allocated, the record gains a reference, and the one it replaces is released.
+    ExtentShare {
+        ino: u32,
+        index: u64,
+        ptr: RecordPtr,
+    },
     /// Extended attribute `name` of `ino` is set to `value`.
     XattrPut {
         ino: u32,
@@ -143,6 +151,7 @@ const TAG_EXTENT_DROP: u8 = 6;
 const TAG_XATTR_PUT: u8 = 7;
 const TAG_XATTR_DEL: u8 = 8;
 const TAG_SYMLINK_PUT: u8 = 9;
+const TAG_EXTENT_SHARE: u8 = 10;
 
 impl JournalOp {
     /// Appends the encoding of this op to `out`.
@@ -178,6 +187,12 @@ impl JournalOp {
             }
             JournalOp::ExtentPut { ino, index, ptr } => {
                 out.push(TAG_EXTENT_PUT);
+                out.extend_from_slice(&ino.to_le_bytes());
+                out.extend_from_slice(&index.to_le_bytes());
+                out.extend_from_slice(bytemuck::bytes_of(ptr));
+            }
+            JournalOp::ExtentShare { ino, index, ptr } => {
+                out.push(TAG_EXTENT_SHARE);
                 out.extend_from_slice(&ino.to_le_bytes());
                 out.extend_from_slice(&index.to_le_bytes());
                 out.extend_from_slice(bytemuck::bytes_of(ptr));
@@ -254,14 +269,14 @@ impl JournalOp {
                 let name = r.bytes(NAME_MAX)?;
                 JournalOp::DirentDel { parent, name }
             }
-            TAG_EXTENT_PUT => {
+            TAG_EXTENT_PUT | TAG_EXTENT_SHARE => {
                 let ino = r.u32()?;
                 let index = r.u64()?;
-                let raw = r.take(64)?;
-                JournalOp::ExtentPut {
-                    ino,
-                    index,
-                    ptr: bytemuck::pod_read_unaligned(raw),
+                let ptr = bytemuck::pod_read_unaligned(r.take(64)?);
+                if tag == TAG_EXTENT_PUT {
+                    JournalOp::ExtentPut { ino, index, ptr }
+                } else {
+                    JournalOp::ExtentShare { ino, index, ptr }
                 }
             }
             TAG_EXTENT_DROP => {
@@ -372,6 +387,13 @@ mod tests {
                 .prop_map(|(parent, name)| JournalOp::DirentDel { parent, name }),
             (any::<u32>(), any::<u64>(), any::<[u8; 64]>()).prop_map(|(ino, index, raw)| {
                 JournalOp::ExtentPut {
+                    ino,
+                    index,
+                    ptr: bytemuck::pod_read_unaligned(&raw),
+                }
+            }),
+            (any::<u32>(), any::<u64>(), any::<[u8; 64]>()).prop_map(|(ino, index, raw)| {
+                JournalOp::ExtentShare {
                     ino,
                     index,
                     ptr: bytemuck::pod_read_unaligned(&raw),

@@ -37,7 +37,9 @@ pub const SUPERBLOCK_SLOTS: [u64; 2] = [0, 1];
 /// 144    8 checkpoint_root_copy  block of the checkpoint's second copy (v2; 0: none)
 /// 152    8 journal_copy_start    first block of the journal ring's second copy, in the
 ///                                data area, `journal_blocks` long (v2; 0: none)
-/// 160   88 reserved         zero
+/// 160    8 far_slot         the third copy of this superblock: the image's last block,
+///                                kept out of the data area's free space (v3; 0: none)
+/// 168   80 reserved         zero
 /// 248    4 reserved2        zero
 /// 252    4 checksum         CRC32C of bytes 0..252
 /// ```
@@ -67,7 +69,8 @@ pub struct Superblock {
     pub reserved_a: u32,
     pub checkpoint_root_copy: u64,
     pub journal_copy_start: u64,
-    pub reserved: [u64; 11],
+    pub far_slot: u64,
+    pub reserved: [u64; 10],
     pub reserved2: u32,
     pub checksum: u32,
 }
@@ -165,6 +168,9 @@ impl Superblock {
         if self.journal_copy_start != 0 && !in_area(self.journal_copy_start, self.journal_blocks) {
             return bad("journal copy outside the data area".into());
         }
+        if self.far_slot != 0 && self.far_slot + 1 != self.total_blocks {
+            return bad("far superblock slot is not the last block".into());
+        }
         if crate::Compression::decode(self.compression).is_err() {
             return bad(format!("default compression {:#x}", self.compression));
         }
@@ -205,7 +211,8 @@ mod tests {
             reserved_a: 0,
             checkpoint_root_copy: 3000,
             journal_copy_start: 4000,
-            reserved: [0; 11],
+            far_slot: 0,
+            reserved: [0; 10],
             reserved2: 0,
             checksum: 0,
         }

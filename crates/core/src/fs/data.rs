@@ -124,7 +124,7 @@ impl Inner {
     /// together (compressed on every core); a failure after the first record makes a
     /// short write (as write(2) does): the caller must still cover the records already
     /// stored with the file size.
-    fn write_data(&mut self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<u64> {
+    pub(super) fn write_data(&mut self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<u64> {
         let geo = self.vol.geometry();
         let end = offset + data.len() as u64;
         let keep = geo.record_size() as usize;

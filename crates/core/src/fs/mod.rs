@@ -2,6 +2,7 @@
 //! every method validates its input, builds journal ops, and applies them.
 
 mod attrs;
+mod clone;
 mod data;
 mod names;
 mod props;
@@ -23,6 +24,7 @@ use crate::units::Ino;
 use crate::volume::{OpenOptions, Volume, VolumeCounters};
 
 pub use attrs::{SetAttr, StatFs, TimeSet};
+pub use clone::CopyOutcome;
 pub use data::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE};
 pub use names::RenameMode;
 pub use props::{PropertyValue, PROPERTY_NAMES};

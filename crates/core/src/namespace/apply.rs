@@ -36,7 +36,12 @@ impl Namespace {
                 name,
             } => self.put_dirent(*parent, *ino, *kind, *cookie, name),
             JournalOp::DirentDel { parent, name } => self.del_dirent(*parent, name),
-            JournalOp::ExtentPut { ino, index, ptr } => self.put_extent(*ino, *index, ptr, space),
+            JournalOp::ExtentPut { ino, index, ptr } => {
+                self.put_extent(*ino, *index, ptr, false, space)
+            }
+            JournalOp::ExtentShare { ino, index, ptr } => {
+                self.put_extent(*ino, *index, ptr, true, space)
+            }
             JournalOp::ExtentDrop { ino, from, to } => self.drop_extents(*ino, *from, *to, space),
             JournalOp::XattrPut { ino, name, value } => self.put_xattr(*ino, name, value),
             JournalOp::XattrDel { ino, name } => self.del_xattr(*ino, name),
@@ -48,27 +53,29 @@ impl Namespace {
         }
     }
 
-    /// Points record `index` of file `ino` at `ptr`, freeing the record it replaces.
+    /// Points record `index` of file `ino` at `ptr`, releasing the record it replaces.
+    /// A new record (`shared` false) claims its blocks; a shared one (`shared`: a record
+    /// other pointers refer to already) gains a reference instead.
     fn put_extent(
         &mut self,
         ino: u32,
         index: u64,
         ptr: &RecordPtr,
+        shared: bool,
         space: &mut Vec<SpaceChange>,
     ) -> FsResult<()> {
         self.live_file(ino)?;
-        let v = self.extents.entry(ino).or_default();
-        for (block, count) in ptr.runs() {
-            space.push(SpaceChange::Claim { block, count });
-        }
-        let replaced = match v.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(p) => {
-                let old = std::mem::replace(&mut v[p].1, *ptr);
-                for (block, count) in old.runs() {
-                    space.push(SpaceChange::Free { block, count });
-                }
-                Some(old)
+        if shared {
+            *self.shared.entry(ptr.block).or_insert(0) += 1;
+        } else {
+            debug_assert!(!self.shared.contains_key(&ptr.block), "{ptr:?}");
+            for (block, count) in ptr.runs() {
+                space.push(SpaceChange::Claim { block, count });
             }
+        }
+        let v = self.extents.entry(ino).or_default();
+        let replaced = match v.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(p) => Some(std::mem::replace(&mut v[p].1, *ptr)),
             Err(p) => {
                 v.insert(p, (index, *ptr));
                 self.extent_entries += 1;
@@ -80,10 +87,26 @@ impl Namespace {
             "record map of {ino} not strictly ascending"
         );
         if let Some(old) = replaced {
+            self.release(&old, space);
             self.account(ino, &old, false);
         }
         self.account(ino, ptr, true);
         Ok(())
+    }
+
+    /// Drops one reference to the record `ptr`: its blocks are freed with the last.
+    fn release(&mut self, ptr: &RecordPtr, space: &mut Vec<SpaceChange>) {
+        if let Some(extra) = self.shared.get_mut(&ptr.block) {
+            debug_assert!(*extra > 0);
+            *extra -= 1;
+            if *extra == 0 {
+                self.shared.remove(&ptr.block);
+            }
+            return;
+        }
+        for (block, count) in ptr.runs() {
+            space.push(SpaceChange::Free { block, count });
+        }
     }
 
     /// Drops the records `from..to` of file `ino`, freeing their blocks.
@@ -107,9 +130,7 @@ impl Namespace {
             }
         }
         for p in &dropped {
-            for (block, count) in p.runs() {
-                space.push(SpaceChange::Free { block, count });
-            }
+            self.release(p, space);
             self.account(ino, p, false);
         }
         Ok(())
@@ -225,9 +246,7 @@ impl Namespace {
         if let Some(v) = self.extents.remove(&ino) {
             self.extent_entries -= v.len() as u64;
             for (_, p) in v {
-                for (block, count) in p.runs() {
-                    space.push(SpaceChange::Free { block, count });
-                }
+                self.release(&p, space);
             }
         }
         if let Some(v) = self.xattrs.remove(&ino) {

@@ -1,5 +1,7 @@
 //! Converting the namespace to and from a checkpoint image.
 
+use std::collections::HashMap;
+
 use gpufs_format::checkpoint::{CheckpointImage, ExtentEntry};
 use gpufs_format::{DirentRecord, FileKind, InodeRecord, JournalOp};
 
@@ -150,6 +152,7 @@ impl Namespace {
             self.account(e.ino, &e.ptr, true);
         }
         self.extent_entries = extents.len() as u64;
+        self.shared = count_shared(extents.iter().map(|e| e.ptr.block));
         for v in self.extents.values_mut() {
             v.sort_unstable_by_key(|(i, _)| *i);
             if v.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -171,4 +174,18 @@ impl Namespace {
             .map(|(i, _)| i as u32)
             .collect();
     }
+}
+
+/// References beyond the first to each record referred to more than once, from the
+/// first block of every pointer.
+pub(crate) fn count_shared(blocks: impl Iterator<Item = u64>) -> HashMap<u64, u32> {
+    let mut all: Vec<u64> = blocks.collect();
+    all.sort_unstable();
+    let mut shared = HashMap::new();
+    for w in all.windows(2) {
+        if w[0] == w[1] {
+            *shared.entry(w[0]).or_insert(0) += 1;
+        }
+    }
+    shared
 }

@@ -62,6 +62,11 @@ pub struct Namespace {
     /// thousands of directories per query.
     dirs: hashbrown::HashMap<u32, DirList>,
     extents: HashMap<u32, Vec<(u64, RecordPtr)>>,
+    /// References beyond the first to each shared record, by its first block: a record
+    /// is freed when a pointer to it goes and it has none here. Not stored: counted from
+    /// the pointers when a checkpoint loads (it holds all of them), then kept by
+    /// [`JournalOp::ExtentShare`] and every release.
+    shared: HashMap<u64, u32>,
     xattrs: HashMap<u32, XattrList>,
     symlinks: HashMap<u32, Vec<u8>>,
     live_inodes: u64,
@@ -283,6 +288,11 @@ impl Namespace {
         v.binary_search_by_key(&index, |(i, _)| *i)
             .ok()
             .map(|p| &v[p].1)
+    }
+
+    /// References beyond the first to each shared record, by its first block.
+    pub fn shared_records(&self) -> &HashMap<u64, u32> {
+        &self.shared
     }
 
     pub fn all_extents(&self) -> impl Iterator<Item = (u32, u64, &RecordPtr)> {

@@ -366,6 +366,18 @@ impl Volume {
         put
     }
 
+    /// Makes record `index` of `ino` refer to the stored record `ptr` too (a pointer of
+    /// another record, placed): no data is written or allocated; the record gains a
+    /// reference, and what `index` held is released.
+    pub fn share_record(&mut self, ino: Ino, index: RecordIndex, ptr: RecordPtr) -> FsResult<()> {
+        self.discard_dirty(ino, index, index.next());
+        self.apply(JournalOp::ExtentShare {
+            ino: ino.get(),
+            index: index.get(),
+            ptr,
+        })
+    }
+
     /// Drops the records `from..to` of `ino` (holes from then on).
     pub fn drop_records(&mut self, ino: Ino, from: RecordIndex, to: RecordIndex) -> FsResult<()> {
         debug_assert!(from <= to);

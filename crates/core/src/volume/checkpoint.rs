@@ -40,7 +40,7 @@ impl Volume {
         for &(s, n) in &self.ckpt_runs {
             data_only.free_now(s, n)?;
         }
-        if let Some((s, n)) = self.journal_copy_run() {
+        for (s, n) in self.fixed_metadata_runs() {
             data_only.free_now(s, n)?;
         }
         data_only.release_pending()?;
@@ -160,7 +160,7 @@ impl Volume {
             journal_seq: seq,
             checkpoint_root: ds + copies[0].root,
             checkpoint_root_copy: ds + copies[1].root,
-            used_blocks: data_used + ckpt_blocks + self.journal_copy_blocks(),
+            used_blocks: data_used + ckpt_blocks + self.fixed_metadata_blocks(),
             inode_count: self.ns.live_inodes(),
             checkpoint_ns: now_ns(),
             flags: if clean {
@@ -188,6 +188,10 @@ pub(crate) fn write_superblocks(dev: &dyn Device, sb: &Superblock) -> FsResult<(
     let first = (sb.generation % 2) as usize;
     for slot in [first, 1 - first] {
         dev.write_at(&bytes, SUPERBLOCK_SLOTS[slot] * BLOCK_SIZE as u64)?;
+        // The far slot goes with the second: a torn write leaves the first whole.
+        if slot != first && sb.far_slot != 0 {
+            dev.write_at(&bytes, sb.far_slot * BLOCK_SIZE as u64)?;
+        }
         dev.flush()?;
     }
     Ok(())

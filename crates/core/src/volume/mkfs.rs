@@ -116,7 +116,8 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         reserved_a: 0,
         checkpoint_root_copy: 0,
         journal_copy_start: 0,
-        reserved: [0; 11],
+        far_slot: 0,
+        reserved: [0; 10],
         reserved2: 0,
         checksum: 0,
     }

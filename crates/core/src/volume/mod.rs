@@ -83,6 +83,9 @@ pub struct Volume {
     /// The mount's compute layer, for batches of records large enough for the GPU
     /// (`None`: every record is prepared on the CPU cores).
     compute: Option<Arc<LazyCompute>>,
+    /// The far superblock slot holds the current superblock (false while a slot given by
+    /// [`Volume::ensure_far_slot`] waits for the next superblock write).
+    far_on_disk: bool,
 }
 
 impl Volume {
@@ -114,6 +117,7 @@ impl Volume {
             changed: false,
             failed: None,
             compute: None,
+            far_on_disk: sb.far_slot != 0,
         }
     }
 
@@ -186,9 +190,48 @@ impl Volume {
         })
     }
 
-    /// Blocks the journal's second copy takes in the data area.
-    fn journal_copy_blocks(&self) -> u64 {
-        self.journal_copy_run().map_or(0, |r| r.1)
+    /// The far superblock slot (the image's last block), relative to the data area, if
+    /// the image has one.
+    pub fn far_slot_run(&self) -> Option<(u64, u64)> {
+        (self.sb.far_slot != 0).then(|| (self.sb.far_slot - self.sb.data_start, 1))
+    }
+
+    /// Metadata that lives in the data area at fixed places, outside the checkpoint's
+    /// bitmap: the journal's second copy and the far superblock slot.
+    pub fn fixed_metadata_runs(&self) -> Vec<(u64, u64)> {
+        self.journal_copy_run()
+            .into_iter()
+            .chain(self.far_slot_run())
+            .collect()
+    }
+
+    /// Blocks [`Volume::fixed_metadata_runs`] take.
+    fn fixed_metadata_blocks(&self) -> u64 {
+        self.fixed_metadata_runs().iter().map(|r| r.1).sum()
+    }
+
+    /// Gives an image without a far superblock slot (made by an older build, or never
+    /// mounted) one at its last block when that block is free: from the next superblock
+    /// write on, the superblock exists three times, two of them at opposite ends of the
+    /// image. Until that write the block is free space on disk.
+    pub(super) fn ensure_far_slot(&mut self) -> FsResult<()> {
+        if self.read_only || self.sb.far_slot != 0 {
+            return Ok(());
+        }
+        let last = self.alloc.total() - 1;
+        if self.alloc.is_used(last) {
+            self.notes.push(
+                "the image's last block holds data: the superblock keeps its two slots at \
+                 the start only"
+                    .into(),
+            );
+            return Ok(());
+        }
+        self.alloc.claim(last, 1)?;
+        self.sb.far_slot = self.sb.data_start + last;
+        debug_assert_eq!(self.sb.far_slot + 1, self.sb.total_blocks);
+        self.sb.used_blocks += 1;
+        Ok(())
     }
 
     /// Gives an image without a second journal copy (made by a version 1 build) one, in
@@ -385,6 +428,7 @@ impl Volume {
             self.failed = Some(e.to_string());
             return Err(e);
         }
+        self.far_on_disk = sb.far_slot != 0;
         self.sb = sb;
         Ok(())
     }

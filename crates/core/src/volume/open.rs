@@ -57,10 +57,18 @@ pub fn pick_superblock(dev: &dyn Device) -> FsResult<(Superblock, Vec<String>)> 
         .enumerate()
         .filter_map(|(i, (_, r))| r.as_ref().ok().map(|sb| (i, *sb)))
         .max_by_key(|(_, sb)| sb.generation);
-    let Some((slot, sb)) = best else {
+    let Some((slot, sb)) = best.or_else(|| far_superblock(dev, len).map(|sb| (2, sb))) else {
         return Err(no_superblock(dev, len, &decoded));
     };
     let mut notes = Vec::new();
+    if slot == 2 {
+        notes.push(format!(
+            "both superblock slots at the start are damaged; using the copy in the image's \
+             last block (generation {})",
+            sb.generation
+        ));
+        return Ok((sb, notes));
+    }
     for (i, (zero, r)) in decoded.iter().enumerate() {
         if let Err(e) = r {
             if !*zero || i != slot {
@@ -71,6 +79,21 @@ pub fn pick_superblock(dev: &dyn Device) -> FsResult<(Superblock, Vec<String>)> 
             }
         }
     }
+    if sb.far_slot != 0 && sb.far_slot < len / BLOCK_SIZE as u64 {
+        let mut b = vec![0u8; BLOCK_SIZE];
+        dev.read_at(&mut b, sb.far_slot * BLOCK_SIZE as u64)?;
+        match Superblock::decode(&b) {
+            Ok(far) if far.generation == sb.generation => {}
+            Ok(far) => notes.push(format!(
+                "the far superblock slot (block {}) holds generation {}, not {}",
+                sb.far_slot, far.generation, sb.generation
+            )),
+            Err(e) => notes.push(format!(
+                "the far superblock slot (block {}) is damaged ({e})",
+                sb.far_slot
+            )),
+        }
+    }
     let need = sb.total_blocks.saturating_mul(BLOCK_SIZE as u64);
     if len < need {
         return Err(FsError::BadImage(format!(
@@ -78,6 +101,17 @@ pub fn pick_superblock(dev: &dyn Device) -> FsResult<(Superblock, Vec<String>)> 
         )));
     }
     Ok((sb, notes))
+}
+
+/// The superblock copy in the last block of the device, when it is one that names that
+/// block as its far slot (read only when both slots at the start fail).
+fn far_superblock(dev: &dyn Device, len: u64) -> Option<Superblock> {
+    let last = (len / BLOCK_SIZE as u64).checked_sub(1)?;
+    let mut b = vec![0u8; BLOCK_SIZE];
+    dev.read_at(&mut b, last * BLOCK_SIZE as u64).ok()?;
+    Superblock::decode(&b)
+        .ok()
+        .filter(|sb| sb.far_slot == last && sb.far_slot + 1 == sb.total_blocks)
 }
 
 fn no_superblock(
@@ -131,6 +165,9 @@ impl Volume {
         }
         if sb.journal_copy_start != 0 {
             alloc.claim(sb.journal_copy_start - sb.data_start, sb.journal_blocks)?;
+        }
+        if sb.far_slot != 0 {
+            alloc.claim(sb.far_slot - sb.data_start, 1)?;
         }
         for d in &ckpt.damaged {
             notes.push(format!("{d}; read the other copy"));
@@ -199,6 +236,7 @@ impl Volume {
             // of its generation exists; the first commit marks it dirty before writing one.
             let clean = vol.clean_on_disk && !rep.saw_blocks && orphans.is_empty();
             vol.ensure_journal_copy()?;
+            vol.ensure_far_slot()?;
             // A damaged copy of metadata is written anew, whole, by this checkpoint.
             if !clean || slot_damaged || copy_damaged {
                 vol.checkpoint()?;

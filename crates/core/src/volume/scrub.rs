@@ -26,7 +26,8 @@ impl Volume {
         let mut out = MetadataScrub::default();
         let dev = self.dev.clone();
         let mut block = vec![0u8; BLOCK_SIZE];
-        for slot in SUPERBLOCK_SLOTS {
+        let far = self.far_on_disk.then_some(self.sb.far_slot);
+        for slot in SUPERBLOCK_SLOTS.into_iter().chain(far) {
             out.checked += 1;
             dev.read_at(&mut block, slot * BLOCK_SIZE as u64)?;
             match Superblock::decode(&block) {

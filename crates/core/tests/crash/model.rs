@@ -151,6 +151,27 @@ impl Model {
                 self.nodes
                     .insert(path.clone(), Node::Symlink(target.clone()));
             }
+            Op::Copy {
+                from,
+                to,
+                src_off,
+                dst_off,
+                len,
+            } => {
+                let src = self.content(from);
+                let start = (*src_off as usize).min(src.len());
+                let n = (*len).min((src.len() - start) as u64) as usize;
+                let piece = src[start..start + n].to_vec();
+                let mut c = self.content(to).to_vec();
+                let at = *dst_off as usize;
+                if n > 0 {
+                    if c.len() < at + n {
+                        c.resize(at + n, 0);
+                    }
+                    c[at..at + n].copy_from_slice(&piece);
+                }
+                self.set_content(to, c);
+            }
             Op::Fsync => {}
         }
         let live: BTreeSet<u32> = self
@@ -225,6 +246,21 @@ impl Model {
                     (Node::Dir, _) | (_, Some(Node::Dir)) => false,
                     _ => true,
                 }
+            }
+            Op::Copy {
+                from,
+                to,
+                src_off,
+                dst_off,
+                len,
+            } => {
+                // Sizes may differ from when the op was made (ENOSPC cut writes short):
+                // a copy onto itself must still not overlap.
+                let n = (*len).min((self.content(from).len() as u64).saturating_sub(*src_off));
+                let overlap = self.nodes.get(from) == self.nodes.get(to)
+                    && *src_off < dst_off + n
+                    && *dst_off < src_off + n;
+                is_file(from) && is_file(to) && !overlap
             }
             Op::Fsync => true,
         }

@@ -36,6 +36,15 @@ pub(crate) enum Op {
         path: String,
         target: Vec<u8>,
     },
+    /// `copy_file_range` of `len` bytes (clamped to the source) from `from` at
+    /// `src_off` to `to` at `dst_off`: records shared where they line up.
+    Copy {
+        from: String,
+        to: String,
+        src_off: u64,
+        dst_off: u64,
+        len: u64,
+    },
     Fsync,
 }
 
@@ -78,6 +87,7 @@ impl Model {
                     target: target.into_bytes(),
                 }
             }
+            85..=91 => self.random_copy(rng, &files)?,
             _ => Op::Fsync,
         };
         Some(op)
@@ -121,6 +131,36 @@ impl Model {
             off,
             len,
             seed: rng.next(),
+        })
+    }
+
+    /// A copy between two files, record-aligned most of the time (so records are
+    /// shared), never overlapping itself.
+    fn random_copy(&self, rng: &mut Rng, files: &[String]) -> Option<Op> {
+        const R: u64 = 64 << 10;
+        let from = rng.pick(files)?.clone();
+        let to = rng.pick(files)?.clone();
+        let size = self.content(&from).len() as u64;
+        let (src_off, dst_off) = if rng.below(4) == 0 {
+            (rng.below(size + 1), rng.below(256 << 10))
+        } else {
+            (rng.below(size / R + 1) * R, rng.below(4) * R)
+        };
+        let len = match rng.below(3) {
+            0 => u64::MAX,
+            _ => 1 + rng.below(MAX_WRITE),
+        };
+        let n = len.min(size.saturating_sub(src_off));
+        let same = self.nodes.get(&from) == self.nodes.get(&to);
+        if dst_off + n > MAX_FILE || (same && src_off < dst_off + n && dst_off < src_off + n) {
+            return None;
+        }
+        Some(Op::Copy {
+            from,
+            to,
+            src_off,
+            dst_off,
+            len,
         })
     }
 
@@ -244,6 +284,20 @@ pub(crate) fn run_op(fs: &Filesystem, op: &Op) -> Result<Option<u64>, FsError> {
             let (dir, name) = at(fs, path)?;
             fs.symlink(dir, &name, target, root)?;
         }
+        Op::Copy {
+            from,
+            to,
+            src_off,
+            dst_off,
+            len,
+        } => {
+            let (src, dst) = (resolve(fs, from)?, resolve(fs, to)?);
+            let want = (*len).min(fs.getattr(src)?.size.saturating_sub(*src_off));
+            let done = fs.copy_file_range(src, *src_off, dst, *dst_off, *len)?;
+            if done.bytes != want {
+                return Ok(Some(done.bytes));
+            }
+        }
         Op::Fsync => fs.fsync(ROOT)?,
     }
     Ok(None)
@@ -259,6 +313,19 @@ pub(crate) fn shortened(op: &Op, n: u64) -> Op {
             off: *off,
             len: n,
             seed: *seed,
+        },
+        Op::Copy {
+            from,
+            to,
+            src_off,
+            dst_off,
+            ..
+        } => Op::Copy {
+            from: from.clone(),
+            to: to.clone(),
+            src_off: *src_off,
+            dst_off: *dst_off,
+            len: n,
         },
         other => other.clone(),
     }

@@ -73,8 +73,9 @@ impl Metadata {
             .collect();
         assert_ne!(sb.journal_copy_start, 0);
         assert_ne!(sb.checkpoint_root_copy, 0);
+        assert_eq!(sb.far_slot + 1, sb.total_blocks);
         Metadata {
-            superblocks: vec![0, 1],
+            superblocks: vec![0, 1, sb.far_slot],
             checkpoint,
             journal: (sb.journal_start..sb.journal_start + sb.journal_blocks).collect(),
             journal_copy: (sb.journal_copy_start..sb.journal_copy_start + sb.journal_blocks)
@@ -166,6 +167,8 @@ fn a_whole_damaged_copy_is_read_from_the_other_and_rewritten() {
         ("journal", &meta.journal[..]),
         ("journal copy", &meta.journal_copy[..]),
         ("superblock 0", &meta.superblocks[..1]),
+        ("both superblock slots at the start", &meta.superblocks[..2]),
+        ("the far superblock slot", &meta.superblocks[2..]),
     ] {
         let mut bad = img.clone();
         for &b in blocks {

@@ -13,6 +13,7 @@ macro_rules! assert_err {
 }
 
 mod attrs;
+mod clone;
 mod compression;
 mod damage;
 mod data;
