@@ -90,9 +90,26 @@ fn one_damaged_superblock_is_survived_both_are_refused() {
         // The mount rewrote the damaged slot.
         common::assert_fsck(&img, 0);
     }
+    // Both slots at the start: the third copy, in the image's last block, mounts it.
     damage(&img, 0);
     damage(&img, 4096);
-    refuses(&s, &img, "both gpufs superblocks are damaged");
+    let mp = s.path("mnt");
+    let o = run(gpufs().arg("mount").arg(&img).arg(&mp));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "mount with slots 0 and 1 damaged: {err}"
+    );
+    assert!(err.contains("image's last block"), "{err}");
+    assert_eq!(fs::read(mp.join("keep")).unwrap(), b"kept");
+    assert!(run(gpufs().arg("unmount").arg(&mp)).status.success());
+    common::assert_fsck(&img, 0);
+    // All three: refused.
+    let last = fs::metadata(&img).unwrap().len() - 4096;
+    for at in [0, 4096, last] {
+        damage(&img, at);
+    }
+    refuses(&s, &img, "every gpufs superblock copy is damaged");
 }
 
 #[test]

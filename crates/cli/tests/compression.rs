@@ -51,7 +51,7 @@ fn compressed_mount_reports_honest_space_and_properties() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let made: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(made["compression"], "zstd:5");
-    assert_eq!(made["format_version"], 2);
+    assert_eq!(made["format_version"], gpufs_format::FORMAT_VERSION);
     let bad = run(gpufs()
         .args(["mkfs", "--size", "1G", "--compression", "gzip"])
         .arg(s.path("x.img")));

@@ -136,7 +136,7 @@ fn no_superblock(
                 .filter_map(|(i, (_, r))| r.as_ref().err().map(|e| format!("slot {i}: {e}")))
                 .collect();
             FsError::BadImage(format!(
-                "both gpufs superblocks are damaged ({}); run gpufs fsck",
+                "every gpufs superblock copy is damaged ({}); run gpufs fsck",
                 why.join("; ")
             ))
         }
