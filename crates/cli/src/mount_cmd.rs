@@ -72,6 +72,7 @@ fn image_and_mountpoint(a: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
                     64 * 1024,
                     gpufs_format::Compression::MKFS_DEFAULT,
                     false,
+                    false,
                 )?;
                 eprintln!("gpufs: made the default image {}", image.display());
             }

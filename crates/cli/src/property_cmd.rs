@@ -12,15 +12,16 @@ use crate::client::{self, locate};
 use crate::exit::{printed, Failure};
 
 /// Property names this build knows (the daemon checks them too).
-const NAMES: &[&str] = &["compression", "copies"];
+const NAMES: &[&str] = &["compression", "copies", "dedup"];
 
 #[derive(clap::Subcommand, Debug)]
 pub enum PropertyCommand {
-    /// Set a property: compression none|lz4|zstd|zstd:LEVEL, copies 1|2, or default.
+    /// Set a property: compression none|lz4|zstd|zstd:LEVEL, copies 1|2, dedup on|off, or
+    /// default.
     Set {
         /// A directory or file inside a gpufs mount.
         path: PathBuf,
-        /// Property name (compression, copies).
+        /// Property name (compression, copies, dedup).
         name: String,
         /// Its new value; `default` follows the filesystem's default again.
         value: String,
@@ -54,6 +55,7 @@ fn check(name: &str, value: Option<&str>) -> Result<(), Failure> {
     let checked = match (name, value) {
         (_, Some("default" | "inherit") | None) => Ok(()),
         ("copies", Some(v)) => gpufs_format::props::parse_copies(v).map(|_| ()),
+        ("dedup", Some(v)) => gpufs_format::props::parse_dedup(v).map(|_| ()),
         (_, Some(v)) => Compression::parse(v).map(|_| ()),
     };
     checked.map_err(|e| Failure::usage(e.to_string()))

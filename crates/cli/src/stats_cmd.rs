@@ -36,6 +36,14 @@ pub fn run(a: StatsArgs) -> Result<(), String> {
     );
     println!("namespace in memory: {} bytes", head["namespace_bytes"]);
     print_records(&head["records"]);
+    let d = &head["dedup"];
+    if !d.is_null() {
+        println!(
+            "dedup since mount: {} of {} records found stored already ({} bytes not written); \
+             table: {} records in {} bytes",
+            d["hits"], d["lookups"], d["bytes_saved"], d["table_entries"], d["table_bytes"]
+        );
+    }
     if let Some(ks) = c["kernels"].as_array() {
         if ks.is_empty() {
             println!("no kernel has run yet");

@@ -6,10 +6,12 @@
 //! bits  0..8   compression algorithm: 0 = the filesystem default, 1 none, 2 lz4, 3 zstd
 //! bits  8..16  zstd level (1..=19) when the algorithm is zstd, else 0
 //! bits 16..18  copies of each data record: 0 = the filesystem default (1), 1 or 2
-//! bits 18..32  zero (reserved for encryption)
+//! bits 18..20  dedup (v3): 0 = the filesystem default, 1 off, 2 on
+//! bits 20..32  zero (reserved for encryption)
 //!
 //! Superblock.compression (format v2): the same low 16 bits; algorithm 0 means none (a
-//! version 1 image, which stored nothing compressed).
+//! version 1 image, which stored nothing compressed). Superblock.flags bit 1 (v3): dedup
+//! on by default.
 //! ```
 
 use std::fmt;
@@ -25,7 +27,7 @@ pub enum Compression {
 /// A property name or value that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PropertyError {
-    #[error("unknown property {0:?} (known: compression, copies)")]
+    #[error("unknown property {0:?} (known: compression, copies, dedup)")]
     UnknownName(String),
     #[error("bad value {value:?} for {name}: {why}")]
     BadValue {
@@ -45,8 +47,44 @@ pub const COMPRESSION_BITS: u32 = 0xffff;
 /// The bits of `InodeRecord.flags` the copies property owns.
 pub const COPIES_BITS: u32 = 0b11 << COPIES_SHIFT;
 const COPIES_SHIFT: u32 = 16;
+/// The bits of `InodeRecord.flags` the dedup property owns.
+pub const DEDUP_BITS: u32 = 0b11 << DEDUP_SHIFT;
+const DEDUP_SHIFT: u32 = 18;
 /// Bits of `InodeRecord.flags` a new inode takes from its parent directory.
-pub const INHERITED_FLAGS: u32 = COMPRESSION_BITS | COPIES_BITS;
+pub const INHERITED_FLAGS: u32 = COMPRESSION_BITS | COPIES_BITS | DEDUP_BITS;
+
+/// Whether records written are deduplicated: `None` follows the filesystem's default.
+pub fn decode_dedup(flags: u32) -> Result<Option<bool>, PropertyError> {
+    match (flags & DEDUP_BITS) >> DEDUP_SHIFT {
+        0 => Ok(None),
+        1 => Ok(Some(false)),
+        2 => Ok(Some(true)),
+        _ => Err(PropertyError::BadBits(flags & DEDUP_BITS)),
+    }
+}
+
+/// `flags` with the dedup property set (`None`: the default).
+pub fn encode_dedup(flags: u32, dedup: Option<bool>) -> u32 {
+    let bits = match dedup {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    (flags & !DEDUP_BITS) | (bits << DEDUP_SHIFT)
+}
+
+/// Parses a `dedup` value: on or off.
+pub fn parse_dedup(value: &str) -> Result<bool, PropertyError> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(PropertyError::BadValue {
+            name: "dedup",
+            value: value.to_string(),
+            why: "dedup is on or off",
+        }),
+    }
+}
 
 /// How many copies of each data record are stored: 1 or 2.
 pub fn decode_copies(flags: u32) -> Result<Option<u8>, PropertyError> {

@@ -130,7 +130,8 @@ impl RecordPtr {
     pub const FLAG_LZ4: u32 = 1 << 0;
     /// The stored bytes are AES-256-XTS encrypted (not written by v1 builds).
     pub const FLAG_ENCRYPTED: u32 = 1 << 1;
-    /// `hash` holds the BLAKE3 of the logical bytes (not written yet).
+    /// `hash` holds the BLAKE3 of the logical bytes (v3, written where dedup is on;
+    /// its first 24 bytes with [`RecordPtr::FLAG_COPY`]).
     pub const FLAG_HASH_VALID: u32 = 1 << 2;
     /// The stored bytes are one zstd frame (v2).
     pub const FLAG_ZSTD: u32 = 1 << 3;
@@ -138,7 +139,8 @@ impl RecordPtr {
     /// `copies 2`).
     pub const FLAG_COPY: u32 = 1 << 4;
     /// Flags this build's reader understands; anything else is refused as corrupted.
-    pub const KNOWN_FLAGS: u32 = Self::FLAG_LZ4 | Self::FLAG_ZSTD | Self::FLAG_COPY;
+    pub const KNOWN_FLAGS: u32 =
+        Self::FLAG_LZ4 | Self::FLAG_HASH_VALID | Self::FLAG_ZSTD | Self::FLAG_COPY;
 
     /// Number of device blocks the stored bytes occupy (in each copy).
     pub fn block_count(&self) -> u64 {
@@ -153,6 +155,28 @@ impl RecordPtr {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.hash[24..32]);
         Some(u64::from_le_bytes(b))
+    }
+
+    /// The key a dedup table files this record under (the first 16 bytes of its BLAKE3),
+    /// when it carries a hash.
+    pub fn dedup_key(&self) -> Option<[u8; 16]> {
+        if self.flags & Self::FLAG_HASH_VALID == 0 {
+            return None;
+        }
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&self.hash[..16]);
+        Some(k)
+    }
+
+    /// Does this record hold bytes whose BLAKE3 is `hash`? Compares all of the hash it
+    /// keeps (24 bytes of it with a second copy).
+    pub fn hash_matches(&self, hash: &[u8; 32]) -> bool {
+        let kept = if self.flags & Self::FLAG_COPY != 0 {
+            24
+        } else {
+            32
+        };
+        self.flags & Self::FLAG_HASH_VALID != 0 && self.hash[..kept] == hash[..kept]
     }
 
     /// The same pointer with a second copy at `block`.

@@ -82,6 +82,9 @@ impl Superblock {
     /// The filesystem was checkpointed at unmount and no journal block of this
     /// generation exists; a mount may skip its recovery checkpoint.
     pub const FLAG_CLEAN: u32 = 1;
+    /// New records are deduplicated unless a directory's `dedup` property says off (v3,
+    /// `gpufs mkfs --dedup`).
+    pub const FLAG_DEDUP: u32 = 1 << 1;
 
     /// Encodes into a full 4096-byte slot, checksum filled in.
     pub fn encode(&self) -> Vec<u8> {

@@ -34,6 +34,12 @@ impl Blake3Mode {
     }
 }
 
+/// BLAKE3 of one record on this thread (the write path hashes records as it prepares
+/// them, already on every core).
+pub fn hash_one(record: &[u8], mode: &Blake3Mode) -> [u8; 32] {
+    mode.hash(record)
+}
+
 /// CPU twin on every core.
 pub fn cpu(batch: &RecordBatch, mode: &Blake3Mode) -> Vec<[u8; 32]> {
     (0..batch.len())

@@ -162,6 +162,12 @@ impl Filesystem {
         self.inner.lock().vol.counters()
     }
 
+    /// Entries of the inline dedup table and the bytes of memory it holds.
+    pub fn dedup_table(&self) -> (usize, usize) {
+        let g = self.inner.lock();
+        (g.vol.dedup_entries(), g.vol.dedup_memory_bytes())
+    }
+
     /// Approximate bytes of memory the namespace holds.
     pub fn namespace_bytes(&self) -> usize {
         self.inner.lock().vol.namespace().heap_bytes()

@@ -1,10 +1,13 @@
 //! Properties of a directory or file (`gpufs property`): settings new records and new
-//! inodes below it follow: `compression` (none, lz4, zstd:N) and `copies` (1 or 2 copies
-//! of each data record, the second far from the first). A new inode takes its parent's properties when it is created
+//! inodes below it follow: `compression` (none, lz4, zstd:N), `copies` (1 or 2 copies
+//! of each data record, the second far from the first) and `dedup` (on: a record whose
+//! bytes are stored already is shared, not written again). A new inode takes its parent's properties when it is created
 //! (as btrfs properties are inherited); an inode without its own value follows the
 //! filesystem's default, set at mkfs.
 
-use gpufs_format::props::{decode_copies, encode_copies, parse_copies};
+use gpufs_format::props::{
+    decode_copies, decode_dedup, encode_copies, encode_dedup, parse_copies, parse_dedup,
+};
 use gpufs_format::{Compression, InodeRecord, PropertyError};
 
 use super::{now, Caller, Filesystem};
@@ -12,7 +15,7 @@ use crate::error::{FsError, FsResult};
 use crate::units::Ino;
 
 /// Every property name `gpufs property` knows.
-pub const PROPERTY_NAMES: &[&str] = &["compression", "copies"];
+pub const PROPERTY_NAMES: &[&str] = &["compression", "copies", "dedup"];
 
 /// One property of an inode, as `gpufs property get` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +55,17 @@ impl Filesystem {
                     Some(Compression::parse(value).map_err(bad)?)
                 };
                 Box::new(move |r: InodeRecord| r.with_compression(setting))
+            }
+            "dedup" => {
+                let dedup = if reset {
+                    None
+                } else {
+                    Some(parse_dedup(value).map_err(bad)?)
+                };
+                Box::new(move |r: InodeRecord| InodeRecord {
+                    flags: encode_dedup(r.flags, dedup),
+                    ..r
+                })
             }
             _ => {
                 let copies = if reset {
@@ -93,6 +107,8 @@ impl Filesystem {
         let own = rec.compression().map_err(corrupt)?;
         let compression = own.unwrap_or_else(|| g.vol.default_compression());
         let own_copies = decode_copies(rec.flags).map_err(corrupt)?;
+        let own_dedup = decode_dedup(rec.flags).map_err(corrupt)?;
+        let dedup = own_dedup.unwrap_or_else(|| g.vol.default_dedup());
         let all = [
             PropertyValue {
                 name: "compression",
@@ -103,6 +119,11 @@ impl Filesystem {
                 name: "copies",
                 value: own_copies.unwrap_or(1).to_string(),
                 source: source(own_copies.is_some()),
+            },
+            PropertyValue {
+                name: "dedup",
+                value: if dedup { "on" } else { "off" }.to_string(),
+                source: source(own_dedup.is_some()),
             },
         ];
         Ok(all

@@ -178,6 +178,7 @@ mod tests {
             let policy = WritePolicy {
                 compression,
                 copies: 1,
+                dedup: false,
             };
             let batched = prepare_on(&compute, WRITE, policy, &refs);
             for (b, r) in batched.iter().zip(&refs) {

@@ -338,6 +338,7 @@ mod tests {
         WritePolicy {
             compression,
             copies: 1,
+            dedup: false,
         }
     }
 
@@ -465,11 +466,7 @@ mod tests {
         let mut area = MemArea::new();
         let ptr = raw(&mut area, &data(9000)).unwrap();
         let mut buf = Vec::new();
-        for flag in [
-            RecordPtr::FLAG_ENCRYPTED,
-            RecordPtr::FLAG_HASH_VALID,
-            1 << 9,
-        ] {
+        for flag in [RecordPtr::FLAG_ENCRYPTED, 1 << 5, 1 << 9] {
             let p = RecordPtr { flags: flag, ..ptr };
             let e = load(&area, &p, &mut buf).unwrap_err();
             assert!(matches!(e, RecordError::UnknownFlags(f) if f == flag));
@@ -606,6 +603,7 @@ mod tests {
         let policy = WritePolicy {
             compression: Compression::None,
             copies: 2,
+            dedup: false,
         };
         let Outcome::Stored(ptr) = write(WRITE, &mut area, policy, &d).unwrap() else {
             panic!("hole")

@@ -5,7 +5,8 @@
 //! flag the pointer carries.
 //!
 //! The design's full order is zero detection, hash, dedup, compression, encryption,
-//! checksum, allocation, write. This build implements zero detection, compression,
+//! checksum, allocation, write. This build implements zero detection, hash (dedup is the
+//! volume's decision on the hash, before placing), compression,
 //! checksum, allocation and write. The stages up to the checksum transform bytes only
 //! and run on any thread, batches of records at once ([`super::pipeline::prepare`]);
 //! allocation and write place the result on the device. A new stage is a variant here,
@@ -14,6 +15,7 @@
 
 use std::borrow::Cow;
 
+use gpufs_compute::kernels::blake3::{self, Blake3Mode};
 use gpufs_compute::Backend;
 use gpufs_format::{checksum, Compression, RecordPtr, BLOCK_SIZE};
 
@@ -28,6 +30,9 @@ use crate::units::BlockNo;
 pub enum Stage {
     /// A record of zeros is not stored: it becomes a hole.
     Zero,
+    /// With dedup on, BLAKE3 of the logical bytes into the pointer's `hash`: the key
+    /// the volume looks the record up by before storing it.
+    Hash,
     /// LZ4 or zstd, as the file's compression property says, kept only when it saves
     /// an eighth and a block; skipped when a sample says the bytes are incompressible.
     Compress,
@@ -44,6 +49,7 @@ pub enum Stage {
 /// Every stage this build implements, in pipeline order.
 pub const ALL_STAGES: &[Stage] = &[
     Stage::Zero,
+    Stage::Hash,
     Stage::Compress,
     Stage::Checksum,
     Stage::Allocate,
@@ -74,6 +80,7 @@ impl Stage {
         match self {
             Stage::Compress => RecordPtr::FLAG_LZ4 | RecordPtr::FLAG_ZSTD,
             Stage::Allocate => RecordPtr::FLAG_COPY,
+            Stage::Hash => RecordPtr::FLAG_HASH_VALID,
             Stage::Zero | Stage::Checksum | Stage::Write => 0,
         }
     }
@@ -103,6 +110,13 @@ impl Stage {
                 if let (Some(bytes), Verdict::Compressed(flag)) = (bytes, verdict) {
                     io.ptr.flags |= flag;
                     io.stored = Cow::Owned(bytes);
+                }
+            }
+            Stage::Hash => {
+                // The logical bytes: it runs before any stage that transforms them.
+                if io.policy.dedup && io.ptr.flags & RecordPtr::FLAG_HASH_VALID == 0 {
+                    io.ptr.hash = blake3::hash_one(&io.stored, &Blake3Mode::Hash);
+                    io.ptr.flags |= RecordPtr::FLAG_HASH_VALID;
                 }
             }
             Stage::Checksum => io.ptr.checksum = checksum(&io.stored),
@@ -137,7 +151,7 @@ impl Stage {
                 }
                 Ok(())
             }
-            Stage::Zero | Stage::Compress | Stage::Checksum => Ok(()),
+            Stage::Zero | Stage::Hash | Stage::Compress | Stage::Checksum => Ok(()),
         }
     }
 
@@ -152,17 +166,21 @@ impl Stage {
                 *stored = out;
                 Ok(())
             }
-            Stage::Zero | Stage::Checksum | Stage::Allocate | Stage::Write => Ok(()),
+            Stage::Zero | Stage::Hash | Stage::Checksum | Stage::Allocate | Stage::Write => Ok(()),
         }
     }
 }
 
-/// How a file's records are to be written: its `compression` and `copies` properties.
+/// How a file's records are to be written: its `compression`, `copies` and `dedup`
+/// properties.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WritePolicy {
     pub compression: Compression,
     /// 1 or 2.
     pub copies: u8,
+    /// Hash each record (BLAKE3 of its logical bytes) so that the volume can store
+    /// equal records once.
+    pub dedup: bool,
 }
 
 impl WritePolicy {
@@ -171,6 +189,7 @@ impl WritePolicy {
     pub const RAW: WritePolicy = WritePolicy {
         compression: Compression::None,
         copies: 1,
+        dedup: false,
     };
 }
 
@@ -242,6 +261,12 @@ impl<'a> WriteIo<'a> {
         self.verdict
     }
 
+    /// The BLAKE3 of the record's logical bytes, when the hash stage took it (dedup on)
+    /// and the record is to be stored.
+    pub fn hash(&self) -> Option<[u8; 32]> {
+        (!self.hole && self.ptr.flags & RecordPtr::FLAG_HASH_VALID != 0).then_some(self.ptr.hash)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -309,16 +334,19 @@ mod tests {
     }
 
     #[test]
-    fn only_compression_changes_length_and_copies_are_flagged() {
+    fn only_compression_changes_length_and_hash_compression_copies_are_flagged() {
         assert_eq!(
             known_flags(),
-            RecordPtr::FLAG_LZ4 | RecordPtr::FLAG_ZSTD | RecordPtr::FLAG_COPY
+            RecordPtr::FLAG_LZ4
+                | RecordPtr::FLAG_HASH_VALID
+                | RecordPtr::FLAG_ZSTD
+                | RecordPtr::FLAG_COPY
         );
         for s in ALL_STAGES {
             assert_eq!(s.changes_length(), *s == Stage::Compress);
             assert_eq!(
                 s.flags() != 0,
-                matches!(s, Stage::Compress | Stage::Allocate)
+                matches!(s, Stage::Hash | Stage::Compress | Stage::Allocate)
             );
             assert_eq!(s.places(), matches!(s, Stage::Allocate | Stage::Write));
         }

@@ -248,6 +248,10 @@ impl Volume {
                 .ok()
                 .flatten()
                 .unwrap_or(1),
+            dedup: gpufs_format::props::decode_dedup(flags)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| self.default_dedup()),
         }
     }
 
@@ -259,6 +263,12 @@ impl Volume {
             .inode(ino.get())
             .and_then(|r| r.compression().ok().flatten());
         own.unwrap_or_else(|| self.default_compression())
+    }
+
+    /// Whether new records are deduplicated where no directory says otherwise
+    /// (`gpufs mkfs --dedup`).
+    pub fn default_dedup(&self) -> bool {
+        self.sb.flags & Superblock::FLAG_DEDUP != 0
     }
 
     /// The filesystem's default compression (none for a version 1 image).
@@ -306,7 +316,11 @@ impl Volume {
         let compute = self.batch_compute(&bytes);
         let prepared = records::prepare_batch(WRITE, policy, &bytes, compute);
         for (done, (io, (index, _))) in prepared.into_iter().zip(recs).enumerate() {
-            if let Err(e) = self.place_record(ino, *index, io) {
+            let placed = match self.dedup_hit(&io) {
+                Some(ptr) => self.share_record(ino, *index, ptr),
+                None => self.place_record(ino, *index, io),
+            };
+            if let Err(e) = placed {
                 if done == 0 {
                     return Err(e);
                 }
@@ -334,6 +348,17 @@ impl Volume {
         }
     }
 
+    /// The stored record a prepared record with a hash (dedup on) can share instead of
+    /// being written, counted in the dedup counters.
+    fn dedup_hit(&mut self, io: &WriteIo<'_>) -> Option<RecordPtr> {
+        let hash = io.hash()?;
+        self.counters.dedup.lookups += 1;
+        let ptr = self.dedup.find(&self.ns, &hash)?;
+        self.counters.dedup.hits += 1;
+        self.counters.dedup.bytes_saved += ptr.total_blocks() * gpufs_format::BLOCK_SIZE as u64;
+        Some(ptr)
+    }
+
     /// Places one prepared record as record `index` of `ino`, and records it.
     fn place_record(&mut self, ino: Ino, index: RecordIndex, io: WriteIo<'_>) -> FsResult<()> {
         let (logical, stored, verdict) = (io.logical_len(), io.stored_len(), io.verdict());
@@ -356,7 +381,9 @@ impl Volume {
             index: index.get(),
             ptr,
         });
-        if put.is_err() {
+        if put.is_ok() {
+            self.dedup.insert(&ptr, ino.get(), index.get());
+        } else {
             // Nothing refers to the new record: its blocks go back now.
             let mut w = self.writer();
             for (block, count) in ptr.runs() {

@@ -28,6 +28,8 @@ pub struct MkfsOptions {
     pub uuid: [u8; 16],
     /// How new records are compressed unless a directory's property says otherwise.
     pub compression: Compression,
+    /// New records are deduplicated unless a directory's property says otherwise.
+    pub dedup: bool,
 }
 
 impl Default for MkfsOptions {
@@ -39,6 +41,7 @@ impl Default for MkfsOptions {
             gid: 0,
             uuid: [0; 16],
             compression: Compression::MKFS_DEFAULT,
+            dedup: false,
         }
     }
 }
@@ -98,7 +101,11 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         version: FORMAT_VERSION,
         block_size: BLOCK_SIZE as u32,
         record_size: opts.record_size,
-        flags: 0,
+        flags: if opts.dedup {
+            Superblock::FLAG_DEDUP
+        } else {
+            0
+        },
         total_blocks,
         generation: 0,
         uuid: opts.uuid,

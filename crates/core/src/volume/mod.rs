@@ -14,6 +14,7 @@
 
 mod area;
 mod checkpoint;
+mod dedup;
 mod mkfs;
 mod open;
 mod ops;
@@ -35,6 +36,7 @@ use crate::units::BlockNo;
 
 pub use area::{PendingRead, RecordLookup};
 pub use checkpoint::{read_checkpoint, verify_checkpoint_copies};
+pub use dedup::DedupCounters;
 pub use mkfs::{mkfs, MkfsOptions};
 pub use open::OpenOptions;
 pub use scrub::MetadataScrub;
@@ -53,6 +55,8 @@ pub struct VolumeCounters {
     pub healed_copies: u64,
     /// What the write pipeline did with the records written since mount.
     pub records: crate::records::RecordCounters,
+    /// What inline dedup found since mount.
+    pub dedup: dedup::DedupCounters,
 }
 
 pub struct Volume {
@@ -86,6 +90,8 @@ pub struct Volume {
     /// The far superblock slot holds the current superblock (false while a slot given by
     /// [`Volume::ensure_far_slot`] waits for the next superblock write).
     far_on_disk: bool,
+    /// Where each record written with a hash was seen (inline dedup).
+    dedup: dedup::DedupTable,
 }
 
 impl Volume {
@@ -118,7 +124,18 @@ impl Volume {
             failed: None,
             compute: None,
             far_on_disk: sb.far_slot != 0,
+            dedup: dedup::DedupTable::default(),
         }
+    }
+
+    /// Records the inline dedup table knows.
+    pub fn dedup_entries(&self) -> usize {
+        self.dedup.len()
+    }
+
+    /// Bytes of memory the inline dedup table holds.
+    pub fn dedup_memory_bytes(&self) -> usize {
+        self.dedup.memory_bytes()
     }
 
     /// Lets batches of records large enough for the GPU go to `compute`, whose dispatch

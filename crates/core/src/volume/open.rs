@@ -206,6 +206,7 @@ impl Volume {
             }
         }
         vol.ns.rebuild_free_lists();
+        vol.dedup = super::dedup::DedupTable::of(&vol.ns);
         vol.counters.replayed_transactions = rep.transactions.len() as u64;
         if !rep.transactions.is_empty() {
             notes.push(format!(

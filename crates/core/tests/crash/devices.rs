@@ -82,8 +82,11 @@ impl Device for CrashDevice {
 }
 
 pub(crate) fn format_and_mount(d: Arc<dyn Device>) -> Filesystem {
+    // Dedup on: every record is hashed, and equal records (runs, text, copies) are
+    // shared, so cuts land in that write path too.
     let opts = MkfsOptions {
         journal_blocks: Some(JOURNAL_BLOCKS),
+        dedup: true,
         ..Default::default()
     };
     mkfs(d.clone(), &opts).expect("mkfs");

@@ -35,6 +35,7 @@ pub(super) fn answer(
                             "kernels": kernels},
                 "namespace_bytes": server.fs.namespace_bytes(),
                 "records": records(&c.records),
+                "dedup": dedup(server, &c.dedup),
                 "counters": format!("{c:?}")}),
     )
 }
@@ -56,6 +57,20 @@ fn records(r: &RecordCounters) -> Value {
            "raw_because_sample_incompressible": r.skipped_by_sample,
            "raw_because_saving_too_small": r.not_worth,
            "backend": {"cpu": r.cpu_records, "gpu": r.gpu_records}})
+}
+
+/// What inline dedup did since mount, and the size of its table.
+fn dedup(server: &Server, d: &gpufs_core::DedupCounters) -> Value {
+    let (entries, bytes) = server.fs.dedup_table();
+    let ratio = if d.lookups == 0 {
+        Value::Null
+    } else {
+        json!(d.hits as f64 / d.lookups as f64)
+    };
+    json!({"lookups": d.lookups, "hits": d.hits, "hit_ratio": ratio,
+           "bytes_saved": d.bytes_saved, "table_entries": entries, "table_bytes": bytes,
+           "table_bytes_per_entry": if entries == 0 { Value::Null }
+                                    else { json!(bytes as f64 / entries as f64) }})
 }
 
 /// The GPU adapter's name and whether it is a software one, if kernels may run on one.

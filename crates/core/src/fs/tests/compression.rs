@@ -141,7 +141,8 @@ fn properties_are_set_inherited_and_refused_when_wrong() {
     let before = fs.create(ROOT, b"before", 0o644, Caller::ROOT).unwrap().ino;
     let dir = fs.mkdir(ROOT, b"z", 0o755, Caller::ROOT).unwrap().ino;
     let props = fs.properties(dir, None).unwrap();
-    assert_eq!(props.len(), 2);
+    assert_eq!(props.len(), 3);
+    assert_eq!((props[2].name, props[2].value.as_str()), ("dedup", "off"));
     assert_eq!((props[1].name, props[1].value.as_str()), ("copies", "1"));
     assert_eq!(
         (props[0].value.as_str(), props[0].source),

@@ -17,6 +17,7 @@ mod clone;
 mod compression;
 mod damage;
 mod data;
+mod dedup;
 mod durability;
 mod names;
 mod search;
