@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::exit::{done, finish};
-use crate::{clone_cmd, du_cmd, property_cmd, scrub_cmd, search_cmd, stats_cmd};
+use crate::{clone_cmd, dedup_cmd, du_cmd, property_cmd, scrub_cmd, search_cmd, stats_cmd};
 
 #[derive(Subcommand, Debug)]
 pub enum AskCommand {
@@ -25,6 +25,9 @@ pub enum AskCommand {
     /// Copy a file (or with -r a tree) within a mount by sharing its records: instant,
     /// and no new space until either copy changes.
     Clone(clone_cmd::CloneArgs),
+    /// Share the records with equal bytes among the files under PATHs (offline dedup),
+    /// and report the space given back.
+    Dedup(dedup_cmd::DedupArgs),
 }
 
 pub fn run(command: AskCommand) -> ExitCode {
@@ -35,5 +38,6 @@ pub fn run(command: AskCommand) -> ExitCode {
         AskCommand::Property(a) => finish(property_cmd::run(a)),
         AskCommand::Scrub(a) => scrub_cmd::run(a),
         AskCommand::Clone(a) => finish(clone_cmd::run(a)),
+        AskCommand::Dedup(a) => finish(dedup_cmd::run(a)),
     }
 }

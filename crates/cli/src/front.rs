@@ -12,6 +12,7 @@
 mod asking;
 mod client;
 mod clone_cmd;
+mod dedup_cmd;
 mod du_cmd;
 mod exit;
 // Shared with the engine, which uses more of it than the socket's path.

@@ -6,6 +6,7 @@ mod asking;
 mod client;
 mod clone_cmd;
 mod compute_cmd;
+mod dedup_cmd;
 mod du_cmd;
 mod exit;
 mod fsck_cmd;

@@ -4,6 +4,7 @@
 mod attrs;
 mod clone;
 mod data;
+mod dedup;
 mod names;
 mod props;
 mod scrub;
@@ -26,6 +27,7 @@ use crate::volume::{OpenOptions, Volume, VolumeCounters};
 pub use attrs::{SetAttr, StatFs, TimeSet};
 pub use clone::CopyOutcome;
 pub use data::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE};
+pub use dedup::{DedupProgress, DedupReport};
 pub use names::RenameMode;
 pub use props::{PropertyValue, PROPERTY_NAMES};
 pub use scrub::{DamagedFile, ScrubProgress, ScrubReport};

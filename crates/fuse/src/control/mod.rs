@@ -11,6 +11,7 @@
 //! `mod.rs` binds the socket and hands connections to request threads; `request.rs`
 //! reads a request and dispatches it; `search.rs`, `du.rs` and `stats.rs` answer.
 
+mod dedup;
 mod du;
 mod property;
 mod request;

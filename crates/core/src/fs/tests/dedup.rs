@@ -131,3 +131,49 @@ fn power_cuts_around_deduplicated_writes_lose_nothing_fsyncd() {
         same(read_all(&fs, b), &data);
     }
 }
+
+/// Offline dedup on files written without it: duplicates across files and within one
+/// are shared (what changed meanwhile is not), space comes back, every byte reads back,
+/// and fsck's walk agrees.
+#[test]
+fn offline_dedup_shares_equal_records_of_any_file() {
+    let (dev, fs) = fresh();
+    let dir = fs.mkdir(ROOT, b"d", 0o755, Caller::ROOT).unwrap().ino;
+    let data = random(3, 20 * R);
+    let mut half = random(4, 10 * R);
+    half.extend_from_slice(&data[..10 * R]);
+    let a = create_file(&fs, dir, b"a", &data);
+    let b = create_file(&fs, dir, b"b", &data);
+    let c = create_file(&fs, dir, b"c", &half);
+    let other = create_file(&fs, ROOT, b"outside", &data);
+    fs.sync().unwrap();
+    let before = used(&fs);
+    let mut calls = 0;
+    let report = fs
+        .dedup(&[dir], &mut |_| {
+            calls += 1;
+            true
+        })
+        .unwrap();
+    assert_eq!(report.files, 3);
+    assert_eq!(report.records, 60);
+    assert_eq!(report.changed, 0);
+    // b's 20 records share a's, and c's second half shares them too.
+    assert_eq!(report.shared, 30, "{report:?}");
+    let reclaimed = before - used(&fs);
+    assert!(reclaimed >= 30 * 16, "{reclaimed} blocks back");
+    assert_eq!(report.bytes_reclaimed, reclaimed * BLOCK_SIZE as u64);
+    assert!(calls >= 2);
+    for (ino, want) in [(a, &data), (b, &data), (c, &half), (other, &data)] {
+        same(read_all(&fs, ino), want);
+    }
+    fsck_clean(&dev);
+    // Run again: nothing left to share.
+    let again = fs.dedup(&[ROOT], &mut |_| true).unwrap();
+    assert_eq!(again.shared, 20, "only the file outside is left: {again:?}");
+    let (dev, fs) = close_and_remount(&dev, fs);
+    fsck_clean(&dev);
+    let d = fs.lookup(ROOT, b"d").unwrap().ino;
+    let c = fs.lookup(d, b"c").unwrap().ino;
+    same(read_all(&fs, c), &half);
+}
