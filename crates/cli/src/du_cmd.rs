@@ -1,7 +1,9 @@
 //! `gpufs du [PATH]`: recursive sizes and file counts of a directory and the
 //! directories below it, answered by the running mount from one subtree aggregation
 //! instead of a walk. Each row shows the logical size (bytes of content) and the
-//! physical size (blocks allocated, after compression) side by side.
+//! physical size (blocks allocated, after compression) side by side; the asked
+//! directory's row also the part of it in records shared with other files or offsets
+//! (clones, dedup), counted once.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,13 +82,19 @@ fn rows(records: &[Vec<u8>], base: &[u8]) -> Vec<Row> {
     rows
 }
 
-fn print(a: &DuArgs, rows: &[Row]) -> std::io::Result<()> {
+fn print(a: &DuArgs, rows: &[Row], shared: u64) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for (path, bytes, allocated, files, dirs) in rows {
+    let last = rows.len().saturating_sub(1);
+    for (i, (path, bytes, allocated, files, dirs)) in rows.iter().enumerate() {
+        // The asked directory is the last row.
+        let shared_here = (i == last).then_some(shared);
         if a.json {
-            let v = json!({"path": String::from_utf8_lossy(path), "bytes": bytes,
-                           "allocated": allocated, "files": files, "dirs": dirs});
+            let mut v = json!({"path": String::from_utf8_lossy(path), "bytes": bytes,
+                               "allocated": allocated, "files": files, "dirs": dirs});
+            if let Some(s) = shared_here {
+                v["shared"] = json!(s);
+            }
             writeln!(out, "{v}")?;
             continue;
         }
@@ -101,7 +109,10 @@ fn print(a: &DuArgs, rows: &[Row]) -> std::io::Result<()> {
         }
         write!(out, "{files} files\t")?;
         out.write_all(path)?;
-        writeln!(out)?;
+        match shared_here {
+            Some(s) if s > 0 && !a.apparent_size => writeln!(out, "\t({} shared)", shown(s))?,
+            _ => writeln!(out)?,
+        }
     }
     out.flush()
 }
@@ -122,5 +133,6 @@ pub fn run(a: DuArgs) -> Result<(), Failure> {
         rows[1..].sort_by(|x, y| x.0.cmp(&y.0));
         rows.rotate_left(1);
     }
-    printed(print(&a, &rows))
+    let shared = head["shared_bytes"].as_u64().unwrap_or(0);
+    printed(print(&a, &rows, shared))
 }

@@ -37,6 +37,11 @@ fn cp_and_gpufs_clone_share_records_and_copies_change_alone() {
     fs::File::open(m.path("copy")).unwrap().sync_all().unwrap();
     let grown = used_bytes(&m.mp) - before;
     assert!(grown < data.len() as u64 / 100, "cp grew df by {grown}");
+    // du counts the shared records once in the directory's shared bytes.
+    let du = run(gpufs().args(["du", "-s", "--json"]).arg(&m.mp));
+    let row: serde_json::Value = serde_json::from_slice(&du.stdout).unwrap();
+    let shared = row["shared"].as_u64().unwrap();
+    assert!(shared >= data.len() as u64 && shared < 2 * data.len() as u64, "{row}");
 
     // A tree, with gpufs clone -r.
     fs::create_dir_all(m.path("tree/sub")).unwrap();

@@ -52,7 +52,7 @@ struct Seen {
 
 impl Inner {
     /// Every regular file at or below `roots`, each once.
-    fn files_under(&self, roots: &[Ino]) -> Vec<Ino> {
+    pub(super) fn files_under(&self, roots: &[Ino]) -> Vec<Ino> {
         let ns = self.vol.namespace();
         let mut files = Vec::new();
         let mut stack: Vec<u32> = roots.iter().map(|i| i.get()).collect();
@@ -92,6 +92,26 @@ fn group_key(hash: &[u8]) -> [u8; 16] {
 }
 
 impl Filesystem {
+    /// Device bytes (every copy, whole blocks) of the records of the files at or below
+    /// `dir` that more than one pointer refers to (clones, dedup), each record counted
+    /// once: how much of `du`'s physical size is shared.
+    pub fn shared_bytes_under(&self, dir: u64) -> FsResult<u64> {
+        let g = self.lock();
+        let dir = Ino::from_kernel(dir)?;
+        g.inode(dir)?;
+        let shared = g.vol.namespace().shared_records();
+        let mut seen = std::collections::HashSet::new();
+        let mut bytes = 0u64;
+        for f in g.files_under(&[dir]) {
+            for (_, p) in g.vol.records(f) {
+                if shared.contains_key(&p.block) && seen.insert(p.block) {
+                    bytes += p.total_blocks() * gpufs_format::BLOCK_SIZE as u64;
+                }
+            }
+        }
+        Ok(bytes)
+    }
+
     /// Deduplicates the records of every file at or below `roots` (inode numbers).
     /// `keep_going` is called after each batch; when it says stop, the dedup stops there
     /// (what it shared stays shared).

@@ -1,5 +1,6 @@
 //! `du`: the totals of a directory and the directories below it, one NUL-ended record
-//! each (`bytes allocated files dirs<TAB>path`).
+//! each (`bytes allocated files dirs<TAB>path`); the header also says how many bytes of
+//! the directory's records are shared (clones, dedup).
 
 use std::io::Write;
 
@@ -36,7 +37,12 @@ pub(super) fn answer(
         Ok(entries) => entries,
         Err(e) => return fail(out, &e),
     };
-    header(out, &json!({"ok": true, "count": entries.len()}))?;
+    // How much of the asked directory's physical size other pointers share.
+    let shared = server.fs.shared_bytes_under(dir).unwrap_or(0);
+    header(
+        out,
+        &json!({"ok": true, "count": entries.len(), "shared_bytes": shared}),
+    )?;
     for e in entries {
         let t = e.totals;
         write!(out, "{} {} {} {}\t", t.bytes, t.allocated, t.files, t.dirs)?;
