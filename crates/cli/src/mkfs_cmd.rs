@@ -26,7 +26,7 @@ pub struct MkfsArgs {
     #[arg(long, default_value = "lz4", value_parser = parse_compression)]
     pub compression: Compression,
     /// Deduplicate records unless a directory's property says otherwise: a record whose
-    /// bytes are stored already is shared instead of written (27 to 50 bytes of memory
+    /// bytes are stored already is shared instead of written (23 to 43 bytes of memory
     /// per unique record while mounted).
     #[arg(long)]
     pub dedup: bool,
