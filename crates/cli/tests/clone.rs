@@ -41,7 +41,10 @@ fn cp_and_gpufs_clone_share_records_and_copies_change_alone() {
     let du = run(gpufs().args(["du", "-s", "--json"]).arg(&m.mp));
     let row: serde_json::Value = serde_json::from_slice(&du.stdout).unwrap();
     let shared = row["shared"].as_u64().unwrap();
-    assert!(shared >= data.len() as u64 && shared < 2 * data.len() as u64, "{row}");
+    assert!(
+        shared >= data.len() as u64 && shared < 2 * data.len() as u64,
+        "{row}"
+    );
 
     // A tree, with gpufs clone -r.
     fs::create_dir_all(m.path("tree/sub")).unwrap();

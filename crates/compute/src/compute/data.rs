@@ -31,7 +31,16 @@ impl Compute {
 
     /// BLAKE3 of each record (keyed for encrypted filesystems).
     pub fn blake3(&self, batch: &RecordBatch, mode: &Blake3Mode) -> ComputeResult<Vec<[u8; 32]>> {
-        self.run(
+        self.blake3_on(batch, mode).map(|(v, _)| v)
+    }
+
+    /// [`Compute::blake3`], and where it ran.
+    pub fn blake3_on(
+        &self,
+        batch: &RecordBatch,
+        mode: &Blake3Mode,
+    ) -> ComputeResult<(Vec<[u8; 32]>, Backend)> {
+        self.run_on(
             blake3::NAME,
             batch.data_bytes(),
             true,

@@ -1,5 +1,5 @@
 //! The transforming stages over a whole batch of records at once, as compute kernels:
-//! LZ4 compression and CRC32C go to the backend the compute layer's dispatch policy picks
+//! BLAKE3 (dedup on), LZ4 compression and CRC32C go to the backend the compute layer's dispatch policy picks
 //! for the batch's size (the GPU from the batch size its calibration measured faster,
 //! else the CPU twins); the other stages run record by record on every core.
 //!
@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 
+use gpufs_compute::kernels::blake3::Blake3Mode;
 use gpufs_compute::kernels::lz4;
 use gpufs_compute::records::RecordBatch;
 use gpufs_compute::{Backend, Compute};
@@ -27,10 +28,11 @@ pub const DEVICE_MIN_BYTES: u64 = 1 << 20;
 /// Would `compute` run the kernels of a batch of `bytes` for `policy` on the GPU? Only
 /// then is the batch path taken (on the CPU it would only add copies).
 pub fn wants_device(compute: &Compute, policy: WritePolicy, bytes: u64) -> bool {
+    let on_gpu = |kernel: &str| compute.backend_for(kernel, bytes) == Backend::Gpu;
     bytes >= DEVICE_MIN_BYTES
-        && (policy.compression == Compression::Lz4
-            && compute.backend_for(lz4::COMPRESS, bytes) == Backend::Gpu
-            || compute.backend_for(gpufs_compute::kernels::crc32c::NAME, bytes) == Backend::Gpu)
+        && (policy.compression == Compression::Lz4 && on_gpu(lz4::COMPRESS)
+            || policy.dedup && on_gpu(gpufs_compute::kernels::blake3::NAME)
+            || on_gpu(gpufs_compute::kernels::crc32c::NAME))
 }
 
 /// Runs the transforming stages of `stages` over `records` (none empty), LZ4 and CRC32C
@@ -49,6 +51,7 @@ pub fn prepare_on<'a>(
             Stage::Compress if policy.compression == Compression::Lz4 => {
                 compress_lz4(compute, &mut ios)
             }
+            Stage::Hash if policy.dedup => hash(compute, &mut ios),
             Stage::Checksum => checksum(compute, &mut ios),
             _ => ios
                 .par_iter_mut()
@@ -101,6 +104,31 @@ fn compress_lz4(compute: &Compute, ios: &mut [WriteIo<'_>]) {
             io.stored = Cow::Owned(block.to_vec());
         } else {
             io.verdict = Verdict::NotWorth;
+        }
+    }
+}
+
+/// The hash stage (dedup on) as one BLAKE3 batch over the logical bytes.
+fn hash(compute: &Compute, ios: &mut [WriteIo<'_>]) {
+    let live: Vec<usize> = (0..ios.len()).filter(|&i| !ios[i].hole).collect();
+    let batch = RecordBatch::from_records(live.iter().map(|&i| &*ios[i].stored));
+    match batch.and_then(|b| compute.blake3_on(&b, &Blake3Mode::Hash)) {
+        Ok((hashes, backend)) if hashes.len() == live.len() => {
+            for (&i, h) in live.iter().zip(hashes) {
+                ios[i].ptr.hash = h;
+                ios[i].ptr.flags |= RecordPtr::FLAG_HASH_VALID;
+                if backend == Backend::Gpu {
+                    ios[i].backend = backend;
+                }
+            }
+        }
+        other => {
+            if let Err(e) = other {
+                tracing::warn!("batched BLAKE3 failed, hashing on the CPU: {e}");
+            }
+            for &i in &live {
+                Stage::Hash.transform(&mut ios[i]);
+            }
         }
     }
 }
@@ -170,15 +198,16 @@ mod tests {
         let compute = Compute::cpu_only();
         let recs = mixed_records();
         let refs: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
-        for compression in [
-            Compression::Lz4,
-            Compression::None,
-            Compression::Zstd { level: 3 },
+        for (compression, dedup) in [
+            (Compression::Lz4, false),
+            (Compression::Lz4, true),
+            (Compression::None, true),
+            (Compression::Zstd { level: 3 }, false),
         ] {
             let policy = WritePolicy {
                 compression,
                 copies: 1,
-                dedup: false,
+                dedup,
             };
             let batched = prepare_on(&compute, WRITE, policy, &refs);
             for (b, r) in batched.iter().zip(&refs) {
@@ -188,6 +217,7 @@ mod tests {
                 assert_eq!(b.ptr.flags, single.ptr.flags);
                 assert_eq!(&*b.stored, &*single.stored);
                 assert_eq!(b.ptr.checksum, single.ptr.checksum);
+                assert_eq!(b.ptr.hash, single.ptr.hash);
                 assert_eq!(b.backend, Backend::Cpu);
             }
         }

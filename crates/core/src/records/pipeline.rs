@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use gpufs_compute::kernels::blake3::{self, Blake3Mode};
 use gpufs_compute::Compute;
 use gpufs_format::{checksum, RecordPtr, BLOCK_SIZE};
 use rayon::prelude::*;
@@ -273,6 +274,16 @@ fn load_checking(
         s.undo(ptr, buf)?;
     }
     debug_assert_eq!(buf.len(), ptr.logical_len as usize);
+    // Scrub and fsck also check the strong checksum a deduplicated record carries: its
+    // BLAKE3, which sharing relies on.
+    if every_copy && ptr.flags & RecordPtr::FLAG_HASH_VALID != 0 {
+        let hash = blake3::hash_one(buf, &Blake3Mode::Hash);
+        if !ptr.hash_matches(&hash) {
+            return Err(RecordError::Decode(
+                "its bytes do not match the BLAKE3 hash it carries".into(),
+            ));
+        }
+    }
     Ok(Healing { bad, stored })
 }
 
@@ -525,6 +536,32 @@ mod tests {
         assert!(matches!(
             write(WRITE, &mut area, WritePolicy::RAW, &one).unwrap(),
             Outcome::Stored(_)
+        ));
+    }
+
+    #[test]
+    fn scrub_checks_the_blake3_a_deduplicated_record_carries() {
+        let d = data(65536);
+        let mut area = MemArea::new();
+        let policy = WritePolicy {
+            dedup: true,
+            ..with(Compression::Lz4)
+        };
+        let Outcome::Stored(ptr) = write(WRITE, &mut area, policy, &d).unwrap() else {
+            panic!("hole")
+        };
+        assert!(ptr.flags & RecordPtr::FLAG_HASH_VALID != 0);
+        let mut buf = Vec::new();
+        load_every_copy(&area, &ptr, &mut buf).unwrap();
+        assert_eq!(buf, d);
+        // A pointer whose hash does not match its bytes (the checksum does): a read
+        // returns the bytes, scrub and fsck call the record damaged.
+        let mut wrong = ptr;
+        wrong.hash[5] ^= 1;
+        load(&area, &wrong, &mut buf).unwrap();
+        assert!(matches!(
+            load_every_copy(&area, &wrong, &mut buf),
+            Err(RecordError::Decode(_))
         ));
     }
 

@@ -236,3 +236,27 @@ fn large_batches_are_compressed_on_the_gpu_and_read_back() {
     let ino = fs.lookup(ROOT, b"mixed").unwrap().ino;
     same(read_all(&fs, ino), &both);
 }
+
+/// With dedup on and the compute layer on the GPU, the hash stage runs as a BLAKE3 batch
+/// there, and a second copy of the data finds the first by those hashes.
+#[cfg(feature = "gpu")]
+#[test]
+fn dedup_hashes_computed_on_the_gpu_find_equal_records() {
+    use gpufs_compute::{Choice, LazyCompute};
+
+    let (_dev, fs) = fresh_with(Compression::Lz4);
+    fs.set_compute(Arc::new(LazyCompute::new(Choice::Gpu)));
+    let dir = fs.mkdir(ROOT, b"d", 0o755, Caller::ROOT).unwrap().ino;
+    fs.set_property(dir, "dedup", "on", Caller::ROOT).unwrap();
+    let t = text(9, 1 << 20);
+    for name in [&b"one"[..], b"two"] {
+        let ino = fs.create(dir, name, 0o644, Caller::ROOT).unwrap().ino;
+        fs.write(ino, 0, &t).unwrap();
+        fs.sync().unwrap();
+        same(read_all(&fs, ino), &t);
+    }
+    let c = fs.counters();
+    assert_eq!(c.dedup.hits, 16, "{:?}", c.dedup);
+    // Shared records are not placed: only the first copy counts as written.
+    assert_eq!(c.records.gpu_records, 16, "{:?}", c.records);
+}
