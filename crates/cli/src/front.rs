@@ -15,6 +15,9 @@ mod clone_cmd;
 mod dedup_cmd;
 mod du_cmd;
 mod exit;
+// The engine uses all of it; the front only turns helper arguments into a mount.
+#[allow(dead_code)]
+mod mount_opts;
 // Shared with the engine, which uses more of it than the socket's path.
 #[allow(dead_code)]
 mod paths;
@@ -41,8 +44,19 @@ struct Asking {
     command: asking::AskCommand,
 }
 
+/// Names under which this program is mount(8)'s helper for `-t fuse.gpufs`.
+const HELPER_NAMES: &[&str] = &["mount.fuse.gpufs", "mount.gpufs"];
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if HELPER_NAMES.contains(&called) {
+        return mount_helper(&args);
+    }
     let cli = Asking::command();
     let asking = args
         .get(1)
@@ -56,6 +70,30 @@ fn main() -> ExitCode {
     match Asking::from_arg_matches(&matches) {
         Ok(parsed) => asking::run(parsed.command),
         Err(e) => e.exit(),
+    }
+}
+
+/// `mount.fuse.gpufs IMAGE MOUNTPOINT [-o OPTIONS]`, as mount(8) runs it: becomes
+/// `gpufs mount IMAGE MOUNTPOINT -o OPTIONS`.
+fn mount_helper(args: &[OsString]) -> ExitCode {
+    let strings: Option<Vec<String>> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_str().map(str::to_string))
+        .collect();
+    let translated = strings
+        .ok_or_else(|| "arguments that are not UTF-8".to_string())
+        .and_then(|s| mount_opts::helper_args(&s));
+    match translated {
+        Ok(rest) => {
+            let mut full: Vec<OsString> = vec!["gpufs".into()];
+            full.extend(rest.into_iter().map(OsString::from));
+            become_engine(&full)
+        }
+        Err(e) => {
+            eprintln!("mount.fuse.gpufs: {e}");
+            ExitCode::from(exit::EXIT_FAILURE)
+        }
     }
 }
 

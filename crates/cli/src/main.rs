@@ -12,6 +12,9 @@ mod exit;
 mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
+// helper_args is the front program's (mount.fuse.gpufs); the engine parses -o.
+#[allow(dead_code)]
+mod mount_opts;
 mod paths;
 mod property_cmd;
 mod scrub_cmd;

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gpufs_core::device::{Device, FileDevice};
-use gpufs_core::{Filesystem, OpenOptions};
+use gpufs_core::{AtimeMode, Filesystem, OpenOptions};
 use gpufs_fuse::{Daemon, MountConfig, SessionUnmounter};
 
+use crate::mount_opts::MountOptions;
 use crate::paths;
 
 /// Size of the default image, made sparse on first use.
@@ -54,6 +55,12 @@ pub struct MountArgs {
     /// Threads serving requests, each pinned to one CPU [default: one per CPU, at most 16].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+    /// Mount options, as mount(8) and /etc/fstab give them: ro, rw, noatime, relatime
+    /// (default), strictatime, allow_other, cache_size=SIZE, commit=SECONDS,
+    /// kernel_writeback, nodev, nosuid, noexec (mount's own: defaults, nofail, x-*, ...,
+    /// are ignored; anything else is refused).
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    pub options: Vec<String>,
     /// Internal: this process is the daemon a plain `mount` started.
     #[arg(long, hide = true)]
     pub daemon_child: bool,
@@ -83,7 +90,12 @@ fn image_and_mountpoint(a: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
     }
 }
 
-fn open(image: &Path, read_only: bool, cache_size: &str) -> Result<Filesystem, String> {
+fn open(
+    image: &Path,
+    read_only: bool,
+    cache_size: &str,
+    atime: AtimeMode,
+) -> Result<Filesystem, String> {
     let write_cache_bytes = crate::size::parse_size(cache_size)
         .ok()
         .and_then(|n| usize::try_from(n).ok())
@@ -93,21 +105,41 @@ fn open(image: &Path, read_only: bool, cache_size: &str) -> Result<Filesystem, S
     let opts = OpenOptions {
         read_only,
         write_cache_bytes,
+        atime,
     };
     Filesystem::mount(dev, opts).map_err(|e| format!("{}: {e}", image.display()))
 }
 
-pub fn run(a: MountArgs) -> Result<(), String> {
-    let (image, mp) = image_and_mountpoint(&a)?;
+/// Folds `-o` options into the flags they stand for; returns what has no flag.
+fn apply_options(a: &mut MountArgs) -> Result<MountOptions, String> {
+    let o = MountOptions::parse(a.options.iter().map(String::as_str))?;
+    if let Some(ro) = o.read_only {
+        a.read_only = ro;
+    }
+    a.allow_other |= o.allow_other;
+    a.kernel_writeback |= o.kernel_writeback;
+    if let Some(c) = &o.cache_size {
+        a.cache_size = c.clone();
+    }
+    if let Some(n) = o.commit_interval {
+        a.commit_interval = n;
+    }
+    Ok(o)
+}
+
+pub fn run(mut a: MountArgs) -> Result<(), String> {
+    let opts = apply_options(&mut a)?;
+    let a = &a;
+    let (image, mp) = image_and_mountpoint(a)?;
     if !mp.is_dir() {
         return Err(format!("mount point {} is not a directory", mp.display()));
     }
     if a.foreground || a.daemon_child {
-        return serve(&a, &image, &mp);
+        return serve(a, &opts, &image, &mp);
     }
     // Check the image here, read-only, so a bad one is reported before any daemon.
-    drop(open(&image, true, &a.cache_size)?);
-    spawn_daemon(&a, &image, &mp)
+    drop(open(&image, true, &a.cache_size, AtimeMode::default())?);
+    spawn_daemon(a, &image, &mp)
 }
 
 fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
@@ -140,6 +172,9 @@ fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     if let Some(c) = &a.compute {
         cmd.arg("--compute").arg(c);
     }
+    for o in &a.options {
+        cmd.arg("-o").arg(o);
+    }
     cmd.arg(image).arg(mp);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -170,7 +205,7 @@ fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     ))
 }
 
-fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
+fn serve(a: &MountArgs, o: &MountOptions, image: &Path, mp: &Path) -> Result<(), String> {
     let choice = crate::compute_cmd::choice(a.compute.as_deref())?;
     if choice == gpufs_compute::Choice::Gpu {
         // A forced GPU must exist: say so now, not at the first search.
@@ -188,7 +223,8 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
         }
     };
     let failed = |e: &String| report(format!("error: {e}"));
-    let fs = Arc::new(open(image, a.read_only, &a.cache_size).inspect_err(failed)?);
+    let atime = o.atime.unwrap_or_default();
+    let fs = Arc::new(open(image, a.read_only, &a.cache_size, atime).inspect_err(failed)?);
     for n in fs.notes() {
         report(format!("note: {n}"));
     }
@@ -202,6 +238,10 @@ fn serve(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
         threads: a.threads.map(usize::from),
         control_sockets: paths::control_sockets(mp),
         kernel_writeback: a.kernel_writeback,
+        no_atime: atime == AtimeMode::NoAtime,
+        no_dev: o.no_dev,
+        no_suid: o.no_suid,
+        no_exec: o.no_exec,
     };
     let mut note = |n: String| report(format!("note: {n}"));
     let mut daemon = Daemon::mount(fs, choice, mp, config, &mut note).inspect_err(failed)?;

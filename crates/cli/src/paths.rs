@@ -64,7 +64,7 @@ pub fn control_sockets(mountpoint: &Path) -> Vec<PathBuf> {
 
 /// Where `image` is mounted by a gpufs daemon now (the first FUSE mount in
 /// `/proc/self/mounts` whose source is the image's absolute path), if anywhere. The type
-/// reads `fuse` where the daemon mounted by itself, `fuse.gpufs` through `fusermount3`.
+/// reads `fuse.gpufs` (`fuse` where an older build mounted it).
 pub fn mounted_at(image: &Path) -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     let image = std::path::absolute(image).unwrap_or_else(|_| image.to_path_buf());

@@ -23,4 +23,4 @@ mod volume;
 pub use error::{FsError, FsResult};
 pub use fs::{Attr, Caller, Filesystem, SetAttr};
 pub use records::{RecordCounters, Totals};
-pub use volume::{mkfs, DedupCounters, MkfsOptions, OpenOptions, VolumeCounters};
+pub use volume::{mkfs, AtimeMode, DedupCounters, MkfsOptions, OpenOptions, VolumeCounters};

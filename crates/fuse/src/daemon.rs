@@ -31,6 +31,12 @@ pub struct MountConfig {
     /// Let the kernel's page cache absorb writes (FUSE write-back cache): much faster
     /// small writes; a full disk is then reported at fsync or close.
     pub kernel_writeback: bool,
+    /// Kernel mount flags (`-o noatime,nodev,nosuid,noexec`); the daemon keeps access
+    /// times itself, the flag shows the mode in the mount table.
+    pub no_atime: bool,
+    pub no_dev: bool,
+    pub no_suid: bool,
+    pub no_exec: bool,
 }
 
 /// A live mount, until [`Daemon::serve`] returns.
@@ -116,16 +122,32 @@ fn fuse_config(config: &MountConfig, threads: usize) -> Config {
     let mut fuse = Config::default();
     fuse.mount_options = vec![
         MountOption::FSName(config.source.clone()),
-        MountOption::Subtype("gpufs".into()),
+        // The kernel option, not fuser's `Subtype` (which only fusermount passes on):
+        // the mount table then says `fuse.gpufs`, as mount(8) and fstab name the type.
+        MountOption::CUSTOM("subtype=gpufs".into()),
         MountOption::DefaultPermissions,
         if config.read_only {
             MountOption::RO
         } else {
             MountOption::RW
         },
-        MountOption::Dev,
-        MountOption::Suid,
+        if config.no_dev {
+            MountOption::NoDev
+        } else {
+            MountOption::Dev
+        },
+        if config.no_suid {
+            MountOption::NoSuid
+        } else {
+            MountOption::Suid
+        },
     ];
+    if config.no_exec {
+        fuse.mount_options.push(MountOption::NoExec);
+    }
+    if config.no_atime {
+        fuse.mount_options.push(MountOption::NoAtime);
+    }
     fuse.n_threads = Some(threads);
     fuse.clone_fd = true;
     if config.allow_other {

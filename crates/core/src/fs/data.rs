@@ -14,7 +14,7 @@ use super::{now, Caller, Filesystem, Inner, MAX_FILE_SIZE};
 use crate::error::{FsError, FsResult};
 use crate::records::Span;
 use crate::units::{FileOffset, Ino, RecordIndex};
-use crate::volume::{PendingRead, RecordLookup};
+use crate::volume::{AtimeMode, PendingRead, RecordLookup};
 
 pub const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 pub const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
@@ -325,11 +325,16 @@ impl Filesystem {
             }
         }
         let t = now();
-        if !g.vol.is_read_only()
-            && (rec.atime_ns <= rec.mtime_ns
-                || rec.atime_ns <= rec.ctime_ns
-                || t - rec.atime_ns > ATIME_MAX_AGE_NS)
-        {
+        let moves = match g.atime {
+            AtimeMode::NoAtime => false,
+            AtimeMode::StrictAtime => true,
+            AtimeMode::Relatime => {
+                rec.atime_ns <= rec.mtime_ns
+                    || rec.atime_ns <= rec.ctime_ns
+                    || t - rec.atime_ns > ATIME_MAX_AGE_NS
+            }
+        };
+        if !g.vol.is_read_only() && moves {
             let cur = g.inode(ino)?;
             g.put(ino, InodeRecord { atime_ns: t, ..cur })?;
         }

@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     pub(crate) last_commit: Instant,
     /// Block a scrub interrupted at would resume from (0: from the start).
     pub(crate) scrub_from: u64,
+    /// When reads move access times.
+    pub(crate) atime: crate::volume::AtimeMode,
 }
 
 /// A mounted gpufs filesystem.
@@ -105,6 +107,7 @@ impl Filesystem {
                 open: HashMap::new(),
                 last_commit: Instant::now(),
                 scrub_from: 0,
+                atime: opts.atime,
             }),
         })
     }

@@ -38,7 +38,7 @@ pub use area::{PendingRead, RecordLookup};
 pub use checkpoint::{read_checkpoint, verify_checkpoint_copies};
 pub use dedup::DedupCounters;
 pub use mkfs::{mkfs, MkfsOptions};
-pub use open::OpenOptions;
+pub use open::{AtimeMode, OpenOptions};
 pub use scrub::MetadataScrub;
 
 /// Bytes of verified records kept in memory.

@@ -21,6 +21,21 @@ pub struct OpenOptions {
     /// Bound of the write-back record cache in bytes (`gpufs mount --cache-size`); 0
     /// writes every record through the pipeline at once.
     pub write_cache_bytes: usize,
+    /// When a read moves a file's access time (`-o noatime|relatime|strictatime`).
+    pub atime: AtimeMode,
+}
+
+/// When reads update access times, as the mount options of Linux filesystems say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AtimeMode {
+    /// Never.
+    NoAtime,
+    /// When the access time is not newer than the modification or change time, or is
+    /// a day old (the default).
+    #[default]
+    Relatime,
+    /// At every read.
+    StrictAtime,
 }
 
 impl OpenOptions {
@@ -33,6 +48,7 @@ impl Default for OpenOptions {
         OpenOptions {
             read_only: false,
             write_cache_bytes: Self::DEFAULT_WRITE_CACHE_BYTES,
+            atime: AtimeMode::Relatime,
         }
     }
 }
