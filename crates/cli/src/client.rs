@@ -44,6 +44,61 @@ pub fn mount_prefix(mountpoint: &Path) -> &[u8] {
     }
 }
 
+/// What a long operation (scrub, dedup) answered: the header, the report of its last
+/// `R` record, and the error of an `E` record.
+pub struct Streamed {
+    pub head: Value,
+    pub report: Option<Value>,
+    pub failure: Option<String>,
+}
+
+/// Asks a long operation, showing its `P done total bytes` records as a progress bar
+/// (`label` before it, `bytes` named by `unit` after it) when `bar` is set.
+pub fn ask_with_progress(
+    mountpoint: &Path,
+    req: &Value,
+    bar: bool,
+    label: &str,
+    unit: &str,
+) -> Result<Streamed, String> {
+    let bar = bar.then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{label} {{bar:40}} {{pos}}/{{len}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut report = None;
+    let mut failure = None;
+    let head = ask_each(mountpoint, req, |rec| {
+        let text = String::from_utf8_lossy(rec);
+        if let Some(p) = text.strip_prefix("P ") {
+            let n: Vec<u64> = p.split(' ').filter_map(|x| x.parse().ok()).collect();
+            if let (Some(b), &[done, total, bytes]) = (&bar, &n[..]) {
+                b.set_length(total);
+                b.set_position(done);
+                b.set_message(format!("{} MiB {unit}", bytes >> 20));
+            }
+        } else if let Some(r) = text.strip_prefix("R ") {
+            report = serde_json::from_str(r).ok();
+        } else if let Some(e) = text.strip_prefix("E ") {
+            failure = Some(e.to_string());
+        }
+        Ok(())
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(Streamed {
+        head,
+        report,
+        failure,
+    })
+}
+
 /// The daemon's refusal in an answer's header, with the exit code it asks for (else 1).
 pub fn refusal(head: &Value, what: &str) -> Result<(), Failure> {
     if head["ok"].as_bool() == Some(true) {

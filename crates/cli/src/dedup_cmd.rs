@@ -10,7 +10,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::client::{self, locate};
 use crate::exit::Failure;
@@ -43,41 +43,17 @@ pub fn run(a: DedupArgs) -> Result<(), Failure> {
     let Some(mp) = mount else {
         return Err(Failure::usage("no path given"));
     };
-    let bar = (std::io::stderr().is_terminal() && !a.json).then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("dedup {bar:40} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
-    let mut report: Option<Value> = None;
-    let mut failure: Option<String> = None;
-    let head = client::ask_each(&mp, &json!({"op": "dedup", "paths": rels}), |rec| {
-        let text = String::from_utf8_lossy(rec);
-        if let Some(p) = text.strip_prefix("P ") {
-            let n: Vec<u64> = p.split(' ').filter_map(|x| x.parse().ok()).collect();
-            if let (Some(b), &[done, total, bytes]) = (&bar, &n[..]) {
-                b.set_length(total);
-                b.set_position(done);
-                b.set_message(format!("{} MiB hashed", bytes >> 20));
-            }
-        } else if let Some(r) = text.strip_prefix("R ") {
-            report = serde_json::from_str(r).ok();
-        } else if let Some(e) = text.strip_prefix("E ") {
-            failure = Some(e.to_string());
-        }
-        Ok(())
-    })
-    .map_err(Failure::error)?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    client::refusal(&head, "dedup")?;
-    if let Some(e) = failure {
+    let show = std::io::stderr().is_terminal() && !a.json;
+    let req = json!({"op": "dedup", "paths": rels});
+    let done =
+        client::ask_with_progress(&mp, &req, show, "dedup", "hashed").map_err(Failure::error)?;
+    client::refusal(&done.head, "dedup")?;
+    if let Some(e) = done.failure {
         return Err(Failure::error(e));
     }
-    let r = report.ok_or_else(|| Failure::error("the mount's daemon ended without a report"))?;
+    let r = done
+        .report
+        .ok_or_else(|| Failure::error("the mount's daemon ended without a report"))?;
     if a.json {
         println!("{r}");
     } else {

@@ -41,40 +41,16 @@ fn scrub(a: &ScrubArgs) -> Result<u8, String> {
     let here = std::env::current_dir().map_err(|e| e.to_string())?;
     let target = a.mountpoint.clone().unwrap_or(here);
     let (mp, _) = locate(None, &target)?;
-    let bar = (std::io::stderr().is_terminal() && !a.json).then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("scrubbing {bar:40} {pos}/{len} records {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
-    let mut report: Option<Value> = None;
-    let mut failure: Option<String> = None;
-    let head = client::ask_each(&mp, &json!({"op": "scrub", "restart": a.restart}), |rec| {
-        let text = String::from_utf8_lossy(rec);
-        if let Some(p) = text.strip_prefix("P ") {
-            let n: Vec<u64> = p.split(' ').filter_map(|x| x.parse().ok()).collect();
-            if let (Some(b), &[done, total, bytes]) = (&bar, &n[..]) {
-                b.set_length(total);
-                b.set_position(done);
-                b.set_message(format!("{} MiB read", bytes >> 20));
-            }
-        } else if let Some(r) = text.strip_prefix("R ") {
-            report = serde_json::from_str(r).ok();
-        } else if let Some(e) = text.strip_prefix("E ") {
-            failure = Some(e.to_string());
-        }
-        Ok(())
-    })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    client::refusal(&head, "scrub").map_err(|f| f.msg)?;
-    if let Some(e) = failure {
+    let show = std::io::stderr().is_terminal() && !a.json;
+    let req = json!({"op": "scrub", "restart": a.restart});
+    let done = client::ask_with_progress(&mp, &req, show, "scrubbing", "read")?;
+    client::refusal(&done.head, "scrub").map_err(|f| f.msg)?;
+    if let Some(e) = done.failure {
         return Err(e);
     }
-    let r = report.ok_or("the mount's daemon ended the scrub without a report")?;
+    let r = done
+        .report
+        .ok_or("the mount's daemon ended the scrub without a report")?;
     if a.json {
         println!("{r}");
     } else {

@@ -68,7 +68,10 @@ fn compressed_mount_reports_honest_space_and_properties() {
         "get".as_ref(),
         m.path("lz").as_os_str(),
     ]);
-    assert_eq!(out, "compression\tzstd:5\tdefault\ncopies\t1\tdefault\n");
+    assert_eq!(
+        out,
+        "compression\tzstd:5\tdefault\ncopies\t1\tdefault\ndedup\toff\tdefault\n"
+    );
     let set = run(gpufs()
         .args(["property", "set"])
         .arg(m.path("lz"))

@@ -8,8 +8,8 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use super::request::{fail, header};
-use super::Server;
+use super::request::fail;
+use super::{stream, Server};
 
 pub(super) fn answer(server: &Server, req: &Value, out: &mut impl Write) -> std::io::Result<()> {
     let paths: Vec<Vec<u8>> = req["paths"]
@@ -32,33 +32,17 @@ pub(super) fn answer(server: &Server, req: &Value, out: &mut impl Write) -> std:
             Err(e) => return fail(out, &e),
         }
     }
-    header(out, &json!({"ok": true, "count": 0}))?;
-    out.flush()?;
-    let mut client_gone = false;
-    let result = server.fs.dedup(&roots, &mut |p| {
-        let sent = write!(
-            out,
-            "P {} {} {}\0",
-            p.records_done, p.records_total, p.bytes_hashed
-        )
-        .and_then(|()| out.flush());
-        client_gone = sent.is_err();
-        !client_gone
-    });
-    if client_gone {
-        return Ok(());
-    }
-    match result {
-        Ok(r) => {
-            let report = json!({"files": r.files, "records": r.records, "shared": r.shared,
-                                "changed": r.changed, "bytes_reclaimed": r.bytes_reclaimed,
-                                "bytes_hashed": r.progress.bytes_hashed});
-            write!(out, "R {report}\0")?;
-            out.flush()
-        }
-        Err(e) => {
-            write!(out, "E {e}\0")?;
-            out.flush()
-        }
-    }
+    stream::run(
+        out,
+        |progress| {
+            server.fs.dedup(&roots, &mut |p| {
+                progress([p.records_done, p.records_total, p.bytes_hashed])
+            })
+        },
+        |r| {
+            json!({"files": r.files, "records": r.records, "shared": r.shared,
+                   "changed": r.changed, "bytes_reclaimed": r.bytes_reclaimed,
+                   "bytes_hashed": r.progress.bytes_hashed})
+        },
+    )
 }

@@ -18,6 +18,7 @@ mod request;
 mod scrub;
 mod search;
 mod stats;
+mod stream;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};

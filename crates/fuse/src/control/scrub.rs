@@ -9,38 +9,19 @@ use std::io::Write;
 use gpufs_core::fs::ScrubReport;
 use serde_json::{json, Value};
 
-use super::request::header;
-use super::Server;
+use super::{stream, Server};
 
 pub(super) fn answer(server: &Server, req: &Value, out: &mut impl Write) -> std::io::Result<()> {
     let restart = req["restart"].as_bool().unwrap_or(false);
-    header(out, &json!({"ok": true, "count": 0}))?;
-    out.flush()?;
-    let mut client_gone = false;
-    let result = server.fs.scrub(restart, &mut |p| {
-        let sent = write!(
-            out,
-            "P {} {} {}\0",
-            p.records_done, p.records_total, p.bytes_read
-        )
-        .and_then(|()| out.flush());
-        client_gone = sent.is_err();
-        !client_gone
-    });
-    if client_gone {
-        return Ok(());
-    }
-    match result {
-        Ok(report) => {
-            write!(out, "R {}\0", report_json(&report))?;
-            out.flush()
-        }
-        Err(e) => {
-            // The header is out: the failure goes as the last record.
-            write!(out, "E {e}\0")?;
-            out.flush()
-        }
-    }
+    stream::run(
+        out,
+        |progress| {
+            server.fs.scrub(restart, &mut |p| {
+                progress([p.records_done, p.records_total, p.bytes_read])
+            })
+        },
+        report_json,
+    )
 }
 
 fn report_json(r: &ScrubReport) -> Value {

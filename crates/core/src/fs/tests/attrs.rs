@@ -202,7 +202,11 @@ fn atime_modes_are_honoured() {
     fs.close().unwrap();
     drop(fs);
     let img = dev.volatile_image();
-    for mode in [AtimeMode::NoAtime, AtimeMode::Relatime, AtimeMode::StrictAtime] {
+    for mode in [
+        AtimeMode::NoAtime,
+        AtimeMode::Relatime,
+        AtimeMode::StrictAtime,
+    ] {
         let d: Arc<dyn Device> = Arc::new(FaultDevice::new(img.clone()));
         let opts = OpenOptions {
             atime: mode,

@@ -8,16 +8,6 @@ use crate::fs::CopyOutcome;
 
 const R: u64 = 64 << 10;
 
-fn used(fs: &Filesystem) -> u64 {
-    let s = fs.statfs();
-    s.blocks - s.bfree
-}
-
-fn fsck_clean(dev: &FaultDevice) {
-    let report = crate::fsck::check(Arc::new(FaultDevice::new(dev.volatile_image()))).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-}
-
 fn copy(fs: &Filesystem, src: u64, so: u64, dst: u64, d: u64, len: u64) -> CopyOutcome {
     fs.copy_file_range(src, so, dst, d, len).unwrap()
 }

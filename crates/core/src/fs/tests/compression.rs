@@ -30,18 +30,6 @@ fn text(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn fresh_with(compression: Compression) -> (Arc<FaultDevice>, Filesystem) {
     let dev = Arc::new(FaultDevice::new(vec![0u8; 64 << 20]));
     let d: Arc<dyn Device> = dev.clone();
@@ -53,16 +41,11 @@ fn fresh_with(compression: Compression) -> (Arc<FaultDevice>, Filesystem) {
     (dev, Filesystem::mount(d, OpenOptions::default()).unwrap())
 }
 
-fn used_blocks(fs: &Filesystem) -> u64 {
-    let s = fs.statfs();
-    s.blocks - s.bfree
-}
-
 #[test]
 fn text_is_stored_compressed_random_raw_and_zeros_not_at_all() {
     for how in [Compression::Lz4, Compression::Zstd { level: 3 }] {
         let (dev, fs) = fresh_with(how);
-        let before = used_blocks(&fs);
+        let before = used(&fs);
         let t = text(1, 4 << 20);
         let r = random(2, 1 << 20);
         let z = vec![0u8; 2 << 20];
@@ -87,7 +70,7 @@ fn text_is_stored_compressed_random_raw_and_zeros_not_at_all() {
         assert_eq!(fs.getattr(fz).unwrap().size, z.len() as u64);
         assert_err!(fs.lseek(fz, 0, 3), FsError::NoSuchOffset);
         // df counts physical blocks: the text and zeros cost little.
-        let grown = (used_blocks(&fs) - before) * BLOCK_SIZE as u64;
+        let grown = (used(&fs) - before) * BLOCK_SIZE as u64;
         assert!(
             grown < r.len() as u64 + t.len() as u64 / 2,
             "{how}: {grown}"

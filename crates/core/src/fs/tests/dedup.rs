@@ -6,28 +6,6 @@ use super::*;
 
 const R: usize = 64 << 10;
 
-fn used(fs: &Filesystem) -> u64 {
-    let s = fs.statfs();
-    s.blocks - s.bfree
-}
-
-fn fsck_clean(dev: &FaultDevice) {
-    let report = crate::fsck::check(Arc::new(FaultDevice::new(dev.volatile_image()))).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-}
-
-fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn dir_with(fs: &Filesystem, name: &[u8], dedup: &str) -> u64 {
     let d = fs.mkdir(ROOT, name, 0o755, Caller::ROOT).unwrap().ino;
     fs.set_property(d, "dedup", dedup, Caller::ROOT).unwrap();

@@ -95,6 +95,31 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Pseudo-random bytes (incompressible, never all zero), seeded.
+fn random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Blocks in use, as df counts them.
+fn used(fs: &Filesystem) -> u64 {
+    let s = fs.statfs();
+    s.blocks - s.bfree
+}
+
+/// fsck of what the device holds now finds no problem.
+fn fsck_clean(dev: &FaultDevice) {
+    let report = crate::fsck::check(Arc::new(FaultDevice::new(dev.volatile_image()))).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 /// Compares byte strings, reporting the first difference instead of both dumps.
 #[track_caller]
 fn same(got: impl AsRef<[u8]>, want: impl AsRef<[u8]>) {
