@@ -98,6 +98,9 @@ impl Filesystem {
         let mut lost: BTreeMap<Ino, Vec<(u64, u64)>> = BTreeMap::new();
         let mut buf = Vec::new();
         let mut at = 0;
+        // A shared record (clones, dedup) is verified once: its other pointers follow
+        // it in block order and take its result (the block, and whether it was lost).
+        let mut last: Option<(u64, bool)> = None;
         while at < todo.len() {
             let mut g = self.lock();
             let geo = g.vol.geometry();
@@ -113,6 +116,18 @@ impl Filesystem {
                 if ptr.block != block {
                     continue;
                 }
+                if let Some((b, was_lost)) = last {
+                    if b == block {
+                        if was_lost {
+                            let from = geo.start_of(index).get();
+                            lost.entry(ino)
+                                .or_default()
+                                .push((from, from + u64::from(ptr.logical_len)));
+                        }
+                        continue;
+                    }
+                }
+                last = Some((block, false));
                 bytes += ptr.total_blocks() * gpufs_format::BLOCK_SIZE as u64;
                 match g.vol.verify_record(&ptr, &mut buf) {
                     Ok(healing) if healing.bad.is_empty() => {}
@@ -124,6 +139,7 @@ impl Filesystem {
                     }
                     Err(e) => {
                         tracing::error!(%ino, %index, "scrub: no good copy: {e:?}");
+                        last = Some((block, true));
                         report.damaged_copies += ptr.runs().count() as u64;
                         let from = geo.start_of(index).get();
                         lost.entry(ino)

@@ -188,3 +188,30 @@ fn power_cuts_around_a_clone_leave_counts_fsck_confirms() {
         same(read_all(&fs, b), &data);
     }
 }
+
+/// Scrub reads a shared record once, and a damaged one is lost in every file that
+/// holds it: each is named.
+#[test]
+fn scrub_reads_a_shared_record_once_and_names_every_file_holding_it() {
+    let (dev, fs) = fresh();
+    let data = pattern(5, (4 * R) as usize);
+    let a = create_file(&fs, ROOT, b"a", &data);
+    let b = create_file(&fs, ROOT, b"b", &[]);
+    copy(&fs, a, 0, b, 0, u64::MAX);
+    fs.sync().unwrap();
+    let block = {
+        let g = fs.lock();
+        g.vol.records(Ino::new(a as u32))[1].1.block
+    };
+    fs.close().unwrap();
+    drop(fs);
+    let mut img = dev.volatile_image();
+    img[block as usize * BLOCK_SIZE + 10] ^= 0x5A;
+    let (_d, fs) = mount_image(img);
+    let r = fs.scrub(true, &mut |_| true).unwrap();
+    assert_eq!(r.damaged_copies, 1, "{r:?}");
+    assert_eq!(r.progress.bytes_read, 4 * R, "each record read once");
+    let named: Vec<&[u8]> = r.unrepaired.iter().map(|f| &f.path[..]).collect();
+    assert_eq!(named, [&b"/a"[..], b"/b"], "{r:?}");
+    assert!(r.unrepaired.iter().all(|f| f.ranges == [(R, 2 * R)]));
+}
