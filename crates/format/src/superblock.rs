@@ -39,7 +39,8 @@ pub const SUPERBLOCK_SLOTS: [u64; 2] = [0, 1];
 ///                                data area, `journal_blocks` long (v2; 0: none)
 /// 160    8 far_slot         the third copy of this superblock: the image's last block,
 ///                                kept out of the data area's free space (v3; 0: none)
-/// 168   80 reserved         zero
+/// 168    8 scrub_cursor     block an interrupted scrub resumes from (v3; 0: none)
+/// 176   72 reserved         zero
 /// 248    4 reserved2        zero
 /// 252    4 checksum         CRC32C of bytes 0..252
 /// ```
@@ -70,7 +71,8 @@ pub struct Superblock {
     pub checkpoint_root_copy: u64,
     pub journal_copy_start: u64,
     pub far_slot: u64,
-    pub reserved: [u64; 10],
+    pub scrub_cursor: u64,
+    pub reserved: [u64; 9],
     pub reserved2: u32,
     pub checksum: u32,
 }
@@ -215,7 +217,8 @@ mod tests {
             checkpoint_root_copy: 3000,
             journal_copy_start: 4000,
             far_slot: 0,
-            reserved: [0; 10],
+            scrub_cursor: 0,
+            reserved: [0; 9],
             reserved2: 0,
             checksum: 0,
         }

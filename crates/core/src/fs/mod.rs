@@ -101,12 +101,13 @@ impl Filesystem {
     /// Opens (and if needed recovers) the filesystem on `dev`.
     pub fn mount(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Filesystem> {
         let vol = Volume::open(dev, opts)?;
+        let scrub_from = vol.scrub_cursor();
         Ok(Filesystem {
             inner: Mutex::new(Inner {
                 vol,
                 open: HashMap::new(),
                 last_commit: Instant::now(),
-                scrub_from: 0,
+                scrub_from,
                 atime: opts.atime,
             }),
         })

@@ -2,7 +2,8 @@
 //! copy of every data record in disk order, verified; a bad copy with a good one beside
 //! it is rewritten from it, and a record with no good copy is reported with its file's
 //! path and the bytes lost. The volume lock is taken one batch at a time, so the
-//! filesystem stays in use; an interrupted scrub resumes at the block where it stopped.
+//! filesystem stays in use; an interrupted scrub resumes at the block where it stopped,
+//! after a remount too (the superblock keeps the block).
 
 use std::collections::BTreeMap;
 
@@ -151,13 +152,19 @@ impl Filesystem {
             report.progress.records_done = at as u64;
             report.progress.bytes_read += bytes;
             g.scrub_from = todo.get(at).map_or(0, |t| t.0);
+            let cursor = g.scrub_from;
+            g.vol.set_scrub_cursor(cursor);
             drop(g);
             if at < todo.len() && !keep_going(&report.progress) {
                 report.unrepaired = self.named(lost);
                 return Ok(report);
             }
         }
-        self.lock().scrub_from = 0;
+        {
+            let mut g = self.lock();
+            g.scrub_from = 0;
+            g.vol.set_scrub_cursor(0);
+        }
         keep_going(&report.progress);
         report.unrepaired = self.named(lost);
         report.finished = true;

@@ -124,7 +124,8 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         checkpoint_root_copy: 0,
         journal_copy_start: 0,
         far_slot: 0,
-        reserved: [0; 10],
+        scrub_cursor: 0,
+        reserved: [0; 9],
         reserved2: 0,
         checksum: 0,
     }

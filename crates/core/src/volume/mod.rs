@@ -128,6 +128,21 @@ impl Volume {
         }
     }
 
+    /// The block an interrupted scrub resumes from (0: from the start), as the image
+    /// last recorded it.
+    pub fn scrub_cursor(&self) -> u64 {
+        self.sb.scrub_cursor
+    }
+
+    /// Records where an interrupted scrub resumes: it reaches the image with the next
+    /// superblock written (the next checkpoint, at the latest the unmount's).
+    pub fn set_scrub_cursor(&mut self, block: u64) {
+        if !self.read_only && self.sb.scrub_cursor != block {
+            self.sb.scrub_cursor = block;
+            self.changed = true;
+        }
+    }
+
     /// Records the inline dedup table knows.
     pub fn dedup_entries(&self) -> usize {
         self.dedup.len()

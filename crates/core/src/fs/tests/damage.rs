@@ -330,7 +330,8 @@ fn scrub_repairs_what_has_a_good_copy_and_names_what_has_not() {
     hit(1);
     hit(sb.checkpoint_root_copy);
     hit(sb.journal_copy_start + sb.journal_head);
-    // Interrupted after its first batch, the scrub resumes where it stopped.
+    // Interrupted after its first batch, the scrub resumes where it stopped, after a
+    // remount too.
     let mut batches = 0;
     let first = fs
         .scrub(false, &mut |_| {
@@ -341,6 +342,8 @@ fn scrub_repairs_what_has_a_good_copy_and_names_what_has_not() {
     assert!(!first.finished);
     assert_eq!(first.metadata.damaged.len(), 3, "{:?}", first.metadata);
     assert!(first.metadata.repaired);
+    // The place survives a remount (the superblock keeps it).
+    let (dev, fs) = close_and_remount(&dev, fs);
     let report = fs.scrub(false, &mut |_| true).unwrap();
     assert!(report.finished);
     assert!(report.resumed_from > 0);
