@@ -122,6 +122,27 @@ impl Allocator {
         (block % self.blocks + self.blocks / 2) % self.blocks
     }
 
+    /// How many disjoint runs of `n` free blocks there are, counting up to `want`.
+    pub fn runs_of(&self, n: u64, want: u64) -> u64 {
+        if n == 0 {
+            return want;
+        }
+        let mut found = 0;
+        let mut pos = 0;
+        while found < want && pos < self.blocks {
+            let Some(s) = self.next_free(pos) else {
+                break;
+            };
+            if s >= self.blocks {
+                break;
+            }
+            let e = self.next_used(s, self.blocks);
+            found += (e - s) / n;
+            pos = e;
+        }
+        found.min(want)
+    }
+
     /// True when [`Allocator::alloc`] would find a run of `n` free blocks.
     pub fn has_run(&self, n: u64) -> bool {
         let start = self.cursor.min(self.blocks);
@@ -310,6 +331,19 @@ impl Allocator {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn runs_of_counts_disjoint_free_runs() {
+        let mut a = Allocator::new(200);
+        assert_eq!(a.runs_of(16, 100), 12);
+        a.alloc(10).unwrap(); // 0..10
+        a.alloc(20).unwrap(); // 10..30
+        a.free_now(0, 10).unwrap();
+        // 0..10 (none of 16), 30..200 (170: 10 runs).
+        assert_eq!(a.runs_of(16, 100), 10);
+        assert_eq!(a.runs_of(16, 3), 3);
+        assert_eq!(a.runs_of(5, 100), 2 + 34);
+    }
 
     #[test]
     fn alloc_is_contiguous_and_next_fit() {

@@ -342,8 +342,8 @@ impl Volume {
     }
 
     /// Called at the start of an operation that may write up to `records` records:
-    /// commits, so that deferred frees return to the pool, when the space or a run of
-    /// one record's blocks is missing without them. Never fails for lack of space; the
+    /// commits, so that deferred frees return to the pool, when the space, a run of one
+    /// record's blocks, or runs for every buffered record are missing without them. Never fails for lack of space; the
     /// record writes themselves do. (A commit in the middle of an operation would make
     /// half of it durable, so the writes never commit.)
     pub fn make_room_for_records(&mut self, records: u64) -> FsResult<()> {
@@ -353,7 +353,7 @@ impl Volume {
         let run = self.geometry().blocks_per_record();
         let blocks = records.saturating_mul(run);
         let short = self.alloc.free() < blocks.saturating_add(self.write_reserve());
-        if short || !self.alloc.has_run(run) {
+        if short || !self.alloc.has_run(run) || self.short_of_runs(1) {
             self.commit()?;
         }
         Ok(())

@@ -49,6 +49,11 @@ impl DirtyRecords {
         self.reserved_blocks
     }
 
+    /// Records buffered.
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -156,7 +161,9 @@ impl Volume {
             }
             let old = self.dirty.reserved_for(ino, *index);
             let need = reservation(data.len(), copies).saturating_sub(old);
-            if need > 0 && self.alloc.free() < need + self.write_reserve() {
+            if need > 0
+                && (self.alloc.free() < need + self.write_reserve() || self.short_of_runs(copies))
+            {
                 if done == 0 {
                     return Err(FsError::NoSpace);
                 }
@@ -206,6 +213,21 @@ impl Volume {
         self.dirty.reserved_blocks += need;
         d.reserved += need;
         true
+    }
+
+    /// Near a full disk, free space may be there in runs too short for a record (a
+    /// record is stored in contiguous blocks): is there no longer a run of a whole
+    /// record for every buffered record, one more, and the next checkpoint? Counted only
+    /// when free space is under twice what they would take, so a roomy disk never pays
+    /// the scan.
+    pub(super) fn short_of_runs(&self, copies: u8) -> bool {
+        let per = self.geometry().record_size().div_ceil(BLOCK_SIZE as u64);
+        let records = (self.dirty.len() as u64 + 1) * u64::from(copies);
+        let want = records + self.checkpoint_reserve().div_ceil(per);
+        if self.alloc.free() >= 2 * want * per {
+            return false;
+        }
+        self.alloc.runs_of(per, want) < want
     }
 
     /// Blocks allocation keeps back: the next checkpoint's and the dirty records'.
