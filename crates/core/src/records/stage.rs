@@ -267,6 +267,11 @@ impl<'a> WriteIo<'a> {
         (!self.hole && self.ptr.flags & RecordPtr::FLAG_HASH_VALID != 0).then_some(self.ptr.hash)
     }
 
+    /// How the record is to be written.
+    pub fn policy(&self) -> WritePolicy {
+        self.policy
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -354,6 +354,10 @@ impl Volume {
         let hash = io.hash()?;
         self.counters.dedup.lookups += 1;
         let ptr = self.dedup.find(&self.ns, &hash)?;
+        // A file that asks for two copies never shares a record stored once.
+        if ptr.runs().count() < usize::from(io.policy().copies) {
+            return None;
+        }
         self.counters.dedup.hits += 1;
         self.counters.dedup.bytes_saved += ptr.total_blocks() * gpufs_format::BLOCK_SIZE as u64;
         Some(ptr)

@@ -155,3 +155,32 @@ fn offline_dedup_shares_equal_records_of_any_file() {
     let c = fs.lookup(d, b"c").unwrap().ino;
     same(read_all(&fs, c), &half);
 }
+
+/// A `copies 2` directory never shares a record stored once: its own write stores two
+/// copies; a later single-copy write may share the two-copy record.
+#[test]
+fn dedup_never_lowers_the_copies_a_directory_asks_for() {
+    let (dev, fs) = fresh();
+    let one = dir_with(&fs, b"one", "on");
+    let two = dir_with(&fs, b"two", "on");
+    fs.set_property(two, "copies", "2", Caller::ROOT).unwrap();
+    let data = random(11, 4 * R);
+    create_file(&fs, one, b"a", &data);
+    fs.sync().unwrap();
+    let before = used(&fs);
+    let b = create_file(&fs, two, b"b", &data);
+    fs.sync().unwrap();
+    assert!(used(&fs) - before >= 2 * 4 * 16, "two copies stored");
+    let g = fs.lock();
+    assert!(g
+        .vol
+        .records(crate::units::Ino::new(b as u32))
+        .iter()
+        .all(|(_, p)| p.runs().count() == 2));
+    drop(g);
+    let c = create_file(&fs, one, b"c", &data);
+    fs.sync().unwrap();
+    assert_eq!(fs.counters().dedup.hits, 4);
+    same(read_all(&fs, c), &data);
+    fsck_clean(&dev);
+}
