@@ -90,12 +90,6 @@ impl Inner {
     /// returns how many were written (fewer on a short write).
     fn copy_bytes(&mut self, src: Ino, s: u64, dst: Ino, d: u64, len: u64) -> FsResult<u64> {
         let bytes = self.read_locked(src, s, len)?;
-        let records = self
-            .vol
-            .geometry()
-            .spans(FileOffset::new(d), FileOffset::new(d + len))
-            .len();
-        self.vol.make_room_for_records(records as u64)?;
         self.write_data(dst, d, &bytes)
     }
 
@@ -114,6 +108,16 @@ impl Inner {
         let geo = self.vol.geometry();
         let record = geo.record_size();
         let aligned = src_off % record == dst_off % record;
+        // Room for what is copied as bytes (the two edge records, or every record of a
+        // copy that does not line up), made before anything changes: a commit in the
+        // middle would make part of the copy durable.
+        let byte_records = if aligned {
+            2
+        } else {
+            geo.spans(FileOffset::new(dst_off), FileOffset::new(dst_off + len))
+                .len() as u64
+        };
+        self.vol.make_room_for_records(byte_records)?;
         let mut out = CopyOutcome::default();
         let mut since_check = 0u64;
         while out.bytes < len {

@@ -136,7 +136,7 @@ impl States {
         s += &tree_diff(got, &self.snaps[self.last_sync]);
         let _ = writeln!(s, "  diff against the last state:");
         s += &tree_diff(got, self.snaps.last().unwrap_or(&self.snaps[0]));
-        let lo = out.ops_run.saturating_sub(6);
+        let lo = out.ops_run.saturating_sub(12);
         for (i, op) in ops.iter().enumerate().take(out.ops_run + 1).skip(lo) {
             let _ = writeln!(s, "  op {}: {op:?}", i + 1);
         }
