@@ -86,8 +86,6 @@ pub(crate) struct Inner {
     /// Open handles per inode: an unlinked file lives until its last close.
     pub(crate) open: HashMap<Ino, u32>,
     pub(crate) last_commit: Instant,
-    /// Block a scrub interrupted at would resume from (0: from the start).
-    pub(crate) scrub_from: u64,
     /// When reads move access times.
     pub(crate) atime: crate::volume::AtimeMode,
 }
@@ -101,13 +99,11 @@ impl Filesystem {
     /// Opens (and if needed recovers) the filesystem on `dev`.
     pub fn mount(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Filesystem> {
         let vol = Volume::open(dev, opts)?;
-        let scrub_from = vol.scrub_cursor();
         Ok(Filesystem {
             inner: Mutex::new(Inner {
                 vol,
                 open: HashMap::new(),
                 last_commit: Instant::now(),
-                scrub_from,
                 atime: opts.atime,
             }),
         })

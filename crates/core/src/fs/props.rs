@@ -47,34 +47,33 @@ impl Filesystem {
     pub fn set_property(&self, ino: u64, name: &str, value: &str, caller: Caller) -> FsResult<()> {
         let name = known(name)?;
         let reset = matches!(value, "default" | "inherit");
+        // `default` drops the inode's own value; anything else is parsed.
+        fn setting<T>(
+            reset: bool,
+            value: &str,
+            parse: fn(&str) -> Result<T, PropertyError>,
+        ) -> FsResult<Option<T>> {
+            if reset {
+                return Ok(None);
+            }
+            parse(value).map(Some).map_err(bad)
+        }
         let apply: Box<dyn Fn(InodeRecord) -> InodeRecord> = match name {
             "compression" => {
-                let setting = if reset {
-                    None
-                } else {
-                    Some(Compression::parse(value).map_err(bad)?)
-                };
-                Box::new(move |r: InodeRecord| r.with_compression(setting))
+                let c = setting(reset, value, Compression::parse)?;
+                Box::new(move |r: InodeRecord| r.with_compression(c))
             }
             "dedup" => {
-                let dedup = if reset {
-                    None
-                } else {
-                    Some(parse_dedup(value).map_err(bad)?)
-                };
-                Box::new(move |r: InodeRecord| InodeRecord {
-                    flags: encode_dedup(r.flags, dedup),
+                let d = setting(reset, value, parse_dedup)?;
+                Box::new(move |r| InodeRecord {
+                    flags: encode_dedup(r.flags, d),
                     ..r
                 })
             }
             _ => {
-                let copies = if reset {
-                    None
-                } else {
-                    Some(parse_copies(value).map_err(bad)?)
-                };
-                Box::new(move |r: InodeRecord| InodeRecord {
-                    flags: encode_copies(r.flags, copies),
+                let n = setting(reset, value, parse_copies)?;
+                Box::new(move |r| InodeRecord {
+                    flags: encode_copies(r.flags, n),
                     ..r
                 })
             }

@@ -82,11 +82,11 @@ impl Filesystem {
         let mut todo: Vec<(u64, Ino, RecordIndex)> = {
             let mut g = self.lock();
             if restart {
-                g.scrub_from = 0;
+                g.vol.set_scrub_cursor(0);
             }
-            report.resumed_from = g.scrub_from;
+            report.resumed_from = g.vol.scrub_cursor();
             report.metadata = g.vol.scrub_metadata()?;
-            let from = g.scrub_from;
+            let from = g.vol.scrub_cursor();
             g.vol
                 .namespace()
                 .all_extents()
@@ -151,20 +151,14 @@ impl Filesystem {
             }
             report.progress.records_done = at as u64;
             report.progress.bytes_read += bytes;
-            g.scrub_from = todo.get(at).map_or(0, |t| t.0);
-            let cursor = g.scrub_from;
-            g.vol.set_scrub_cursor(cursor);
+            g.vol.set_scrub_cursor(todo.get(at).map_or(0, |t| t.0));
             drop(g);
             if at < todo.len() && !keep_going(&report.progress) {
                 report.unrepaired = self.named(lost);
                 return Ok(report);
             }
         }
-        {
-            let mut g = self.lock();
-            g.scrub_from = 0;
-            g.vol.set_scrub_cursor(0);
-        }
+        self.lock().vol.set_scrub_cursor(0);
         keep_going(&report.progress);
         report.unrepaired = self.named(lost);
         report.finished = true;

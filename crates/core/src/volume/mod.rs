@@ -135,11 +135,12 @@ impl Volume {
     }
 
     /// Records where an interrupted scrub resumes: it reaches the image with the next
-    /// superblock written (the next checkpoint, at the latest the unmount's).
+    /// superblock written (the next checkpoint, at the latest the unmount's); a
+    /// read-only mount keeps it in memory.
     pub fn set_scrub_cursor(&mut self, block: u64) {
-        if !self.read_only && self.sb.scrub_cursor != block {
+        if self.sb.scrub_cursor != block {
             self.sb.scrub_cursor = block;
-            self.changed = true;
+            self.changed |= !self.read_only;
         }
     }
 

@@ -103,6 +103,20 @@ impl Model {
             _ => &[],
         }
     }
+    /// Does a copy of `len` bytes from `from` at `src_off` onto `to` at `dst_off` overlap
+    /// itself (one file, as copy_file_range refuses)?
+    pub(crate) fn copy_overlaps(
+        &self,
+        from: &str,
+        to: &str,
+        src_off: u64,
+        dst_off: u64,
+        len: u64,
+    ) -> bool {
+        let n = copied(self.content(from).len() as u64, src_off, len);
+        self.nodes.get(from) == self.nodes.get(to) && src_off < dst_off + n && dst_off < src_off + n
+    }
+
     pub(crate) fn set_content(&mut self, path: &str, data: Vec<u8>) {
         if let Some(Node::File(id)) = self.nodes.get(path) {
             self.contents.insert(*id, Blob::new(data));
@@ -159,9 +173,9 @@ impl Model {
                 len,
             } => {
                 let src = self.content(from);
-                let start = (*src_off as usize).min(src.len());
-                let n = (*len).min((src.len() - start) as u64) as usize;
-                let piece = src[start..start + n].to_vec();
+                let n = copied(src.len() as u64, *src_off, *len) as usize;
+                let start = *src_off as usize;
+                let piece = src[start.min(src.len())..][..n].to_vec();
                 let mut c = self.content(to).to_vec();
                 let at = *dst_off as usize;
                 if n > 0 {
@@ -256,10 +270,7 @@ impl Model {
             } => {
                 // Sizes may differ from when the op was made (ENOSPC cut writes short):
                 // a copy onto itself must still not overlap.
-                let n = (*len).min((self.content(from).len() as u64).saturating_sub(*src_off));
-                let overlap = self.nodes.get(from) == self.nodes.get(to)
-                    && *src_off < dst_off + n
-                    && *dst_off < src_off + n;
+                let overlap = self.copy_overlaps(from, to, *src_off, *dst_off, *len);
                 is_file(from) && is_file(to) && !overlap
             }
             Op::Fsync => true,
@@ -386,3 +397,8 @@ impl CNode {
 }
 
 pub(crate) type Tree = BTreeMap<String, CNode>;
+
+/// Bytes a copy of `len` from `src_off` of a file of `size` bytes moves.
+pub(crate) fn copied(size: u64, src_off: u64, len: u64) -> u64 {
+    len.min(size.saturating_sub(src_off))
+}

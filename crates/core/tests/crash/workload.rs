@@ -4,7 +4,7 @@
 use gpufs_core::fs::RenameMode;
 use gpufs_core::{Caller, Filesystem, FsError};
 
-use crate::model::{join, name_of, parent_of, within, Model, Node};
+use crate::model::{copied, join, name_of, parent_of, within, Model, Node};
 use crate::rng::{write_bytes, Rng};
 use crate::{MAX_DIRS, MAX_FILE, MAX_FILES, MAX_WRITE, OPS, ROOT};
 
@@ -150,9 +150,8 @@ impl Model {
             0 => u64::MAX,
             _ => 1 + rng.below(MAX_WRITE),
         };
-        let n = len.min(size.saturating_sub(src_off));
-        let same = self.nodes.get(&from) == self.nodes.get(&to);
-        if dst_off + n > MAX_FILE || (same && src_off < dst_off + n && dst_off < src_off + n) {
+        let n = copied(size, src_off, len);
+        if dst_off + n > MAX_FILE || self.copy_overlaps(&from, &to, src_off, dst_off, len) {
             return None;
         }
         Some(Op::Copy {
@@ -292,7 +291,7 @@ pub(crate) fn run_op(fs: &Filesystem, op: &Op) -> Result<Option<u64>, FsError> {
             len,
         } => {
             let (src, dst) = (resolve(fs, from)?, resolve(fs, to)?);
-            let want = (*len).min(fs.getattr(src)?.size.saturating_sub(*src_off));
+            let want = copied(fs.getattr(src)?.size, *src_off, *len);
             let done = fs.copy_file_range(src, *src_off, dst, *dst_off, *len)?;
             if done.bytes != want {
                 return Ok(Some(done.bytes));
