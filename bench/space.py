@@ -144,6 +144,8 @@ def main():
     ap.add_argument("--tree", action="append", help="directory to copy (repeatable)")
     ap.add_argument("--work", default="/var/tmp")
     ap.add_argument("--json")
+    ap.add_argument("--write-only", action="store_true",
+                    help="only the lz4/none write times, no space figures")
     a = ap.parse_args()
     trees = a.tree or ["/usr/include", "/usr/share/doc"]
     tree_bytes = int(sh("du", "-sb", "--apparent-size", *trees).split()[0]) if len(trees) == 1 \
@@ -162,19 +164,22 @@ def main():
             f.write(tar[:left])
             left -= min(left, len(tar))
     results = {"tree_apparent_bytes": tree_bytes, "space": {}, "write_s": {}}
-    for name in TARGETS:
+    for name in [] if a.write_only else TARGETS:
         results["space"][name] = space(Target(name, work), trees, random_file)
         print(name, results["space"][name], file=sys.stderr)
     results["write_s"] = write_times(work, source, a.mib, a.reps)
     shutil.rmtree(work)
 
     s = results["space"]
+    if a.write_only:
+        s = {}
     print("tree: %s (%.1f MiB apparent)" % (" + ".join(trees), tree_bytes / MIB))
     print("%-14s %12s %14s %14s" % ("target", "tree MiB", "256M zeros MiB", "256M random MiB"))
     for name, r in s.items():
         print("%-14s %12.1f %14.2f %14.1f" % (name, r["tree"] / MIB, r["zeros"] / MIB,
                                                r["random"] / MIB))
-    for ours, peer in [("gpufs lz4", "btrfs lzo"), ("gpufs zstd", "btrfs zstd:3")]:
+    for ours, peer in [] if a.write_only else [("gpufs lz4", "btrfs lzo"),
+                                              ("gpufs zstd", "btrfs zstd:3")]:
         print("%s / %s tree space: %.3f" % (ours, peer, s[ours]["tree"] / s[peer]["tree"]))
     w = results["write_s"]
     lz4, none = statistics.median(w["gpufs lz4"]), statistics.median(w["gpufs none"])

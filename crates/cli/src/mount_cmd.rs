@@ -230,6 +230,7 @@ fn serve(a: &MountArgs, o: &MountOptions, image: &Path, mp: &Path) -> Result<(),
     }
     if !a.read_only {
         Filesystem::start_commit_timer(&fs, Duration::from_secs(a.commit_interval.max(1)));
+        Filesystem::start_preparer(&fs);
     }
     let config = MountConfig {
         source: image.display().to_string(),

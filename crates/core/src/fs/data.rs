@@ -372,6 +372,11 @@ impl Filesystem {
         g.put(ino, rec)?;
         g.debug_check_size(ino, rec.size);
         g.maybe_commit()?;
+        let prepare = g.vol.wants_preparing();
+        drop(g);
+        if prepare {
+            self.wake_preparer();
+        }
         Ok(written as u32)
     }
 

@@ -2,6 +2,7 @@
 //! every method validates its input, builds journal ops, and applies them.
 
 mod attrs;
+mod background;
 mod clone;
 mod data;
 mod dedup;
@@ -12,8 +13,9 @@ mod search;
 mod search_text;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use gpufs_format::{FileKind, InodeRecord, BLOCK_SIZE, NAME_MAX};
 use parking_lot::Mutex;
@@ -93,6 +95,8 @@ pub(crate) struct Inner {
 /// A mounted gpufs filesystem.
 pub struct Filesystem {
     inner: Mutex<Inner>,
+    /// Wakes the thread that prepares dirty records off the lock, once started.
+    preparer: OnceLock<SyncSender<()>>,
 }
 
 impl Filesystem {
@@ -106,6 +110,7 @@ impl Filesystem {
                 last_commit: Instant::now(),
                 atime: opts.atime,
             }),
+            preparer: OnceLock::new(),
         })
     }
 
@@ -135,28 +140,6 @@ impl Filesystem {
     /// Checkpoints and leaves nothing to replay (clean unmount).
     pub fn close(&self) -> FsResult<()> {
         self.inner.lock().vol.close()
-    }
-
-    /// Commits whenever changes are older than `interval`, until `fs` is dropped.
-    pub fn start_commit_timer(fs: &Arc<Filesystem>, interval: Duration) {
-        let weak: Weak<Filesystem> = Arc::downgrade(fs);
-        let tick = (interval / 5).max(Duration::from_millis(50));
-        let spawned = std::thread::Builder::new()
-            .name("gpufs-commit".into())
-            .spawn(move || loop {
-                std::thread::sleep(tick);
-                let Some(fs) = weak.upgrade() else { return };
-                let mut g = fs.inner.lock();
-                if g.vol.has_uncommitted() && g.last_commit.elapsed() >= interval {
-                    if let Err(e) = g.vol.commit() {
-                        tracing::error!("background commit failed: {e}");
-                    }
-                    g.last_commit = Instant::now();
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the commit thread: {e}");
-        }
     }
 
     /// Counters for `gpufs stats`.

@@ -22,4 +22,4 @@ pub use pipeline::{
     Outcome, RecordError,
 };
 pub use span::{RecordGeometry, Span};
-pub use stage::{WriteIo, WritePolicy, WRITE};
+pub use stage::{PreparedRecord, WriteIo, WritePolicy, WRITE};

@@ -284,6 +284,68 @@ impl<'a> WriteIo<'a> {
     }
 }
 
+/// A prepared record kept apart from the logical bytes it was prepared from (the
+/// write-back cache prepares records off the volume lock and places them later): what
+/// the transforming stages produced, with the stored bytes only when a stage changed
+/// them.
+#[derive(Debug)]
+pub struct PreparedRecord {
+    /// The transformed bytes; `None` when the stored bytes are the logical bytes.
+    transformed: Option<Vec<u8>>,
+    ptr: RecordPtr,
+    policy: WritePolicy,
+    verdict: Verdict,
+    hole: bool,
+    backend: Backend,
+}
+
+impl PreparedRecord {
+    /// The policy the record was prepared under.
+    pub fn policy(&self) -> WritePolicy {
+        self.policy
+    }
+
+    /// Bytes of memory the transformed bytes hold.
+    pub fn heap_bytes(&self) -> usize {
+        self.transformed.as_ref().map_or(0, Vec::len)
+    }
+
+    /// The record again, joined to the logical bytes it was prepared from.
+    pub fn attach(self, data: &[u8]) -> WriteIo<'_> {
+        debug_assert_eq!(self.ptr.logical_len as usize, data.len());
+        WriteIo {
+            stored: match self.transformed {
+                Some(v) => Cow::Owned(v),
+                None => Cow::Borrowed(data),
+            },
+            ptr: self.ptr,
+            policy: self.policy,
+            verdict: self.verdict,
+            hole: self.hole,
+            backend: self.backend,
+            allocated: Vec::new(),
+        }
+    }
+}
+
+impl WriteIo<'_> {
+    /// The prepared record without its borrow of the logical bytes (before placing).
+    pub fn detach(self) -> PreparedRecord {
+        debug_assert!(self.allocated.is_empty(), "a placed record is not detached");
+        PreparedRecord {
+            transformed: match self.stored {
+                Cow::Owned(v) => Some(v),
+                Cow::Borrowed(_) => None,
+            },
+            ptr: self.ptr,
+            policy: self.policy,
+            verdict: self.verdict,
+            hole: self.hole,
+            backend: self.backend,
+        }
+    }
+}
+
 /// Writes `bytes` to `count` blocks at `block`, zero-padded to the last block's end
 /// (copied only when they do not end on a block boundary).
 fn write_padded(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gpufs_compute::{Choice, Compute};
+use gpufs_compute::{Choice, Compute, LazyCompute};
 use gpufs_format::{Compression, JournalOp, RecordPtr, Superblock};
 
 use super::Volume;
@@ -14,6 +14,26 @@ use crate::records::{
     self, BlockSink, BlockSource, Healing, Outcome, RecordError, WriteIo, WritePolicy, WRITE,
 };
 use crate::units::{BlockNo, Ino, RecordIndex};
+
+/// The compute layer for a batch of `records`, when it is large enough to go there at
+/// all (opening `lazy` at the first such batch) and `lazy` is not held to the CPU.
+pub(super) fn batch_device<'c>(
+    lazy: Option<&'c LazyCompute>,
+    records: &[&[u8]],
+) -> Option<&'c Compute> {
+    let lazy = lazy?;
+    let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
+    if bytes < records::DEVICE_MIN_BYTES || lazy.choice() == Choice::Cpu {
+        return None;
+    }
+    match lazy.get() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::debug!("records prepared on the CPU: {e}");
+            None
+        }
+    }
+}
 
 /// The allocator's number of absolute block `block`, when the run of `count` from it
 /// lies inside the data area (`data_start`, `area_blocks` long).
@@ -313,9 +333,33 @@ impl Volume {
             .all(|(_, d)| d.len() as u64 <= geo.record_size()));
         let policy = self.policy_of(ino);
         let bytes: Vec<&[u8]> = recs.iter().map(|(_, d)| *d).collect();
-        let compute = self.batch_compute(&bytes);
-        let prepared = records::prepare_batch(WRITE, policy, &bytes, compute);
-        for (done, (io, (index, _))) in prepared.into_iter().zip(recs).enumerate() {
+        let prepared = self.prepare_records(policy, &bytes);
+        let indices: Vec<RecordIndex> = recs.iter().map(|(i, _)| *i).collect();
+        self.place_prepared(ino, &indices, prepared)
+    }
+
+    /// Runs the transforming stages over `records` (on the GPU, every core or this
+    /// thread, as [`records::prepare_batch`] chooses).
+    pub(super) fn prepare_records<'a>(
+        &self,
+        policy: WritePolicy,
+        records: &[&'a [u8]],
+    ) -> Vec<WriteIo<'a>> {
+        let compute = self.batch_compute(records);
+        records::prepare_batch(WRITE, policy, records, compute)
+    }
+
+    /// Places the prepared records `ios` as records `indices` of `ino`, in order (each
+    /// shared with an equal stored record when dedup finds one). Stops at the first
+    /// failure: returns how many were placed, or the error when none was.
+    pub(super) fn place_prepared(
+        &mut self,
+        ino: Ino,
+        indices: &[RecordIndex],
+        ios: Vec<WriteIo<'_>>,
+    ) -> FsResult<usize> {
+        debug_assert_eq!(indices.len(), ios.len());
+        for (done, (io, index)) in ios.into_iter().zip(indices).enumerate() {
             let placed = match self.dedup_hit(&io) {
                 Some(ptr) => self.share_record(ino, *index, ptr),
                 None => self.place_record(ino, *index, io),
@@ -328,24 +372,13 @@ impl Volume {
                 return Ok(done);
             }
         }
-        Ok(recs.len())
+        Ok(indices.len())
     }
 
     /// The compute layer for a batch of `records`, when it is large enough to go there
-    /// at all (opening the compute layer at the first such batch) and the mount has one.
+    /// at all and the mount has one.
     fn batch_compute(&self, records: &[&[u8]]) -> Option<&Compute> {
-        let lazy = self.compute.as_ref()?;
-        let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
-        if bytes < records::DEVICE_MIN_BYTES || lazy.choice() == Choice::Cpu {
-            return None;
-        }
-        match lazy.get() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::debug!("records prepared on the CPU: {e}");
-                None
-            }
-        }
+        batch_device(self.compute.as_deref(), records)
     }
 
     /// The stored record a prepared record with a hash (dedup on) can share instead of

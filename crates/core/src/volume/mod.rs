@@ -18,6 +18,7 @@ mod dedup;
 mod mkfs;
 mod open;
 mod ops;
+mod prepare;
 mod scrub;
 mod writeback;
 

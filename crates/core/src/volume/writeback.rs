@@ -18,21 +18,58 @@ use gpufs_format::BLOCK_SIZE;
 
 use super::Volume;
 use crate::error::{FsError, FsResult};
+use crate::records::{PreparedRecord, WriteIo};
 use crate::units::{Ino, RecordIndex};
 
-/// A buffered record: its logical bytes and the blocks reserved for it.
+/// A buffered record: its logical bytes, the blocks reserved for it, and what the
+/// preparer made of them.
 struct Dirty {
     data: Arc<Vec<u8>>,
     reserved: u64,
+    state: Preparing,
+}
+
+/// How far a dirty record got through the transforming stages before it is placed.
+enum Preparing {
+    /// Not prepared: its flush runs the stages.
+    Raw,
+    /// Handed to the preparer; flushed before it returns, it is prepared by the flush.
+    Taken,
+    /// Prepared from exactly these bytes (any change to them makes it `Raw` again).
+    Done(PreparedRecord),
+}
+
+impl Dirty {
+    /// (bytes of memory it holds, bytes not yet prepared) — what it adds to the totals.
+    fn weight(&self) -> (usize, usize) {
+        match &self.state {
+            Preparing::Raw => (self.data.len(), self.data.len()),
+            Preparing::Taken => (self.data.len(), 0),
+            Preparing::Done(p) => (self.data.len() + p.heap_bytes(), 0),
+        }
+    }
 }
 
 /// Dirty records not yet given to the pipeline, in file order.
 #[derive(Default)]
 pub(super) struct DirtyRecords {
     map: BTreeMap<(Ino, RecordIndex), Dirty>,
+    /// Memory they hold: logical bytes and prepared bytes.
     bytes: usize,
+    /// Logical bytes of those not prepared nor taken by the preparer.
+    raw_bytes: usize,
     /// Blocks reserved for them: raw size, every copy.
     reserved_blocks: u64,
+}
+
+/// Which record of which file.
+pub(super) type RecordKey = (Ino, RecordIndex);
+
+/// A dirty record taken out of the cache to be placed or dropped.
+struct TakenRecord {
+    index: RecordIndex,
+    data: Arc<Vec<u8>>,
+    prepared: Option<PreparedRecord>,
 }
 
 /// Blocks a dirty record of `len` bytes may take when placed with `copies` copies.
@@ -58,6 +95,33 @@ impl DirtyRecords {
         self.map.is_empty()
     }
 
+    /// Logical bytes of the records that are neither prepared nor being prepared.
+    pub(super) fn raw_bytes(&self) -> usize {
+        self.raw_bytes
+    }
+
+    fn add(&mut self, d: &Dirty) {
+        let (bytes, raw) = d.weight();
+        self.bytes += bytes;
+        self.raw_bytes += raw;
+        self.reserved_blocks += d.reserved;
+    }
+
+    fn sub(&mut self, d: &Dirty) {
+        let (bytes, raw) = d.weight();
+        self.bytes -= bytes;
+        self.raw_bytes -= raw;
+        self.reserved_blocks -= d.reserved;
+    }
+
+    /// Accounts for a record whose weight went from `before` to `after` and that
+    /// reserved `more_blocks`.
+    fn reweigh(&mut self, before: (usize, usize), after: (usize, usize), more_blocks: u64) {
+        self.bytes = self.bytes - before.0 + after.0;
+        self.raw_bytes = self.raw_bytes - before.1 + after.1;
+        self.reserved_blocks += more_blocks;
+    }
+
     fn get(&self, ino: Ino, index: RecordIndex) -> Option<&Arc<Vec<u8>>> {
         self.map.get(&(ino, index)).map(|d| &d.data)
     }
@@ -67,38 +131,87 @@ impl DirtyRecords {
         self.map.get(&(ino, index)).map_or(0, |d| d.reserved)
     }
 
-    /// Takes the records of `ino` in `from..to` out (every record of `ino` with `..END`).
-    fn take_range(
-        &mut self,
-        ino: Ino,
-        from: RecordIndex,
-        to: RecordIndex,
-    ) -> Vec<(RecordIndex, Arc<Vec<u8>>)> {
+    /// Takes the records of `ino` in `from..to` out (every record of `ino` with `..END`),
+    /// each with what the preparer made of it, if anything.
+    fn take_range(&mut self, ino: Ino, from: RecordIndex, to: RecordIndex) -> Vec<TakenRecord> {
         let keys: Vec<(Ino, RecordIndex)> = self
             .map
             .range((ino, from)..(ino, to))
             .map(|(k, _)| *k)
             .collect();
         keys.into_iter()
-            .filter_map(|k| self.remove(k).map(|v| (k.1, v)))
+            .filter_map(|k| {
+                let d = self.map.remove(&k)?;
+                self.sub(&d);
+                let prepared = match d.state {
+                    Preparing::Done(p) => Some(p),
+                    Preparing::Raw | Preparing::Taken => None,
+                };
+                Some(TakenRecord {
+                    index: k.1,
+                    data: d.data,
+                    prepared,
+                })
+            })
             .collect()
     }
 
-    fn remove(&mut self, key: (Ino, RecordIndex)) -> Option<Arc<Vec<u8>>> {
-        let d = self.map.remove(&key)?;
-        self.bytes -= d.data.len();
-        self.reserved_blocks -= d.reserved;
-        Some(d.data)
+    fn insert(&mut self, key: (Ino, RecordIndex), data: Arc<Vec<u8>>, copies: u8) {
+        let d = Dirty {
+            reserved: reservation(data.len(), copies),
+            data,
+            state: Preparing::Raw,
+        };
+        self.add(&d);
+        if let Some(old) = self.map.insert(key, d) {
+            self.sub(&old);
+        }
     }
 
-    fn insert(&mut self, key: (Ino, RecordIndex), data: Arc<Vec<u8>>, copies: u8) {
-        let reserved = reservation(data.len(), copies);
-        self.bytes += data.len();
-        self.reserved_blocks += reserved;
-        if let Some(old) = self.map.insert(key, Dirty { data, reserved }) {
-            self.bytes -= old.data.len();
-            self.reserved_blocks -= old.reserved;
+    /// Up to `max_bytes` of whole (`record_len` bytes) records not yet prepared, marked
+    /// as taken by the preparer: `(key, bytes)` of each.
+    pub(super) fn take_raw(
+        &mut self,
+        record_len: usize,
+        max_bytes: usize,
+    ) -> Vec<(RecordKey, Arc<Vec<u8>>)> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for (k, d) in &mut self.map {
+            if bytes >= max_bytes {
+                break;
+            }
+            if matches!(d.state, Preparing::Raw) && d.data.len() == record_len {
+                d.state = Preparing::Taken;
+                self.raw_bytes -= d.data.len();
+                bytes += d.data.len();
+                out.push((*k, Arc::clone(&d.data)));
+            }
         }
+        out
+    }
+
+    /// Keeps `prepared` for the record at `key` if it still holds exactly `data` (the
+    /// bytes it was prepared from: a write since then replaced or copied them); with
+    /// `None`, or a record changed meanwhile, it is not prepared.
+    pub(super) fn keep_prepared(
+        &mut self,
+        key: (Ino, RecordIndex),
+        data: &Arc<Vec<u8>>,
+        prepared: Option<PreparedRecord>,
+    ) -> bool {
+        let Some(d) = self.map.get_mut(&key) else {
+            return false;
+        };
+        if !Arc::ptr_eq(&d.data, data) || !matches!(d.state, Preparing::Taken) {
+            return false;
+        }
+        let kept = prepared.is_some();
+        let before = d.weight();
+        d.state = prepared.map_or(Preparing::Raw, Preparing::Done);
+        let after = d.weight();
+        self.reweigh(before, after, 0);
+        kept
     }
 
     /// The inodes with dirty records.
@@ -202,16 +315,18 @@ impl Volume {
         if need > 0 && free < need + reserve {
             return false;
         }
-        let old_len = d.data.len();
+        let before = d.weight();
+        // While the preparer holds the bytes, this copies them: what it prepares no
+        // longer matches and is not kept.
         let buf = Arc::make_mut(&mut d.data);
         if buf.len() < end {
             buf.resize(end, 0);
         }
         buf[offset..end].copy_from_slice(data);
-        let new_len = buf.len();
-        self.dirty.bytes += new_len - old_len;
-        self.dirty.reserved_blocks += need;
         d.reserved += need;
+        d.state = Preparing::Raw;
+        let after = d.weight();
+        self.dirty.reweigh(before, after, need);
         true
     }
 
@@ -240,33 +355,52 @@ impl Volume {
         self.dirty.take_range(ino, from, to);
     }
 
-    /// Gives the dirty records of `ino` to the pipeline.
+    /// Gives the dirty records of `ino` to the pipeline: those the preparer prepared
+    /// under the policy the file has now are placed as they are, the rest prepared here.
     pub fn flush_dirty_of(&mut self, ino: Ino) -> FsResult<()> {
-        let copies = self.policy_of(ino).copies;
+        let policy = self.policy_of(ino);
         let recs = self
             .dirty
             .take_range(ino, RecordIndex::new(0), RecordIndex::END);
         if recs.is_empty() {
             return Ok(());
         }
-        let refs: Vec<(RecordIndex, &[u8])> =
-            recs.iter().map(|(i, d)| (*i, d.as_slice())).collect();
-        match self.place_records(ino, &refs) {
-            Ok(n) if n == recs.len() => Ok(()),
-            Ok(n) => {
-                // Put back what was not placed, and say why.
-                for (i, d) in recs.into_iter().skip(n) {
-                    self.dirty.insert((ino, i), d, copies);
-                }
-                Err(FsError::NoSpace)
-            }
-            Err(e) => {
-                for (i, d) in recs {
-                    self.dirty.insert((ino, i), d, copies);
-                }
-                Err(e)
-            }
+        let (datas, prepared): (Vec<_>, Vec<_>) = recs
+            .into_iter()
+            .map(|r| ((r.index, r.data), r.prepared))
+            .unzip();
+        let mut ios: Vec<Option<WriteIo<'_>>> = prepared
+            .into_iter()
+            .zip(&datas)
+            .map(|(p, (_, data))| {
+                p.filter(|p| p.policy() == policy)
+                    .map(|p| p.attach(data.as_slice()))
+            })
+            .collect();
+        let fresh: Vec<&[u8]> = ios
+            .iter()
+            .zip(&datas)
+            .filter(|(io, _)| io.is_none())
+            .map(|(_, (_, data))| data.as_slice())
+            .collect();
+        let mut fresh = self.prepare_records(policy, &fresh).into_iter();
+        for io in ios.iter_mut().filter(|io| io.is_none()) {
+            *io = fresh.next();
         }
+        let ios: Vec<WriteIo<'_>> = ios.into_iter().flatten().collect();
+        debug_assert_eq!(ios.len(), datas.len());
+        let indices: Vec<RecordIndex> = datas.iter().map(|(i, _)| *i).collect();
+        let placed = self.place_prepared(ino, &indices, ios);
+        let kept = match placed {
+            Ok(n) if n == datas.len() => return Ok(()),
+            Ok(n) => n,
+            Err(_) => 0,
+        };
+        // Put back what was not placed, and say why.
+        for (i, d) in datas.into_iter().skip(kept) {
+            self.dirty.insert((ino, i), d, policy.copies);
+        }
+        Err(placed.err().unwrap_or(FsError::NoSpace))
     }
 
     /// Gives every dirty record to the pipeline.

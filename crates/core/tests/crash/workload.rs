@@ -244,6 +244,12 @@ pub(crate) fn run_op(fs: &Filesystem, op: &Op) -> Result<Option<u64>, FsError> {
             let ino = resolve(fs, path)?;
             fs.open(ino, false)?;
             let n = fs.write(ino, *off, &write_bytes(*seed, *len))?;
+            // Some writes are followed by a round of the preparer (as the daemon's
+            // thread runs it), so that the records it prepared are placed at a commit
+            // the cuts fall around.
+            if seed % 3 == 0 {
+                fs.prepare_dirty();
+            }
             fs.release(ino)?;
             if u64::from(n) != *len {
                 return Ok(Some(u64::from(n)));

@@ -7,7 +7,7 @@ use gpufs_format::Compression;
 use super::*;
 
 /// Text-like bytes: compressible, never all zero.
-fn text(seed: u64, len: usize) -> Vec<u8> {
+pub(super) fn text(seed: u64, len: usize) -> Vec<u8> {
     let words: [&[u8]; 8] = [
         b"record ",
         b"gpufs ",
@@ -30,7 +30,7 @@ fn text(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-fn fresh_with(compression: Compression) -> (Arc<FaultDevice>, Filesystem) {
+pub(super) fn fresh_with(compression: Compression) -> (Arc<FaultDevice>, Filesystem) {
     let dev = Arc::new(FaultDevice::new(vec![0u8; 64 << 20]));
     let d: Arc<dyn Device> = dev.clone();
     let opts = MkfsOptions {

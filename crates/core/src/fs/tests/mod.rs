@@ -20,6 +20,7 @@ mod data;
 mod dedup;
 mod durability;
 mod names;
+mod prepare;
 mod search;
 mod writeback;
 
