@@ -225,3 +225,66 @@ fn extended_attributes_round_trip() {
     assert!(!get.status.success());
     m.unmount();
 }
+
+/// Runs `script` as `sh -c script sh FILE` as user and group 65534 (nobody, no
+/// supplementary groups: std drops them when root changes the uid).
+fn as_nobody(script: &str, file: &std::path::Path) {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(file)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// As on ext4 (Linux's rules): a write, truncation, fallocate or hole punch by a user
+/// without privilege drops set-user-ID, and set-group-ID when the file is
+/// group-executable or the user is not in the file's group.
+#[test]
+fn set_id_bits_are_dropped_by_unprivileged_changes_as_on_ext4() {
+    let s = Scratch::new();
+    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let img = s.mkfs("img", "64M");
+    let m = Mounted::with_args(&img, &s.path("mnt"), &["-o", "allow_other"]);
+    fs::set_permissions(m.path(""), fs::Permissions::from_mode(0o777)).unwrap();
+    let actions = [
+        (
+            "write",
+            "printf y | dd of=\"$1\" bs=1 seek=10 conv=notrunc status=none",
+        ),
+        ("truncate", "truncate -s 100 \"$1\""),
+        ("fallocate", "fallocate -l 65536 \"$1\""),
+        ("punch", "fallocate -p -o 0 -l 4096 \"$1\""),
+    ];
+    // (mode, the file's group, the mode after the change by nobody)
+    let cases = [
+        (0o2777, 0, 0o777),
+        (0o2767, 0, 0o767),
+        (0o6777, 0, 0o777),
+        (0o2767, 65534, 0o2767),
+        (0o2777, 65534, 0o777),
+        (0o0777, 0, 0o777),
+    ];
+    for (name, script) in actions {
+        for (mode, group, want) in cases {
+            let f = m.path(&format!("{name}-{mode:o}-{group}"));
+            fs::write(&f, vec![b'x'; 8192]).unwrap();
+            std::os::unix::fs::chown(&f, Some(0), Some(group)).unwrap();
+            fs::set_permissions(&f, fs::Permissions::from_mode(mode)).unwrap();
+            as_nobody(script, &f);
+            let got = fs::metadata(&f).unwrap().mode() & 0o7777;
+            assert_eq!(
+                got, want,
+                "{name} of a {mode:o} file of group {group}: {got:o}"
+            );
+        }
+    }
+    m.unmount();
+}

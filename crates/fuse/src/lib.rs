@@ -182,7 +182,15 @@ impl fuser::Filesystem for GpufsFuse {
             mtime: mtime.map(time_set),
             ctime: ctime.map(system_time_ns),
         };
-        reply::attr(reply, TTL, self.fs.setattr(ino.0, &set, caller(req)));
+        // A truncation by another user drops set-id bits as a write does.
+        let killed = if size.is_some() && req.uid() != 0 {
+            let (who, groups) = asker(req);
+            self.fs.kill_privileges(ino.0, who, &groups)
+        } else {
+            Ok(())
+        };
+        let set_done = killed.and_then(|()| self.fs.setattr(ino.0, &set, caller(req)));
+        reply::attr(reply, TTL, set_done);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -316,7 +324,7 @@ impl fuser::Filesystem for GpufsFuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -327,7 +335,8 @@ impl fuser::Filesystem for GpufsFuse {
         reply: ReplyWrite,
     ) {
         let killed = if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
-            self.fs.kill_privileges(ino.0)
+            let (who, groups) = asker(req);
+            self.fs.kill_privileges(ino.0, who, &groups)
         } else {
             Ok(())
         };
@@ -543,7 +552,7 @@ impl fuser::Filesystem for GpufsFuse {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -551,7 +560,16 @@ impl fuser::Filesystem for GpufsFuse {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        reply::empty(reply, self.fs.fallocate(ino.0, offset, length, mode));
+        // Preallocation and hole punching by another user drop set-id bits as a write
+        // does (the kernel does not ask for it here).
+        let killed = if req.uid() != 0 {
+            let (who, groups) = asker(req);
+            self.fs.kill_privileges(ino.0, who, &groups)
+        } else {
+            Ok(())
+        };
+        let done = killed.and_then(|()| self.fs.fallocate(ino.0, offset, length, mode));
+        reply::empty(reply, done);
     }
 
     /// Copies between files of this filesystem share whole records where the offsets
@@ -577,7 +595,8 @@ impl fuser::Filesystem for GpufsFuse {
         let len = len.min(u64::from(u32::MAX) & !(BLOCK_SIZE as u64 - 1));
         // A copy is a write: an unprivileged writer drops the set-id bits.
         let killed = if req.uid() != 0 {
-            self.fs.kill_privileges(ino_out.0)
+            let (who, groups) = asker(req);
+            self.fs.kill_privileges(ino_out.0, who, &groups)
         } else {
             Ok(())
         };

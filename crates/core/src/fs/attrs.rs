@@ -72,16 +72,32 @@ fn without_setid(mode: u32) -> u32 {
 /// The extended attribute holding file capabilities, dropped with the set-id bits.
 const CAPABILITY_XATTR: &[u8] = b"security.capability";
 
+/// `mode` after `caller` (without CAP_FSETID) changed the file's data — a write,
+/// truncation, fallocate or hole punch — as Linux decides it: set-user-ID dropped;
+/// set-group-ID dropped when the file is group-executable, or when the caller is not
+/// in the file's group `gid` (its primary group, or one of `groups`); root counts as a
+/// member.
+fn after_unprivileged_change(mode: u32, gid: u32, caller: Caller, groups: &[u32]) -> u32 {
+    let member = caller.uid == 0 || caller.gid == gid || groups.contains(&gid);
+    let mut m = mode & !0o4000;
+    if m & 0o010 != 0 || !member {
+        m &= !0o2000;
+    }
+    m
+}
+
 impl Filesystem {
-    /// Drops what a write by an unprivileged process must drop (the kernel asks with
-    /// FUSE_WRITE_KILL_SUIDGID): set-user-ID, set-group-ID on a group-executable file,
-    /// and file capabilities.
-    pub fn kill_privileges(&self, ino: u64) -> FsResult<()> {
+    /// Drops what a change of the file's data by an unprivileged process must drop
+    /// (the kernel asks with FUSE_WRITE_KILL_SUIDGID on a write; the FUSE adapter asks
+    /// before a truncation, fallocate or copy by another user): set-user-ID,
+    /// set-group-ID as [`after_unprivileged_change`] says, and file capabilities.
+    /// `groups` are the caller's supplementary groups.
+    pub fn kill_privileges(&self, ino: u64, caller: Caller, groups: &[u32]) -> FsResult<()> {
         let mut g = self.lock();
         g.writable()?;
         let ino = Ino::from_kernel(ino)?;
         let rec = g.inode(ino)?;
-        let mode = without_setid(rec.mode);
+        let mode = after_unprivileged_change(rec.mode, rec.gid, caller, groups);
         if mode != rec.mode {
             g.put(
                 ino,
@@ -132,7 +148,9 @@ impl Filesystem {
             };
             // Truncation by an unprivileged caller drops set-user-ID, and set-group-ID
             // on a group-executable file, as Linux does (the mount handles this itself:
-            // FUSE_HANDLE_KILLPRIV_V2).
+            // FUSE_HANDLE_KILLPRIV_V2; the FUSE adapter also calls `kill_privileges`
+            // first, which knows the caller's groups for a set-group-ID file without
+            // group execute).
             if caller.uid != 0 {
                 rec.mode = without_setid(rec.mode);
             }

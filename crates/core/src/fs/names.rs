@@ -482,7 +482,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Moves entry `from` to `newname` in `newparent` (free now).
+    /// Moves entry `from` to `newname` in `newparent` (free now). Within one directory
+    /// the entry keeps its readdir position, so a listing running beside renames sees
+    /// each entry once (under its old name or its new one), never again and again; moved
+    /// to another directory it goes after every entry there.
     fn move_entry(
         &mut self,
         from: &Named<'_>,
@@ -490,9 +493,20 @@ impl Inner {
         newname: &[u8],
         t: i64,
     ) -> FsResult<()> {
+        let cookie = if newparent == from.parent {
+            Some(self.cookie_of(from.parent, from.name)?)
+        } else {
+            None
+        };
         self.vol.remove_entry(from.parent, from.name)?;
-        self.vol
-            .add_entry(newparent, newname, from.ino, from.kind)?;
+        match cookie {
+            Some(c) => self
+                .vol
+                .put_entry(newparent, newname, from.ino, from.kind, c)?,
+            None => self
+                .vol
+                .add_entry(newparent, newname, from.ino, from.kind)?,
+        }
         self.touch_ctime(from.ino, t)?;
         let moved_dir = from.kind == FileKind::Directory && from.parent != newparent;
         self.touch_dir(from.parent, t, if moved_dir { -1 } else { 0 })?;

@@ -173,13 +173,22 @@ fn writes_and_truncation_by_others_drop_set_id_bits_and_capabilities() {
     };
     fs.setattr(f, &setid(0o6755), Caller::ROOT).unwrap();
     fs.setxattr(f, b"security.capability", b"caps", 0).unwrap();
-    fs.kill_privileges(f).unwrap();
+    fs.kill_privileges(f, USER, &[]).unwrap();
     assert_eq!(fs.getattr(f).unwrap().perm, 0o755);
     assert_err!(fs.getxattr(f, b"security.capability"), FsError::NoData);
-    // Set-group-ID without group execute (mandatory locking) stays.
+    // Set-group-ID without group execute stays for a member of the file's group (by
+    // its primary group or a supplementary one), and goes for anyone else.
     fs.setattr(f, &setid(0o2644), Caller::ROOT).unwrap();
-    fs.kill_privileges(f).unwrap();
+    let member = Caller { uid: 1000, gid: 0 };
+    fs.kill_privileges(f, member, &[]).unwrap();
+    fs.kill_privileges(f, USER, &[7, 0]).unwrap();
     assert_eq!(fs.getattr(f).unwrap().perm, 0o2644);
+    fs.kill_privileges(f, USER, &[7]).unwrap();
+    assert_eq!(fs.getattr(f).unwrap().perm, 0o644);
+    // With group execute it goes for members too.
+    fs.setattr(f, &setid(0o2754), Caller::ROOT).unwrap();
+    fs.kill_privileges(f, member, &[]).unwrap();
+    assert_eq!(fs.getattr(f).unwrap().perm, 0o754);
     // Truncation: by root the bits stay, by another user they go.
     fs.setattr(f, &setid(0o6755), Caller::ROOT).unwrap();
     let trunc = |size| SetAttr {

@@ -433,3 +433,59 @@ fn readdir_cookies_survive_removals_mid_listing() {
     expect.sort();
     assert_eq!(seen_sorted, expect);
 }
+
+#[test]
+fn a_listing_beside_renames_in_its_directory_sees_each_entry_once() {
+    let (_dev, fs) = fresh();
+    let dir = fs.mkdir(ROOT, b"d", 0o755, Caller::ROOT).unwrap().ino;
+    for i in 0..200 {
+        let a = fs.create(dir, format!("f{i}").as_bytes(), 0o644, Caller::ROOT);
+        fs.release(a.unwrap().ino).unwrap();
+    }
+    // A pass that reads 10 entries at a time while every entry is renamed (twice over)
+    // between its steps.
+    let mut seen: Vec<u64> = Vec::new();
+    let mut offset = 0;
+    let mut round = 0u32;
+    loop {
+        let mut got = Vec::new();
+        fs.readdir(dir, offset, |e| {
+            if e.name != b"." && e.name != b".." {
+                got.push((e.cookie, e.ino));
+            }
+            offset = e.cookie;
+            got.len() >= 10
+        })
+        .unwrap();
+        if got.is_empty() {
+            break;
+        }
+        seen.extend(got.iter().map(|g| g.1));
+        for name in entry_names(&fs, dir) {
+            let new = format!("r{round}-{}", String::from_utf8_lossy(&name));
+            fs.rename(dir, &name, dir, new.as_bytes(), RenameMode::Replace)
+                .unwrap();
+        }
+        round += 1;
+        assert!(round < 1000, "the listing does not end");
+    }
+    let distinct: BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(seen.len(), 200, "each entry once");
+    assert_eq!(distinct.len(), 200);
+    // A move into another directory still goes after every entry there.
+    let other = fs.mkdir(ROOT, b"o", 0o755, Caller::ROOT).unwrap().ino;
+    fs.create(other, b"x", 0o644, Caller::ROOT).unwrap();
+    let first = entry_names(&fs, dir)[0].clone();
+    fs.rename(dir, &first, other, b"y", RenameMode::Replace)
+        .unwrap();
+    assert_eq!(entry_names(&fs, other), vec![b"x".to_vec(), b"y".to_vec()]);
+}
+
+/// The names in `dir` in readdir order, without "." and "..".
+fn entry_names(fs: &Filesystem, dir: u64) -> Vec<Vec<u8>> {
+    list(fs, dir)
+        .into_iter()
+        .map(|e| e.1)
+        .filter(|n| n != b"." && n != b"..")
+        .collect()
+}
