@@ -288,3 +288,48 @@ fn set_id_bits_are_dropped_by_unprivileged_changes_as_on_ext4() {
     }
     m.unmount();
 }
+
+/// A listing of a 5,000-entry directory while another thread renames entries in it
+/// ends, and each pass returns every entry once (a rename within a directory keeps the
+/// entry's place in the listing).
+#[test]
+fn listing_a_directory_beside_renames_ends_with_each_entry_once() {
+    use std::os::unix::fs::DirEntryExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const N: usize = 5000;
+    let s = Scratch::new();
+    let img = s.mkfs("img", "256M");
+    let m = Mounted::new(&img, &s.path("mnt"));
+    let dir = m.path("d");
+    fs::create_dir(&dir).unwrap();
+    for i in 0..N {
+        fs::write(dir.join(format!("a{i}")), b"").unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let renamer = {
+        let (dir, stop) = (dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut renames = 0u64;
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+            while !stop.load(Ordering::Relaxed) {
+                let i = rng.below(N as u64);
+                let (a, b) = (dir.join(format!("a{i}")), dir.join(format!("b{i}")));
+                if fs::rename(&a, &b).is_err() {
+                    fs::rename(&b, &a).unwrap();
+                }
+                renames += 1;
+            }
+            renames
+        })
+    };
+    for _ in 0..5 {
+        let inos: Vec<u64> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().ino()).collect();
+        let distinct: std::collections::BTreeSet<u64> = inos.iter().copied().collect();
+        assert!(inos.len() <= N, "a pass returned {} entries", inos.len());
+        assert_eq!(distinct.len(), inos.len(), "an entry came twice in one pass");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(renamer.join().unwrap() > 0);
+    m.unmount();
+}
