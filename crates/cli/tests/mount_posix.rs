@@ -324,10 +324,17 @@ fn listing_a_directory_beside_renames_ends_with_each_entry_once() {
         })
     };
     for _ in 0..5 {
-        let inos: Vec<u64> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().ino()).collect();
+        let inos: Vec<u64> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().ino())
+            .collect();
         let distinct: std::collections::BTreeSet<u64> = inos.iter().copied().collect();
         assert!(inos.len() <= N, "a pass returned {} entries", inos.len());
-        assert_eq!(distinct.len(), inos.len(), "an entry came twice in one pass");
+        assert_eq!(
+            distinct.len(),
+            inos.len(),
+            "an entry came twice in one pass"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     assert!(renamer.join().unwrap() > 0);
