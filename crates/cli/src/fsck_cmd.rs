@@ -40,7 +40,8 @@ pub fn run(a: FsckArgs) -> ExitCode {
         );
         b
     });
-    let result = fsck::check_with_progress(dev, &mut |done, total| {
+    let holder = crate::paths::holder("fsck");
+    let result = fsck::check_with_progress(dev, Some(holder), &mut |done, total| {
         if let Some(b) = &bar {
             b.set_length(total);
             b.set_position(done);

@@ -57,8 +57,9 @@ pub struct MountArgs {
     pub threads: Option<u16>,
     /// Mount options, as mount(8) and /etc/fstab give them: ro, rw, noatime, relatime
     /// (default), strictatime, allow_other, cache_size=SIZE, commit=SECONDS,
-    /// kernel_writeback, nodev, nosuid, noexec (mount's own: defaults, nofail, x-*, ...,
-    /// are ignored; anything else is refused).
+    /// kernel_writeback, nodev, nosuid, noexec, force (mount an image another machine's
+    /// in-use marker names: that machine is down) (mount's own: defaults, nofail, x-*,
+    /// ..., are ignored; anything else is refused).
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Internal: this process is the daemon a plain `mount` started.
@@ -90,11 +91,15 @@ fn image_and_mountpoint(a: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
     }
 }
 
+/// Opens `image` for a mount at `mp` (read-write: marked as held by this process until
+/// its clean unmount; `force` takes over another machine's marker).
 fn open(
     image: &Path,
+    mp: &Path,
     read_only: bool,
     cache_size: &str,
     atime: AtimeMode,
+    force: bool,
 ) -> Result<Filesystem, String> {
     let write_cache_bytes = crate::size::parse_size(cache_size)
         .ok()
@@ -106,6 +111,8 @@ fn open(
         read_only,
         write_cache_bytes,
         atime,
+        holder: Some(paths::holder(&mp.display().to_string())),
+        force,
     };
     Filesystem::mount(dev, opts).map_err(|e| format!("{}: {e}", image.display()))
 }
@@ -138,7 +145,14 @@ pub fn run(mut a: MountArgs) -> Result<(), String> {
         return serve(a, &opts, &image, &mp);
     }
     // Check the image here, read-only, so a bad one is reported before any daemon.
-    drop(open(&image, true, &a.cache_size, AtimeMode::default())?);
+    drop(open(
+        &image,
+        &mp,
+        true,
+        &a.cache_size,
+        AtimeMode::default(),
+        opts.force,
+    )?);
     spawn_daemon(a, &image, &mp)
 }
 
@@ -224,7 +238,8 @@ fn serve(a: &MountArgs, o: &MountOptions, image: &Path, mp: &Path) -> Result<(),
     };
     let failed = |e: &String| report(format!("error: {e}"));
     let atime = o.atime.unwrap_or_default();
-    let fs = Arc::new(open(image, a.read_only, &a.cache_size, atime).inspect_err(failed)?);
+    let fs =
+        Arc::new(open(image, mp, a.read_only, &a.cache_size, atime, o.force).inspect_err(failed)?);
     for n in fs.notes() {
         report(format!("note: {n}"));
     }

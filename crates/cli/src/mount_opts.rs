@@ -16,6 +16,8 @@ pub struct MountOptions {
     pub no_dev: bool,
     pub no_suid: bool,
     pub no_exec: bool,
+    /// Open an image another machine's in-use marker names (that machine is down).
+    pub force: bool,
 }
 
 /// Options mount(8) and fstab use for themselves, which a helper accepts and ignores.
@@ -44,7 +46,7 @@ fn is_userspace_only(opt: &str) -> bool {
 }
 
 const KNOWN: &str = "ro, rw, noatime, relatime, strictatime, allow_other, cache_size=SIZE, \
-                     commit=SECONDS, kernel_writeback, nodev, nosuid, noexec";
+                     commit=SECONDS, kernel_writeback, nodev, nosuid, noexec, force";
 
 impl MountOptions {
     /// Parses comma-separated option lists, later ones winning.
@@ -71,6 +73,7 @@ impl MountOptions {
                 ("nodev", None) => o.no_dev = true,
                 ("nosuid", None) => o.no_suid = true,
                 ("noexec", None) => o.no_exec = true,
+                ("force", None) => o.force = true,
                 ("cache_size", Some(v)) if !v.is_empty() => o.cache_size = Some(v.to_string()),
                 ("commit", Some(v)) => {
                     let secs = v.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {

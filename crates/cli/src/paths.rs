@@ -101,6 +101,45 @@ fn unescape_mount_field(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// This machine's identity for the in-use marker: `/etc/machine-id` (128 bits in hex),
+/// else the host name's first 16 bytes.
+pub fn machine_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    for path in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let hex = text.trim();
+        if hex.len() == 32 && hex.is_ascii() {
+            for (i, b) in id.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+            }
+            if id != [0; 16] {
+                return id;
+            }
+        }
+    }
+    let host = nix::unistd::gethostname().unwrap_or_default();
+    let name = host.to_string_lossy();
+    let n = name.len().min(16);
+    id[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if id == [0; 16] {
+        id[0] = 1;
+    }
+    id
+}
+
+/// The in-use marker this process puts on an image it opens at `mount_point`.
+pub fn holder(mount_point: &str) -> gpufs_format::superblock::InUse {
+    gpufs_format::superblock::InUse {
+        host: machine_id(),
+        pid: std::process::id(),
+        reserved: 0,
+        since_ns: 0,
+        mount_point: gpufs_format::superblock::InUse::mount_point_bytes(mount_point),
+    }
+}
+
 /// What to say when opening `image` failed with `e`: for an image a mount holds, which
 /// mount holds it.
 pub fn open_error(image: &Path, e: &std::io::Error) -> String {

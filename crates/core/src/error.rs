@@ -56,6 +56,9 @@ pub enum FsError {
     /// On-disk bytes that fail their checksum or an invariant. Reads return EIO.
     #[error("corrupted filesystem: {0}")]
     Corrupt(String),
+    /// Another machine's marker says the image is mounted there.
+    #[error("{0}")]
+    InUse(String),
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error("device I/O error: {0}")]
@@ -91,6 +94,7 @@ impl FsError {
             FsError::NoSuchOffset => libc::ENXIO,
             FsError::TooBig => libc::E2BIG,
             FsError::BadImage(_) => libc::EINVAL,
+            FsError::InUse(_) => libc::EBUSY,
             FsError::Corrupt(_) | FsError::Format(_) => libc::EIO,
             FsError::Io(e) => match e.raw_os_error() {
                 Some(libc::ENOSPC) => libc::ENOSPC,

@@ -51,12 +51,16 @@ impl FsckReport {
 
 /// Checks the image on `dev`.
 pub fn check(dev: Arc<dyn Device>) -> FsResult<FsckReport> {
-    check_with_progress(dev, &mut |_, _| {})
+    check_with_progress(dev, None, &mut |_, _| {})
 }
 
-/// Like [`check`], calling `progress(done, total)` while verifying record checksums.
+/// Like [`check`], calling `progress(done, total)` while verifying record checksums;
+/// with a `holder` (this machine), an image another machine's marker says is mounted
+/// there is refused ([`FsError::InUse`]): a filesystem changing under it cannot be
+/// checked.
 pub fn check_with_progress(
     dev: Arc<dyn Device>,
+    holder: Option<gpufs_format::superblock::InUse>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> FsResult<FsckReport> {
     let mut report = FsckReport::default();
@@ -64,11 +68,12 @@ pub fn check_with_progress(
         dev.clone(),
         OpenOptions {
             read_only: true,
+            holder,
             ..OpenOptions::default()
         },
     ) {
         Ok(v) => v,
-        Err(e @ FsError::BadImage(_)) => return Err(e),
+        Err(e @ (FsError::BadImage(_) | FsError::InUse(_))) => return Err(e),
         Err(e) => {
             report
                 .problems

@@ -2,8 +2,9 @@
 //! the last version 1 build: `gpufs mkfs --size 8M --record-size 16K`, a few files, a
 //! clean unmount; the second also a journal transaction a killed daemon left) and the
 //! version 2 fixtures (made the same way by the last version 2 build, with lz4 and a
-//! `copies 2` directory) mount, read back every file, upgrade to the current version by
-//! their first write, and stay readable after it.
+//! `copies 2` directory) and the version 3 fixtures (the same by the last version 3
+//! build, plus a `cp` of a file, which shares its records) mount, read back every file,
+//! upgrade to the current version by their first write, and stay readable after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -72,6 +73,12 @@ fn check_contents(fs: &Filesystem, version: u32) {
         );
         let copies = fs.properties(ino(fs, "two"), Some("copies")).unwrap();
         assert_eq!(copies[0].value, "2");
+    }
+    if version >= 3 {
+        assert_eq!(
+            read(fs, "docs/cloned.txt"),
+            b"two copies of this line\n".repeat(2000)
+        );
     }
     let bytes: Vec<u8> = (0..50_000u32).map(|i| ((i * 7 + 3) % 251) as u8).collect();
     assert_eq!(read(fs, "docs/deep/bytes.bin"), bytes);
@@ -216,6 +223,58 @@ fn a_version_2_image_left_by_a_killed_daemon_replays_its_journal() {
         fs.notes()
     );
     check_contents(&fs, 2);
+    assert_eq!(
+        read(&fs, "journaled.txt"),
+        b"written after the last checkpoint\n"
+    );
+    assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
+}
+
+#[test]
+fn a_clean_version_3_image_mounts_reads_and_upgrades_on_its_first_write() {
+    let image = fixture("v3-clean.img.zst");
+    assert_eq!(version_of(&image), 3);
+    let report = fsck::check(Arc::new(FaultDevice::new(image.clone()))).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(
+        report.stats.shared_references > 0,
+        "the fixture holds a clone"
+    );
+    let (dev, fs) = mount(image.clone(), true);
+    check_contents(&fs, 3);
+    drop(fs);
+    assert_eq!(dev.volatile_image(), image);
+
+    let (dev, fs) = mount(image, false);
+    let f = fs
+        .create(ROOT, b"new.txt", 0o644, Caller::ROOT)
+        .unwrap()
+        .ino;
+    let text = b"written by a version 4 build\n".repeat(4000);
+    fs.write(f, 0, &text).unwrap();
+    fs.sync().unwrap();
+    assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
+    fs.close().unwrap();
+    drop(fs);
+    let upgraded = dev.volatile_image();
+    let report = fsck::check(Arc::new(FaultDevice::new(upgraded.clone()))).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let (_dev, fs) = mount(upgraded, false);
+    check_contents(&fs, 3);
+    assert_eq!(read(&fs, "new.txt"), text);
+}
+
+#[test]
+fn a_version_3_image_left_by_a_killed_daemon_replays_its_journal() {
+    let image = fixture("v3-dirty.img.zst");
+    assert_eq!(version_of(&image), 3);
+    let (dev, fs) = mount(image, false);
+    assert!(
+        fs.notes().iter().any(|n| n.contains("replayed")),
+        "{:?}",
+        fs.notes()
+    );
+    check_contents(&fs, 3);
     assert_eq!(
         read(&fs, "journaled.txt"),
         b"written after the last checkpoint\n"

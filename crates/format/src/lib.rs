@@ -28,13 +28,16 @@ pub const BLOCK_SIZE: usize = 4096;
 /// On-disk format version written by this build. Images of an older version this build
 /// reads ([`OLDEST_READABLE_VERSION`]..) are upgraded by their first write; any other
 /// version is refused with a clear message.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Oldest format version this build opens. Version 2 only gives meaning to bytes that
 /// version 1 kept zero (record-pointer flags, inode property bits, the superblock's
 /// default compression), so a version 1 image is a valid version 2 image. Version 3 lets
 /// several pointers share one record (the journal's `ExtentShare` op): a version 1 or 2
 /// image has no shared record and is a valid version 3 image, but an older build would
-/// free a shared record with its first reference, so it must refuse version 3.
+/// free a shared record with its first reference, so it must refuse version 3. Version 4
+/// gives meaning to superblock bytes 176..248, zero before (the in-use marker: zero is
+/// "nobody holds it"), so an older image is a valid version 4 image; an older build
+/// would ignore another host's marker, so it must refuse version 4.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// True for the format versions this build opens.

@@ -40,7 +40,11 @@ pub const SUPERBLOCK_SLOTS: [u64; 2] = [0, 1];
 /// 160    8 far_slot         the third copy of this superblock: the image's last block,
 ///                                kept out of the data area's free space (v3; 0: none)
 /// 168    8 scrub_cursor     block an interrupted scrub resumes from (v3; 0: none)
-/// 176   72 reserved         zero
+/// 176   72 in_use           who holds the image mounted read-write (v4; all zero: nobody,
+///                           the state after a clean unmount), see [`InUse`]:
+///                           176 16 host (machine id), 192 4 pid, 196 4 reserved (zero),
+///                           200 8 since_ns, 208 40 mount_point (UTF-8, NUL-padded,
+///                           cut at 40 bytes)
 /// 248    4 reserved2        zero
 /// 252    4 checksum         CRC32C of bytes 0..252
 /// ```
@@ -72,13 +76,63 @@ pub struct Superblock {
     pub journal_copy_start: u64,
     pub far_slot: u64,
     pub scrub_cursor: u64,
-    pub reserved: [u64; 9],
+    pub in_use: InUse,
     pub reserved2: u32,
     pub checksum: u32,
 }
 const _: () = assert!(std::mem::size_of::<Superblock>() == 256);
 
 const CHECKSUM_OFFSET: usize = 252;
+
+/// The in-use marker (v4): written by a read-write mount before anything else, zeroed
+/// by its clean unmount. A mount that finds another host's marker refuses (the OS lock
+/// on the image file only covers one machine); its own host's marker was left by a
+/// mount that ended without unmounting, and is taken over.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct InUse {
+    /// The holder's machine id (`/etc/machine-id`); all zero: nobody.
+    pub host: [u8; 16],
+    pub pid: u32,
+    pub reserved: u32,
+    /// When the mount began, ns since the epoch.
+    pub since_ns: i64,
+    /// Where it is mounted (UTF-8, NUL-padded, cut at 40 bytes).
+    pub mount_point: [u8; 40],
+}
+const _: () = assert!(std::mem::size_of::<InUse>() == 72);
+
+impl InUse {
+    /// Nobody holds the image.
+    pub const NOBODY: InUse = InUse {
+        host: [0; 16],
+        pid: 0,
+        reserved: 0,
+        since_ns: 0,
+        mount_point: [0; 40],
+    };
+
+    pub fn is_held(&self) -> bool {
+        self.host != [0; 16]
+    }
+
+    /// The mount point as recorded (cut at 40 bytes).
+    pub fn mount_point(&self) -> String {
+        let end = self.mount_point.iter().position(|b| *b == 0).unwrap_or(40);
+        String::from_utf8_lossy(&self.mount_point[..end]).into_owned()
+    }
+
+    /// `mount_point` cut to fit, at a character boundary.
+    pub fn mount_point_bytes(mount_point: &str) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        let mut end = mount_point.len().min(40);
+        while !mount_point.is_char_boundary(end) {
+            end -= 1;
+        }
+        out[..end].copy_from_slice(&mount_point.as_bytes()[..end]);
+        out
+    }
+}
 
 impl Superblock {
     /// The filesystem was checkpointed at unmount and no journal block of this
@@ -218,7 +272,7 @@ mod tests {
             journal_copy_start: 4000,
             far_slot: 0,
             scrub_cursor: 0,
-            reserved: [0; 9],
+            in_use: InUse::NOBODY,
             reserved2: 0,
             checksum: 0,
         }

@@ -125,7 +125,7 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         journal_copy_start: 0,
         far_slot: 0,
         scrub_cursor: 0,
-        reserved: [0; 9],
+        in_use: gpufs_format::superblock::InUse::NOBODY,
         reserved2: 0,
         checksum: 0,
     }

@@ -25,6 +25,7 @@ mod writeback;
 use std::sync::Arc;
 
 use gpufs_compute::LazyCompute;
+use gpufs_format::superblock::InUse;
 use gpufs_format::{JournalOp, Superblock, BLOCK_SIZE};
 
 use crate::alloc::Allocator;
@@ -437,11 +438,34 @@ impl Volume {
     /// Flushes everything and writes a checkpoint marked clean (unmount). Does nothing
     /// when the image is already clean and unchanged.
     pub fn close(&mut self) -> FsResult<()> {
-        if self.read_only || (self.clean_on_disk && !self.changed) {
+        if self.read_only {
+            return Ok(());
+        }
+        let marked = self.sb.in_use.is_held();
+        if self.clean_on_disk && !self.changed && !marked {
             return Ok(());
         }
         self.check_failed()?;
+        // A clean unmount leaves nobody's marker behind.
+        self.sb.in_use = InUse::NOBODY;
+        if self.clean_on_disk && !self.changed {
+            return self.store_superblocks(self.sb);
+        }
         self.write_checkpoint_marked(true)
+    }
+
+    /// Marks the image as held by `holder` (both superblock slots), before this mount
+    /// writes anything else of its own.
+    pub(super) fn mark_in_use(&mut self, holder: InUse) -> FsResult<()> {
+        debug_assert!(holder.is_held());
+        let sb = Superblock {
+            in_use: InUse {
+                since_ns: crate::time::now_ns(),
+                ..holder
+            },
+            ..self.sb
+        };
+        self.store_superblocks(sb)
     }
 
     /// Fails with EIO once a superblock write has failed.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gpufs_format::signature;
-use gpufs_format::superblock::SUPERBLOCK_SLOTS;
+use gpufs_format::superblock::{InUse, SUPERBLOCK_SLOTS};
 use gpufs_format::{FormatError, Superblock, BLOCK_SIZE, FORMAT_VERSION};
 
 use super::checkpoint::load_checkpoint;
@@ -23,6 +23,14 @@ pub struct OpenOptions {
     pub write_cache_bytes: usize,
     /// When a read moves a file's access time (`-o noatime|relatime|strictatime`).
     pub atime: AtimeMode,
+    /// Who opens the image (machine id, pid, mount point): a read-write open marks the
+    /// superblock with it until a clean close, and any open with a holder refuses an
+    /// image another machine's marker says is in use. `None` (a library user without
+    /// an identity) neither checks nor marks.
+    pub holder: Option<InUse>,
+    /// Open even when another machine's marker says the image is in use (`-o force`:
+    /// for a machine known to be down).
+    pub force: bool,
 }
 
 /// When reads update access times, as the mount options of Linux filesystems say.
@@ -49,6 +57,8 @@ impl Default for OpenOptions {
             read_only: false,
             write_cache_bytes: Self::DEFAULT_WRITE_CACHE_BYTES,
             atime: AtimeMode::Relatime,
+            holder: None,
+            force: false,
         }
     }
 }
@@ -171,6 +181,9 @@ impl Volume {
     pub fn open(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Volume> {
         let (sb, mut notes) = pick_superblock(dev.as_ref())?;
         let slot_damaged = !notes.is_empty();
+        if let Some(note) = check_holder(&sb.in_use, &opts)? {
+            notes.push(note);
+        }
         let ckpt = load_checkpoint(dev.as_ref(), &sb)?;
         let mut alloc = Allocator::from_bitmap(sb.total_blocks - sb.data_start, &ckpt.bitmap)?;
         let mut ckpt_runs = Vec::new();
@@ -269,7 +282,44 @@ impl Volume {
                 )
             });
         }
+        if let (false, Some(holder)) = (vol.read_only, opts.holder) {
+            vol.mark_in_use(holder)?;
+        }
         vol.notes = notes;
         Ok(vol)
     }
+}
+
+/// Refuses an image another machine's marker says is in use (unless `opts.force`);
+/// a note when a marker is taken over: this machine's own was left by a mount that
+/// ended without unmounting (the image's OS lock, held now, rules out a live one).
+fn check_holder(marker: &InUse, opts: &OpenOptions) -> FsResult<Option<String>> {
+    let Some(me) = opts.holder.filter(|_| marker.is_held()) else {
+        return Ok(None);
+    };
+    let who = format!(
+        "pid {} mounted at {} since {}",
+        marker.pid,
+        marker.mount_point(),
+        crate::time::format_ns(marker.since_ns)
+    );
+    if marker.host == me.host {
+        return Ok(Some(format!(
+            "the last mount ({who}) ended without unmounting"
+        )));
+    }
+    let host = marker
+        .host
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    if opts.force {
+        return Ok(Some(format!(
+            "took the image over from machine {host} ({who}): -o force"
+        )));
+    }
+    Err(FsError::InUse(format!(
+        "in use by another machine ({host}, {who}); one writer per image: unmount it \
+         there, or if that machine is down, mount with -o force"
+    )))
 }
