@@ -90,12 +90,27 @@ pub(crate) fn format_and_mount(d: Arc<dyn Device>) -> Filesystem {
         ..Default::default()
     };
     mkfs(d.clone(), &opts).expect("mkfs");
-    Filesystem::mount(d, OpenOptions::default()).expect("mount after mkfs")
+    Filesystem::mount(d, held()).expect("mount after mkfs")
+}
+
+/// Mounts as a machine's mount does: marked in use (each remount after a cut takes the
+/// marker the cut left over), so cuts land in the marker's writes too.
+fn held() -> OpenOptions {
+    OpenOptions {
+        holder: Some(gpufs_format::superblock::InUse {
+            host: [7; 16],
+            pid: 1,
+            reserved: 0,
+            since_ns: 0,
+            mount_point: gpufs_format::superblock::InUse::mount_point_bytes("/crash"),
+        }),
+        ..OpenOptions::default()
+    }
 }
 
 pub(crate) fn mount_image(img: Vec<u8>) -> Result<(Arc<FaultDevice>, Filesystem), String> {
     let dev = Arc::new(FaultDevice::new(img));
     let d: Arc<dyn Device> = dev.clone();
-    let fs = Filesystem::mount(d, OpenOptions::default()).map_err(|e| format!("mount: {e}"))?;
+    let fs = Filesystem::mount(d, held()).map_err(|e| format!("mount: {e}"))?;
     Ok((dev, fs))
 }
