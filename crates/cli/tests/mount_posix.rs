@@ -340,3 +340,94 @@ fn listing_a_directory_beside_renames_ends_with_each_entry_once() {
     assert!(renamer.join().unwrap() > 0);
     m.unmount();
 }
+
+/// A `struct file_handle` with room for any handle FUSE makes.
+#[repr(C)]
+struct FileHandle {
+    handle_bytes: u32,
+    handle_type: i32,
+    f_handle: [u8; 128],
+}
+
+/// name_to_handle_at(2) of `path`.
+#[allow(unsafe_code)]
+fn handle_of(path: &std::path::Path) -> FileHandle {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut h = FileHandle {
+        handle_bytes: 128,
+        handle_type: 0,
+        f_handle: [0; 128],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `c` is a NUL-terminated path; `h` is a file_handle whose handle_bytes
+    // says how much room follows; `mount_id` is a valid out pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &mut h as *mut FileHandle,
+            &mut mount_id as *mut libc::c_int,
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "name_to_handle_at: {}",
+        std::io::Error::last_os_error()
+    );
+    h
+}
+
+/// open_by_handle_at(2) of `h` on the mount `mount_dir` is in.
+#[allow(unsafe_code)]
+fn open_handle(mount_dir: &fs::File, h: &mut FileHandle) -> std::io::Result<fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: `h` is a handle name_to_handle_at filled; the returned descriptor, when
+    // valid, is owned by nobody else.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount_dir.as_raw_fd(),
+            h as *mut FileHandle,
+            libc::O_RDONLY,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is not owned elsewhere.
+    Ok(unsafe { fs::File::from_raw_fd(fd as i32) })
+}
+
+/// File handles survive the kernel forgetting the inode (export support: NFS, and
+/// programs that keep handles), and a handle of a removed file is stale.
+#[test]
+fn file_handles_survive_the_kernel_forgetting_the_inode() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "64M");
+    let m = Mounted::new(&img, &s.path("mnt"));
+    fs::create_dir_all(m.path("d/e")).unwrap();
+    fs::write(m.path("d/e/f"), b"handled").unwrap();
+    fs::write(m.path("gone"), b"x").unwrap();
+    let mut file = handle_of(&m.path("d/e/f"));
+    let mut dir = handle_of(&m.path("d/e"));
+    let mut gone = handle_of(&m.path("gone"));
+    fs::remove_file(m.path("gone")).unwrap();
+    // The kernel drops every unused dentry and inode: the handles must be resolved by
+    // the daemon.
+    fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
+    let root = fs::File::open(m.path("")).unwrap();
+    let mut f = open_handle(&root, &mut file).unwrap();
+    let mut got = String::new();
+    f.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "handled");
+    let d = open_handle(&root, &mut dir).unwrap();
+    assert!(d.metadata().unwrap().is_dir());
+    let err = open_handle(&root, &mut gone).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ESTALE), "{err}");
+    drop((f, d, root));
+    m.unmount();
+}

@@ -93,6 +93,13 @@ impl fuser::Filesystem for GpufsFuse {
         if let Err(unsupported) = config.add_capabilities(readdirplus) {
             tracing::info!("kernel lacks FUSE capabilities {unsupported:?}");
         }
+        // File handles survive (name_to_handle_at/open_by_handle_at, NFS export): for a
+        // handle whose inode the kernel no longer holds, it looks up "." in the handle's
+        // inode (and ".." for a directory's parent), checked against the inode's
+        // generation, which changes when the slot is reused.
+        if let Err(unsupported) = config.add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT) {
+            tracing::info!("kernel lacks {unsupported:?}: file handles go stale");
+        }
         // The daemon drops set-id bits and file capabilities itself on write and
         // truncate (KILLPRIV_V2), so that the kernel does not ask for security.capability
         // before every write (a round trip each).

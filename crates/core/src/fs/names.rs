@@ -156,9 +156,24 @@ fn mode_bits_sgid() -> u32 {
 }
 
 impl Filesystem {
+    /// The inode `name` in directory `parent` names. The kernel asks for "." and ".."
+    /// only to turn a file handle back into an inode it no longer holds: "." is `parent`
+    /// itself (of any kind; a freed slot is `NotFound`, a reused one differs in
+    /// generation), ".." a directory's parent.
     pub fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
         let g = self.lock();
-        let ino = g.child(Ino::from_kernel(parent)?, name)?;
+        let parent = Ino::from_kernel(parent)?;
+        let ino = match name {
+            b"." => {
+                g.inode(parent)?;
+                parent
+            }
+            b".." => {
+                g.dir_inode(parent)?;
+                g.parent_of_dir(parent)
+            }
+            _ => g.child(parent, name)?,
+        };
         let rec = g.inode(ino)?;
         Ok(g.attr(ino, &rec))
     }
