@@ -431,3 +431,56 @@ fn file_handles_survive_the_kernel_forgetting_the_inode() {
     drop((f, d, root));
     m.unmount();
 }
+
+/// gpufs as an overlayfs upper layer: removing and renaming lower files leaves
+/// whiteouts (RENAME_WHITEOUT, character devices 0:0) in the upper directory, and the
+/// merged view shows exactly what remains.
+#[test]
+fn works_as_an_overlayfs_upper_layer() {
+    use std::os::unix::fs::FileTypeExt;
+    let s = Scratch::new();
+    let img = s.mkfs("img", "64M");
+    let m = Mounted::new(&img, &s.path("mnt"));
+    let (lower, merged) = (s.path("lower"), s.path("merged"));
+    fs::create_dir_all(&lower).unwrap();
+    fs::create_dir_all(&merged).unwrap();
+    fs::write(lower.join("a"), b"lower a").unwrap();
+    fs::write(lower.join("b"), b"lower b").unwrap();
+    fs::create_dir_all(m.path("upper")).unwrap();
+    fs::create_dir_all(m.path("work")).unwrap();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        m.path("upper").display(),
+        m.path("work").display()
+    );
+    let out = common::run(
+        std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&merged),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::remove_file(merged.join("a")).unwrap();
+    fs::rename(merged.join("b"), merged.join("c")).unwrap();
+    fs::write(merged.join("n"), b"new").unwrap();
+    let mut names: Vec<String> = fs::read_dir(&merged)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["c", "n"]);
+    assert_eq!(fs::read(merged.join("c")).unwrap(), b"lower b");
+    let out = common::run(std::process::Command::new("umount").arg(&merged));
+    assert!(out.status.success());
+    for gone in ["a", "b"] {
+        let meta = fs::symlink_metadata(m.path(&format!("upper/{gone}"))).unwrap();
+        assert!(meta.file_type().is_char_device(), "{gone} is no whiteout");
+        assert_eq!(meta.rdev(), 0);
+    }
+    m.unmount();
+    common::assert_fsck(&img, 0);
+}

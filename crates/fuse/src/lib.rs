@@ -268,7 +268,7 @@ impl fuser::Filesystem for GpufsFuse {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -276,7 +276,15 @@ impl fuser::Filesystem for GpufsFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+        let mode = if flags.contains(RenameFlags::RENAME_WHITEOUT) {
+            if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                return reply.error(Errno::EINVAL);
+            }
+            RenameMode::Whiteout {
+                replace: !flags.contains(RenameFlags::RENAME_NOREPLACE),
+                owner: caller(req),
+            }
+        } else if flags.contains(RenameFlags::RENAME_EXCHANGE) {
             RenameMode::Exchange
         } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
             RenameMode::NoReplace

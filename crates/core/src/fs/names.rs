@@ -32,6 +32,10 @@ pub enum RenameMode {
     NoReplace,
     /// Swap the two entries (RENAME_EXCHANGE).
     Exchange,
+    /// Replace it (unless `replace` is false: EEXIST) and leave a whiteout, a character
+    /// device 0:0 owned by `owner`, at the old name (RENAME_WHITEOUT, as overlayfs asks
+    /// of its upper layer), in the same transaction.
+    Whiteout { replace: bool, owner: Caller },
 }
 
 impl Inner {
@@ -386,16 +390,39 @@ impl Filesystem {
             };
             return g.exchange(&from, &to, t);
         }
+        let whiteout = match mode {
+            RenameMode::Whiteout { owner, .. } => Some(owner),
+            _ => None,
+        };
         if let Some(dst) = dst {
-            if mode == RenameMode::NoReplace {
+            let no_replace = matches!(
+                mode,
+                RenameMode::NoReplace | RenameMode::Whiteout { replace: false, .. }
+            );
+            if no_replace {
                 return Err(FsError::Exists);
             }
-            if dst == src {
+            if dst == src && whiteout.is_none() {
                 return Ok(());
             }
+        }
+        if whiteout.is_some() {
+            // Room for the whiteout first: the rename must not happen without it.
+            g.vol.ensure_space(1)?;
+        }
+        if let Some(dst) = dst.filter(|d| *d != src) {
             g.unlink_replaced(newparent, newname, dst, src_is_dir, t)?;
         }
-        g.move_entry(&from, newparent, newname, t)
+        g.move_entry(&from, newparent, newname, t)?;
+        if let Some(owner) = whiteout {
+            let node = NewNode {
+                kind: FileKind::CharDevice,
+                mode: FileKind::CharDevice.mode_bits(),
+                rdev: 0,
+            };
+            g.create_node(parent, name, node, owner)?;
+        }
+        g.maybe_commit()
     }
 
     /// Lists `dir` after `offset` (0: from the start; "." and ".." come first). The
@@ -528,7 +555,7 @@ impl Inner {
         if from.parent != newparent {
             self.touch_dir(newparent, t, i32::from(moved_dir))?;
         }
-        self.maybe_commit()
+        Ok(())
     }
 
     /// Swaps the inodes two entries name (RENAME_EXCHANGE); each name keeps its

@@ -489,3 +489,30 @@ fn entry_names(fs: &Filesystem, dir: u64) -> Vec<Vec<u8>> {
         .filter(|n| n != b"." && n != b"..")
         .collect()
 }
+
+#[test]
+fn rename_with_whiteout_leaves_a_character_device_at_the_old_name() {
+    let (dev, fs) = fresh();
+    let a = create_file(&fs, ROOT, b"a", b"data");
+    create_file(&fs, ROOT, b"t", b"target");
+    let whiteout = |replace| RenameMode::Whiteout {
+        replace,
+        owner: USER,
+    };
+    // Without replace, an existing target refuses and nothing changes.
+    assert_err!(
+        fs.rename(ROOT, b"a", ROOT, b"t", whiteout(false)),
+        FsError::Exists
+    );
+    assert_eq!(fs.lookup(ROOT, b"a").unwrap().ino, a);
+    fs.rename(ROOT, b"a", ROOT, b"t", whiteout(true)).unwrap();
+    assert_eq!(fs.lookup(ROOT, b"t").unwrap().ino, a);
+    let w = fs.lookup(ROOT, b"a").unwrap();
+    assert_eq!(
+        (w.kind, w.rdev, w.perm, w.uid),
+        (FileKind::CharDevice, 0, 0, USER.uid)
+    );
+    let (_dev, fs) = close_and_remount(&dev, fs);
+    assert_eq!(fs.lookup(ROOT, b"a").unwrap().kind, FileKind::CharDevice);
+    assert_eq!(read_all(&fs, fs.lookup(ROOT, b"t").unwrap().ino), b"data");
+}
