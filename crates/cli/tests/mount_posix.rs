@@ -484,3 +484,74 @@ fn works_as_an_overlayfs_upper_layer() {
     m.unmount();
     common::assert_fsck(&img, 0);
 }
+
+/// `sh -c script` in `dir`, as root or as nobody; its stdout, or `None` if it failed.
+fn sh_in(dir: &std::path::Path, script: &str, nobody: bool) -> Option<String> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", script]).current_dir(dir);
+    if nobody {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// POSIX ACLs as on ext4: setfacl/getfacl, the mode's group bits showing the mask, the
+/// kernel enforcing named entries, chmod rewriting the mask, default ACLs inherited by
+/// new files and directories in place of the umask, the umask applied where there is
+/// none, and all of it after a remount.
+#[test]
+fn posix_acls_are_kept_inherited_and_enforced() {
+    let s = Scratch::new();
+    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let img = s.mkfs("img", "64M");
+    let mp = s.path("mnt");
+    let m = Mounted::with_args(&img, &mp, &["-o", "allow_other"]);
+    let mode = |p: &str| fs::metadata(mp.join(p)).unwrap().mode() & 0o7777;
+    let acl_of = |p: &str| sh_in(&mp, &format!("getfacl -cp {p}"), false).unwrap();
+    sh_in(
+        &mp,
+        "echo secret > f && chmod 640 f && setfacl -m u:nobody:r f",
+        false,
+    )
+    .unwrap();
+    assert_eq!(mode("f"), 0o640, "the group bits show the mask");
+    assert!(acl_of("f").contains("user:nobody:r--"), "{}", acl_of("f"));
+    assert_eq!(sh_in(&mp, "cat f", true).as_deref(), Some("secret\n"));
+    sh_in(&mp, "chmod 600 f", false).unwrap();
+    assert!(acl_of("f").contains("mask::---"), "{}", acl_of("f"));
+    assert_eq!(
+        sh_in(&mp, "cat f", true),
+        None,
+        "the mask now denies nobody"
+    );
+
+    sh_in(&mp, "mkdir d && setfacl -d -m u:nobody:rwx d", false).unwrap();
+    sh_in(&mp, "umask 077; touch d/x; mkdir d/y", false).unwrap();
+    assert_eq!(mode("d/x"), 0o664, "the default ACL, not the umask");
+    assert!(
+        acl_of("d/x").contains("user:nobody:rwx"),
+        "{}",
+        acl_of("d/x")
+    );
+    assert!(
+        acl_of("d/y").contains("default:user:nobody:rwx"),
+        "{}",
+        acl_of("d/y")
+    );
+    sh_in(&mp, "umask 027; touch plain; mkdir pdir", false).unwrap();
+    assert_eq!((mode("plain"), mode("pdir")), (0o640, 0o750));
+    let before: Vec<String> = ["f", "d/x", "d/y"].iter().map(|p| acl_of(p)).collect();
+    m.unmount();
+
+    let m = Mounted::with_args(&img, &mp, &["-o", "allow_other"]);
+    let after: Vec<String> = ["f", "d/x", "d/y"].iter().map(|p| acl_of(p)).collect();
+    assert_eq!(before, after);
+    sh_in(&mp, "setfacl -b f", false).unwrap();
+    assert!(!acl_of("f").contains("nobody"));
+    m.unmount();
+    common::assert_fsck(&img, 0);
+}

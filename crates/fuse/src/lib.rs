@@ -81,6 +81,16 @@ impl GpufsFuse {
     }
 }
 
+/// The caller of a request that creates a node, with its umask: the kernel leaves the
+/// umask to the daemon (FUSE_DONT_MASK), which applies it unless a default ACL is
+/// inherited.
+fn creator(req: &Request, umask: u32) -> Caller {
+    Caller {
+        umask: umask & 0o777,
+        ..caller(req)
+    }
+}
+
 /// The caller of `req` and its supplementary groups (for permission checks the kernel
 /// does not make).
 fn asker(req: &Request) -> (Caller, Vec<u32>) {
@@ -92,6 +102,13 @@ impl fuser::Filesystem for GpufsFuse {
         let readdirplus = InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
         if let Err(unsupported) = config.add_capabilities(readdirplus) {
             tracing::info!("kernel lacks FUSE capabilities {unsupported:?}");
+        }
+        // POSIX ACLs: the kernel enforces and caches them (system.posix_acl_* xattrs);
+        // the daemon keeps them in step with the mode and applies the umask itself, so
+        // that an inherited default ACL replaces it.
+        let acl = InitFlags::FUSE_POSIX_ACL | InitFlags::FUSE_DONT_MASK;
+        if let Err(unsupported) = config.add_capabilities(acl) {
+            tracing::info!("kernel lacks {unsupported:?}: no POSIX ACLs");
         }
         // File handles survive (name_to_handle_at/open_by_handle_at, NFS export): for a
         // handle whose inode the kernel no longer holds, it looks up "." in the handle's
@@ -213,14 +230,14 @@ impl fuser::Filesystem for GpufsFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         rdev: u32,
         reply: ReplyEntry,
     ) {
         reply::entry(
             reply,
             self.fs
-                .mknod(parent.0, name.as_bytes(), mode, rdev, caller(req)),
+                .mknod(parent.0, name.as_bytes(), mode, rdev, creator(req, umask)),
         );
     }
 
@@ -230,12 +247,13 @@ impl fuser::Filesystem for GpufsFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         reply::entry(
             reply,
-            self.fs.mkdir(parent.0, name.as_bytes(), mode, caller(req)),
+            self.fs
+                .mkdir(parent.0, name.as_bytes(), mode, creator(req, umask)),
         );
     }
 
@@ -549,11 +567,13 @@ impl fuser::Filesystem for GpufsFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let r = self.fs.create(parent.0, name.as_bytes(), mode, caller(req));
+        let r = self
+            .fs
+            .create(parent.0, name.as_bytes(), mode, creator(req, umask));
         answer(reply, r, |reply, a| {
             reply.created(
                 &TTL,

@@ -91,6 +91,7 @@ pub(crate) fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
         gid: req.gid(),
+        umask: 0,
     }
 }
 

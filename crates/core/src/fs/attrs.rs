@@ -3,6 +3,7 @@
 use gpufs_format::journal::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
 use gpufs_format::{FileKind, InodeRecord, BLOCK_SIZE, NAME_MAX};
 
+use super::acl;
 use super::{now, Attr, Caller, Filesystem, Inner, MAX_FILE_SIZE};
 use crate::error::{FsError, FsResult};
 use crate::units::Ino;
@@ -50,9 +51,11 @@ fn check_xattr_name(name: &[u8]) -> FsResult<()> {
         return Err(FsError::Range);
     }
     let known = [&b"user."[..], b"trusted.", b"security."];
-    if !known
-        .iter()
-        .any(|p| name.starts_with(p) && name.len() > p.len())
+    let acl = name == acl::ACCESS || name == acl::DEFAULT;
+    if !acl
+        && !known
+            .iter()
+            .any(|p| name.starts_with(p) && name.len() > p.len())
     {
         return Err(FsError::NotSupported);
     }
@@ -157,6 +160,7 @@ impl Filesystem {
         }
         if let Some(mode) = set.mode {
             rec.mode = (rec.mode & !0o7777) | (mode & 0o7777);
+            g.chmod_acl(ino, rec.mode)?;
         }
         let owner_change =
             set.uid.is_some_and(|u| u != rec.uid) || set.gid.is_some_and(|g| g != rec.gid);
@@ -270,6 +274,9 @@ impl Filesystem {
             return Err(FsError::NoData);
         }
         g.vol.ensure_space(1)?;
+        if name == acl::ACCESS || name == acl::DEFAULT {
+            return g.set_acl(ino, rec, name, value);
+        }
         g.vol.set_xattr(ino, name, value)?;
         g.changed_xattrs(ino)
     }
@@ -320,6 +327,53 @@ impl Filesystem {
 }
 
 impl Inner {
+    /// Sets the access or default ACL of `ino` (record `rec`) from its xattr form. An
+    /// access ACL sets the mode's permission bits, and is kept only when the mode cannot
+    /// say all of it; a default ACL only on a directory; an empty ACL removes it.
+    fn set_acl(&mut self, ino: Ino, rec: InodeRecord, name: &[u8], value: &[u8]) -> FsResult<()> {
+        let parsed = acl::Acl::decode(value)?;
+        let keep = match (&parsed, name == acl::ACCESS) {
+            (Some(a), true) => {
+                let (bits, equivalent) = a.mode_bits();
+                let mode = (rec.mode & !0o777) | bits;
+                if mode != rec.mode {
+                    self.put(ino, InodeRecord { mode, ..rec })?;
+                }
+                !equivalent
+            }
+            (Some(_), false) => {
+                if rec.kind() != Some(FileKind::Directory) {
+                    return Err(FsError::Access);
+                }
+                true
+            }
+            (None, _) => false,
+        };
+        if keep {
+            self.vol.set_xattr(ino, name, value)?;
+        } else if self.has_xattr(ino, name) {
+            self.vol.remove_xattr(ino, name)?;
+        }
+        self.changed_xattrs(ino)
+    }
+
+    /// After a chmod of `ino` to `mode`: its access ACL, if any, takes the new owner,
+    /// mask (or group) and other permissions.
+    fn chmod_acl(&mut self, ino: Ino, mode: u32) -> FsResult<()> {
+        let stored = self
+            .vol
+            .namespace()
+            .xattrs(ino.get())
+            .iter()
+            .find(|(n, _)| n == acl::ACCESS)
+            .map(|(_, v)| v.clone());
+        let Some(mut a) = stored.and_then(|v| acl::Acl::decode(&v).ok().flatten()) else {
+            return Ok(());
+        };
+        a.chmod(mode);
+        self.vol.set_xattr(ino, acl::ACCESS, &a.encode())
+    }
+
     fn has_xattr(&self, ino: Ino, name: &[u8]) -> bool {
         let xattrs = self.vol.namespace().xattrs(ino.get());
         xattrs.iter().any(|(n, _)| n == name)

@@ -1,6 +1,7 @@
 //! The POSIX API: what the FUSE adapter and the tests call. One lock guards the volume;
 //! every method validates its input, builds journal ops, and applies them.
 
+mod acl;
 mod attrs;
 mod background;
 mod clone;
@@ -47,10 +48,17 @@ const COMMIT_BYTES: usize = 8 << 20;
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    /// The process's umask, applied to a node it creates where no default ACL is
+    /// inherited (the mount asks the kernel to leave that to the filesystem).
+    pub umask: u32,
 }
 
 impl Caller {
-    pub const ROOT: Caller = Caller { uid: 0, gid: 0 };
+    pub const ROOT: Caller = Caller {
+        uid: 0,
+        gid: 0,
+        umask: 0,
+    };
 }
 
 /// Attributes of one inode, as `stat` reports them.

@@ -3,6 +3,7 @@
 use gpufs_format::journal::SYMLINK_MAX;
 use gpufs_format::{FileKind, InodeRecord};
 
+use super::acl;
 use super::{check_name, now, Attr, Caller, DirEntry, Filesystem, Inner, LINK_MAX};
 use crate::error::{FsError, FsResult};
 use crate::units::Ino;
@@ -82,6 +83,7 @@ impl Inner {
         } else {
             caller.gid
         };
+        let (perm, acls) = self.inherited_acls(parent, kind, perm, caller.umask)?;
         let generation = self.vol.namespace().raw_generation(ino.get());
         let rec = InodeRecord {
             mode: kind.mode_bits() | perm,
@@ -99,9 +101,49 @@ impl Inner {
             reserved: 0,
         };
         self.put(ino, rec)?;
+        for (acl_name, value) in acls {
+            self.vol.set_xattr(ino, acl_name, &value)?;
+        }
         self.vol.add_entry(parent, name, ino, kind)?;
         self.touch_dir(parent, t, i32::from(kind == FileKind::Directory))?;
         Ok((ino, rec))
+    }
+
+    /// The permission bits and ACLs of a node of `kind` created in `parent` with `perm`:
+    /// with a default ACL there, an access ACL inherited from it and masked by `perm`
+    /// (a directory also inherits the default ACL itself); without one, `perm` less the
+    /// umask. Symlinks have neither.
+    fn inherited_acls(
+        &self,
+        parent: Ino,
+        kind: FileKind,
+        perm: u32,
+        umask: u32,
+    ) -> FsResult<(u32, acl::NewXattrs)> {
+        if kind == FileKind::Symlink {
+            return Ok((perm, Vec::new()));
+        }
+        let default = self
+            .vol
+            .namespace()
+            .xattrs(parent.get())
+            .iter()
+            .find(|(n, _)| n == acl::DEFAULT)
+            .map(|(_, v)| v.clone());
+        let Some((bytes, mut inherited)) =
+            default.and_then(|b| acl::Acl::decode(&b).ok().flatten().map(|a| (b, a)))
+        else {
+            return Ok((perm & !(umask & 0o777), Vec::new()));
+        };
+        let bits = inherited.create_masked(perm);
+        let mut acls = Vec::new();
+        if !inherited.mode_bits().1 {
+            acls.push((acl::ACCESS, inherited.encode()));
+        }
+        if kind == FileKind::Directory {
+            acls.push((acl::DEFAULT, bytes));
+        }
+        Ok(((perm & !0o777) | bits, acls))
     }
 
     /// Drops one link to `ino`; frees it when no link and no open handle remain.

@@ -27,6 +27,7 @@ fn peer(stream: &UnixStream) -> Option<Asker> {
     let caller = Caller {
         uid: cred.uid(),
         gid: cred.gid(),
+        umask: 0,
     };
     // Root passes every permission check: its groups are never asked for.
     let groups = match u32::try_from(cred.pid()) {

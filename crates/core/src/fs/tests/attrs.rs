@@ -179,7 +179,11 @@ fn writes_and_truncation_by_others_drop_set_id_bits_and_capabilities() {
     // Set-group-ID without group execute stays for a member of the file's group (by
     // its primary group or a supplementary one), and goes for anyone else.
     fs.setattr(f, &setid(0o2644), Caller::ROOT).unwrap();
-    let member = Caller { uid: 1000, gid: 0 };
+    let member = Caller {
+        uid: 1000,
+        gid: 0,
+        umask: 0,
+    };
     fs.kill_privileges(f, member, &[]).unwrap();
     fs.kill_privileges(f, USER, &[7, 0]).unwrap();
     assert_eq!(fs.getattr(f).unwrap().perm, 0o2644);

@@ -39,6 +39,7 @@ const R: u64 = 64 * 1024;
 const USER: Caller = Caller {
     uid: 1000,
     gid: 100,
+    umask: 0,
 };
 
 fn mount_image(image: Vec<u8>) -> (Arc<FaultDevice>, Filesystem) {
