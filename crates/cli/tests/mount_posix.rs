@@ -555,3 +555,52 @@ fn posix_acls_are_kept_inherited_and_enforced() {
     m.unmount();
     common::assert_fsck(&img, 0);
 }
+
+/// chattr `+i` and `+a` are stored (lsattr shows them after a remount) and enforced as
+/// on ext4: an immutable file refuses every change, an append-only one everything but
+/// appends, and directories refuse new entries (+i) or removals (+i, +a).
+#[test]
+fn chattr_immutable_and_append_only_are_kept_and_enforced() {
+    let s = Scratch::new();
+    let img = s.mkfs("img", "64M");
+    let mp = s.path("mnt");
+    let m = Mounted::new(&img, &mp);
+    let ok = |script: &str| sh_in(&mp, script, false).is_some();
+    assert!(ok(
+        "echo a > f && echo b > l && mkdir d e && touch e/y && chattr +i f d && chattr +a l e"
+    ));
+    for refused in [
+        "echo x >> f",
+        "rm f",
+        "mv f g",
+        "chmod 600 f",
+        "ln f h",
+        "touch f",
+        "setfattr -n user.x -v 1 f",
+        "echo over > l",
+        "truncate -s 0 l",
+        "rm l",
+        "touch d/x",
+        "rm e/y",
+    ] {
+        assert!(!ok(refused), "{refused} was allowed");
+    }
+    assert!(
+        ok("echo more >> l && touch e/z"),
+        "appends and new entries in +a"
+    );
+    assert_eq!(fs::read(mp.join("l")).unwrap(), b"b\nmore\n");
+    assert_eq!(fs::read(mp.join("f")).unwrap(), b"a\n");
+    m.unmount();
+    let m = Mounted::new(&img, &mp);
+    let flags = sh_in(&mp, "lsattr -d f l d e", false).unwrap();
+    let set: Vec<&str> = flags
+        .lines()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert!(set[0].contains('i') && set[1].contains('a'), "{flags}");
+    assert!(set[2].contains('i') && set[3].contains('a'), "{flags}");
+    assert!(ok("chattr -i f d && chattr -a l e && rm f l && rm -r d e"));
+    m.unmount();
+    common::assert_fsck(&img, 0);
+}

@@ -50,6 +50,13 @@ const COPIES_SHIFT: u32 = 16;
 /// The bits of `InodeRecord.flags` the dedup property owns.
 pub const DEDUP_BITS: u32 = 0b11 << DEDUP_SHIFT;
 const DEDUP_SHIFT: u32 = 18;
+/// `chattr +i` (v4): the inode may not be changed, removed, renamed or linked, nor may
+/// entries be added to or removed from it (a directory). Not inherited.
+pub const IMMUTABLE_FLAG: u32 = 1 << 20;
+/// `chattr +a` (v4): data may only be appended; the inode may not be removed, renamed,
+/// truncated or have its attributes set, nor entries removed from it (a directory).
+/// Not inherited.
+pub const APPEND_FLAG: u32 = 1 << 21;
 /// Bits of `InodeRecord.flags` a new inode takes from its parent directory.
 pub const INHERITED_FLAGS: u32 = COMPRESSION_BITS | COPIES_BITS | DEDUP_BITS;
 

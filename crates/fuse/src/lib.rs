@@ -20,12 +20,12 @@ use std::time::SystemTime;
 
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileHandle, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use gpufs_compute::LazyCompute;
-use gpufs_core::fs::{RenameMode, SetAttr};
+use gpufs_core::fs::{RenameMode, SetAttr, FS_APPEND_FL, FS_IMMUTABLE_FL};
 use gpufs_core::time::system_time_ns;
 use gpufs_core::{Caller, Filesystem, FsError};
 use gpufs_format::{FileKind, BLOCK_SIZE};
@@ -335,8 +335,16 @@ impl fuser::Filesystem for GpufsFuse {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let truncate = flags.0 & libc::O_TRUNC != 0 && flags.acc_mode() != OpenAccMode::O_RDONLY;
-        answer(reply, self.fs.open(ino.0, truncate), |reply, ()| {
+        let writing = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let truncate = flags.0 & libc::O_TRUNC != 0 && writing;
+        let allowed = if writing || truncate {
+            self.fs
+                .check_open_for_write(ino.0, flags.0 & libc::O_APPEND != 0)
+        } else {
+            Ok(())
+        };
+        let opened = allowed.and_then(|()| self.fs.open(ino.0, truncate));
+        answer(reply, opened, |reply, ()| {
             reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
         });
     }
@@ -583,6 +591,92 @@ impl fuser::Filesystem for GpufsFuse {
                 FopenFlags::FOPEN_KEEP_CACHE,
             )
         });
+    }
+
+    /// FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (`lsattr`, `chattr +i`, `+a`); the kernel
+    /// sends them with a 4-byte argument. Anything else: ENOTTY, as a filesystem
+    /// without the ioctl answers.
+    fn ioctl(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        in_data: &[u8],
+        out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        const GETFLAGS: [u32; 2] = [0x8008_6601, 0x8004_6601];
+        const SETFLAGS: [u32; 2] = [0x4008_6602, 0x4004_6602];
+        // FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR (struct fsxattr, 28 bytes; the kernel
+        // reads the old flags this way before it sets new ones).
+        const FSGETXATTR: u32 = 0x801c_581f;
+        const FSSETXATTR: u32 = 0x401c_5820;
+        const XFLAG_IMMUTABLE: u32 = 0x8;
+        const XFLAG_APPEND: u32 = 0x10;
+        let to_xflags = |f: u32| {
+            (if f & FS_IMMUTABLE_FL != 0 {
+                XFLAG_IMMUTABLE
+            } else {
+                0
+            }) | (if f & FS_APPEND_FL != 0 {
+                XFLAG_APPEND
+            } else {
+                0
+            })
+        };
+        if cmd == FSGETXATTR {
+            match self.fs.attr_flags(ino.0) {
+                Ok(flags) => {
+                    let mut fsx = [0u8; 28];
+                    fsx[..4].copy_from_slice(&to_xflags(flags).to_le_bytes());
+                    reply.ioctl(0, &fsx[..(out_size as usize).min(28)]);
+                }
+                Err(e) => reply.error(reply::errno(&e)),
+            }
+        } else if cmd == FSSETXATTR {
+            let Some(arg) = in_data.get(..4) else {
+                return reply.error(Errno::EINVAL);
+            };
+            let xflags = u32::from_le_bytes([arg[0], arg[1], arg[2], arg[3]]);
+            if xflags & !(XFLAG_IMMUTABLE | XFLAG_APPEND) != 0 {
+                return reply.error(Errno::EOPNOTSUPP);
+            }
+            let flags = (if xflags & XFLAG_IMMUTABLE != 0 {
+                FS_IMMUTABLE_FL
+            } else {
+                0
+            }) | (if xflags & XFLAG_APPEND != 0 {
+                FS_APPEND_FL
+            } else {
+                0
+            });
+            match self.fs.set_attr_flags(ino.0, flags, caller(req)) {
+                Ok(()) => reply.ioctl(0, &[]),
+                Err(e) => reply.error(reply::errno(&e)),
+            }
+        } else if GETFLAGS.contains(&cmd) {
+            match self.fs.attr_flags(ino.0) {
+                Ok(flags) => {
+                    let bytes = flags.to_le_bytes();
+                    let n = (out_size as usize).min(4);
+                    reply.ioctl(0, &bytes[..n]);
+                }
+                Err(e) => reply.error(reply::errno(&e)),
+            }
+        } else if SETFLAGS.contains(&cmd) {
+            let Some(arg) = in_data.get(..4) else {
+                return reply.error(Errno::EINVAL);
+            };
+            let flags = u32::from_le_bytes([arg[0], arg[1], arg[2], arg[3]]);
+            match self.fs.set_attr_flags(ino.0, flags, caller(req)) {
+                Ok(()) => reply.ioctl(0, &[]),
+                Err(e) => reply.error(reply::errno(&e)),
+            }
+        } else {
+            reply.error(Errno::ENOTTY);
+        }
     }
 
     fn fallocate(

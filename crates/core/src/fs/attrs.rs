@@ -130,6 +130,15 @@ impl Filesystem {
         g.writable()?;
         let ino = Ino::from_kernel(ino)?;
         let mut rec = g.inode(ino)?;
+        let changes = set.size.is_some()
+            || set.mode.is_some()
+            || set.uid.is_some()
+            || set.gid.is_some()
+            || set.atime.is_some()
+            || set.mtime.is_some();
+        if changes {
+            g.not_frozen(ino)?;
+        }
         let t = now();
         let is_dir = rec.kind() == Some(FileKind::Directory);
         if let Some(size) = set.size {
@@ -273,6 +282,7 @@ impl Filesystem {
         if flags & XATTR_REPLACE != 0 && !exists {
             return Err(FsError::NoData);
         }
+        g.not_frozen(ino)?;
         g.vol.ensure_space(1)?;
         if name == acl::ACCESS || name == acl::DEFAULT {
             return g.set_acl(ino, rec, name, value);
@@ -321,6 +331,7 @@ impl Filesystem {
         if !g.has_xattr(ino, name) {
             return Err(FsError::NoData);
         }
+        g.not_frozen(ino)?;
         g.vol.remove_xattr(ino, name)?;
         g.changed_xattrs(ino)
     }

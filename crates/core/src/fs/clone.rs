@@ -199,6 +199,7 @@ impl Filesystem {
                 _ => return Err(FsError::Invalid("not a regular file")),
             }
         }
+        g.may_write_at(dst, dst_off)?;
         let len = len.min(src_rec.size.saturating_sub(src_off));
         if len == 0 {
             return Ok(CopyOutcome::default());

@@ -346,6 +346,7 @@ impl Filesystem {
         g.writable()?;
         let ino = Ino::from_kernel(ino)?;
         g.file_inode(ino)?;
+        g.may_write_at(ino, offset)?;
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|e| *e <= MAX_FILE_SIZE)
@@ -385,6 +386,7 @@ impl Filesystem {
         g.writable()?;
         let ino = Ino::from_kernel(ino)?;
         let mut rec = g.file_inode(ino)?;
+        g.not_frozen(ino)?;
         if length == 0 {
             return Err(FsError::Invalid("zero length"));
         }

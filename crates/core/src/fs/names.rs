@@ -68,6 +68,7 @@ impl Inner {
         if self.vol.entry(parent, name).is_some() {
             return Err(FsError::Exists);
         }
+        self.not_immutable(parent)?;
         if kind == FileKind::Directory && prec.nlink >= u32::MAX - 1 {
             return Err(FsError::TooManyLinks);
         }
@@ -171,6 +172,8 @@ impl Inner {
         ino: Ino,
         parent_nlink: i32,
     ) -> FsResult<()> {
+        self.not_frozen(parent)?;
+        self.not_frozen(ino)?;
         let t = now();
         self.vol.remove_entry(parent, name)?;
         self.drop_link(ino, t)?;
@@ -338,6 +341,8 @@ impl Filesystem {
         if rec.nlink >= LINK_MAX {
             return Err(FsError::TooManyLinks);
         }
+        g.not_frozen(ino)?;
+        g.not_immutable(newparent)?;
         g.vol.ensure_space(1)?;
         let t = now();
         rec.nlink += 1;
@@ -410,6 +415,14 @@ impl Filesystem {
         // A directory may not move below itself.
         if src_is_dir && g.is_within(newparent, src) {
             return Err(FsError::Invalid("rename of a directory into itself"));
+        }
+        // Nothing immutable or append-only is moved or replaced, no entry leaves such a
+        // directory, and none enters an immutable one.
+        g.not_frozen(src)?;
+        g.not_frozen(parent)?;
+        g.not_immutable(newparent)?;
+        if let Some(dst) = dst {
+            g.not_frozen(dst)?;
         }
         let t = now();
         let from = Named {
