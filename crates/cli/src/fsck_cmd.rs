@@ -87,6 +87,7 @@ fn print_json(image: &Path, report: &fsck::FsckReport) {
             "records": s.records,
             "record_bytes": s.record_bytes,
             "shared_references": s.shared_references,
+            "prealloc_blocks": s.prealloc_blocks,
             "used_blocks": s.used_blocks,
             "total_blocks": s.total_blocks,
             "journal_transactions": s.replayed_transactions,

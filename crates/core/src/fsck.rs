@@ -41,6 +41,8 @@ pub struct FsckStats {
     pub replayed_transactions: u64,
     /// Pointers to records that another pointer refers to already (clones, dedup).
     pub shared_references: u64,
+    /// Blocks fallocate reserved, over every file.
+    pub prealloc_blocks: u64,
 }
 
 impl FsckReport {
@@ -320,6 +322,15 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
         ));
     }
     report.stats.used_blocks = refs.used();
+    // What fallocate reserved must fit in what is free: writes were promised it.
+    let reserved = vol.namespace().prealloc_blocks();
+    report.stats.prealloc_blocks = reserved;
+    let free = report.stats.total_blocks.saturating_sub(refs.used());
+    if reserved > free {
+        report.problems.push(format!(
+            "fallocate reservations hold {reserved} blocks but only {free} are free"
+        ));
+    }
 }
 
 fn check_records(vol: &Volume, report: &mut FsckReport, progress: &mut dyn FnMut(u64, u64)) {

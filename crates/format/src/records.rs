@@ -34,7 +34,9 @@ pub struct InodeRecord {
     pub rdev: u32,
     pub generation: u32,
     pub flags: u32,
-    pub reserved: u32,
+    /// Blocks fallocate reserved for this file that its writes have not used yet (v4;
+    /// zero before): kept back from everything else, counted as used by statfs.
+    pub prealloc_blocks: u32,
 }
 const _: () = assert!(std::mem::size_of::<InodeRecord>() == 64);
 

@@ -152,6 +152,7 @@ impl Filesystem {
             }
             if size != rec.size {
                 g.truncate_data(ino, size, rec.size)?;
+                g.vol.trim_prealloc(ino, size)?;
             }
             rec = InodeRecord {
                 size,

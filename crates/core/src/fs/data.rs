@@ -398,22 +398,9 @@ impl Filesystem {
         let t = now();
         match mode & !FALLOC_FL_KEEP_SIZE {
             0 => {
-                // What is stored must be known: buffered records are placed first.
-                g.vol.flush_dirty_of(ino)?;
-                // Copy-on-write cannot pin blocks ahead of time; check the room exists.
-                let touched = g
-                    .vol
-                    .geometry()
-                    .records_touching(FileOffset::new(offset), FileOffset::new(end));
-                let stored: u64 = g
-                    .vol
-                    .records(ino)
-                    .iter()
-                    .filter(|(i, _)| touched.contains(&RecordIndex::new(*i)))
-                    .map(|(_, p)| u64::from(p.logical_len))
-                    .sum();
-                let want = length.saturating_sub(stored) / gpufs_format::BLOCK_SIZE as u64;
-                g.vol.ensure_space(want)?;
+                // The holes of the range get their space reserved (ENOSPC, nothing
+                // reserved, when it is not there); the file's writes use it first.
+                g.vol.preallocate(ino, offset, end, end.max(rec.size))?;
             }
             m @ (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)
                 if keep_size || m == FALLOC_FL_ZERO_RANGE =>
@@ -425,6 +412,12 @@ impl Filesystem {
             }
             _ => return Err(FsError::NotSupported),
         }
+        // The reservation (and what zeroing placed) changed the inode: start from it.
+        rec = InodeRecord {
+            mtime_ns: rec.mtime_ns,
+            ctime_ns: rec.ctime_ns,
+            ..g.inode(ino)?
+        };
         let mut changed = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0;
         if !keep_size && end > rec.size {
             rec.size = end;

@@ -99,7 +99,7 @@ impl Inner {
             generation,
             // Properties are inherited at creation.
             flags: prec.flags & gpufs_format::props::INHERITED_FLAGS,
-            reserved: 0,
+            prealloc_blocks: 0,
         };
         self.put(ino, rec)?;
         for (acl_name, value) in acls {

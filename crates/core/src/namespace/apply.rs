@@ -233,6 +233,10 @@ impl Namespace {
                 );
             }
         }
+        if old.is_live() {
+            self.prealloc_blocks -= u64::from(old.prealloc_blocks);
+        }
+        self.prealloc_blocks += u64::from(rec.prealloc_blocks);
         self.inodes[slot] = *rec;
         self.dirty.inodes.mark(slot as u64, slot as u64 + 1);
         Ok(())
@@ -256,6 +260,7 @@ impl Namespace {
         self.symlinks.remove(&ino);
         self.dirs.remove(&ino);
         let gen = self.inodes[ino as usize].generation;
+        self.prealloc_blocks -= u64::from(self.inodes[ino as usize].prealloc_blocks);
         self.inodes[ino as usize] = InodeRecord {
             generation: gen.wrapping_add(1),
             ..Default::default()

@@ -70,6 +70,8 @@ pub struct Namespace {
     xattrs: HashMap<u32, XattrList>,
     symlinks: HashMap<u32, Vec<u8>>,
     live_inodes: u64,
+    /// Sum of every live inode's `prealloc_blocks`.
+    prealloc_blocks: u64,
     extent_entries: u64,
     xattr_bytes: u64,
 }
@@ -114,6 +116,11 @@ impl Namespace {
     /// Number of inode slots (the table's length, slot 0 included).
     pub fn inode_slots(&self) -> usize {
         self.inodes.len()
+    }
+
+    /// Blocks fallocate reserved, over every file.
+    pub fn prealloc_blocks(&self) -> u64 {
+        self.prealloc_blocks
     }
 
     pub fn live_inodes(&self) -> u64 {

@@ -314,6 +314,13 @@ impl Volume {
         if self.write_cache_bytes > 0 {
             self.buffer_records(ino, recs)
         } else {
+            // What fallocate reserved for this file pays first.
+            let copies = u64::from(self.policy_of(ino).copies);
+            let need: u64 = recs
+                .iter()
+                .map(|(_, d)| (d.len().div_ceil(gpufs_format::BLOCK_SIZE) as u64).max(1) * copies)
+                .sum();
+            self.take_prealloc(ino, need)?;
             self.place_records(ino, recs)
         }
     }

@@ -145,6 +145,6 @@ fn root_directory(opts: &MkfsOptions, now: i64) -> InodeRecord {
         rdev: 0,
         generation: 0,
         flags: 0,
-        reserved: 0,
+        prealloc_blocks: 0,
     }
 }

@@ -18,6 +18,7 @@ mod dedup;
 mod mkfs;
 mod open;
 mod ops;
+mod prealloc;
 mod prepare;
 mod scrub;
 mod writeback;
@@ -421,14 +422,19 @@ impl Volume {
         self.journal.pending_bytes()
     }
 
-    /// Blocks the next checkpoint may need, kept free for it.
+    /// Blocks the next checkpoint may need, kept free for it: the namespace as it is,
+    /// plus an extent entry for every buffered record and for every record the
+    /// fallocate reservations may write (placed, they add to the checkpoint).
     fn checkpoint_reserve(&self) -> u64 {
         let ns = &self.ns;
+        let extents_to_come = self.dirty.len() as u64
+            + ns.prealloc_blocks()
+                .div_ceil(self.geometry().blocks_per_record().max(1));
         let bytes = 64
             + ns.inode_slots() as u64 * 64
             + ns.dirent_estimate() as u64 * 32
             + ns.name_estimate() as u64
-            + ns.extent_entries() * 80
+            + (ns.extent_entries() + extents_to_come) * 80
             + ns.xattr_bytes()
             + self.alloc.total().div_ceil(8);
         // Two copies of the blob and its root, and slack for what the next few ops add.

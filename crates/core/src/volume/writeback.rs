@@ -274,14 +274,18 @@ impl Volume {
             }
             let old = self.dirty.reserved_for(ino, *index);
             let need = reservation(data.len(), copies).saturating_sub(old);
-            if need > 0
-                && (self.alloc.free() < need + self.write_reserve() || self.short_of_runs(copies))
+            // What fallocate reserved for this file pays first (it is in the reserve).
+            let own = need.min(self.prealloc_of(ino));
+            if need > own
+                && (self.alloc.free() < need - own + self.write_reserve()
+                    || self.short_of_runs(copies))
             {
                 if done == 0 {
                     return Err(FsError::NoSpace);
                 }
                 return Ok(done);
             }
+            self.take_prealloc(ino, own)?;
             self.dirty
                 .insert((ino, *index), Arc::new(data.to_vec()), copies);
         }
@@ -345,9 +349,10 @@ impl Volume {
         self.alloc.runs_of(per, want) < want
     }
 
-    /// Blocks allocation keeps back: the next checkpoint's and the dirty records'.
+    /// Blocks allocation keeps back: the next checkpoint's, the dirty records' and what
+    /// fallocate reserved.
     pub(super) fn write_reserve(&self) -> u64 {
-        self.checkpoint_reserve() + self.dirty.reserved_blocks()
+        self.checkpoint_reserve() + self.dirty.reserved_blocks() + self.ns.prealloc_blocks()
     }
 
     /// Forgets the dirty records of `ino` in `from..to` (they are dropped).

@@ -21,6 +21,7 @@ mod dedup;
 mod durability;
 mod in_use;
 mod names;
+mod prealloc;
 mod prepare;
 mod search;
 mod writeback;
