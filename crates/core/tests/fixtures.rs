@@ -173,56 +173,35 @@ fn a_version_1_image_left_by_a_killed_daemon_replays_its_journal() {
 
 #[test]
 fn a_clean_version_2_image_mounts_reads_and_upgrades_on_its_first_write() {
-    let image = fixture("v2-clean.img.zst");
-    assert_eq!(version_of(&image), 2);
-    assert!(fsck::check(Arc::new(FaultDevice::new(image.clone())))
-        .unwrap()
-        .problems
-        .is_empty());
-    let (dev, fs) = mount(image.clone(), true);
-    check_contents(&fs, 2);
-    drop(fs);
-    assert_eq!(dev.volatile_image(), image);
-
-    let (dev, fs) = mount(image, false);
-    let f = fs
-        .create(ROOT, b"new.txt", 0o644, Caller::ROOT)
-        .unwrap()
-        .ino;
     let text = b"written by a version 3 build\n".repeat(4000);
-    fs.write(f, 0, &text).unwrap();
+    let (dev, fs) = upgrade_by_a_write("v2-clean.img.zst", 2, &text);
     // A version 3 image may share records: the clone makes one.
+    let f = fs.lookup(ROOT, b"new.txt").unwrap().ino;
     let g = fs
         .create(ROOT, b"clone.txt", 0o644, Caller::ROOT)
         .unwrap()
         .ino;
     fs.copy_file_range(f, 0, g, 0, u64::MAX).unwrap();
     fs.sync().unwrap();
-    assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
-    fs.close().unwrap();
-    drop(fs);
-    let upgraded = dev.volatile_image();
-    let report = fsck::check(Arc::new(FaultDevice::new(upgraded.clone()))).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-    assert!(report.stats.shared_references > 0);
-    let (_dev, fs) = mount(upgraded, false);
+    let fs = remounted_after_a_clean_close(&dev, fs);
     check_contents(&fs, 2);
     assert_eq!(read(&fs, "new.txt"), text);
     assert_eq!(read(&fs, "clone.txt"), text);
     assert_eq!(fs.properties(ROOT, None).unwrap()[0].value, "lz4");
 }
 
-#[test]
-fn a_version_2_image_left_by_a_killed_daemon_replays_its_journal() {
-    let image = fixture("v2-dirty.img.zst");
-    assert_eq!(version_of(&image), 2);
+/// The dirty fixture of format `version` (a killed daemon left a journal transaction)
+/// replays it, holds everything, and is upgraded by the recovery's checkpoint.
+fn replays_the_journal_of(name: &str, version: u32) {
+    let image = fixture(name);
+    assert_eq!(version_of(&image), version);
     let (dev, fs) = mount(image, false);
     assert!(
         fs.notes().iter().any(|n| n.contains("replayed")),
         "{:?}",
         fs.notes()
     );
-    check_contents(&fs, 2);
+    check_contents(&fs, version);
     assert_eq!(
         read(&fs, "journaled.txt"),
         b"written after the last checkpoint\n"
@@ -231,53 +210,55 @@ fn a_version_2_image_left_by_a_killed_daemon_replays_its_journal() {
 }
 
 #[test]
-fn a_clean_version_3_image_mounts_reads_and_upgrades_on_its_first_write() {
-    let image = fixture("v3-clean.img.zst");
-    assert_eq!(version_of(&image), 3);
-    let report = fsck::check(Arc::new(FaultDevice::new(image.clone()))).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-    assert!(
-        report.stats.shared_references > 0,
-        "the fixture holds a clone"
-    );
-    let (dev, fs) = mount(image.clone(), true);
-    check_contents(&fs, 3);
-    drop(fs);
-    assert_eq!(dev.volatile_image(), image);
+fn a_version_2_image_left_by_a_killed_daemon_replays_its_journal() {
+    replays_the_journal_of("v2-dirty.img.zst", 2);
+}
 
-    let (dev, fs) = mount(image, false);
-    let f = fs
-        .create(ROOT, b"new.txt", 0o644, Caller::ROOT)
-        .unwrap()
-        .ino;
-    let text = b"written by a version 4 build\n".repeat(4000);
-    fs.write(f, 0, &text).unwrap();
-    fs.sync().unwrap();
-    assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
+/// Closes `fs`, checks the image (fsck clean, shared records counted: both fixtures
+/// hold a clone by then) and mounts it again.
+fn remounted_after_a_clean_close(dev: &FaultDevice, fs: Filesystem) -> Filesystem {
     fs.close().unwrap();
     drop(fs);
     let upgraded = dev.volatile_image();
     let report = fsck::check(Arc::new(FaultDevice::new(upgraded.clone()))).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    let (_dev, fs) = mount(upgraded, false);
+    assert!(report.stats.shared_references > 0);
+    mount(upgraded, false).1
+}
+
+/// The clean fixture of format `version`: fsck clean, read-only mounts leave it
+/// byte-identical, a write upgrades it to this version; returns the mounted image
+/// after that write, with a new file `new.txt` holding `text`.
+fn upgrade_by_a_write(name: &str, version: u32, text: &[u8]) -> (Arc<FaultDevice>, Filesystem) {
+    let image = fixture(name);
+    assert_eq!(version_of(&image), version);
+    let report = fsck::check(Arc::new(FaultDevice::new(image.clone()))).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let (dev, fs) = mount(image.clone(), true);
+    check_contents(&fs, version);
+    drop(fs);
+    assert_eq!(dev.volatile_image(), image);
+    let (dev, fs) = mount(image, false);
+    let f = fs
+        .create(ROOT, b"new.txt", 0o644, Caller::ROOT)
+        .unwrap()
+        .ino;
+    fs.write(f, 0, text).unwrap();
+    fs.sync().unwrap();
+    assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
+    (dev, fs)
+}
+
+#[test]
+fn a_clean_version_3_image_mounts_reads_and_upgrades_on_its_first_write() {
+    let text = b"written by a version 4 build\n".repeat(4000);
+    let (dev, fs) = upgrade_by_a_write("v3-clean.img.zst", 3, &text);
+    let fs = remounted_after_a_clean_close(&dev, fs);
     check_contents(&fs, 3);
     assert_eq!(read(&fs, "new.txt"), text);
 }
 
 #[test]
 fn a_version_3_image_left_by_a_killed_daemon_replays_its_journal() {
-    let image = fixture("v3-dirty.img.zst");
-    assert_eq!(version_of(&image), 3);
-    let (dev, fs) = mount(image, false);
-    assert!(
-        fs.notes().iter().any(|n| n.contains("replayed")),
-        "{:?}",
-        fs.notes()
-    );
-    check_contents(&fs, 3);
-    assert_eq!(
-        read(&fs, "journaled.txt"),
-        b"written after the last checkpoint\n"
-    );
-    assert_eq!(version_of(&dev.volatile_image()), FORMAT_VERSION);
+    replays_the_journal_of("v3-dirty.img.zst", 3);
 }

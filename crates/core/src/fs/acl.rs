@@ -124,6 +124,12 @@ impl Acl {
     /// chmod: the owner, mask (else owning group) and other entries take the new
     /// permission bits of `mode`.
     pub fn chmod(&mut self, mode: u32) {
+        self.each_base_entry(mode, |perm, bits| *perm = bits);
+    }
+
+    /// Calls `f(perm, bits)` for the owner, mask (else owning group) and other entries,
+    /// with the bits of `mode` that stand for each.
+    fn each_base_entry(&mut self, mode: u32, mut f: impl FnMut(&mut u16, u16)) {
         let has_mask = self.perm_of(MASK).is_some();
         for e in &mut self.entries {
             let bits = match e.tag {
@@ -133,7 +139,8 @@ impl Acl {
                 OTHER => mode & 7,
                 _ => continue,
             };
-            e.perm = bits as u16;
+            // Three bits.
+            f(&mut e.perm, bits as u16);
         }
     }
 
@@ -142,17 +149,7 @@ impl Acl {
     /// what the mode allows, and the mode keeps only what they allow. Returns the new
     /// permission bits.
     pub fn create_masked(&mut self, mode: u32) -> u32 {
-        let has_mask = self.perm_of(MASK).is_some();
-        for e in &mut self.entries {
-            let allowed = match e.tag {
-                USER_OBJ => (mode >> 6) & 7,
-                MASK => (mode >> 3) & 7,
-                GROUP_OBJ if !has_mask => (mode >> 3) & 7,
-                OTHER => mode & 7,
-                _ => continue,
-            };
-            e.perm &= allowed as u16;
-        }
+        self.each_base_entry(mode, |perm, allowed| *perm &= allowed);
         self.mode_bits().0
     }
 }

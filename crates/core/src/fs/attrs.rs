@@ -299,13 +299,7 @@ impl Filesystem {
         let g = self.lock();
         let ino = Ino::from_kernel(ino)?;
         g.inode(ino)?;
-        g.vol
-            .namespace()
-            .xattrs(ino.get())
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .ok_or(FsError::NoData)
+        g.xattr(ino, name).ok_or(FsError::NoData)
     }
 
     /// Names, each followed by a NUL, as listxattr(2) returns them.
@@ -372,18 +366,21 @@ impl Inner {
     /// After a chmod of `ino` to `mode`: its access ACL, if any, takes the new owner,
     /// mask (or group) and other permissions.
     fn chmod_acl(&mut self, ino: Ino, mode: u32) -> FsResult<()> {
-        let stored = self
-            .vol
-            .namespace()
-            .xattrs(ino.get())
-            .iter()
-            .find(|(n, _)| n == acl::ACCESS)
-            .map(|(_, v)| v.clone());
+        let stored = self.xattr(ino, acl::ACCESS);
         let Some(mut a) = stored.and_then(|v| acl::Acl::decode(&v).ok().flatten()) else {
             return Ok(());
         };
         a.chmod(mode);
         self.vol.set_xattr(ino, acl::ACCESS, &a.encode())
+    }
+
+    /// The value of extended attribute `name` of `ino`, if set.
+    pub(crate) fn xattr(&self, ino: Ino, name: &[u8]) -> Option<Vec<u8>> {
+        let xattrs = self.vol.namespace().xattrs(ino.get());
+        xattrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 
     fn has_xattr(&self, ino: Ino, name: &[u8]) -> bool {

@@ -124,13 +124,7 @@ impl Inner {
         if kind == FileKind::Symlink {
             return Ok((perm, Vec::new()));
         }
-        let default = self
-            .vol
-            .namespace()
-            .xattrs(parent.get())
-            .iter()
-            .find(|(n, _)| n == acl::DEFAULT)
-            .map(|(_, v)| v.clone());
+        let default = self.xattr(parent, acl::DEFAULT);
         let Some((bytes, mut inherited)) =
             default.and_then(|b| acl::Acl::decode(&b).ok().flatten().map(|a| (b, a)))
         else {
