@@ -99,6 +99,12 @@ pub fn make(
                     "{shown} already holds a {found} filesystem; add --force to overwrite it"
                 ));
             }
+            // Not even with --force over a filesystem another machine has mounted (this
+            // machine's mounts hold the image's OS lock, which the open below refuses).
+            if let Ok(dev) = FileDevice::open(image, false) {
+                gpufs_core::refuse_if_held_elsewhere(&dev, crate::paths::holder("mkfs"))
+                    .map_err(|e| format!("{shown}: {e}"))?;
+            }
         }
         if !m.file_type().is_file() && size.is_some() {
             return Err(format!(

@@ -41,8 +41,8 @@ fn fsynced_data_survives_a_killed_daemon() {
 
 /// The superblock's in-use marker: a killed daemon leaves it (fsck says so, exit 1;
 /// this machine's next mount takes it over); a marker naming another machine refuses
-/// mount and fsck, naming where it is mounted, until `-o force`; a clean unmount
-/// clears it.
+/// mount, fsck and `mkfs --force`, naming where it is mounted, until `-o force`; a clean
+/// unmount clears it.
 #[test]
 fn another_machines_in_use_marker_refuses_mount_and_fsck() {
     use gpufs_format::Superblock;
@@ -83,6 +83,15 @@ fn another_machines_in_use_marker_refuses_mount_and_fsck() {
         "a refused mount changes nothing"
     );
     common::assert_fsck(&img, 8);
+    let out = common::run(common::gpufs().args(["mkfs", "--force"]).arg(&img));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("in use by another machine"), "{err}");
+    assert_eq!(
+        fs::read(&img).unwrap(),
+        bytes,
+        "a refused mkfs changes nothing"
+    );
 
     let m = Mounted::with_args(&img, &mp, &["-o", "force"]);
     assert_eq!(fs::read(m.path("f")).unwrap(), b"kept");

@@ -23,4 +23,7 @@ mod volume;
 pub use error::{FsError, FsResult};
 pub use fs::{Attr, Caller, Filesystem, SetAttr};
 pub use records::{RecordCounters, Totals};
-pub use volume::{mkfs, AtimeMode, DedupCounters, MkfsOptions, OpenOptions, VolumeCounters};
+pub use volume::{
+    mkfs, refuse_if_held_elsewhere, AtimeMode, DedupCounters, MkfsOptions, OpenOptions,
+    VolumeCounters,
+};

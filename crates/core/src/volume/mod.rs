@@ -41,7 +41,7 @@ pub use area::{PendingRead, RecordLookup};
 pub use checkpoint::{read_checkpoint, verify_checkpoint_copies};
 pub use dedup::DedupCounters;
 pub use mkfs::{mkfs, MkfsOptions};
-pub use open::{AtimeMode, OpenOptions};
+pub use open::{refuse_if_held_elsewhere, AtimeMode, OpenOptions};
 pub use scrub::MetadataScrub;
 
 /// Bytes of verified records kept in memory.

@@ -290,6 +290,20 @@ impl Volume {
     }
 }
 
+/// Fails with [`FsError::InUse`] when the image on `dev` holds a gpufs filesystem that
+/// another machine than `me`'s marks as mounted there (what `mkfs --force` must not
+/// overwrite); an image without a readable superblock is nobody's.
+pub fn refuse_if_held_elsewhere(dev: &dyn Device, me: InUse) -> FsResult<()> {
+    let Ok((sb, _)) = pick_superblock(dev) else {
+        return Ok(());
+    };
+    let opts = OpenOptions {
+        holder: Some(me),
+        ..OpenOptions::default()
+    };
+    check_holder(&sb.in_use, &opts).map(|_| ())
+}
+
 /// Refuses an image another machine's marker says is in use (unless `opts.force`);
 /// a note when a marker is taken over: this machine's own was left by a mount that
 /// ended without unmounting (the image's OS lock, held now, rules out a live one).
