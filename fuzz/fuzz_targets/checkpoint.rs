@@ -1,13 +1,21 @@
-//! Checkpoint roots and blobs on arbitrary bytes: never panic; an accepted blob
-//! re-encodes to the same bytes.
+//! Checkpoint roots, page tables and blobs on arbitrary bytes: never panic; an accepted
+//! page table or blob re-encodes to the same bytes.
 #![no_main]
 use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, BLOB_MAGIC};
+use gpufs_format::pages::{decode_page_table, encode_page_table, PAGE_TABLE_MAGIC};
 use gpufs_format::BLOCK_SIZE;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() >= BLOCK_SIZE {
         let _ = CheckpointRoot::decode(&data[..BLOCK_SIZE]);
+    }
+    let mut table = data.to_vec();
+    if table.len() >= 8 {
+        table[..8].copy_from_slice(&PAGE_TABLE_MAGIC);
+    }
+    if let Ok((len, pages)) = decode_page_table(&table) {
+        assert_eq!(encode_page_table(len, &pages), table);
     }
     let mut blob = data.to_vec();
     if blob.len() >= 8 {

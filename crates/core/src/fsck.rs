@@ -96,7 +96,7 @@ pub fn check_with_progress(
 fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport) {
     let sb = vol.superblock();
     let img = match read_checkpoint(dev, sb) {
-        Ok((img, _)) => img,
+        Ok(img) => img,
         Err(e) => {
             report.problems.push(format!("checkpoint unreadable: {e}"));
             return;

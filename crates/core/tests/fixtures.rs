@@ -3,7 +3,9 @@
 //! clean unmount; the second also a journal transaction a killed daemon left) and the
 //! version 2 fixtures (made the same way by the last version 2 build, with lz4 and a
 //! `copies 2` directory) and the version 3 fixtures (the same by the last version 3
-//! build, plus a `cp` of a file, which shares its records) mount, read back every file,
+//! build, plus a `cp` of a file, which shares its records) and the version 4 fixtures
+//! (the same by the last version 4 build, whose checkpoints are one blob) mount, read
+//! back every file,
 //! upgrade to the current version by their first write, and stay readable after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -261,4 +263,18 @@ fn a_clean_version_3_image_mounts_reads_and_upgrades_on_its_first_write() {
 #[test]
 fn a_version_3_image_left_by_a_killed_daemon_replays_its_journal() {
     replays_the_journal_of("v3-dirty.img.zst", 3);
+}
+
+#[test]
+fn a_clean_version_4_image_mounts_reads_and_upgrades_on_its_first_write() {
+    let text = b"written by a version 5 build\n".repeat(4000);
+    let (dev, fs) = upgrade_by_a_write("v4-clean.img.zst", 4, &text);
+    let fs = remounted_after_a_clean_close(&dev, fs);
+    check_contents(&fs, 4);
+    assert_eq!(read(&fs, "new.txt"), text);
+}
+
+#[test]
+fn a_version_4_image_left_by_a_killed_daemon_replays_its_journal() {
+    replays_the_journal_of("v4-dirty.img.zst", 4);
 }

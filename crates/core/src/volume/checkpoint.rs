@@ -1,13 +1,16 @@
 //! Writing and loading checkpoints.
 
-use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, CKPT_MAGIC};
+use std::collections::HashSet;
+
+use gpufs_format::checkpoint::{CheckpointRoot, CKPT_MAGIC};
+use gpufs_format::pages::{encode_page_table, PageEntry};
 use gpufs_format::superblock::SUPERBLOCK_SLOTS;
 use gpufs_format::{checksum, Superblock, BLOCK_SIZE, FORMAT_VERSION};
 
+use super::pages::{cut_pages, CutPage, PageSet};
 use super::Volume;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
-use crate::namespace::Namespace;
 use crate::time::now_ns;
 use crate::units::BlockNo;
 
@@ -48,24 +51,38 @@ impl Volume {
         let blob = self.ns.to_image(data_only.to_bitmap()).encode();
         drop(data_only);
 
-        let blob_blocks = (blob.len() as u64).div_ceil(BLOCK_SIZE as u64);
-        let copies = self.alloc_checkpoint_copies(blob_blocks)?;
-        let result = self.write_checkpoint(&blob, &copies, data_used, clean);
-        let new_runs: Vec<(u64, u64)> = copies
-            .iter()
-            .flat_map(|c| c.runs.iter().copied().chain([(c.root, 1)]))
-            .collect();
+        let cut = cut_pages(&blob);
+        let copies = self.place_checkpoint_copies(&blob, &cut)?;
+        let ds = self.sb.data_start;
+        let new_runs = checkpoint_runs(&copies, ds);
+        let ckpt_blocks = new_runs.iter().map(|r| r.1).sum::<u64>();
+        let result = self.write_checkpoint(&blob, &copies, data_used + ckpt_blocks, clean);
         if let Err(e) = result {
-            for &(s, n) in &new_runs {
-                let _ = self.alloc.free_now(s, n);
+            for c in &copies {
+                for &(s, n) in &c.allocated {
+                    let _ = self.alloc.free_now(s, n);
+                }
             }
             return Err(e);
         }
-        for (s, n) in std::mem::take(&mut self.ckpt_runs) {
-            self.alloc.free_now(s, n)?;
+        // The runs the old checkpoint held that the new one does not name again.
+        let kept: HashSet<(u64, u64)> = new_runs.iter().copied().collect();
+        for run in std::mem::take(&mut self.ckpt_runs) {
+            if !kept.contains(&run) {
+                self.alloc.free_now(run.0, run.1)?;
+            }
         }
         self.alloc.release_pending()?;
         self.ckpt_runs = new_runs;
+        for (copy, place) in copies.iter().enumerate() {
+            self.ckpt_pages[copy] = PageSet::of(&place.pages);
+        }
+        self.counters.checkpoint_pages_written +=
+            copies.iter().map(|c| c.fresh.len() as u64).sum::<u64>();
+        self.counters.checkpoint_pages_kept += copies
+            .iter()
+            .map(|c| (c.pages.len() - c.fresh.len()) as u64)
+            .sum::<u64>();
         self.journal.restart(self.sb.generation);
         self.journal.discard_pending();
         self.counters.checkpoints += 1;
@@ -74,38 +91,36 @@ impl Volume {
         Ok(())
     }
 
-    /// Room for the two copies of a checkpoint of `blob_blocks` blocks, the second as far
-    /// from the first as free space allows (half the area away, where possible).
-    fn alloc_checkpoint_copies(&mut self, blob_blocks: u64) -> FsResult<Vec<CheckpointPlace>> {
+    /// Forgets which pages the current checkpoint's copies hold, so that the next
+    /// checkpoint writes both copies whole (after damage was found in one).
+    pub(super) fn rewrite_every_checkpoint_page(&mut self) {
+        self.ckpt_pages = Default::default();
+    }
+
+    /// Room for the two copies of a checkpoint whose blob is cut into `cut`, the second
+    /// as far from the first as free space allows (half the area away, where possible).
+    fn place_checkpoint_copies(
+        &mut self,
+        blob: &[u8],
+        cut: &[CutPage],
+    ) -> FsResult<Vec<CheckpointPlace>> {
         let mut copies: Vec<CheckpointPlace> = Vec::with_capacity(2);
         let cursor = self.alloc.cursor();
         for copy in 0..2 {
             if let Some(first) = copies.first() {
                 self.alloc.set_cursor(self.alloc.far_from(first.root));
             }
-            let place = self.alloc.alloc(1).and_then(|root| {
-                match self
-                    .alloc
-                    .alloc_scattered(blob_blocks, CheckpointRoot::MAX_EXTENTS)
-                {
-                    Some(runs) => Some(CheckpointPlace { root, runs }),
-                    None => {
-                        let _ = self.alloc.free_now(root, 1);
-                        None
-                    }
-                }
-            });
-            let Some(place) = place else {
-                for c in &copies {
-                    let _ = self.alloc.free_now(c.root, 1);
-                    for &(s, n) in &c.runs {
+            let mut place = CheckpointPlace::default();
+            if let Err(e) = self.place_copy(copy, blob, cut, &mut place) {
+                for c in copies.iter().chain([&place]) {
+                    for &(s, n) in &c.allocated {
                         let _ = self.alloc.free_now(s, n);
                     }
                 }
                 self.alloc.set_cursor(cursor);
                 tracing::debug!(copy, "no room for a checkpoint copy");
-                return Err(FsError::NoSpace);
-            };
+                return Err(e);
+            }
             copies.push(place);
         }
         // Data goes on where it was going.
@@ -113,43 +128,115 @@ impl Volume {
         Ok(copies)
     }
 
-    /// Writes `blob` and its root into each of `copies`, flushes, then the superblocks
-    /// that point at both.
+    /// Places copy `copy`: its root, each page (where this copy already holds one of
+    /// the same identity, or in a new run; in single blocks when no run is long enough),
+    /// and its page table.
+    fn place_copy(
+        &mut self,
+        copy: usize,
+        blob: &[u8],
+        cut: &[CutPage],
+        place: &mut CheckpointPlace,
+    ) -> FsResult<()> {
+        let ds = self.sb.data_start;
+        place.root = self.alloc.alloc(1).ok_or(FsError::NoSpace)?;
+        place.allocated.push((place.root, 1));
+        let mut placed = PageSet::default();
+        for page in cut {
+            if let Some(entry) = self.find_page(copy, &placed, page) {
+                placed.insert(entry);
+                place.pages.push(entry);
+                continue;
+            }
+            if let Some(start) = self.alloc.alloc(page.blocks()) {
+                place.allocated.push((start, page.blocks()));
+                let entry = page.entry(ds + start);
+                place.fresh.push((entry.block, page.start, page.len));
+                placed.insert(entry);
+                place.pages.push(entry);
+                continue;
+            }
+            // No run is long enough: the page goes as single-block pieces.
+            for piece in page.pieces(blob) {
+                let entry = match self.find_page(copy, &placed, &piece) {
+                    Some(entry) => entry,
+                    None => {
+                        let start = self.alloc.alloc(1).ok_or(FsError::NoSpace)?;
+                        place.allocated.push((start, 1));
+                        let entry = piece.entry(ds + start);
+                        place.fresh.push((entry.block, piece.start, piece.len));
+                        entry
+                    }
+                };
+                placed.insert(entry);
+                place.pages.push(entry);
+            }
+        }
+        place.table = encode_page_table(blob.len() as u64, &place.pages);
+        let blocks = (place.table.len() as u64).div_ceil(BLOCK_SIZE as u64);
+        let runs = self
+            .alloc
+            .alloc_scattered(blocks, CheckpointRoot::MAX_EXTENTS)
+            .ok_or(FsError::NoSpace)?;
+        place.allocated.extend(&runs);
+        place.table_runs = runs;
+        Ok(())
+    }
+
+    /// Where a page of `page`'s identity already lies: placed by this checkpoint, or held
+    /// by this copy of the current one.
+    fn find_page(&self, copy: usize, placed: &PageSet, page: &CutPage) -> Option<PageEntry> {
+        placed
+            .find(&page.hash, page.len)
+            .or_else(|| self.ckpt_pages[copy].find(&page.hash, page.len))
+    }
+
+    /// Writes each copy's new pages, page table and root, flushes, then the superblocks
+    /// that point at both; `used_blocks` counts data and both checkpoint copies.
     fn write_checkpoint(
         &mut self,
         blob: &[u8],
         copies: &[CheckpointPlace],
-        data_used: u64,
+        used_blocks: u64,
         clean: bool,
     ) -> FsResult<()> {
         debug_assert_eq!(copies.len(), 2);
         let ds = self.sb.data_start;
         let gen = self.sb.generation + 1;
-        let mut ckpt_blocks = 0;
         for copy in copies {
+            let mut chunk = Vec::new();
+            for &(block, start, len) in &copy.fresh {
+                chunk.clear();
+                chunk.extend_from_slice(&blob[start..start + len as usize]);
+                chunk.resize((len as usize).div_ceil(BLOCK_SIZE) * BLOCK_SIZE, 0);
+                self.dev
+                    .write_at(&chunk, BlockNo::new(block).byte_offset())?;
+            }
+            let table = &copy.table;
             let mut off = 0usize;
-            for &(s, n) in &copy.runs {
-                let len = (n as usize * BLOCK_SIZE).min(blob.len() - off);
-                let mut chunk = blob[off..off + len].to_vec();
+            for &(s, n) in &copy.table_runs {
+                let len = (n as usize * BLOCK_SIZE).min(table.len() - off);
+                chunk.clear();
+                chunk.extend_from_slice(&table[off..off + len]);
                 chunk.resize(n as usize * BLOCK_SIZE, 0);
                 self.dev
                     .write_at(&chunk, BlockNo::new(ds + s).byte_offset())?;
                 off += len;
             }
-            let abs_runs: Vec<(u64, u64)> = copy.runs.iter().map(|&(s, n)| (ds + s, n)).collect();
+            let abs_runs: Vec<(u64, u64)> =
+                copy.table_runs.iter().map(|&(s, n)| (ds + s, n)).collect();
             let root = CheckpointRoot {
                 magic: CKPT_MAGIC,
                 version: FORMAT_VERSION,
                 extent_count: 0,
                 generation: gen,
-                blob_len: blob.len() as u64,
-                blob_checksum: checksum(blob),
+                blob_len: table.len() as u64,
+                blob_checksum: checksum(table),
                 checksum: 0,
             }
             .encode(&abs_runs)?;
             self.dev
                 .write_at(&root, BlockNo::new(ds + copy.root).byte_offset())?;
-            ckpt_blocks += copy.runs.iter().map(|r| r.1).sum::<u64>() + 1;
         }
         self.dev.flush()?;
 
@@ -160,7 +247,7 @@ impl Volume {
             journal_seq: seq,
             checkpoint_root: ds + copies[0].root,
             checkpoint_root_copy: ds + copies[1].root,
-            used_blocks: data_used + ckpt_blocks + self.fixed_metadata_blocks(),
+            used_blocks: used_blocks + self.fixed_metadata_blocks(),
             inode_count: self.ns.live_inodes(),
             checkpoint_ns: now_ns(),
             flags: if clean {
@@ -174,11 +261,37 @@ impl Volume {
     }
 }
 
-/// Where one copy of a checkpoint goes: its root block and the runs of its blob
-/// (relative to the data area).
+/// Where one copy of a checkpoint goes (blocks relative to the data area unless said).
+#[derive(Default)]
 struct CheckpointPlace {
     root: u64,
-    runs: Vec<(u64, u64)>,
+    /// Runs of its page table.
+    table_runs: Vec<(u64, u64)>,
+    /// Its pages in blob order (absolute blocks), new and kept.
+    pages: Vec<PageEntry>,
+    /// The pages to write: (absolute block, start in the blob, length).
+    fresh: Vec<(u64, usize, u32)>,
+    /// Everything allocated for it, given back if the checkpoint fails.
+    allocated: Vec<(u64, u64)>,
+    /// The encoded page table.
+    table: Vec<u8>,
+}
+
+/// Every run (relative to the data area) the copies of a checkpoint take, each once.
+fn checkpoint_runs(copies: &[CheckpointPlace], ds: u64) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = copies
+        .iter()
+        .flat_map(|c| {
+            c.table_runs
+                .iter()
+                .copied()
+                .chain([(c.root, 1)])
+                .chain(c.pages.iter().map(|p| (p.block - ds, p.blocks())))
+        })
+        .collect();
+    runs.sort_unstable();
+    runs.dedup();
+    runs
 }
 
 /// Writes both superblock slots, the one this generation owns first, with a flush after
@@ -195,164 +308,4 @@ pub(crate) fn write_superblocks(dev: &dyn Device, sb: &Superblock) -> FsResult<(
         dev.flush()?;
     }
     Ok(())
-}
-
-/// A loaded checkpoint: namespace, data bitmap, the block runs of every copy whose root
-/// is intact (absolute, roots included), and what was found damaged.
-pub struct LoadedCheckpoint {
-    pub ns: Namespace,
-    pub bitmap: Vec<u8>,
-    pub runs: Vec<(u64, u64)>,
-    /// One line per damaged copy (its root block and why).
-    pub damaged: Vec<String>,
-}
-
-/// The root blocks of the checkpoint copies `sb` points at (one in a version 1 image).
-fn copy_roots(sb: &Superblock) -> Vec<u64> {
-    [sb.checkpoint_root, sb.checkpoint_root_copy]
-        .into_iter()
-        .filter(|r| *r != 0)
-        .collect()
-}
-
-/// Reads, verifies and decodes the checkpoint `sb` points at: its first copy, or the
-/// second when the first is damaged. Fails, naming every copy's root block and what is
-/// wrong with it, only when no copy is whole.
-pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedCheckpoint> {
-    let mut damaged = Vec::new();
-    let mut loaded = None;
-    let mut runs = Vec::new();
-    for root in copy_roots(sb) {
-        if loaded.is_none() {
-            match read_checkpoint_at(dev, sb, root)
-                .and_then(|(img, r)| Namespace::from_image(img).map(|(ns, bitmap)| (ns, bitmap, r)))
-            {
-                Ok((ns, bitmap, r)) => {
-                    runs.extend(r);
-                    runs.push((root, 1));
-                    loaded = Some((ns, bitmap));
-                }
-                Err(e) => {
-                    damaged.push(format!("checkpoint copy at block {root}: {e}"));
-                    // Its blocks stay reserved when its root still names them.
-                    if let Ok(r) = read_root_runs(dev, sb, root) {
-                        runs.extend(r);
-                        runs.push((root, 1));
-                    }
-                }
-            }
-            continue;
-        }
-        // The namespace is loaded: the other copy's root only says which blocks to keep.
-        match read_root_runs(dev, sb, root) {
-            Ok(r) => {
-                runs.extend(r);
-                runs.push((root, 1));
-            }
-            Err(e) => damaged.push(format!("checkpoint copy at block {root}: {e}")),
-        }
-    }
-    let Some((ns, bitmap)) = loaded else {
-        return Err(FsError::BadImage(format!(
-            "cannot mount: every copy of the checkpoint is damaged ({}); run gpufs fsck",
-            damaged.join("; ")
-        )));
-    };
-    Ok(LoadedCheckpoint {
-        ns,
-        bitmap,
-        runs,
-        damaged,
-    })
-}
-
-/// The checkpoint image of the first whole copy `sb` points at, and the block runs
-/// holding its blob (absolute, root not included).
-pub fn read_checkpoint(
-    dev: &dyn Device,
-    sb: &Superblock,
-) -> FsResult<(CheckpointImage, Vec<(u64, u64)>)> {
-    let mut last = FsError::corrupt("no checkpoint");
-    for root in copy_roots(sb) {
-        match read_checkpoint_at(dev, sb, root) {
-            Ok(found) => return Ok(found),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// Each copy of the checkpoint `sb` points at, read and verified whole: its root block
-/// and what is wrong with it, if anything (fsck, scrub).
-pub fn verify_checkpoint_copies(dev: &dyn Device, sb: &Superblock) -> Vec<(u64, Option<String>)> {
-    copy_roots(sb)
-        .into_iter()
-        .map(|root| {
-            (
-                root,
-                read_checkpoint_at(dev, sb, root)
-                    .err()
-                    .map(|e| e.to_string()),
-            )
-        })
-        .collect()
-}
-
-/// The verified root at `root_block` of a checkpoint of `sb`'s generation, and its runs.
-fn read_root(
-    dev: &dyn Device,
-    sb: &Superblock,
-    root_block: u64,
-) -> FsResult<(CheckpointRoot, Vec<(u64, u64)>)> {
-    let mut root = vec![0u8; BLOCK_SIZE];
-    dev.read_at(&mut root, BlockNo::new(root_block).byte_offset())?;
-    let (root, runs) = CheckpointRoot::decode(&root)
-        .map_err(|e| FsError::corrupt(format!("checkpoint root: {e}")))?;
-    if root.generation != sb.generation {
-        return Err(FsError::corrupt(format!(
-            "checkpoint generation {} does not match superblock generation {}",
-            root.generation, sb.generation
-        )));
-    }
-    for &(s, n) in &runs {
-        if s < sb.data_start || s.saturating_add(n) > sb.total_blocks {
-            return Err(FsError::corrupt("checkpoint extent outside the data area"));
-        }
-    }
-    Ok((root, runs))
-}
-
-/// The blob runs the root at `root_block` names (absolute).
-fn read_root_runs(dev: &dyn Device, sb: &Superblock, root_block: u64) -> FsResult<Vec<(u64, u64)>> {
-    read_root(dev, sb, root_block).map(|(_, runs)| runs)
-}
-
-/// The checkpoint image of the copy whose root is at `root_block`, verified, and the
-/// block runs holding its blob (absolute, root not included).
-fn read_checkpoint_at(
-    dev: &dyn Device,
-    sb: &Superblock,
-    root_block: u64,
-) -> FsResult<(CheckpointImage, Vec<(u64, u64)>)> {
-    let (root, runs) = read_root(dev, sb, root_block)?;
-    let mut blob = Vec::with_capacity(root.blob_len as usize);
-    for &(s, n) in &runs {
-        let want = (n as usize * BLOCK_SIZE).min(root.blob_len as usize - blob.len());
-        let at = blob.len();
-        blob.resize(at + want, 0);
-        dev.read_at(&mut blob[at..], BlockNo::new(s).byte_offset())?;
-    }
-    if blob.len() as u64 != root.blob_len {
-        return Err(FsError::corrupt("checkpoint shorter than its length"));
-    }
-    let computed = checksum(&blob);
-    if computed != root.blob_checksum {
-        let first = runs.first().map_or(0, |r| r.0);
-        return Err(FsError::corrupt(format!(
-            "checkpoint checksum mismatch in blocks from {first}: stored {:#010x}, computed \
-             {computed:#010x}",
-            root.blob_checksum
-        )));
-    }
-    Ok((CheckpointImage::decode(&blob)?, runs))
 }

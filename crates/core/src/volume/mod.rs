@@ -14,10 +14,12 @@
 
 mod area;
 mod checkpoint;
+mod checkpoint_load;
 mod dedup;
 mod mkfs;
 mod open;
 mod ops;
+mod pages;
 mod prealloc;
 mod prepare;
 mod scrub;
@@ -38,7 +40,7 @@ use crate::records::{RecordCache, RecordGeometry};
 use crate::units::BlockNo;
 
 pub use area::{PendingRead, RecordLookup};
-pub use checkpoint::{read_checkpoint, verify_checkpoint_copies};
+pub use checkpoint_load::{read_checkpoint, verify_checkpoint_copies};
 pub use dedup::DedupCounters;
 pub use mkfs::{mkfs, MkfsOptions};
 pub use open::{refuse_if_held_elsewhere, AtimeMode, OpenOptions};
@@ -52,6 +54,10 @@ const RECORD_CACHE_BYTES: usize = 64 << 20;
 pub struct VolumeCounters {
     pub commits: u64,
     pub checkpoints: u64,
+    /// Checkpoint pages written, and pages a checkpoint named where an earlier one had
+    /// written them (both copies counted).
+    pub checkpoint_pages_written: u64,
+    pub checkpoint_pages_kept: u64,
     pub journal_ops: u64,
     pub replayed_transactions: u64,
     /// Damaged copies of records rewritten from a good copy (reads and scrub).
@@ -70,6 +76,9 @@ pub struct Volume {
     journal: Journal,
     /// Block runs (relative to the data area) of the current checkpoint, root included.
     ckpt_runs: Vec<(u64, u64)>,
+    /// The pages each copy of the current checkpoint holds: the next checkpoint names
+    /// those it would write again where they lie.
+    ckpt_pages: [pages::PageSet; 2],
     read_only: bool,
     /// Messages for the person mounting (a damaged superblock slot, a replayed journal).
     notes: Vec<String>,
@@ -116,6 +125,7 @@ impl Volume {
             ns,
             alloc,
             ckpt_runs: Vec::new(),
+            ckpt_pages: Default::default(),
             read_only,
             notes: Vec::new(),
             counters: VolumeCounters::default(),
@@ -437,8 +447,13 @@ impl Volume {
             + (ns.extent_entries() + extents_to_come) * 80
             + ns.xattr_bytes()
             + self.alloc.total().div_ceil(8);
-        // Two copies of the blob and its root, and slack for what the next few ops add.
-        2 * (bytes.div_ceil(BLOCK_SIZE as u64) + 1) + 64
+        // Two copies of the blob (every page new, as after damage; each page rounded up
+        // to whole blocks: at most a block for each page of at least 16 KiB), their page
+        // tables and roots, and slack for what the next few ops add.
+        let pages = bytes.div_ceil(16 * 1024) + 1;
+        let blob_blocks = bytes.div_ceil(BLOCK_SIZE as u64) + pages;
+        let table_blocks = (32 + pages * 32).div_ceil(BLOCK_SIZE as u64);
+        2 * (blob_blocks + table_blocks + 1) + 64
     }
 
     /// Flushes everything and writes a checkpoint marked clean (unmount). Does nothing

@@ -7,7 +7,7 @@ use gpufs_format::signature;
 use gpufs_format::superblock::{InUse, SUPERBLOCK_SLOTS};
 use gpufs_format::{FormatError, Superblock, BLOCK_SIZE, FORMAT_VERSION};
 
-use super::checkpoint::load_checkpoint;
+use super::checkpoint_load::load_checkpoint;
 use super::Volume;
 use crate::alloc::Allocator;
 use crate::device::Device;
@@ -229,6 +229,7 @@ impl Volume {
             opts.write_cache_bytes
         };
         vol.ckpt_runs = ckpt_runs;
+        vol.ckpt_pages = ckpt.pages;
         for tx in &rep.transactions {
             for op in tx {
                 vol.apply_replayed(op)?;

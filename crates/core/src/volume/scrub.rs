@@ -5,7 +5,7 @@
 use gpufs_format::superblock::SUPERBLOCK_SLOTS;
 use gpufs_format::{JournalBlockHeader, Superblock, BLOCK_SIZE};
 
-use super::checkpoint::verify_checkpoint_copies;
+use super::checkpoint_load::verify_checkpoint_copies;
 use super::Volume;
 use crate::error::FsResult;
 
@@ -48,6 +48,8 @@ impl Volume {
         }
         self.scrub_journal(&mut out, &mut block)?;
         if !out.damaged.is_empty() && !self.read_only {
+            // The damaged pages must be written anew, not named again.
+            self.rewrite_every_checkpoint_page();
             self.checkpoint()?;
             out.repaired = true;
         }

@@ -21,6 +21,7 @@ mod dedup;
 mod durability;
 mod in_use;
 mod names;
+mod pages;
 mod prealloc;
 mod prepare;
 mod search;

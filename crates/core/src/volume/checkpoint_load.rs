@@ -1,0 +1,238 @@
+//! Reading checkpoints: a copy's root, its page table (version 5) or blob (older), the
+//! blob back from its pages, a damaged page read from the other copy.
+
+use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot};
+use gpufs_format::pages::{decode_page_table, PageEntry};
+use gpufs_format::{checksum, Superblock, BLOCK_SIZE};
+
+use super::pages::{read_pages, PageSet};
+use crate::device::Device;
+use crate::error::{FsError, FsResult};
+use crate::namespace::Namespace;
+use crate::units::BlockNo;
+
+/// First format version whose checkpoint roots point at a page table.
+const PAGED_VERSION: u32 = 5;
+
+/// A loaded checkpoint: namespace, data bitmap, the block runs of every copy whose root
+/// is intact (absolute, roots included, each once), what was found damaged, and the pages
+/// each intact copy holds (by copy: 0 the superblock's first root, 1 its second).
+pub struct LoadedCheckpoint {
+    pub ns: Namespace,
+    pub bitmap: Vec<u8>,
+    pub runs: Vec<(u64, u64)>,
+    /// One line per damaged copy (its root block and why).
+    pub damaged: Vec<String>,
+    pub(crate) pages: [PageSet; 2],
+}
+
+/// One copy's root, read and verified, with what it points at.
+struct CopyIndex {
+    root: u64,
+    /// Runs of the page table (or, before version 5, of the blob), absolute.
+    table_runs: Vec<(u64, u64)>,
+    content: CopyContent,
+}
+
+enum CopyContent {
+    /// Version 5: the blob's length and its pages.
+    Paged {
+        blob_len: u64,
+        pages: Vec<PageEntry>,
+    },
+    /// Older: the blob itself, verified.
+    Whole(Vec<u8>),
+}
+
+impl CopyIndex {
+    /// Every run the copy takes, its root included (absolute).
+    fn runs(&self) -> Vec<(u64, u64)> {
+        let mut runs = self.table_runs.clone();
+        runs.push((self.root, 1));
+        if let CopyContent::Paged { pages, .. } = &self.content {
+            runs.extend(pages.iter().map(|p| (p.block, p.blocks())));
+        }
+        runs
+    }
+
+    fn pages(&self) -> PageSet {
+        match &self.content {
+            CopyContent::Paged { pages, .. } => PageSet::of(pages),
+            CopyContent::Whole(_) => PageSet::default(),
+        }
+    }
+
+    /// The copy's image; damaged pages read from `others`. Also the blocks of the pages
+    /// that were damaged.
+    fn image(
+        &self,
+        dev: &dyn Device,
+        others: &[&PageSet],
+    ) -> FsResult<(CheckpointImage, Vec<u64>)> {
+        let (blob, healed) = match &self.content {
+            CopyContent::Paged { blob_len, pages } => read_pages(dev, pages, *blob_len, others)?,
+            CopyContent::Whole(blob) => (blob.clone(), Vec::new()),
+        };
+        Ok((CheckpointImage::decode(&blob)?, healed))
+    }
+}
+
+/// The root blocks of the checkpoint copies `sb` points at, by copy (0 where a version 1
+/// image has none).
+fn copy_roots(sb: &Superblock) -> [u64; 2] {
+    [sb.checkpoint_root, sb.checkpoint_root_copy]
+}
+
+/// Reads, verifies and decodes the checkpoint `sb` points at: its first copy (a damaged
+/// page read from the second), or the second when the first is damaged beyond that.
+/// Fails, naming every copy's root block and what is wrong with it, only when no copy
+/// is whole.
+pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedCheckpoint> {
+    let mut damaged = Vec::new();
+    let mut indexes: [Option<CopyIndex>; 2] = [None, None];
+    for (copy, root) in copy_roots(sb).into_iter().enumerate() {
+        if root == 0 {
+            continue;
+        }
+        match read_index(dev, sb, root) {
+            Ok(ix) => indexes[copy] = Some(ix),
+            Err(e) => damaged.push(format!("checkpoint copy at block {root}: {e}")),
+        }
+    }
+    let mut pages = [
+        indexes[0]
+            .as_ref()
+            .map(CopyIndex::pages)
+            .unwrap_or_default(),
+        indexes[1]
+            .as_ref()
+            .map(CopyIndex::pages)
+            .unwrap_or_default(),
+    ];
+    let mut loaded = None;
+    for copy in 0..2 {
+        let Some(ix) = &indexes[copy] else {
+            continue;
+        };
+        let others: Vec<&PageSet> = (0..2).filter(|c| *c != copy).map(|c| &pages[c]).collect();
+        let result = ix
+            .image(dev, &others)
+            .and_then(|(img, healed)| Namespace::from_image(img).map(|nb| (nb, healed)));
+        match result {
+            Ok(((ns, bitmap), healed)) => {
+                if !healed.is_empty() {
+                    damaged.push(format!(
+                        "checkpoint copy at block {}: pages at blocks {healed:?} are damaged",
+                        ix.root
+                    ));
+                    pages[copy] = PageSet::default();
+                }
+                loaded = Some((ns, bitmap));
+                break;
+            }
+            Err(e) => {
+                damaged.push(format!("checkpoint copy at block {}: {e}", ix.root));
+                pages[copy] = PageSet::default();
+            }
+        }
+    }
+    let Some((ns, bitmap)) = loaded else {
+        return Err(FsError::BadImage(format!(
+            "cannot mount: every copy of the checkpoint is damaged ({}); run gpufs fsck",
+            damaged.join("; ")
+        )));
+    };
+    // Blocks a copy's intact root names stay reserved, damaged or not.
+    let mut runs: Vec<(u64, u64)> = indexes.iter().flatten().flat_map(CopyIndex::runs).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    Ok(LoadedCheckpoint {
+        ns,
+        bitmap,
+        runs,
+        damaged,
+        pages,
+    })
+}
+
+/// The checkpoint image of the first whole copy `sb` points at, read as it is (fsck).
+pub fn read_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<CheckpointImage> {
+    let mut last = FsError::corrupt("no checkpoint");
+    for root in copy_roots(sb).into_iter().filter(|r| *r != 0) {
+        match read_index(dev, sb, root).and_then(|ix| ix.image(dev, &[])) {
+            Ok((img, _)) => return Ok(img),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Each copy of the checkpoint `sb` points at, read and verified whole: its root block
+/// and what is wrong with it, if anything (fsck, scrub).
+pub fn verify_checkpoint_copies(dev: &dyn Device, sb: &Superblock) -> Vec<(u64, Option<String>)> {
+    copy_roots(sb)
+        .into_iter()
+        .filter(|r| *r != 0)
+        .map(|root| {
+            let problem = read_index(dev, sb, root)
+                .and_then(|ix| ix.image(dev, &[]))
+                .err()
+                .map(|e| e.to_string());
+            (root, problem)
+        })
+        .collect()
+}
+
+/// The verified root at `root_block` of a checkpoint of `sb`'s generation, and what it
+/// points at: the page table (checked against the data area) or an older blob.
+fn read_index(dev: &dyn Device, sb: &Superblock, root_block: u64) -> FsResult<CopyIndex> {
+    let mut block = vec![0u8; BLOCK_SIZE];
+    dev.read_at(&mut block, BlockNo::new(root_block).byte_offset())?;
+    let (root, runs) = CheckpointRoot::decode(&block)
+        .map_err(|e| FsError::corrupt(format!("checkpoint root: {e}")))?;
+    if root.generation != sb.generation {
+        return Err(FsError::corrupt(format!(
+            "checkpoint generation {} does not match superblock generation {}",
+            root.generation, sb.generation
+        )));
+    }
+    let inside = |s: u64, n: u64| s >= sb.data_start && s.saturating_add(n) <= sb.total_blocks;
+    if !runs.iter().all(|&(s, n)| inside(s, n)) {
+        return Err(FsError::corrupt("checkpoint extent outside the data area"));
+    }
+    let len =
+        usize::try_from(root.blob_len).map_err(|_| FsError::corrupt("checkpoint too long"))?;
+    let mut bytes = Vec::with_capacity(len);
+    for &(s, n) in &runs {
+        let want = (n as usize * BLOCK_SIZE).min(len - bytes.len());
+        let at = bytes.len();
+        bytes.resize(at + want, 0);
+        dev.read_at(&mut bytes[at..], BlockNo::new(s).byte_offset())?;
+    }
+    if bytes.len() != len {
+        return Err(FsError::corrupt("checkpoint shorter than its length"));
+    }
+    let computed = checksum(&bytes);
+    if computed != root.blob_checksum {
+        let first = runs.first().map_or(0, |r| r.0);
+        return Err(FsError::corrupt(format!(
+            "checkpoint checksum mismatch in blocks from {first}: stored {:#010x}, computed \
+             {computed:#010x}",
+            root.blob_checksum
+        )));
+    }
+    let content = if root.version >= PAGED_VERSION {
+        let (blob_len, pages) = decode_page_table(&bytes)?;
+        if !pages.iter().all(|p| inside(p.block, p.blocks())) {
+            return Err(FsError::corrupt("checkpoint page outside the data area"));
+        }
+        CopyContent::Paged { blob_len, pages }
+    } else {
+        CopyContent::Whole(bytes)
+    };
+    Ok(CopyIndex {
+        root: root_block,
+        table_runs: runs,
+        content,
+    })
+}

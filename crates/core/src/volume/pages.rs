@@ -1,0 +1,215 @@
+//! Checkpoint pages: the blob cut into content-defined pages (FastCDC: a change to a few
+//! files changes the pages around them, not the pages after them), the pages each copy
+//! of the current checkpoint already holds (a checkpoint names those where they lie and
+//! writes only the others), and the blob read back from a copy's pages.
+
+use hashbrown::HashMap;
+use rayon::prelude::*;
+
+use gpufs_compute::kernels::blake3::{self, Blake3Mode};
+use gpufs_format::pages::{PageEntry, MAX_PAGE_BYTES};
+use gpufs_format::{checksum, BLOCK_SIZE};
+
+use crate::device::Device;
+use crate::error::{FsError, FsResult};
+use crate::units::BlockNo;
+
+/// Shortest, typical and longest page the chunker cuts.
+const MIN_PAGE_BYTES: u32 = 16 * 1024;
+const AVG_PAGE_BYTES: u32 = 64 * 1024;
+
+/// One page of a blob being written: where it lies in the blob and what names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CutPage {
+    pub start: usize,
+    pub len: u32,
+    pub checksum: u32,
+    pub hash: [u8; 16],
+}
+
+impl CutPage {
+    fn of(blob: &[u8], start: usize, len: usize) -> CutPage {
+        let bytes = &blob[start..start + len];
+        let full = blake3::hash_one(bytes, &Blake3Mode::Hash);
+        let mut hash = [0u8; 16];
+        hash.copy_from_slice(&full[..16]);
+        CutPage {
+            start,
+            len: len as u32,
+            checksum: checksum(bytes),
+            hash,
+        }
+    }
+
+    /// The page's single-block pieces, for an image with no contiguous room for it.
+    pub fn pieces(&self, blob: &[u8]) -> Vec<CutPage> {
+        (self.start..self.start + self.len as usize)
+            .step_by(BLOCK_SIZE)
+            .map(|s| CutPage::of(blob, s, BLOCK_SIZE.min(self.start + self.len as usize - s)))
+            .collect()
+    }
+
+    pub fn blocks(&self) -> u64 {
+        u64::from(self.len).div_ceil(BLOCK_SIZE as u64)
+    }
+
+    #[cfg(test)]
+    pub fn bytes<'a>(&self, blob: &'a [u8]) -> &'a [u8] {
+        &blob[self.start..self.start + self.len as usize]
+    }
+
+    /// Its entry in a page table once it lies at `block` (absolute).
+    pub fn entry(&self, block: u64) -> PageEntry {
+        PageEntry {
+            block,
+            len: self.len,
+            checksum: self.checksum,
+            hash: self.hash,
+        }
+    }
+}
+
+/// Cuts `blob` into pages at content-defined points and names each (BLAKE3 on every
+/// core, CRC32C).
+pub(super) fn cut_pages(blob: &[u8]) -> Vec<CutPage> {
+    let cuts: Vec<(usize, usize)> =
+        fastcdc::v2020::FastCDC::new(blob, MIN_PAGE_BYTES, AVG_PAGE_BYTES, MAX_PAGE_BYTES)
+            .map(|c| (c.offset, c.length))
+            .collect();
+    let pages: Vec<CutPage> = cuts
+        .into_par_iter()
+        .map(|(start, len)| CutPage::of(blob, start, len))
+        .collect();
+    debug_assert_eq!(
+        pages.iter().map(|p| p.len as usize).sum::<usize>(),
+        blob.len()
+    );
+    pages
+}
+
+/// The pages one copy of a checkpoint holds, by identity (absolute blocks).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PageSet {
+    by_hash: HashMap<[u8; 16], PageEntry>,
+}
+
+impl PageSet {
+    pub fn of(pages: &[PageEntry]) -> PageSet {
+        PageSet {
+            by_hash: pages.iter().map(|p| (p.hash, *p)).collect(),
+        }
+    }
+
+    /// Where a page with `page`'s bytes already lies, if this copy holds one.
+    pub fn find(&self, hash: &[u8; 16], len: u32) -> Option<PageEntry> {
+        self.by_hash.get(hash).copied().filter(|p| p.len == len)
+    }
+
+    pub fn insert(&mut self, page: PageEntry) {
+        self.by_hash.insert(page.hash, page);
+    }
+}
+
+/// The blob the pages of one copy hold, each page verified; a damaged page is read from
+/// the page of the same identity in `others` (another copy). Returns the blob and how
+/// many pages came from another copy.
+pub(super) fn read_pages(
+    dev: &dyn Device,
+    pages: &[PageEntry],
+    blob_len: u64,
+    others: &[&PageSet],
+) -> FsResult<(Vec<u8>, Vec<u64>)> {
+    let len = usize::try_from(blob_len).map_err(|_| FsError::corrupt("checkpoint too long"))?;
+    let mut blob = Vec::with_capacity(len);
+    let mut healed = Vec::new();
+    let mut buf = Vec::new();
+    for page in pages {
+        let mut fine = read_page(dev, page, &mut buf);
+        if let Err(e) = &fine {
+            tracing::warn!(block = page.block, "checkpoint page damaged: {e}");
+            for other in others {
+                if let Some(alt) = other.find(&page.hash, page.len) {
+                    fine = read_page(dev, &alt, &mut buf);
+                    if fine.is_ok() {
+                        healed.push(page.block);
+                        break;
+                    }
+                }
+            }
+        }
+        fine.map_err(|e| {
+            FsError::corrupt(format!("checkpoint page at block {}: {e}", page.block))
+        })?;
+        blob.extend_from_slice(&buf);
+    }
+    if blob.len() != len {
+        return Err(FsError::corrupt("checkpoint pages shorter than the blob"));
+    }
+    Ok((blob, healed))
+}
+
+/// Reads one page into `buf` and verifies it.
+fn read_page(dev: &dyn Device, page: &PageEntry, buf: &mut Vec<u8>) -> FsResult<()> {
+    buf.clear();
+    buf.resize(page.len as usize, 0);
+    dev.read_at(buf, BlockNo::new(page.block).byte_offset())?;
+    page.verify(buf)
+        .map_err(|e| FsError::corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeded pseudo-random bytes (xorshift), like the varied bytes of a namespace.
+    fn text(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pages_cover_the_blob_and_a_local_change_changes_few_pages() {
+        let blob = text(4 << 20, 1);
+        let pages = cut_pages(&blob);
+        assert!(pages.len() > 20, "{} pages", pages.len());
+        assert!(pages.iter().all(|p| p.len <= MAX_PAGE_BYTES));
+        let mut at = 0;
+        for p in &pages {
+            assert_eq!(p.start, at);
+            at += p.len as usize;
+        }
+        assert_eq!(at, blob.len());
+
+        // An insertion in the middle: the pages before and after it stay.
+        let mut changed = blob.clone();
+        changed.splice(2 << 20..2 << 20, text(300, 9));
+        let before = PageSet::of(&pages.iter().map(|p| p.entry(1)).collect::<Vec<_>>());
+        let after = cut_pages(&changed);
+        let new = after
+            .iter()
+            .filter(|p| before.find(&p.hash, p.len).is_none())
+            .count();
+        assert!(new <= 3, "{new} of {} pages new", after.len());
+    }
+
+    #[test]
+    fn pieces_are_single_blocks_of_the_same_bytes() {
+        let blob = text(100_000, 3);
+        let page = CutPage::of(&blob, 10, 9000);
+        let pieces = page.pieces(&blob);
+        assert_eq!(pieces.len(), 3);
+        let joined: Vec<u8> = pieces
+            .iter()
+            .flat_map(|p| p.bytes(&blob).to_vec())
+            .collect();
+        assert_eq!(joined, page.bytes(&blob));
+        assert!(pieces.iter().all(|p| p.blocks() == 1));
+    }
+}
