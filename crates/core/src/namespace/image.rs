@@ -10,11 +10,15 @@ use crate::error::{FsError, FsResult};
 
 impl Namespace {
     /// The namespace as flat checkpoint arrays (dirents and names compacted), with
-    /// `bitmap` as its allocation section.
+    /// `bitmap` as its allocation section. Entries go in (directory, cookie) order, the
+    /// order a load keeps: a change to one directory changes the checkpoint pages of
+    /// that directory's entries, whatever the table's order in memory.
     pub fn to_image(&self, bitmap: Vec<u8>) -> CheckpointImage {
-        let mut dirents = Vec::with_capacity(self.dirents.len() - self.free_dirents.len());
+        let mut live: Vec<&DirentRecord> = self.dirents.iter().filter(|d| d.is_live()).collect();
+        live.sort_unstable_by_key(|d| (d.parent, d.cookie));
+        let mut dirents = Vec::with_capacity(live.len());
         let mut names = Vec::with_capacity(self.names.len() - self.dead_name_bytes);
-        for d in self.dirents.iter().filter(|d| d.is_live()) {
+        for d in live {
             let mut d2 = *d;
             d2.name_offset = names.len() as u64;
             names.extend_from_slice(self.name_bytes(d));

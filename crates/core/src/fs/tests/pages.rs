@@ -114,3 +114,38 @@ fn a_damaged_page_is_read_from_the_other_copy_and_written_anew() {
         "{report:?}"
     );
 }
+
+#[test]
+fn a_tree_keeps_its_pages_across_a_remount() {
+    // Each directory is created between the files of the one before: the checkpoint
+    // stores entries by directory, in the order a mount loads them, so the checkpoint
+    // after a remount and a change to one file's times writes about a page a copy.
+    let (dev, fs) = fresh();
+    let top = fs.mkdir(ROOT, b"fill", 0o755, Caller::ROOT).unwrap().ino;
+    for d in 0..20u32 {
+        let name = format!("d{d:04}");
+        let dir = fs.mkdir(top, name.as_bytes(), 0o755, Caller::ROOT).unwrap().ino;
+        for i in 0..1000u32 {
+            let name = format!("f{:06}", d * 1000 + i);
+            fs.create(dir, name.as_bytes(), 0o644, Caller::ROOT).unwrap();
+        }
+    }
+    let (dev, fs) = close_and_remount(&dev, fs);
+    let d0 = fs.lookup(top, b"d0000").unwrap().ino;
+    let f = fs.lookup(d0, b"f000000").unwrap().ino;
+    let set = SetAttr {
+        mtime: Some(TimeSet::Now),
+        ..SetAttr::default()
+    };
+    fs.setattr(f, &set, Caller::ROOT).unwrap();
+    fs.close().unwrap();
+    let c = fs.counters();
+    assert!(
+        c.checkpoint_pages_written <= 4 && c.checkpoint_pages_kept >= 30,
+        "{} pages written, {} kept",
+        c.checkpoint_pages_written,
+        c.checkpoint_pages_kept
+    );
+    drop(fs);
+    fsck_clean(&dev);
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Metadata at scale: what one small change costs on disk, and how long a mount takes,
+gpufs (paged checkpoints, format v5) side by side with btrfs, in one run.
+
+For each count in --files a fresh image of each kind gets that many empty files
+(`gpufs-bench fill`: 1,000 per directory), is unmounted, and then:
+
+  mount     seconds of the mount command until the filesystem serves (gpufs: the
+            daemon has loaded its checkpoint; btrfs: mount -o loop), median of REPS
+            remounts after a clean unmount, caches dropped before each
+  commit    bytes of the image that change when one file is touched and the change is
+            made durable (touch, then fsync of the file: gpufs commits its journal,
+            btrfs its transaction), counted as changed 4 KiB blocks
+  unmount   bytes changed by the unmount after that touch (gpufs: its checkpoint,
+            written page by page; btrfs: its last transaction)
+  blob      (gpufs) bytes of the checkpoint blob: a version 4 build wrote it whole,
+            twice, at every checkpoint; a version 5 checkpoint writes the pages that
+            changed
+
+Needs root, /dev/fuse, btrfs-progs and a release build (gpufs, gpufs-bench).
+
+    python3 bench/commit.py [--files 100000,1000000] [--reps 3] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import struct
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GPUFS = os.environ.get("GPUFS_BIN") or os.path.join(ROOT, "target/release/gpufs")
+BENCH = os.path.join(ROOT, "target/release/gpufs-bench")
+BLOCK = 4096
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import drop_caches, is_mounted, sh  # noqa: E402
+
+KINDS = ["gpufs", "btrfs"]
+
+
+def image_size(files):
+    # gpufs: two checkpoint copies of ~180 bytes a file, journal, room to spare;
+    # btrfs: its metadata for that many files.
+    return str(max(2, files * 3 // 1_000_000 + 1)) + "G"
+
+
+def make(kind, img, size):
+    if kind == "gpufs":
+        sh(GPUFS, "mkfs", img, "--size", size)
+    else:
+        sh("truncate", "-s", size, img)
+        sh("mkfs.btrfs", "-q", "-f", "-m", "single", "-d", "single", img)
+
+
+def mount(kind, img, mp):
+    t = time.perf_counter()
+    if kind == "gpufs":
+        sh(GPUFS, "mount", img, mp)
+    else:
+        sh("mount", "-o", "loop", img, mp)
+    return time.perf_counter() - t
+
+
+def unmount(kind, mp):
+    if is_mounted(mp):
+        sh(GPUFS, "unmount", mp) if kind == "gpufs" else sh("umount", mp)
+
+
+def blocks(img):
+    """The image's data regions (holes skipped) in 1 MiB chunks, by offset."""
+    chunks = {}
+    step = 1 << 20
+    fd = os.open(img, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        off = 0
+        while off < size:
+            try:
+                start = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            pos = start - start % step
+            while pos < end:
+                chunks[pos] = os.pread(fd, step, pos)
+                pos += step
+            off = end
+    finally:
+        os.close(fd)
+    return chunks
+
+
+def changed_bytes(before, after):
+    """Bytes of the 4 KiB blocks that differ between two images of one size."""
+    n = 0
+    for off in set(before) | set(after):
+        a, b = before.get(off, b""), after.get(off, b"")
+        if a == b:
+            continue
+        for i in range(0, max(len(a), len(b)), BLOCK):
+            x, y = a[i:i + BLOCK], b[i:i + BLOCK]
+            if x.strip(b"\0") == b"" and y.strip(b"\0") == b"":
+                continue
+            if x != y:
+                n += BLOCK
+    return n
+
+
+def gpufs_blob_len(img):
+    """Bytes of the current checkpoint blob (superblock -> root -> page table)."""
+    with open(img, "rb") as f:
+        slots = []
+        for slot in (0, 1):
+            f.seek(slot * BLOCK)
+            sb = f.read(256)
+            if sb[:8] == b"GPUFS\0SB":
+                slots.append((struct.unpack_from("<Q", sb, 32)[0], sb))
+        sb = max(slots)[1]
+        root = struct.unpack_from("<Q", sb, 88)[0]
+        f.seek(root * BLOCK)
+        r = f.read(BLOCK)
+        version, count = struct.unpack_from("<II", r, 8)
+        table_len = struct.unpack_from("<Q", r, 24)[0]
+        if version < 5:
+            return table_len
+        start = struct.unpack_from("<Q", r, 40)[0]
+        f.seek(start * BLOCK)
+        return struct.unpack_from("<Q", f.read(32), 16)[0]
+
+
+def fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
+def measure(kind, files, reps, work):
+    img = os.path.join(work, kind + ".img")
+    mp = os.path.join(work, kind)
+    os.makedirs(mp, exist_ok=True)
+    make(kind, img, image_size(files))
+    mount(kind, img, mp)
+    t = time.perf_counter()
+    sh(BENCH, "fill", mp, "--files", str(files))
+    fill_s = time.perf_counter() - t
+    unmount(kind, mp)
+    mounts = []
+    for _ in range(reps):
+        drop_caches()
+        mounts.append(mount(kind, img, mp))
+        unmount(kind, mp)
+    out = {"fill_s": round(fill_s, 2), "mount_s": round(statistics.median(mounts), 3)}
+    if kind == "gpufs":
+        out["blob_bytes"] = gpufs_blob_len(img)
+    mount(kind, img, mp)
+    # The first fsync after a mount may carry the mount's own bookkeeping: settle it.
+    target = os.path.join(mp, "fill", "d0000", "f000000")
+    if not os.path.exists(target):
+        target = os.path.join(mp, "fill", sorted(os.listdir(os.path.join(mp, "fill")))[0])
+    os.utime(target)
+    fsync(target)
+    time.sleep(1)
+    before = blocks(img)
+    os.utime(target)
+    fsync(target)
+    time.sleep(1)
+    after = blocks(img)
+    out["commit_bytes"] = changed_bytes(before, after)
+    unmount(kind, mp)
+    out["unmount_bytes"] = changed_bytes(after, blocks(img))
+    os.unlink(img)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--files", default="100000,1000000")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as work:
+        for files in [int(x) for x in args.files.split(",")]:
+            for kind in KINDS:
+                r = measure(kind, files, args.reps, work)
+                results[f"{kind}/{files}"] = r
+                print(json.dumps({"kind": kind, "files": files, **r}), flush=True)
+    print()
+    print("| files | fs | fill (s) | mount (s) | touch+fsync writes | unmount writes | checkpoint blob |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for key, r in results.items():
+        kind, files = key.split("/")
+        blob = r.get("blob_bytes")
+        print(
+            f"| {int(files):,} | {kind} | {r['fill_s']} | {r['mount_s']} | "
+            f"{r['commit_bytes'] / 1024:.0f} KiB | {r['unmount_bytes'] / 1024:.0f} KiB | "
+            f"{'' if blob is None else f'{blob / 1048576:.1f} MiB'} |"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
