@@ -1,7 +1,7 @@
 //! Checkpoint roots, page tables and blobs on arbitrary bytes: never panic; an accepted
 //! page table or blob re-encodes to the same bytes.
 #![no_main]
-use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, BLOB_MAGIC};
+use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, BLOB_MAGIC, BLOB_MAGIC_V5};
 use gpufs_format::pages::{decode_page_table, encode_page_table, PAGE_TABLE_MAGIC};
 use gpufs_format::BLOCK_SIZE;
 use libfuzzer_sys::fuzz_target;
@@ -17,11 +17,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok((len, pages)) = decode_page_table(&table) {
         assert_eq!(encode_page_table(len, &pages), table);
     }
-    let mut blob = data.to_vec();
-    if blob.len() >= 8 {
-        blob[..8].copy_from_slice(&BLOB_MAGIC);
-    }
-    if let Ok(img) = CheckpointImage::decode(&blob) {
-        assert_eq!(img.encode(), blob);
+    // Both blob forms: a version 5 blob re-encodes to itself; a version 4 blob decodes
+    // to what its re-encoding decodes to.
+    for magic in [BLOB_MAGIC_V5, BLOB_MAGIC] {
+        let mut blob = data.to_vec();
+        if blob.len() >= 8 {
+            blob[..8].copy_from_slice(&magic);
+        }
+        if let Ok(img) = CheckpointImage::decode(&blob) {
+            let again = img.encode();
+            if magic == BLOB_MAGIC_V5 {
+                assert_eq!(again, blob);
+            }
+            assert_eq!(CheckpointImage::decode(&again).ok(), Some(img));
+        }
     }
 });

@@ -43,6 +43,8 @@ pub struct FsckStats {
     pub shared_references: u64,
     /// Blocks fallocate reserved, over every file.
     pub prealloc_blocks: u64,
+    /// Snapshots, each read and checked.
+    pub snapshots: u64,
 }
 
 impl FsckReport {
@@ -117,12 +119,19 @@ fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport)
     let bitmap_used = Allocator::from_bitmap(sb.allocatable_blocks(), &img.bitmap)
         .map(|a| a.used())
         .unwrap_or(0);
-    let ckpt: u64 = vol.checkpoint_runs().iter().map(|r| r.1).sum();
+    let ckpt: u64 = vol.checkpoint_runs().iter().map(|r| r.1).sum::<u64>()
+        + vol
+            .snapshot_checkpoint_runs()
+            .iter()
+            .map(|r| r.1)
+            .sum::<u64>()
+        + held_at_checkpoint(&img);
     let fixed: u64 = vol.fixed_metadata_runs().iter().map(|r| r.1).sum();
     if bitmap_used + ckpt + fixed != sb.used_blocks {
         report.problems.push(format!(
             "space accounting: superblock says {} blocks used, the checkpoint's bitmap, its \
-             own blocks, the journal's second copy and the far superblock slot add up to {}",
+             own blocks, the snapshots' blocks, the journal's second copy and the far \
+             superblock slot add up to {}",
             sb.used_blocks,
             bitmap_used + ckpt + fixed
         ));
@@ -139,6 +148,16 @@ fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport)
             ));
         }
     }
+}
+
+/// Blocks the checkpoint's snapshots held apart from its live records: the union of
+/// their bitmaps less the live bitmap.
+fn held_at_checkpoint(img: &gpufs_format::checkpoint::CheckpointImage) -> u64 {
+    img.snapshot_union
+        .iter()
+        .zip(&img.bitmap)
+        .map(|(u, b)| u64::from((u & !b).count_ones()))
+        .sum()
 }
 
 fn check_namespace(vol: &Volume, report: &mut FsckReport) {
@@ -302,6 +321,14 @@ fn check_space(vol: &Volume, report: &mut FsckReport) {
         }
     }
     check_shared(vol, &first_ptr, report);
+    // What snapshots hold: their checkpoints, and the data blocks only they use.
+    for (s, n) in vol.snapshot_checkpoint_runs() {
+        claim("snapshot checkpoint".into(), ds + s, n, report);
+    }
+    for (s, n) in vol.held_runs() {
+        claim("blocks held for snapshots".into(), ds + s, n, report);
+    }
+    crate::fsck_snapshots::check(vol, report);
     let mut leaked = 0u64;
     let mut free_but_used = 0u64;
     for b in 0..total {

@@ -13,6 +13,7 @@ pub mod device;
 mod error;
 pub mod fs;
 pub mod fsck;
+mod fsck_snapshots;
 mod journal;
 mod namespace;
 mod records;
@@ -25,5 +26,5 @@ pub use fs::{Attr, Caller, Filesystem, SetAttr};
 pub use records::{RecordCounters, Totals};
 pub use volume::{
     mkfs, refuse_if_held_elsewhere, AtimeMode, DedupCounters, MkfsOptions, OpenOptions,
-    VolumeCounters,
+    SnapshotInfo, VolumeCounters,
 };

@@ -5,10 +5,15 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::journal::{Reader, SYMLINK_MAX, XATTR_NAME_MAX, XATTR_VALUE_MAX};
 use crate::records::{DirentRecord, InodeRecord, RecordPtr};
+use crate::snapshot::{valid_snapshot_name, SnapshotRecord};
 use crate::{checksum, FormatError, BLOCK_SIZE};
 
 pub const CKPT_MAGIC: [u8; 8] = *b"GPUFSCKP";
+/// Magic of a blob of versions 1 to 4 (a 64-byte header, no snapshot sections).
 pub const BLOB_MAGIC: [u8; 8] = *b"GPUFSBLB";
+/// Magic of a version 5 blob (a 96-byte header; the snapshot table and the union of the
+/// snapshots' bitmaps follow the sections of a version 4 blob).
+pub const BLOB_MAGIC_V5: [u8; 8] = *b"GPUFSBL5";
 
 /// The checkpoint root block: where the checkpoint blob lies.
 ///
@@ -146,14 +151,18 @@ const _: () = assert!(std::mem::size_of::<ExtentEntry>() == 80);
 ///
 /// ```text
 /// off size field
-///   0    8 magic          "GPUFSBLB"
+///   0    8 magic          "GPUFSBL5" ("GPUFSBLB": versions 1 to 4, 64 bytes, ends at 64)
 ///   8    8 inode_slots    InodeRecord x n   (slot 0 unused, 1 = root)
-///  16    8 dirent_count   DirentRecord x n  (live entries only, compacted)
+///  16    8 dirent_count   DirentRecord x n  (live entries only, by (parent, cookie))
 ///  24    8 name_bytes     name arena
 ///  32    8 extent_count   ExtentEntry x n
 ///  40    8 xattr_bytes    n x (ino u32, name_len u32, name, value_len u32, value)
 ///  48    8 symlink_bytes  n x (ino u32, len u32, target)
 ///  56    8 bitmap_bytes   allocation bitmap of the data area, bit i = block data_start+i
+///  64    8 snapshot_count SnapshotRecord x n (v5), oldest first
+///  72    8 union_bytes    (v5) the union of the snapshots' bitmaps (0 bytes: none)
+///  80    8 next_snapshot  (v5) the id the next snapshot gets
+///  88    8 reserved       0
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -166,8 +175,14 @@ pub struct CheckpointHeader {
     pub xattr_bytes: u64,
     pub symlink_bytes: u64,
     pub bitmap_bytes: u64,
+    pub snapshot_count: u64,
+    pub union_bytes: u64,
+    pub next_snapshot: u64,
+    pub reserved: u64,
 }
-const _: () = assert!(std::mem::size_of::<CheckpointHeader>() == 64);
+const _: () = assert!(std::mem::size_of::<CheckpointHeader>() == 96);
+/// Bytes of a version 1 to 4 header: the fields up to `bitmap_bytes`.
+const OLD_HEADER_BYTES: usize = 64;
 
 /// The decoded content of a checkpoint blob.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -181,6 +196,12 @@ pub struct CheckpointImage {
     /// (ino, target)
     pub symlinks: Vec<(u32, Vec<u8>)>,
     pub bitmap: Vec<u8>,
+    /// (v5) Snapshots, oldest first.
+    pub snapshots: Vec<SnapshotRecord>,
+    /// (v5) The union of the snapshots' bitmaps; empty when there is no snapshot.
+    pub snapshot_union: Vec<u8>,
+    /// (v5) The id the next snapshot gets.
+    pub next_snapshot: u64,
 }
 
 impl CheckpointImage {
@@ -201,7 +222,7 @@ impl CheckpointImage {
             links.extend_from_slice(target);
         }
         let hdr = CheckpointHeader {
-            magic: BLOB_MAGIC,
+            magic: BLOB_MAGIC_V5,
             inode_slots: self.inodes.len() as u64,
             dirent_count: self.dirents.len() as u64,
             name_bytes: self.names.len() as u64,
@@ -209,9 +230,15 @@ impl CheckpointImage {
             xattr_bytes: xattr.len() as u64,
             symlink_bytes: links.len() as u64,
             bitmap_bytes: self.bitmap.len() as u64,
+            snapshot_count: self.snapshots.len() as u64,
+            union_bytes: self.snapshot_union.len() as u64,
+            next_snapshot: self.next_snapshot,
+            reserved: 0,
         };
         let mut out = Vec::with_capacity(
-            64 + self.inodes.len() * 64
+            96 + self.snapshots.len() * 320
+                + self.snapshot_union.len()
+                + self.inodes.len() * 64
                 + self.dirents.len() * 32
                 + self.names.len()
                 + self.extents.len() * 80
@@ -227,6 +254,8 @@ impl CheckpointImage {
         out.extend_from_slice(&xattr);
         out.extend_from_slice(&links);
         out.extend_from_slice(&self.bitmap);
+        out.extend_from_slice(bytemuck::cast_slice(&self.snapshots));
+        out.extend_from_slice(&self.snapshot_union);
         out
     }
 
@@ -234,18 +263,28 @@ impl CheckpointImage {
     /// pointing at live inodes, names inside the arena, ...) belong to the loader and fsck.
     pub fn decode(blob: &[u8]) -> Result<Self, FormatError> {
         let bad = |d: &str| FormatError::corrupted("checkpoint", d.to_string());
-        if blob.len() < 64 {
+        let header_bytes = match blob.get(..8) {
+            Some(m) if m == BLOB_MAGIC_V5 => 96,
+            Some(m) if m == BLOB_MAGIC => OLD_HEADER_BYTES,
+            Some(_) => {
+                return Err(FormatError::BadMagic {
+                    what: "checkpoint blob",
+                })
+            }
+            None => return Err(bad("blob shorter than its header")),
+        };
+        if blob.len() < header_bytes {
             return Err(bad("blob shorter than its header"));
         }
-        if blob[..8] != BLOB_MAGIC {
-            return Err(FormatError::BadMagic {
-                what: "checkpoint blob",
-            });
+        let mut header = [0u8; 96];
+        header[..header_bytes].copy_from_slice(&blob[..header_bytes]);
+        let hdr: CheckpointHeader = bytemuck::pod_read_unaligned(&header);
+        if hdr.reserved != 0 {
+            return Err(bad("reserved header field is not zero"));
         }
-        let hdr: CheckpointHeader = bytemuck::pod_read_unaligned(&blob[..64]);
         let mut r = Reader {
             bytes: blob,
-            pos: 64,
+            pos: header_bytes,
         };
         let sized = |count: u64, each: u64| -> Result<usize, FormatError> {
             count
@@ -261,6 +300,20 @@ impl CheckpointImage {
         let xattr_bytes = r.take(sized(hdr.xattr_bytes, 1)?)?;
         let link_bytes = r.take(sized(hdr.symlink_bytes, 1)?)?;
         let bitmap = r.take(sized(hdr.bitmap_bytes, 1)?)?.to_vec();
+        let snapshots: Vec<SnapshotRecord> =
+            bytemuck::pod_collect_to_vec(r.take(sized(hdr.snapshot_count, 320)?)?);
+        let snapshot_union = r.take(sized(hdr.union_bytes, 1)?)?.to_vec();
+        for s in &snapshots {
+            let name_ok = s.name_len as usize <= crate::snapshot::SNAPSHOT_NAME_MAX
+                && valid_snapshot_name(s.name())
+                && s.name[s.name_len as usize..].iter().all(|b| *b == 0);
+            if !name_ok || s.reserved != 0 || s.id == 0 || s.id >= hdr.next_snapshot {
+                return Err(bad("invalid snapshot record"));
+            }
+        }
+        if !snapshot_union.is_empty() && snapshot_union.len() != bitmap.len() {
+            return Err(bad("snapshot union and bitmap differ in length"));
+        }
         if r.pos != blob.len() {
             return Err(bad("trailing bytes after the last section"));
         }
@@ -293,6 +346,9 @@ impl CheckpointImage {
             xattrs,
             symlinks,
             bitmap,
+            snapshots,
+            snapshot_union,
+            next_snapshot: hdr.next_snapshot,
         })
     }
 }
@@ -328,7 +384,53 @@ mod tests {
             xattrs: vec![(1, b"user.a".to_vec(), b"v".to_vec())],
             symlinks: vec![(2, b"/x/y".to_vec())],
             bitmap: vec![0xff, 0x01],
+            snapshots: vec![snapshot(1, b"first"), snapshot(4, b"second")],
+            snapshot_union: vec![0x0f, 0x00],
+            next_snapshot: 5,
         }
+    }
+
+    fn snapshot(id: u64, name: &[u8]) -> SnapshotRecord {
+        let mut s = SnapshotRecord::zeroed();
+        s.id = id;
+        s.generation = id * 10;
+        assert!(s.set_name(name));
+        s
+    }
+
+    #[test]
+    fn a_version_4_blob_decodes_without_snapshots() {
+        let img = CheckpointImage {
+            snapshots: Vec::new(),
+            snapshot_union: Vec::new(),
+            next_snapshot: 0,
+            ..sample()
+        };
+        let v5 = img.encode();
+        // The same sections behind the 64-byte header of version 4.
+        let mut v4 = BLOB_MAGIC.to_vec();
+        v4.extend_from_slice(&v5[8..64]);
+        v4.extend_from_slice(&v5[96..]);
+        assert_eq!(CheckpointImage::decode(&v4).unwrap(), img);
+    }
+
+    #[test]
+    fn bad_snapshot_records_are_refused() {
+        for bad in [
+            CheckpointImage {
+                next_snapshot: 4,
+                ..sample()
+            },
+            CheckpointImage {
+                snapshot_union: vec![1, 2, 3],
+                ..sample()
+            },
+        ] {
+            assert!(CheckpointImage::decode(&bad.encode()).is_err());
+        }
+        let mut named = sample();
+        named.snapshots[0].name[0] = b'/';
+        assert!(CheckpointImage::decode(&named.encode()).is_err());
     }
 
     #[test]
@@ -364,8 +466,10 @@ mod tests {
         #[test]
         fn blob_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let mut b = bytes;
-            if b.len() >= 8 { b[..8].copy_from_slice(&BLOB_MAGIC); }
-            let _ = CheckpointImage::decode(&b);
+            if b.len() >= 8 { b[..8].copy_from_slice(&BLOB_MAGIC_V5); }
+            if let Ok(img) = CheckpointImage::decode(&b) {
+                prop_assert_eq!(img.encode(), b);
+            }
         }
 
         #[test]

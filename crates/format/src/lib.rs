@@ -15,6 +15,7 @@ pub mod pages;
 pub mod props;
 pub mod records;
 pub mod signature;
+pub mod snapshot;
 pub mod superblock;
 
 pub use checkpoint::{CheckpointHeader, CheckpointRoot, ExtentEntry, CKPT_MAGIC};

@@ -13,6 +13,7 @@ mod props;
 mod scrub;
 mod search;
 mod search_text;
+mod snapshots;
 
 use std::collections::HashMap;
 use std::sync::mpsc::SyncSender;

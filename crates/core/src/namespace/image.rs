@@ -53,6 +53,7 @@ impl Namespace {
             xattrs,
             symlinks,
             bitmap,
+            ..CheckpointImage::default()
         }
     }
 

@@ -8,6 +8,7 @@ use gpufs_format::superblock::SUPERBLOCK_SLOTS;
 use gpufs_format::{checksum, Superblock, BLOCK_SIZE, FORMAT_VERSION};
 
 use super::pages::{cut_pages, CutPage, PageSet};
+use super::snapshots::runs_of_bits;
 use super::Volume;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
@@ -18,12 +19,13 @@ impl Volume {
     /// Writes the whole namespace copy-on-write and makes it current. Afterwards the
     /// journal is empty and every deferred free is released.
     pub fn checkpoint(&mut self) -> FsResult<()> {
-        self.write_checkpoint_marked(false)
+        self.write_checkpoint_marked(false).map(|_| ())
     }
 
     /// A checkpoint whose superblock says `clean` (unmount) or not (the session goes on
-    /// writing journal blocks under it).
-    pub(super) fn write_checkpoint_marked(&mut self, clean: bool) -> FsResult<()> {
+    /// writing journal blocks under it). Returns the data bitmap it wrote: the blocks
+    /// the live filesystem's records take.
+    pub(super) fn write_checkpoint_marked(&mut self, clean: bool) -> FsResult<Vec<u8>> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -38,25 +40,53 @@ impl Volume {
         self.dev.flush()?;
 
         // The bitmap of data blocks the current namespace uses: not the checkpoint's own
-        // blocks, not blocks whose free is still pending.
+        // blocks, not the snapshots' checkpoints or the blocks only snapshots hold, not
+        // blocks whose free is still pending.
         let mut data_only = self.alloc.clone();
-        for &(s, n) in &self.ckpt_runs {
+        let snapshot_runs = self.snaps.runs_beside(&self.ckpt_runs);
+        for &(s, n) in self
+            .ckpt_runs
+            .iter()
+            .chain(&snapshot_runs)
+            .chain(&self.snaps.after_checkpoint)
+        {
             data_only.free_now(s, n)?;
         }
         for (s, n) in self.fixed_metadata_runs() {
             data_only.free_now(s, n)?;
         }
+        for (s, n) in runs_of_bits(&self.snaps.held, self.alloc.total()) {
+            data_only.free_now(s, n)?;
+        }
         data_only.release_pending()?;
         let data_used = data_only.used();
-        let blob = self.ns.to_image(data_only.to_bitmap()).encode();
+        let bitmap = data_only.to_bitmap();
         drop(data_only);
+        let mut image = self.ns.to_image(bitmap.clone());
+        image.snapshots = self.snaps.table.clone();
+        image.snapshot_union = self.snaps.union.clone();
+        image.next_snapshot = self.snaps.next_id;
+        let blob = image.encode();
+        drop(image);
 
         let cut = cut_pages(&blob);
         let copies = self.place_checkpoint_copies(&blob, &cut)?;
         let ds = self.sb.data_start;
         let new_runs = checkpoint_runs(&copies, ds);
         let ckpt_blocks = new_runs.iter().map(|r| r.1).sum::<u64>();
-        let result = self.write_checkpoint(&blob, &copies, data_used + ckpt_blocks, clean);
+        let snapshot_blocks = self
+            .snaps
+            .runs_beside(&new_runs)
+            .iter()
+            .map(|r| r.1)
+            .sum::<u64>()
+            + self.snaps.held_blocks;
+        let result = self.write_checkpoint(
+            &blob,
+            &copies,
+            data_used + ckpt_blocks + snapshot_blocks,
+            clean,
+        );
         if let Err(e) = result {
             for c in &copies {
                 for &(s, n) in &c.allocated {
@@ -68,8 +98,15 @@ impl Volume {
         // The runs the old checkpoint held that the new one does not name again.
         let kept: HashSet<(u64, u64)> = new_runs.iter().copied().collect();
         for run in std::mem::take(&mut self.ckpt_runs) {
-            if !kept.contains(&run) {
+            if !kept.contains(&run) && !self.snaps.names_run(&run) {
                 self.alloc.free_now(run.0, run.1)?;
+            }
+        }
+        // What a deleted snapshot alone held: the checkpoint just written no longer
+        // names it.
+        for (s, n) in std::mem::take(&mut self.snaps.after_checkpoint) {
+            if !kept.contains(&(s, n)) {
+                self.alloc.free_now(s, n)?;
             }
         }
         self.alloc.release_pending()?;
@@ -88,7 +125,7 @@ impl Volume {
         self.counters.checkpoints += 1;
         self.clean_on_disk = clean;
         self.changed = false;
-        Ok(())
+        Ok(bitmap)
     }
 
     /// Forgets which pages the current checkpoint's copies hold, so that the next

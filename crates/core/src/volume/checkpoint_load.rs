@@ -24,6 +24,8 @@ pub struct LoadedCheckpoint {
     /// One line per damaged copy (its root block and why).
     pub damaged: Vec<String>,
     pub(crate) pages: [PageSet; 2],
+    /// The image's snapshot sections (the namespace took the rest).
+    pub(crate) snapshots: CheckpointImage,
 }
 
 /// One copy's root, read and verified, with what it points at.
@@ -115,11 +117,17 @@ pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedChec
             continue;
         };
         let others: Vec<&PageSet> = (0..2).filter(|c| *c != copy).map(|c| &pages[c]).collect();
-        let result = ix
-            .image(dev, &others)
-            .and_then(|(img, healed)| Namespace::from_image(img).map(|nb| (nb, healed)));
+        let result = ix.image(dev, &others).and_then(|(mut img, healed)| {
+            let snaps = CheckpointImage {
+                snapshots: std::mem::take(&mut img.snapshots),
+                snapshot_union: std::mem::take(&mut img.snapshot_union),
+                next_snapshot: img.next_snapshot,
+                ..CheckpointImage::default()
+            };
+            Namespace::from_image(img).map(|nb| (nb, healed, snaps))
+        });
         match result {
-            Ok(((ns, bitmap), healed)) => {
+            Ok(((ns, bitmap), healed, snaps)) => {
                 if !healed.is_empty() {
                     damaged.push(format!(
                         "checkpoint copy at block {}: pages at blocks {healed:?} are damaged",
@@ -127,7 +135,7 @@ pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedChec
                     ));
                     pages[copy] = PageSet::default();
                 }
-                loaded = Some((ns, bitmap));
+                loaded = Some((ns, bitmap, snaps));
                 break;
             }
             Err(e) => {
@@ -136,7 +144,7 @@ pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedChec
             }
         }
     }
-    let Some((ns, bitmap)) = loaded else {
+    let Some((ns, bitmap, snapshots)) = loaded else {
         return Err(FsError::BadImage(format!(
             "cannot mount: every copy of the checkpoint is damaged ({}); run gpufs fsck",
             damaged.join("; ")
@@ -152,6 +160,7 @@ pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedChec
         runs,
         damaged,
         pages,
+        snapshots,
     })
 }
 
@@ -186,14 +195,24 @@ pub fn verify_checkpoint_copies(dev: &dyn Device, sb: &Superblock) -> Vec<(u64, 
 /// The verified root at `root_block` of a checkpoint of `sb`'s generation, and what it
 /// points at: the page table (checked against the data area) or an older blob.
 fn read_index(dev: &dyn Device, sb: &Superblock, root_block: u64) -> FsResult<CopyIndex> {
+    read_index_of(dev, sb, root_block, sb.generation)
+}
+
+/// [`read_index`] of a checkpoint of `generation` (a snapshot's).
+fn read_index_of(
+    dev: &dyn Device,
+    sb: &Superblock,
+    root_block: u64,
+    generation: u64,
+) -> FsResult<CopyIndex> {
     let mut block = vec![0u8; BLOCK_SIZE];
     dev.read_at(&mut block, BlockNo::new(root_block).byte_offset())?;
     let (root, runs) = CheckpointRoot::decode(&block)
         .map_err(|e| FsError::corrupt(format!("checkpoint root: {e}")))?;
-    if root.generation != sb.generation {
+    if root.generation != generation {
         return Err(FsError::corrupt(format!(
-            "checkpoint generation {} does not match superblock generation {}",
-            root.generation, sb.generation
+            "checkpoint generation {} is not the expected {generation}",
+            root.generation
         )));
     }
     let inside = |s: u64, n: u64| s >= sb.data_start && s.saturating_add(n) <= sb.total_blocks;
@@ -235,4 +254,54 @@ fn read_index(dev: &dyn Device, sb: &Superblock, root_block: u64) -> FsResult<Co
         table_runs: runs,
         content,
     })
+}
+
+/// A kept checkpoint (a snapshot's: `generation` and its two roots): every run it takes
+/// (absolute, roots included, each once) and what its pages hold, read from either copy.
+pub(crate) struct KeptCheckpoint {
+    pub runs: Vec<(u64, u64)>,
+    indexes: Vec<CopyIndex>,
+}
+
+impl KeptCheckpoint {
+    /// Reads the roots and page tables of both copies; fails only when neither is whole.
+    pub fn open(
+        dev: &dyn Device,
+        sb: &Superblock,
+        roots: [u64; 2],
+        generation: u64,
+    ) -> FsResult<Self> {
+        let mut indexes = Vec::new();
+        let mut last = FsError::corrupt("no checkpoint copy");
+        for root in roots.into_iter().filter(|r| *r != 0) {
+            match read_index_of(dev, sb, root, generation) {
+                Ok(ix) => indexes.push(ix),
+                Err(e) => last = e,
+            }
+        }
+        if indexes.is_empty() {
+            return Err(last);
+        }
+        let mut runs: Vec<(u64, u64)> = indexes.iter().flat_map(CopyIndex::runs).collect();
+        runs.sort_unstable();
+        runs.dedup();
+        Ok(KeptCheckpoint { runs, indexes })
+    }
+
+    /// The checkpoint's image: the first copy, a damaged page read from the other.
+    pub fn image(&self, dev: &dyn Device) -> FsResult<CheckpointImage> {
+        let sets: Vec<PageSet> = self.indexes.iter().map(CopyIndex::pages).collect();
+        let mut last = FsError::corrupt("no checkpoint copy");
+        for (i, ix) in self.indexes.iter().enumerate() {
+            let others: Vec<&PageSet> = (0..sets.len())
+                .filter(|j| *j != i)
+                .map(|j| &sets[j])
+                .collect();
+            match ix.image(dev, &others) {
+                Ok((img, _)) => return Ok(img),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
 }

@@ -23,6 +23,7 @@ mod pages;
 mod prealloc;
 mod prepare;
 mod scrub;
+mod snapshots;
 mod writeback;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub use dedup::DedupCounters;
 pub use mkfs::{mkfs, MkfsOptions};
 pub use open::{refuse_if_held_elsewhere, AtimeMode, OpenOptions};
 pub use scrub::MetadataScrub;
+pub(crate) use snapshots::bit;
+pub use snapshots::SnapshotInfo;
 
 /// Bytes of verified records kept in memory.
 const RECORD_CACHE_BYTES: usize = 64 << 20;
@@ -79,6 +82,8 @@ pub struct Volume {
     /// The pages each copy of the current checkpoint holds: the next checkpoint names
     /// those it would write again where they lie.
     ckpt_pages: [pages::PageSet; 2],
+    /// Snapshots and the space they hold.
+    snaps: snapshots::Snapshots,
     read_only: bool,
     /// Messages for the person mounting (a damaged superblock slot, a replayed journal).
     notes: Vec<String>,
@@ -126,6 +131,7 @@ impl Volume {
             alloc,
             ckpt_runs: Vec::new(),
             ckpt_pages: Default::default(),
+            snaps: snapshots::Snapshots::default(),
             read_only,
             notes: Vec::new(),
             counters: VolumeCounters::default(),
@@ -322,7 +328,13 @@ impl Volume {
             if let SpaceChange::Free { block, count } = change {
                 let rel = self.relative(BlockNo::new(block), count)?;
                 self.cache.invalidate(BlockNo::new(block));
-                self.alloc.defer_free(rel, count);
+                for (s, n, held) in self.snaps.split_free(rel, count) {
+                    if held {
+                        self.snaps.hold(s, n);
+                    } else {
+                        self.alloc.defer_free(s, n);
+                    }
+                }
             }
         }
         self.journal.push(&op);
@@ -343,7 +355,13 @@ impl Volume {
                 SpaceChange::Free { block, count } => {
                     let rel = self.relative(BlockNo::new(block), count)?;
                     self.cache.invalidate(BlockNo::new(block));
-                    self.alloc.free_now(rel, count)?;
+                    for (s, n, held) in self.snaps.split_free(rel, count) {
+                        if held {
+                            self.snaps.hold(s, n);
+                        } else {
+                            self.alloc.free_now(s, n)?;
+                        }
+                    }
                 }
             }
         }
@@ -472,7 +490,7 @@ impl Volume {
         if self.clean_on_disk && !self.changed {
             return self.store_superblocks(self.sb);
         }
-        self.write_checkpoint_marked(true)
+        self.write_checkpoint_marked(true).map(|_| ())
     }
 
     /// Marks the image as held by `holder` (both superblock slots), before this mount

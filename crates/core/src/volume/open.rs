@@ -8,6 +8,7 @@ use gpufs_format::superblock::{InUse, SUPERBLOCK_SLOTS};
 use gpufs_format::{FormatError, Superblock, BLOCK_SIZE, FORMAT_VERSION};
 
 use super::checkpoint_load::load_checkpoint;
+use super::snapshots::{runs_of_bits, Snapshots};
 use super::Volume;
 use crate::alloc::Allocator;
 use crate::device::Device;
@@ -192,6 +193,10 @@ impl Volume {
             alloc.claim(rel, n)?;
             ckpt_runs.push((rel, n));
         }
+        let snaps = Snapshots::of_image(&ckpt.snapshots, &ckpt.bitmap);
+        for (s, n) in runs_of_bits(&snaps.held, alloc.total()) {
+            alloc.claim(s, n)?;
+        }
         if sb.journal_copy_start != 0 {
             alloc.claim(sb.journal_copy_start - sb.data_start, sb.journal_blocks)?;
         }
@@ -228,8 +233,13 @@ impl Volume {
         } else {
             opts.write_cache_bytes
         };
-        vol.ckpt_runs = ckpt_runs;
         vol.ckpt_pages = ckpt.pages;
+        vol.snaps = snaps;
+        vol.load_snapshot_runs()?;
+        for (s, n) in vol.snaps.runs_beside(&ckpt_runs) {
+            vol.alloc.claim(s, n)?;
+        }
+        vol.ckpt_runs = ckpt_runs;
         for tx in &rep.transactions {
             for op in tx {
                 vol.apply_replayed(op)?;

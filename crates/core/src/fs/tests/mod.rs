@@ -25,6 +25,7 @@ mod pages;
 mod prealloc;
 mod prepare;
 mod search;
+mod snapshots;
 mod writeback;
 
 use std::collections::BTreeSet;

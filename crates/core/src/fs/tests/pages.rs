@@ -124,10 +124,14 @@ fn a_tree_keeps_its_pages_across_a_remount() {
     let top = fs.mkdir(ROOT, b"fill", 0o755, Caller::ROOT).unwrap().ino;
     for d in 0..20u32 {
         let name = format!("d{d:04}");
-        let dir = fs.mkdir(top, name.as_bytes(), 0o755, Caller::ROOT).unwrap().ino;
+        let dir = fs
+            .mkdir(top, name.as_bytes(), 0o755, Caller::ROOT)
+            .unwrap()
+            .ino;
         for i in 0..1000u32 {
             let name = format!("f{:06}", d * 1000 + i);
-            fs.create(dir, name.as_bytes(), 0o644, Caller::ROOT).unwrap();
+            fs.create(dir, name.as_bytes(), 0o644, Caller::ROOT)
+                .unwrap();
         }
     }
     let (dev, fs) = close_and_remount(&dev, fs);

@@ -1,0 +1,40 @@
+//! Snapshots of the mounted filesystem: create, list, delete. The volume keeps them and
+//! the space they hold (`volume/snapshots.rs`); this is the API the daemon calls.
+
+use std::time::Instant;
+
+use super::Filesystem;
+use crate::error::FsResult;
+use crate::volume::SnapshotInfo;
+
+impl Filesystem {
+    /// Creates snapshot `name` of everything written so far (durable when it returns),
+    /// and how long the volume took.
+    pub fn create_snapshot(&self, name: &[u8]) -> FsResult<(SnapshotInfo, std::time::Duration)> {
+        let mut g = self.lock();
+        let t = Instant::now();
+        let rec = g.vol.create_snapshot(name)?;
+        let took = t.elapsed();
+        g.last_commit = Instant::now();
+        let info = g
+            .vol
+            .list_snapshots()?
+            .into_iter()
+            .find(|s| s.id == rec.id)
+            .ok_or(crate::error::FsError::NotFound)?;
+        Ok((info, took))
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> FsResult<Vec<SnapshotInfo>> {
+        self.lock().vol.list_snapshots()
+    }
+
+    /// Deletes snapshot `name` (durable when it returns); what only it held is free.
+    pub fn delete_snapshot(&self, name: &[u8]) -> FsResult<()> {
+        let mut g = self.lock();
+        g.vol.delete_snapshot(name)?;
+        g.last_commit = Instant::now();
+        Ok(())
+    }
+}
