@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::exit::{done, finish};
-use crate::{clone_cmd, dedup_cmd, du_cmd, property_cmd, scrub_cmd, search_cmd, stats_cmd};
+use crate::{
+    clone_cmd, dedup_cmd, du_cmd, property_cmd, scrub_cmd, search_cmd, snapshot_cmd, stats_cmd,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum AskCommand {
@@ -28,6 +30,9 @@ pub enum AskCommand {
     /// Share the records with equal bytes among the files under PATHs (offline dedup),
     /// and report the space given back.
     Dedup(dedup_cmd::DedupArgs),
+    /// Create, list and delete snapshots of a mounted filesystem (exit 2 bad name, 3 the
+    /// name exists, 4 no such snapshot, 8 not a gpufs mount).
+    Snapshot(snapshot_cmd::SnapshotArgs),
 }
 
 pub fn run(command: AskCommand) -> ExitCode {
@@ -39,5 +44,6 @@ pub fn run(command: AskCommand) -> ExitCode {
         AskCommand::Scrub(a) => scrub_cmd::run(a),
         AskCommand::Clone(a) => finish(clone_cmd::run(a)),
         AskCommand::Dedup(a) => finish(dedup_cmd::run(a)),
+        AskCommand::Snapshot(a) => finish(snapshot_cmd::run(a)),
     }
 }

@@ -25,6 +25,7 @@ mod property_cmd;
 mod scrub_cmd;
 mod search_cmd;
 mod size;
+mod snapshot_cmd;
 mod stats_cmd;
 
 use std::ffi::OsString;

@@ -9,7 +9,7 @@ use gpufs_core::{Caller, FsError};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::{json, Value};
 
-use super::{dedup, du, property, scrub, search, stats, Server};
+use super::{dedup, du, property, scrub, search, snapshot, stats, Server};
 
 /// Most bytes of one request line.
 const MAX_REQUEST: u64 = 1 << 20;
@@ -83,7 +83,7 @@ pub(super) fn answer(server: &Server, stream: UnixStream) -> std::io::Result<()>
         Ok(v) => v,
         Err(e) => return refuse(&mut out, &format!("bad request: {e}"), 2),
     };
-    // Properties, scrub and dedup need no compute layer.
+    // Properties, scrub, dedup and snapshots need no compute layer.
     match req.get("op").and_then(Value::as_str) {
         Some("property") => {
             property::answer(server, &req, &asker, &mut out)?;
@@ -95,6 +95,10 @@ pub(super) fn answer(server: &Server, stream: UnixStream) -> std::io::Result<()>
         }
         Some("dedup") => {
             dedup::answer(server, &req, &mut out)?;
+            return out.flush();
+        }
+        Some("snapshot") => {
+            snapshot::answer(server, &req, &asker, &mut out)?;
             return out.flush();
         }
         _ => {}

@@ -1,0 +1,188 @@
+//! `gpufs snapshot create|list|delete MOUNTPOINT [NAME]`: the snapshots of a mounted
+//! filesystem, asked of its daemon.
+//!
+//! Exit codes: 0 done; 1 it failed (no space, read-only, not root, an I/O error);
+//! 2 a bad name or arguments; 3 a snapshot of that name exists; 4 no snapshot of that
+//! name; 8 the path is not a gpufs mount.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::client::{self, locate};
+use crate::exit::{printed, Failure};
+
+/// The exit code for a path that is not a gpufs mount.
+const NOT_A_MOUNT: u8 = 8;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SnapshotCommand {
+    /// Snapshot the filesystem as it is now (everything written so far is in it).
+    Create {
+        /// A gpufs mount point.
+        mountpoint: PathBuf,
+        /// The snapshot's name: 1 to 255 bytes, no '/', not '.' or '..'.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the snapshots, oldest first: name, creation time, bytes referenced, bytes
+    /// only it holds (what deleting it would free).
+    List {
+        /// A gpufs mount point.
+        mountpoint: PathBuf,
+        /// Print JSON, one object per snapshot.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a snapshot; the space only it held is free when this returns.
+    Delete {
+        /// A gpufs mount point.
+        mountpoint: PathBuf,
+        /// The snapshot's name.
+        name: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+/// The mount `path` names, or exit 8.
+fn mount_of(path: &Path) -> Result<PathBuf, Failure> {
+    let (mp, rel) = locate(None, path).map_err(|msg| Failure {
+        code: NOT_A_MOUNT,
+        msg,
+    })?;
+    if rel != b"/" {
+        return Err(Failure {
+            code: NOT_A_MOUNT,
+            msg: format!(
+                "{} is not a gpufs mount point (it is inside {})",
+                path.display(),
+                mp.display()
+            ),
+        });
+    }
+    Ok(mp)
+}
+
+/// Refuses a name the daemon would refuse, before asking it (exit 2).
+fn check_name(name: &str) -> Result<(), Failure> {
+    if gpufs_format::snapshot::valid_snapshot_name(name.as_bytes()) {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "invalid snapshot name {name:?}: 1 to 255 bytes, no '/', no control characters, \
+         not '.' or '..'"
+    )))
+}
+
+fn ask(mp: &Path, req: &Value) -> Result<Value, Failure> {
+    let (head, _) = client::ask(mp, req).map_err(|msg| Failure {
+        code: NOT_A_MOUNT,
+        msg,
+    })?;
+    client::refusal(&head, "snapshot")?;
+    Ok(head)
+}
+
+pub fn run(a: SnapshotArgs) -> Result<(), Failure> {
+    match &a.command {
+        SnapshotCommand::Create {
+            mountpoint,
+            name,
+            json,
+        } => {
+            check_name(name)?;
+            let mp = mount_of(mountpoint)?;
+            let t = Instant::now();
+            let head = ask(
+                &mp,
+                &json!({"op": "snapshot", "action": "create", "name": name.as_bytes()}),
+            )?;
+            let took = t.elapsed();
+            let s = &head["snapshot"];
+            let out = if *json {
+                let mut v = s.clone();
+                v["daemon_us"] = head["daemon_us"].clone();
+                v["command_us"] = json!(took.as_micros() as u64);
+                format!("{v}\n")
+            } else {
+                format!(
+                    "created snapshot {name} ({} in the daemon, {:.1} ms in all)\n",
+                    micros(head["daemon_us"].as_u64().unwrap_or(0)),
+                    took.as_secs_f64() * 1e3
+                )
+            };
+            printed(std::io::stdout().lock().write_all(out.as_bytes()))
+        }
+        SnapshotCommand::List { mountpoint, json } => {
+            let mp = mount_of(mountpoint)?;
+            let head = ask(&mp, &json!({"op": "snapshot", "action": "list"}))?;
+            let list = head["snapshots"].as_array().cloned().unwrap_or_default();
+            printed(print_list(&list, *json))
+        }
+        SnapshotCommand::Delete { mountpoint, name } => {
+            check_name(name)?;
+            let mp = mount_of(mountpoint)?;
+            ask(
+                &mp,
+                &json!({"op": "snapshot", "action": "delete", "name": name.as_bytes()}),
+            )?;
+            Ok(())
+        }
+    }
+}
+
+fn micros(us: u64) -> String {
+    if us < 10_000 {
+        format!("{:.2} ms", us as f64 / 1e3)
+    } else {
+        format!("{:.0} ms", us as f64 / 1e3)
+    }
+}
+
+fn print_list(list: &[Value], json_out: bool) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if !json_out {
+        writeln!(out, "NAME\tCREATED\tREFERENCED\tUNIQUE")?;
+    }
+    for s in list {
+        if json_out {
+            writeln!(out, "{s}")?;
+            continue;
+        }
+        let created = gpufs_core::time::format_ns(s["created_ns"].as_i64().unwrap_or(0));
+        writeln!(
+            out,
+            "{}\t{created}\t{}\t{}",
+            s["name"].as_str().unwrap_or("?"),
+            human(s["referenced_bytes"].as_u64().unwrap_or(0)),
+            human(s["unique_bytes"].as_u64().unwrap_or(0)),
+        )?;
+    }
+    out.flush()
+}
+
+/// Bytes in the units `df -h` uses.
+fn human(bytes: u64) -> String {
+    let units = ["B", "K", "M", "G", "T", "P"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", units[u])
+    }
+}
