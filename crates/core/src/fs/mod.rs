@@ -13,6 +13,7 @@ mod props;
 mod scrub;
 mod search;
 mod search_text;
+mod snapshot_view;
 mod snapshots;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ pub use flags::{FS_APPEND_FL, FS_IMMUTABLE_FL};
 pub use names::RenameMode;
 pub use props::{PropertyValue, PROPERTY_NAMES};
 pub use scrub::{DamagedFile, ScrubProgress, ScrubReport};
+pub use snapshot_view::SnapshotView;
 pub use search::{DuEntry, DuRows, SearchQuery, SearchResults};
 
 /// Largest file size (16 TiB, as ext4 with 4 KiB blocks).
@@ -101,6 +103,8 @@ pub(crate) struct Inner {
     pub(crate) last_commit: Instant,
     /// When reads move access times.
     pub(crate) atime: crate::volume::AtimeMode,
+    /// Snapshots loaded for reading, most recent last.
+    pub(crate) views: Vec<Arc<SnapshotView>>,
 }
 
 /// A mounted gpufs filesystem.
@@ -120,6 +124,7 @@ impl Filesystem {
                 open: HashMap::new(),
                 last_commit: Instant::now(),
                 atime: opts.atime,
+                views: Vec::new(),
             }),
             preparer: OnceLock::new(),
         })

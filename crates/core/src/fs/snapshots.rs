@@ -35,6 +35,8 @@ impl Filesystem {
         let mut g = self.lock();
         g.vol.delete_snapshot(name)?;
         g.last_commit = Instant::now();
+        drop(g);
+        self.forget_views();
         Ok(())
     }
 }

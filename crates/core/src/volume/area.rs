@@ -188,6 +188,13 @@ impl Volume {
         Ok(Some(bytes))
     }
 
+    /// The bytes of the record `ptr` names (a snapshot's: verified, from any good copy,
+    /// cached; nothing rewritten).
+    pub fn read_ptr(&mut self, ptr: &RecordPtr) -> FsResult<Arc<Vec<u8>>> {
+        let src = AreaReader::of(&self.dev, &self.sb, &self.alloc);
+        records::read_cached(&mut self.cache, &src, ptr).map(|(bytes, _)| bytes)
+    }
+
     /// Record `index` of `ino` without reading the device: a hole, buffered or cached
     /// bytes, or the read to do.
     pub fn lookup_record(&self, ino: Ino, index: RecordIndex) -> RecordLookup {

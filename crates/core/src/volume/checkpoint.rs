@@ -106,6 +106,9 @@ impl Volume {
         // names it.
         for (s, n) in std::mem::take(&mut self.snaps.after_checkpoint) {
             if !kept.contains(&(s, n)) {
+                for b in s..s + n {
+                    self.cache.invalidate(BlockNo::new(ds + b));
+                }
                 self.alloc.free_now(s, n)?;
             }
         }

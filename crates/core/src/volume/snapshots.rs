@@ -211,6 +211,12 @@ impl Volume {
         })
     }
 
+    /// The namespace of snapshot `rec`, loaded from its checkpoint.
+    pub(crate) fn snapshot_namespace(&self, rec: &SnapshotRecord) -> FsResult<crate::namespace::Namespace> {
+        let img = self.snapshot_image(rec)?;
+        crate::namespace::Namespace::from_image(img).map(|(ns, _)| ns)
+    }
+
     /// The image of the checkpoint snapshot `rec` keeps.
     pub(crate) fn snapshot_image(&self, rec: &SnapshotRecord) -> FsResult<CheckpointImage> {
         self.kept_checkpoint(rec)?.image(self.dev.as_ref())

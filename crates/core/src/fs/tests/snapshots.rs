@@ -180,3 +180,54 @@ fn power_cuts_during_create_and_delete_leave_one_state_or_the_other() {
     }
     assert!(cuts >= 10, "only {cuts} cut points");
 }
+
+/// Reads a whole file of a snapshot view.
+fn view_read(fs: &Filesystem, v: &SnapshotView, ino: u64) -> Vec<u8> {
+    let size = v.getattr(ino).unwrap().size;
+    fs.snapshot_read(v, ino, 0, size as u32).unwrap()
+}
+
+#[test]
+fn a_snapshot_reads_as_it_was_whatever_happens_after() {
+    let (dev, fs) = fresh();
+    let dir = fs.mkdir(ROOT, b"dir", 0o750, Caller::ROOT).unwrap().ino;
+    let a = create_file(&fs, dir, b"a", &random(1, 300_000));
+    create_file(&fs, ROOT, b"small", b"hello");
+    fs.symlink(ROOT, b"link", b"dir/a", Caller::ROOT).unwrap();
+    fs.setxattr(a, b"user.k", b"v1", 0).unwrap();
+    snap(&fs, "then");
+    fs.write(a, 1000, &random(2, 100_000)).unwrap();
+    fs.setxattr(a, b"user.k", b"v2", 0).unwrap();
+    fs.unlink(ROOT, b"small").unwrap();
+    fs.rename(ROOT, b"link", ROOT, b"moved", RenameMode::Replace).unwrap();
+    create_file(&fs, dir, b"new", b"new");
+    let (dev, fs) = close_and_remount(&dev, fs);
+    let (id, name) = fs.snapshot_names()[0].clone();
+    assert_eq!(name, b"then");
+    let v = fs.snapshot_view(id).unwrap();
+    let d = v.lookup(ROOT, b"dir").unwrap();
+    assert_eq!((d.kind, d.perm), (FileKind::Directory, 0o750));
+    let va = v.lookup(d.ino, b"a").unwrap().ino;
+    same(view_read(&fs, &v, va), random(1, 300_000));
+    assert_eq!(v.getxattr(va, b"user.k").unwrap(), b"v1");
+    assert_eq!(v.listxattr(va).unwrap(), b"user.k\0");
+    let small = v.lookup(ROOT, b"small").unwrap().ino;
+    assert_eq!(view_read(&fs, &v, small), b"hello");
+    assert_eq!(v.readlink(v.lookup(ROOT, b"link").unwrap().ino).unwrap(), b"dir/a");
+    assert_err!(v.lookup(ROOT, b"moved"), FsError::NotFound);
+    assert_err!(v.lookup(d.ino, b"new"), FsError::NotFound);
+    let mut names = Vec::new();
+    v.readdir(d.ino, 0, |e| {
+        names.push(e.name.to_vec());
+        false
+    })
+    .unwrap();
+    assert_eq!(names, [&b"."[..], b"..", b"a"]);
+    // The live filesystem has the changes.
+    let live_a = fs.lookup(fs.lookup(ROOT, b"dir").unwrap().ino, b"a").unwrap().ino;
+    assert_eq!(fs.getxattr(live_a, b"user.k").unwrap(), b"v2");
+    // A deleted snapshot cannot be viewed.
+    fs.delete_snapshot(b"then").unwrap();
+    assert_err!(fs.snapshot_view(id), FsError::NotFound);
+    fsck_clean(&dev);
+}
