@@ -26,9 +26,13 @@ impl Ino {
         self.0
     }
 
-    /// An inode number from the kernel (u64 in FUSE). Ours fit in u32; a larger one
-    /// names nothing.
+    /// An inode number from the kernel (u64 in FUSE). Ours fit in u32; from 2^40 on the
+    /// adapter numbers its read-only views (search results, snapshots), so a change
+    /// asked there is refused as on a read-only filesystem; others name nothing.
     pub fn from_kernel(ino: u64) -> FsResult<Ino> {
+        if ino >= 1 << 40 {
+            return Err(FsError::ReadOnly);
+        }
         u32::try_from(ino).map(Ino).map_err(|_| FsError::NotFound)
     }
 }

@@ -7,9 +7,11 @@
 mod caller;
 mod control;
 mod daemon;
+mod flags_ioctl;
 mod readahead;
 mod reply;
 mod search_dir;
+mod snapshot_dir;
 mod workers;
 
 use std::ffi::OsStr;
@@ -25,12 +27,13 @@ use fuser::{
     ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use gpufs_compute::LazyCompute;
-use gpufs_core::fs::{RenameMode, SetAttr, FS_APPEND_FL, FS_IMMUTABLE_FL};
+use gpufs_core::fs::{RenameMode, SetAttr};
 use gpufs_core::time::system_time_ns;
 use gpufs_core::{Caller, Filesystem, FsError};
 use gpufs_format::{FileKind, BLOCK_SIZE};
 use reply::{answer, blank_attr, caller, file_attr, file_type, time_set, NO_TTL, TTL};
 use search_dir::{is_virtual, SearchDir};
+use snapshot_dir::is_snapshot;
 
 pub use daemon::{Daemon, MountConfig};
 pub use fuser::SessionUnmounter;
@@ -174,7 +177,7 @@ impl fuser::Filesystem for GpufsFuse {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         if is_virtual(ino.0) {
-            return reply::attr(reply, NO_TTL, self.search.getattr(ino.0));
+            return reply::attr(reply, NO_TTL, self.search.getattr(&self.fs, ino.0));
         }
         reply::attr(reply, TTL, self.fs.getattr(ino.0));
     }
@@ -219,7 +222,7 @@ impl fuser::Filesystem for GpufsFuse {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         if is_virtual(ino.0) {
-            return reply::data(reply, self.search.readlink(ino.0));
+            return reply::data(reply, self.search.readlink(&self.fs, ino.0));
         }
         reply::data(reply, self.fs.readlink(ino.0));
     }
@@ -336,6 +339,16 @@ impl fuser::Filesystem for GpufsFuse {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let writing = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        if is_virtual(ino.0) {
+            let r = if writing {
+                Err(FsError::ReadOnly)
+            } else {
+                Ok(())
+            };
+            return answer(reply, r, |reply, ()| {
+                reply.opened(FileHandle(0), FopenFlags::empty())
+            });
+        }
         let truncate = flags.0 & libc::O_TRUNC != 0 && writing;
         let allowed = if writing || truncate {
             self.fs
@@ -360,6 +373,9 @@ impl fuser::Filesystem for GpufsFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if is_snapshot(ino.0) {
+            return reply::data(reply, snapshot_dir::read(&self.fs, ino.0, offset, size));
+        }
         reply::data(reply, self.fs.read(ino.0, offset, size));
     }
 
@@ -398,6 +414,9 @@ impl fuser::Filesystem for GpufsFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if is_virtual(ino.0) {
+            return reply.ok();
+        }
         reply::empty(reply, self.fs.release(ino.0));
     }
 
@@ -409,6 +428,9 @@ impl fuser::Filesystem for GpufsFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        if is_virtual(ino.0) {
+            return reply.ok();
+        }
         reply::empty(reply, self.fs.fsync(ino.0));
     }
 
@@ -445,6 +467,12 @@ impl fuser::Filesystem for GpufsFuse {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        if is_snapshot(ino.0) {
+            let r = snapshot_dir::readdir(&self.fs, ino.0, offset, false, |c, i, k, n, _| {
+                reply.add(INodeNo(i), c, file_type(k), OsStr::from_bytes(n))
+            });
+            return reply::listing(reply, r);
+        }
         if is_virtual(ino.0) {
             let r = self.virtual_listing(req, ino.0, offset, |cookie, (e_ino, kind, name)| {
                 reply.add(
@@ -475,9 +503,23 @@ impl fuser::Filesystem for GpufsFuse {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        if is_snapshot(ino.0) {
+            let r = snapshot_dir::readdir(&self.fs, ino.0, offset, true, |c, i, _, n, a| {
+                let a = file_attr(a.unwrap_or(&blank_attr(i, FileKind::Regular)));
+                reply.add(
+                    INodeNo(i),
+                    c,
+                    OsStr::from_bytes(n),
+                    &NO_TTL,
+                    &a,
+                    Generation(0),
+                )
+            });
+            return reply::listing_plus(reply, r);
+        }
         if is_virtual(ino.0) {
             let r = self.virtual_listing(req, ino.0, offset, |cookie, (e_ino, _, name)| {
-                let Ok(a) = self.search.getattr(e_ino) else {
+                let Ok(a) = self.search.getattr(&self.fs, e_ino) else {
                     return false;
                 };
                 reply.add(
@@ -539,6 +581,10 @@ impl fuser::Filesystem for GpufsFuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if is_snapshot(ino.0) {
+            let r = snapshot_dir::getxattr(&self.fs, ino.0, name.as_bytes());
+            return reply::xattr(reply, size, r);
+        }
         if is_virtual(ino.0) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
@@ -546,6 +592,9 @@ impl fuser::Filesystem for GpufsFuse {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if is_snapshot(ino.0) {
+            return reply::xattr(reply, size, snapshot_dir::listxattr(&self.fs, ino.0));
+        }
         if is_virtual(ino.0) {
             return reply::xattr(reply, size, Ok(Vec::new()));
         }
@@ -607,75 +656,9 @@ impl fuser::Filesystem for GpufsFuse {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
-        const GETFLAGS: [u32; 2] = [0x8008_6601, 0x8004_6601];
-        const SETFLAGS: [u32; 2] = [0x4008_6602, 0x4004_6602];
-        // FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR (struct fsxattr, 28 bytes; the kernel
-        // reads the old flags this way before it sets new ones).
-        const FSGETXATTR: u32 = 0x801c_581f;
-        const FSSETXATTR: u32 = 0x401c_5820;
-        const XFLAG_IMMUTABLE: u32 = 0x8;
-        const XFLAG_APPEND: u32 = 0x10;
-        let to_xflags = |f: u32| {
-            (if f & FS_IMMUTABLE_FL != 0 {
-                XFLAG_IMMUTABLE
-            } else {
-                0
-            }) | (if f & FS_APPEND_FL != 0 {
-                XFLAG_APPEND
-            } else {
-                0
-            })
-        };
-        if cmd == FSGETXATTR {
-            match self.fs.attr_flags(ino.0) {
-                Ok(flags) => {
-                    let mut fsx = [0u8; 28];
-                    fsx[..4].copy_from_slice(&to_xflags(flags).to_le_bytes());
-                    reply.ioctl(0, &fsx[..(out_size as usize).min(28)]);
-                }
-                Err(e) => reply.error(reply::errno(&e)),
-            }
-        } else if cmd == FSSETXATTR {
-            let Some(arg) = in_data.get(..4) else {
-                return reply.error(Errno::EINVAL);
-            };
-            let xflags = u32::from_le_bytes([arg[0], arg[1], arg[2], arg[3]]);
-            if xflags & !(XFLAG_IMMUTABLE | XFLAG_APPEND) != 0 {
-                return reply.error(Errno::EOPNOTSUPP);
-            }
-            let flags = (if xflags & XFLAG_IMMUTABLE != 0 {
-                FS_IMMUTABLE_FL
-            } else {
-                0
-            }) | (if xflags & XFLAG_APPEND != 0 {
-                FS_APPEND_FL
-            } else {
-                0
-            });
-            match self.fs.set_attr_flags(ino.0, flags, caller(req)) {
-                Ok(()) => reply.ioctl(0, &[]),
-                Err(e) => reply.error(reply::errno(&e)),
-            }
-        } else if GETFLAGS.contains(&cmd) {
-            match self.fs.attr_flags(ino.0) {
-                Ok(flags) => {
-                    let bytes = flags.to_le_bytes();
-                    let n = (out_size as usize).min(4);
-                    reply.ioctl(0, &bytes[..n]);
-                }
-                Err(e) => reply.error(reply::errno(&e)),
-            }
-        } else if SETFLAGS.contains(&cmd) {
-            let Some(arg) = in_data.get(..4) else {
-                return reply.error(Errno::EINVAL);
-            };
-            let flags = u32::from_le_bytes([arg[0], arg[1], arg[2], arg[3]]);
-            match self.fs.set_attr_flags(ino.0, flags, caller(req)) {
-                Ok(()) => reply.ioctl(0, &[]),
-                Err(e) => reply.error(reply::errno(&e)),
-            }
-        } else {
-            reply.error(Errno::ENOTTY);
+        match flags_ioctl::answer(&self.fs, caller(req), ino.0, cmd, in_data, out_size) {
+            Ok(out) => reply.ioctl(0, &out),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -720,6 +703,10 @@ impl fuser::Filesystem for GpufsFuse {
             reply.error(Errno::EINVAL);
             return;
         }
+        // From a snapshot: as from another filesystem (cp then copies bytes).
+        if is_virtual(ino_in.0) || is_virtual(ino_out.0) {
+            return reply.error(Errno::EXDEV);
+        }
         // The reply counts bytes in 32 bits: the kernel asks again for the rest.
         let len = len.min(u64::from(u32::MAX) & !(BLOCK_SIZE as u64 - 1));
         // A copy is a write: an unprivileged writer drops the set-id bits.
@@ -759,6 +746,15 @@ impl fuser::Filesystem for GpufsFuse {
         let Ok(off) = u64::try_from(offset) else {
             return reply.error(Errno::ENXIO);
         };
+        if is_snapshot(ino.0) {
+            // A snapshot's file is all data up to its size.
+            let size = snapshot_dir::getattr(&self.fs, ino.0).map(|a| a.size);
+            let found = size.and_then(|n| match (off < n, whence == libc::SEEK_HOLE) {
+                (false, _) => Err(FsError::NoSuchOffset),
+                (true, hole) => Ok(if hole { n } else { off }),
+            });
+            return answer(reply, found, |reply, pos| reply.offset(pos as i64));
+        }
         answer(reply, self.fs.lseek(ino.0, off, whence), |reply, pos| {
             reply.offset(pos as i64)
         });

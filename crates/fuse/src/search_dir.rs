@@ -4,7 +4,8 @@
 //! `glob:PATTERN`, `regex:PATTERN`, with an `i` before the prefix (`i:`, `iglob:`,
 //! `iregex:`) to ignore ASCII case. `.gpufs` is not listed in the root (a lookup finds
 //! it), everything below it is read-only, and results are those the reading user may
-//! see, as with `gpufs search`.
+//! see, as with `gpufs search`. `.gpufs/snapshots/` holds the snapshots
+//! (`snapshot_dir.rs`).
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use gpufs_format::FileKind;
 use parking_lot::Mutex;
 
 use crate::reply::blank_attr;
+use crate::snapshot_dir;
 
 /// Name of the directory at the root.
 pub const DIR_NAME: &[u8] = b".gpufs";
@@ -23,6 +25,8 @@ pub const DIR_NAME: &[u8] = b".gpufs";
 const FIRST: u64 = 1 << 40;
 pub const GPUFS_DIR: u64 = FIRST;
 pub const SEARCH_DIR: u64 = FIRST + 1;
+/// `.gpufs/snapshots` (its entries are `snapshot_dir`'s).
+pub const SNAPSHOTS_DIR: u64 = FIRST + 2;
 /// Links remembered before the table is cleared (each `ls` of a search makes new ones).
 const MAX_LINKS: usize = 1 << 20;
 
@@ -49,7 +53,7 @@ impl Default for SearchDir {
     fn default() -> Self {
         SearchDir {
             table: Mutex::new(Table {
-                next: FIRST + 2,
+                next: FIRST + 3,
                 ..Default::default()
             }),
         }
@@ -117,8 +121,11 @@ pub struct Entry {
 
 impl SearchDir {
     /// Attributes of virtual inode `ino`.
-    pub fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
-        if ino == GPUFS_DIR || ino == SEARCH_DIR {
+    pub fn getattr(&self, fs: &Filesystem, ino: u64) -> Result<Attr, FsError> {
+        if snapshot_dir::is_snapshot(ino) {
+            return snapshot_dir::getattr(fs, ino);
+        }
+        if ino == GPUFS_DIR || ino == SEARCH_DIR || ino == SNAPSHOTS_DIR {
             return Ok(dir_attr(ino));
         }
         match self.table.lock().nodes.get(&ino) {
@@ -128,7 +135,10 @@ impl SearchDir {
         }
     }
 
-    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>, FsError> {
+    pub fn readlink(&self, fs: &Filesystem, ino: u64) -> Result<Vec<u8>, FsError> {
+        if snapshot_dir::is_snapshot(ino) {
+            return snapshot_dir::readlink(fs, ino);
+        }
         match self.table.lock().nodes.get(&ino) {
             Some(Node::Link(t)) => Ok(t.clone()),
             _ => Err(FsError::Invalid("not a symbolic link")),
@@ -174,10 +184,15 @@ impl SearchDir {
         name: &[u8],
         who: (Caller, &[u32]),
     ) -> Result<Attr, FsError> {
+        if snapshot_dir::is_snapshot(parent) {
+            return snapshot_dir::lookup(fs, parent, name);
+        }
         match parent {
             1 if name == DIR_NAME => Ok(dir_attr(GPUFS_DIR)),
             GPUFS_DIR if name == b"search" => Ok(dir_attr(SEARCH_DIR)),
+            GPUFS_DIR if name == b"snapshots" => Ok(dir_attr(SNAPSHOTS_DIR)),
             GPUFS_DIR => Err(FsError::NotFound),
+            SNAPSHOTS_DIR => snapshot_dir::lookup_snapshot(fs, name),
             SEARCH_DIR => {
                 parse(name)?;
                 Ok(dir_attr(self.pattern_ino(name)))
@@ -256,8 +271,16 @@ impl SearchDir {
             (dir, FileKind::Directory, b"..".to_vec()),
         ];
         match dir {
-            GPUFS_DIR => out.push((SEARCH_DIR, FileKind::Directory, b"search".to_vec())),
+            GPUFS_DIR => {
+                out.push((SEARCH_DIR, FileKind::Directory, b"search".to_vec()));
+                out.push((SNAPSHOTS_DIR, FileKind::Directory, b"snapshots".to_vec()));
+            }
             SEARCH_DIR => {}
+            SNAPSHOTS_DIR => out.extend(
+                snapshot_dir::snapshot_entries(fs)
+                    .into_iter()
+                    .map(|(ino, name)| (ino, FileKind::Directory, name)),
+            ),
             _ => {
                 for e in self.entries(fs, compute, dir, who)? {
                     let ino = self.link_ino(&e.target);

@@ -38,8 +38,8 @@ pub use flags::{FS_APPEND_FL, FS_IMMUTABLE_FL};
 pub use names::RenameMode;
 pub use props::{PropertyValue, PROPERTY_NAMES};
 pub use scrub::{DamagedFile, ScrubProgress, ScrubReport};
-pub use snapshot_view::SnapshotView;
 pub use search::{DuEntry, DuRows, SearchQuery, SearchResults};
+pub use snapshot_view::SnapshotView;
 
 /// Largest file size (16 TiB, as ext4 with 4 KiB blocks).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;

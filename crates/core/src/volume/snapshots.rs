@@ -212,7 +212,10 @@ impl Volume {
     }
 
     /// The namespace of snapshot `rec`, loaded from its checkpoint.
-    pub(crate) fn snapshot_namespace(&self, rec: &SnapshotRecord) -> FsResult<crate::namespace::Namespace> {
+    pub(crate) fn snapshot_namespace(
+        &self,
+        rec: &SnapshotRecord,
+    ) -> FsResult<crate::namespace::Namespace> {
         let img = self.snapshot_image(rec)?;
         crate::namespace::Namespace::from_image(img).map(|(ns, _)| ns)
     }

@@ -199,7 +199,8 @@ fn a_snapshot_reads_as_it_was_whatever_happens_after() {
     fs.write(a, 1000, &random(2, 100_000)).unwrap();
     fs.setxattr(a, b"user.k", b"v2", 0).unwrap();
     fs.unlink(ROOT, b"small").unwrap();
-    fs.rename(ROOT, b"link", ROOT, b"moved", RenameMode::Replace).unwrap();
+    fs.rename(ROOT, b"link", ROOT, b"moved", RenameMode::Replace)
+        .unwrap();
     create_file(&fs, dir, b"new", b"new");
     let (dev, fs) = close_and_remount(&dev, fs);
     let (id, name) = fs.snapshot_names()[0].clone();
@@ -213,7 +214,10 @@ fn a_snapshot_reads_as_it_was_whatever_happens_after() {
     assert_eq!(v.listxattr(va).unwrap(), b"user.k\0");
     let small = v.lookup(ROOT, b"small").unwrap().ino;
     assert_eq!(view_read(&fs, &v, small), b"hello");
-    assert_eq!(v.readlink(v.lookup(ROOT, b"link").unwrap().ino).unwrap(), b"dir/a");
+    assert_eq!(
+        v.readlink(v.lookup(ROOT, b"link").unwrap().ino).unwrap(),
+        b"dir/a"
+    );
     assert_err!(v.lookup(ROOT, b"moved"), FsError::NotFound);
     assert_err!(v.lookup(d.ino, b"new"), FsError::NotFound);
     let mut names = Vec::new();
@@ -224,7 +228,10 @@ fn a_snapshot_reads_as_it_was_whatever_happens_after() {
     .unwrap();
     assert_eq!(names, [&b"."[..], b"..", b"a"]);
     // The live filesystem has the changes.
-    let live_a = fs.lookup(fs.lookup(ROOT, b"dir").unwrap().ino, b"a").unwrap().ino;
+    let live_a = fs
+        .lookup(fs.lookup(ROOT, b"dir").unwrap().ino, b"a")
+        .unwrap()
+        .ino;
     assert_eq!(fs.getxattr(live_a, b"user.k").unwrap(), b"v2");
     // A deleted snapshot cannot be viewed.
     fs.delete_snapshot(b"then").unwrap();
