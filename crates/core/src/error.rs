@@ -59,6 +59,9 @@ pub enum FsError {
     /// Another machine's marker says the image is mounted there.
     #[error("{0}")]
     InUse(String),
+    /// Files are open where an operation needs none (a rollback).
+    #[error("device or resource busy: {0}")]
+    Busy(String),
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error("device I/O error: {0}")]
@@ -74,6 +77,7 @@ impl FsError {
     pub fn errno(&self) -> i32 {
         match self {
             FsError::NotFound => libc::ENOENT,
+            FsError::Busy(_) => libc::EBUSY,
             FsError::Exists => libc::EEXIST,
             FsError::NotDir => libc::ENOTDIR,
             FsError::IsDir => libc::EISDIR,

@@ -40,3 +40,24 @@ impl Filesystem {
         Ok(())
     }
 }
+
+impl Filesystem {
+    /// Makes the filesystem snapshot `name` again (every snapshot kept). Refused while
+    /// any file or directory is open: their handles would name files of another time.
+    /// Meant for an unmounted image (`gpufs snapshot rollback` unmounts first), so that
+    /// no kernel cache outlives it.
+    pub fn rollback_snapshot(&self, name: &[u8]) -> FsResult<()> {
+        let mut g = self.lock();
+        if !g.open.is_empty() {
+            return Err(crate::error::FsError::Busy(format!(
+                "{} files or directories are open",
+                g.open.len()
+            )));
+        }
+        g.vol.rollback_to_snapshot(name)?;
+        g.last_commit = Instant::now();
+        drop(g);
+        self.forget_views();
+        Ok(())
+    }
+}

@@ -53,6 +53,13 @@ impl RecordCache {
     }
 
     /// Forgets the record at `block` (its blocks were freed).
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
+        self.bytes = 0;
+    }
+
     pub fn invalidate(&mut self, block: BlockNo) {
         if let Some(old) = self.map.remove(&block) {
             self.bytes -= old.len();

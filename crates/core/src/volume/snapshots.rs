@@ -399,6 +399,77 @@ impl Volume {
         } else {
             s.union = union;
         }
-        self.write_checkpoint_marked(false).map(|_| ())
+        self.checkpoint_or_fail()
+    }
+}
+
+impl Volume {
+    /// Makes the live filesystem snapshot `name` again: its files as they were, every
+    /// snapshot kept (newer ones too). What the live filesystem held that no snapshot
+    /// holds is freed once the checkpoint recording the rollback is durable; what a
+    /// snapshot holds stays, held. A crash before that checkpoint leaves the filesystem
+    /// as it was.
+    pub fn rollback_to_snapshot(&mut self, name: &[u8]) -> FsResult<()> {
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let rec = self.snapshot(name)?;
+        let ns = self.snapshot_namespace(&rec)?;
+        let target = self.snapshot_bitmap(&rec)?;
+        // Nothing buffered may outlive the files it belongs to.
+        self.flush_dirty()?;
+        self.commit()?;
+        let current = self.live_data_bitmap()?;
+        let total = self.alloc.total();
+        let s = &mut self.snaps;
+        // Live blocks no snapshot holds: free after the checkpoint.
+        let dropped: Vec<u8> = current
+            .iter()
+            .zip(&s.union)
+            .map(|(c, u)| c & !u)
+            .collect();
+        s.after_checkpoint.extend(runs_of_bits(&dropped, total));
+        // Live blocks a snapshot holds become held; the snapshot's own are live again.
+        for (((h, c), t), u) in s.held.iter_mut().zip(&current).zip(&target).zip(&s.union) {
+            *h = (*h | (c & u)) & !t;
+        }
+        s.held_blocks = count_bits(&s.held);
+        self.ns = ns;
+        self.ns.rebuild_free_lists();
+        self.dedup = super::dedup::DedupTable::of(&self.ns);
+        self.cache.clear();
+        self.changed = true;
+        self.checkpoint_or_fail()
+    }
+
+    /// The checkpoint that makes a change to snapshots durable. Memory already holds
+    /// the change and the disk does not: if it fails, nothing more may be made durable
+    /// (a journal commit would build on what the disk does not hold); a remount finds
+    /// the filesystem as it was before the change.
+    fn checkpoint_or_fail(&mut self) -> FsResult<()> {
+        match self.write_checkpoint_marked(false) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if self.failed.is_none() {
+                    self.failed = Some(format!("a snapshot change could not be written: {e}"));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The blocks the live filesystem's records take, as a bitmap (allocator numbering).
+    fn live_data_bitmap(&self) -> FsResult<Vec<u8>> {
+        let total = self.alloc.total();
+        let mut bits = vec![0u8; total.div_ceil(8) as usize];
+        for (_, _, ptr) in self.ns.all_extents() {
+            for (b, n) in ptr.runs() {
+                let rel = self.relative(crate::units::BlockNo::new(b), n)?;
+                for x in rel..rel + n {
+                    bits[(x / 8) as usize] |= 1 << (x % 8);
+                }
+            }
+        }
+        Ok(bits)
     }
 }

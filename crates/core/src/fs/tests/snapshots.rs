@@ -238,3 +238,86 @@ fn a_snapshot_reads_as_it_was_whatever_happens_after() {
     assert_err!(fs.snapshot_view(id), FsError::NotFound);
     fsck_clean(&dev);
 }
+
+#[test]
+fn rollback_brings_the_files_back_and_keeps_every_snapshot() {
+    let (dev, fs) = fresh();
+    let a = create_file(&fs, ROOT, b"a", &random(1, MIB));
+    snap(&fs, "first");
+    fs.write(a, 0, &random(2, MIB)).unwrap();
+    create_file(&fs, ROOT, b"later", &random(3, MIB / 2));
+    fs.sync().unwrap();
+    snap(&fs, "second");
+    fs.unlink(ROOT, b"a").unwrap();
+    create_file(&fs, ROOT, b"latest", &random(4, MIB / 4));
+    fs.sync().unwrap();
+    let used_then = used(&fs);
+
+    // An open file refuses the rollback.
+    let latest = fs.lookup(ROOT, b"latest").unwrap().ino;
+    fs.open(latest, false).unwrap();
+    assert_err!(fs.rollback_snapshot(b"first"), FsError::Busy(_));
+    fs.release(latest).unwrap();
+    assert_err!(fs.rollback_snapshot(b"none"), FsError::NotFound);
+
+    fs.rollback_snapshot(b"first").unwrap();
+    fsck_clean(&dev);
+    let a = fs.lookup(ROOT, b"a").unwrap().ino;
+    same(read_all(&fs, a), random(1, MIB));
+    assert_err!(fs.lookup(ROOT, b"later"), FsError::NotFound);
+    assert_err!(fs.lookup(ROOT, b"latest"), FsError::NotFound);
+    assert_eq!(names(&fs), ["first", "second"]);
+    // "latest" was in no snapshot: its space is back.
+    assert!(used(&fs) + (MIB / 4 / BLOCK_SIZE) as u64 <= used_then + 8);
+
+    // The newer snapshot survives and can be rolled back to as well.
+    let (dev, fs) = close_and_remount(&dev, fs);
+    fs.rollback_snapshot(b"second").unwrap();
+    same(read_all(&fs, fs.lookup(ROOT, b"a").unwrap().ino), random(2, MIB));
+    same(
+        read_all(&fs, fs.lookup(ROOT, b"later").unwrap().ino),
+        random(3, MIB / 2),
+    );
+    fsck_clean(&dev);
+    // Everything deleted: all space returns.
+    fs.delete_snapshot(b"first").unwrap();
+    fs.delete_snapshot(b"second").unwrap();
+    fs.unlink(ROOT, b"a").unwrap();
+    fs.unlink(ROOT, b"later").unwrap();
+    let (dev, fs) = close_and_remount(&dev, fs);
+    fsck_clean(&dev);
+    let (_d, empty) = fresh();
+    let (a, b) = (used(&fs), used(&empty));
+    assert!(a <= b + 8, "{a} blocks used once everything is deleted, {b} when new");
+}
+
+#[test]
+fn a_power_cut_during_a_rollback_leaves_it_done_or_not() {
+    let (dev, fs) = fresh();
+    let a = create_file(&fs, ROOT, b"a", &random(1, MIB));
+    snap(&fs, "s");
+    fs.write(a, 0, &random(2, MIB)).unwrap();
+    fs.close().unwrap();
+    drop(fs);
+    let image = dev.volatile_image();
+    let mut cuts = 0;
+    for n in 0.. {
+        let dev = Arc::new(FaultDevice::new(image.clone()));
+        dev.arm_cut(n, PowerCut::new(n));
+        let d: Arc<dyn Device> = dev.clone();
+        if let Ok(fs) = Filesystem::mount(d, OpenOptions::default()) {
+            let _ = fs.rollback_snapshot(b"s").and_then(|_| fs.close());
+        }
+        let Some(after) = dev.cut_image() else {
+            break;
+        };
+        cuts += 1;
+        let report = crate::fsck::check(Arc::new(FaultDevice::new(after.clone()))).unwrap();
+        assert!(report.problems.is_empty(), "cut {n}: {:?}", report.problems);
+        let (_dev, fs) = mount_image(after);
+        let got = read_all(&fs, fs.lookup(ROOT, b"a").unwrap().ino);
+        assert!(got == random(1, MIB) || got == random(2, MIB), "cut {n}: wrong bytes");
+        assert_eq!(names(&fs), ["s"]);
+    }
+    assert!(cuts >= 5, "only {cuts} cut points");
+}
