@@ -18,6 +18,7 @@ mod mount_opts;
 mod paths;
 mod property_cmd;
 mod scrub_cmd;
+mod rollback_cmd;
 mod search_cmd;
 mod size;
 mod snapshot_cmd;
@@ -54,6 +55,9 @@ enum Command {
     Ask(asking::AskCommand),
     /// Show which compute backend runs kernels here (and calibrate it).
     Compute(compute_cmd::ComputeArgs),
+    /// Internal: roll an unmounted image back to a snapshot (`gpufs snapshot rollback`).
+    #[command(name = "rollback-image", hide = true)]
+    RollbackImage(rollback_cmd::RollbackArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Fsck(a) => return fsck_cmd::run(a),
         Command::Ask(a) => return asking::run(a),
         Command::Compute(a) => compute_cmd::run(a),
+        Command::RollbackImage(a) => rollback_cmd::run(a),
     };
     done(result)
 }

@@ -3,10 +3,12 @@
 //!
 //! Exit codes: 0 done; 1 it failed (no space, read-only, not root, an I/O error);
 //! 2 a bad name or arguments; 3 a snapshot of that name exists; 4 no snapshot of that
-//! name; 8 the path is not a gpufs mount.
+//! name; 5 (rollback) the mount is busy, nothing changed; 8 the path is not a gpufs
+//! mount.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -37,6 +39,15 @@ pub enum SnapshotCommand {
         /// Print JSON, one object per snapshot.
         #[arg(long)]
         json: bool,
+    },
+    /// Make the filesystem the snapshot again (every snapshot kept, newer ones too): the
+    /// mount is unmounted (refused, exit 5, while files are open under it), rolled back
+    /// and mounted again with its options.
+    Rollback {
+        /// A gpufs mount point.
+        mountpoint: PathBuf,
+        /// The snapshot's name.
+        name: String,
     },
     /// Delete a snapshot; the space only it held is free when this returns.
     Delete {
@@ -128,6 +139,10 @@ pub fn run(a: SnapshotArgs) -> Result<(), Failure> {
             let list = head["snapshots"].as_array().cloned().unwrap_or_default();
             printed(print_list(&list, *json))
         }
+        SnapshotCommand::Rollback { mountpoint, name } => {
+            check_name(name)?;
+            rollback(&mount_of(mountpoint)?, name)
+        }
         SnapshotCommand::Delete { mountpoint, name } => {
             check_name(name)?;
             let mp = mount_of(mountpoint)?;
@@ -137,6 +152,71 @@ pub fn run(a: SnapshotArgs) -> Result<(), Failure> {
             )?;
             Ok(())
         }
+    }
+}
+
+/// The exit code of a rollback refused because the mount is busy.
+const BUSY: u8 = 5;
+
+/// Unmounts `mp`, rolls its image back to `name`, and mounts it again as it was mounted.
+fn rollback(mp: &Path, name: &str) -> Result<(), Failure> {
+    let head = ask(mp, &json!({"op": "snapshot", "action": "list"}))?;
+    let exists = head["snapshots"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|s| s["name"].as_str() == Some(name)));
+    if !exists {
+        return Err(Failure {
+            code: 4,
+            msg: format!("no snapshot named {name:?}"),
+        });
+    }
+    let info = ask(mp, &json!({"op": "snapshot", "action": "mount-info"}))?["mount"].clone();
+    let text = |k: &str| info[k].as_str().map(str::to_string);
+    let (Some(image), Some(exe), Some(cwd)) = (text("image"), text("exe"), text("cwd")) else {
+        return Err(Failure::error("the mount's daemon did not say how it was mounted"));
+    };
+    // The daemon's own command line, as a plain mount (not its internal child flag).
+    let args: Vec<String> = info["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let remount: Vec<String> = args
+        .into_iter()
+        .skip(1)
+        .filter(|a| a != "--daemon-child" && a != "-f" && a != "--foreground")
+        .collect();
+    let me = std::env::current_exe().map_err(|e| Failure::error(e.to_string()))?;
+    let engine = std::path::Path::new(&exe);
+    let unmounted = Command::new(&me).arg("unmount").arg(mp).output();
+    match unmounted {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return Err(Failure {
+                code: BUSY,
+                msg: format!(
+                    "{} is busy, nothing changed (close the files open under it): {}",
+                    mp.display(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+            })
+        }
+        Err(e) => return Err(Failure::error(format!("cannot run gpufs unmount: {e}"))),
+    }
+    let rolled = Command::new(engine)
+        .arg("rollback-image")
+        .arg(&image)
+        .arg(name)
+        .status();
+    let mounted = Command::new(engine).args(&remount).current_dir(&cwd).status();
+    match (rolled, mounted) {
+        (Ok(r), Ok(m)) if r.success() && m.success() => Ok(()),
+        (Ok(r), _) if !r.success() => Err(Failure::error(format!(
+            "the rollback of {image} failed (mounted again as it was)"
+        ))),
+        _ => Err(Failure::error(format!(
+            "rolled back, but mounting {image} at {} again failed: mount it with gpufs mount",
+            mp.display()
+        ))),
     }
 }
 

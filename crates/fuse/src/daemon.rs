@@ -63,7 +63,8 @@ impl Daemon {
         // `gpufs mount` returns finds it.
         let compute = Arc::new(LazyCompute::new(choice));
         fs.set_compute(compute.clone());
-        let server = control::Server::new(fs.clone(), compute.clone(), config.allow_other);
+        let server = control::Server::new(fs.clone(), compute.clone(), config.allow_other)
+            .with_mount_info(&config.source);
         match control::start(server, &config.control_sockets) {
             Ok(path) => tracing::info!("control socket {}", path.display()),
             Err(e) => note(format!("search and du unavailable: {e}")),

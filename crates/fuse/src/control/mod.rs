@@ -37,6 +37,9 @@ pub(crate) struct Server {
     allow_other: bool,
     /// Shared with the FUSE adapter's search directory.
     compute: Arc<LazyCompute>,
+    /// How this mount was made (image, program, arguments, directory): what
+    /// `gpufs snapshot rollback` needs to mount it again after rolling the image back.
+    mount_info: serde_json::Value,
 }
 
 impl Server {
@@ -45,7 +48,22 @@ impl Server {
             fs,
             allow_other,
             compute,
+            mount_info: serde_json::Value::Null,
         }
+    }
+
+    /// Records how the mount was made: its image and this process's command line.
+    pub(crate) fn with_mount_info(mut self, image: &str) -> Server {
+        let args: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        self.mount_info = serde_json::json!({
+            "image": image,
+            "exe": std::env::current_exe().ok().map(|p| p.display().to_string()),
+            "args": args,
+            "cwd": std::env::current_dir().ok().map(|p| p.display().to_string()),
+        });
+        self
     }
 
     /// The compute layer, opened on first use (a mount that is never searched never

@@ -1,6 +1,7 @@
-//! `snapshot`: create, list or delete the mount's snapshots. Creating and deleting need
-//! root (as `btrfs subvolume delete` and `zfs snapshot` do by default); anyone who may
-//! reach the socket may list.
+//! `snapshot`: create, list or delete the mount's snapshots, or say how the mount was
+//! made (for a rollback, which runs on the unmounted image). Creating, deleting and
+//! rolling back need root (as `btrfs subvolume delete` and `zfs snapshot` do by
+//! default); anyone who may reach the socket may list.
 
 use std::io::Write;
 
@@ -48,7 +49,7 @@ pub(super) fn answer(
 ) -> std::io::Result<()> {
     let name = bytes_field(req, "name").unwrap_or_default();
     let action = req["action"].as_str().unwrap_or("");
-    if matches!(action, "create" | "delete") && asker.caller.uid != 0 {
+    if matches!(action, "create" | "delete" | "mount-info") && asker.caller.uid != 0 {
         return refusal(out, &FsError::NotPermitted);
     }
     match action {
@@ -67,6 +68,7 @@ pub(super) fn answer(
             }
             Err(e) => refusal(out, &e),
         },
+        "mount-info" => header(out, &json!({"ok": true, "mount": server.mount_info})),
         "delete" => match server.fs.delete_snapshot(&name) {
             Ok(()) => header(out, &json!({"ok": true})),
             Err(e) => refusal(out, &e),
