@@ -173,12 +173,18 @@ fn rollback(mp: &Path, name: &str) -> Result<(), Failure> {
     let info = ask(mp, &json!({"op": "snapshot", "action": "mount-info"}))?["mount"].clone();
     let text = |k: &str| info[k].as_str().map(str::to_string);
     let (Some(image), Some(exe), Some(cwd)) = (text("image"), text("exe"), text("cwd")) else {
-        return Err(Failure::error("the mount's daemon did not say how it was mounted"));
+        return Err(Failure::error(
+            "the mount's daemon did not say how it was mounted",
+        ));
     };
     // The daemon's own command line, as a plain mount (not its internal child flag).
     let args: Vec<String> = info["args"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let remount: Vec<String> = args
         .into_iter()
@@ -207,7 +213,10 @@ fn rollback(mp: &Path, name: &str) -> Result<(), Failure> {
         .arg(&image)
         .arg(name)
         .status();
-    let mounted = Command::new(engine).args(&remount).current_dir(&cwd).status();
+    let mounted = Command::new(engine)
+        .args(&remount)
+        .current_dir(&cwd)
+        .status();
     match (rolled, mounted) {
         (Ok(r), Ok(m)) if r.success() && m.success() => Ok(()),
         (Ok(r), _) if !r.success() => Err(Failure::error(format!(

@@ -423,11 +423,7 @@ impl Volume {
         let total = self.alloc.total();
         let s = &mut self.snaps;
         // Live blocks no snapshot holds: free after the checkpoint.
-        let dropped: Vec<u8> = current
-            .iter()
-            .zip(&s.union)
-            .map(|(c, u)| c & !u)
-            .collect();
+        let dropped: Vec<u8> = current.iter().zip(&s.union).map(|(c, u)| c & !u).collect();
         s.after_checkpoint.extend(runs_of_bits(&dropped, total));
         // Live blocks a snapshot holds become held; the snapshot's own are live again.
         for (((h, c), t), u) in s.held.iter_mut().zip(&current).zip(&target).zip(&s.union) {

@@ -273,7 +273,10 @@ fn rollback_brings_the_files_back_and_keeps_every_snapshot() {
     // The newer snapshot survives and can be rolled back to as well.
     let (dev, fs) = close_and_remount(&dev, fs);
     fs.rollback_snapshot(b"second").unwrap();
-    same(read_all(&fs, fs.lookup(ROOT, b"a").unwrap().ino), random(2, MIB));
+    same(
+        read_all(&fs, fs.lookup(ROOT, b"a").unwrap().ino),
+        random(2, MIB),
+    );
     same(
         read_all(&fs, fs.lookup(ROOT, b"later").unwrap().ino),
         random(3, MIB / 2),
@@ -288,7 +291,10 @@ fn rollback_brings_the_files_back_and_keeps_every_snapshot() {
     fsck_clean(&dev);
     let (_d, empty) = fresh();
     let (a, b) = (used(&fs), used(&empty));
-    assert!(a <= b + 8, "{a} blocks used once everything is deleted, {b} when new");
+    assert!(
+        a <= b + 8,
+        "{a} blocks used once everything is deleted, {b} when new"
+    );
 }
 
 #[test]
@@ -316,7 +322,10 @@ fn a_power_cut_during_a_rollback_leaves_it_done_or_not() {
         assert!(report.problems.is_empty(), "cut {n}: {:?}", report.problems);
         let (_dev, fs) = mount_image(after);
         let got = read_all(&fs, fs.lookup(ROOT, b"a").unwrap().ino);
-        assert!(got == random(1, MIB) || got == random(2, MIB), "cut {n}: wrong bytes");
+        assert!(
+            got == random(1, MIB) || got == random(2, MIB),
+            "cut {n}: wrong bytes"
+        );
         assert_eq!(names(&fs), ["s"]);
     }
     assert!(cuts >= 5, "only {cuts} cut points");
