@@ -370,6 +370,7 @@ impl Volume {
         }
         let live: HashSet<(u64, u64)> = self.ckpt_runs.iter().copied().collect();
         let total = self.alloc.total();
+        let saved = self.snaps.clone();
         let s = &mut self.snaps;
         s.table.retain(|t| t.id != rec.id);
         s.bitmaps.remove(&rec.id);
@@ -399,7 +400,13 @@ impl Volume {
         } else {
             s.union = union;
         }
-        self.checkpoint_or_fail()
+        // Nothing was freed yet: if the checkpoint fails, memory goes back to what the
+        // disk holds.
+        if let Err(e) = self.write_checkpoint_marked(false) {
+            self.snaps = saved;
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -421,6 +428,7 @@ impl Volume {
         self.commit()?;
         let current = self.live_data_bitmap()?;
         let total = self.alloc.total();
+        let saved = self.snaps.clone();
         let s = &mut self.snaps;
         // Live blocks no snapshot holds: free after the checkpoint.
         let dropped: Vec<u8> = current.iter().zip(&s.union).map(|(c, u)| c & !u).collect();
@@ -430,28 +438,20 @@ impl Volume {
             *h = (*h | (c & u)) & !t;
         }
         s.held_blocks = count_bits(&s.held);
-        self.ns = ns;
+        let old = std::mem::replace(&mut self.ns, ns);
         self.ns.rebuild_free_lists();
         self.dedup = super::dedup::DedupTable::of(&self.ns);
         self.cache.clear();
         self.changed = true;
-        self.checkpoint_or_fail()
-    }
-
-    /// The checkpoint that makes a change to snapshots durable. Memory already holds
-    /// the change and the disk does not: if it fails, nothing more may be made durable
-    /// (a journal commit would build on what the disk does not hold); a remount finds
-    /// the filesystem as it was before the change.
-    fn checkpoint_or_fail(&mut self) -> FsResult<()> {
-        match self.write_checkpoint_marked(false) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                if self.failed.is_none() {
-                    self.failed = Some(format!("a snapshot change could not be written: {e}"));
-                }
-                Err(e)
-            }
+        // Nothing was freed yet: if the checkpoint fails, memory goes back to what the
+        // disk holds.
+        if let Err(e) = self.write_checkpoint_marked(false) {
+            self.ns = old;
+            self.snaps = saved;
+            self.dedup = super::dedup::DedupTable::of(&self.ns);
+            return Err(e);
         }
+        Ok(())
     }
 
     /// The blocks the live filesystem's records take, as a bitmap (allocator numbering).

@@ -285,7 +285,7 @@ fn run_until_cut(
             Ok(None) => {
                 model.apply(op);
                 st.snaps.push(model.canon());
-                if matches!(op, Op::Fsync) {
+                if op.syncs() {
                     st.last_sync = st.snaps.len() - 1;
                 }
             }
@@ -317,7 +317,7 @@ fn run_until_cut(
         }
         out.ops_run += 1;
         let c = fs.counters().commits + fs.counters().checkpoints;
-        if c != commits && !matches!(op, Op::Fsync) {
+        if c != commits && !op.syncs() {
             out.mid_op_commits += 1;
         }
         commits = c;

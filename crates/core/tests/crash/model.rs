@@ -26,6 +26,15 @@ pub(crate) struct Model {
     pub(crate) contents: BTreeMap<u32, Blob>,
     pub(crate) next_id: u32,
     pub(crate) ballast: Option<Blob>,
+    /// The tree each snapshot holds, by name.
+    pub(crate) snapshots: BTreeMap<String, Snapshot>,
+}
+
+/// What a snapshot holds: the paths and contents when it was made.
+#[derive(Clone, Default)]
+pub(crate) struct Snapshot {
+    nodes: BTreeMap<String, Node>,
+    contents: BTreeMap<u32, Blob>,
 }
 
 /// File content with its CRC, computed once.
@@ -187,6 +196,22 @@ impl Model {
                 self.set_content(to, c);
             }
             Op::Fsync => {}
+            Op::SnapCreate(name) => {
+                let snap = Snapshot {
+                    nodes: self.nodes.clone(),
+                    contents: self.contents.clone(),
+                };
+                self.snapshots.insert(name.clone(), snap);
+            }
+            Op::SnapDelete(name) => {
+                self.snapshots.remove(name);
+            }
+            Op::SnapRollback(name) => {
+                if let Some(snap) = self.snapshots.get(name) {
+                    self.nodes = snap.nodes.clone();
+                    self.contents = snap.contents.clone();
+                }
+            }
         }
         let live: BTreeSet<u32> = self
             .nodes
@@ -274,7 +299,13 @@ impl Model {
                 is_file(from) && is_file(to) && !overlap
             }
             Op::Fsync => true,
+            Op::SnapCreate(name) => !self.snapshots.contains_key(name),
+            Op::SnapDelete(name) | Op::SnapRollback(name) => self.snapshots.contains_key(name),
         }
+    }
+
+    pub(crate) fn snapshot_names(&self) -> Vec<String> {
+        self.snapshots.keys().cloned().collect()
     }
 
     /// The shape the recovered tree is compared in.

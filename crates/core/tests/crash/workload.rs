@@ -46,6 +46,22 @@ pub(crate) enum Op {
         len: u64,
     },
     Fsync,
+    /// A snapshot of everything so far (durable when it returns, as an fsync).
+    SnapCreate(String),
+    /// The snapshot deleted (durable when it returns).
+    SnapDelete(String),
+    /// The live filesystem made the snapshot again (durable when it returns).
+    SnapRollback(String),
+}
+
+impl Op {
+    /// Ops after which everything before them is durable.
+    pub(crate) fn syncs(&self) -> bool {
+        matches!(
+            self,
+            Op::Fsync | Op::SnapCreate(_) | Op::SnapDelete(_) | Op::SnapRollback(_)
+        )
+    }
 }
 
 impl Model {
@@ -88,7 +104,10 @@ impl Model {
                 }
             }
             85..=91 => self.random_copy(rng, &files)?,
-            _ => Op::Fsync,
+            92..=96 => Op::Fsync,
+            97 => Op::SnapCreate(format!("s{}", rng.below(3))),
+            98 => Op::SnapDelete(rng.pick(&self.snapshot_names())?.clone()),
+            _ => Op::SnapRollback(rng.pick(&self.snapshot_names())?.clone()),
         };
         Some(op)
     }
@@ -243,14 +262,16 @@ pub(crate) fn run_op(fs: &Filesystem, op: &Op) -> Result<Option<u64>, FsError> {
         } => {
             let ino = resolve(fs, path)?;
             fs.open(ino, false)?;
-            let n = fs.write(ino, *off, &write_bytes(*seed, *len))?;
+            let written = fs.write(ino, *off, &write_bytes(*seed, *len));
             // Some writes are followed by a round of the preparer (as the daemon's
             // thread runs it), so that the records it prepared are placed at a commit
             // the cuts fall around.
-            if seed % 3 == 0 {
+            if written.is_ok() && seed % 3 == 0 {
                 fs.prepare_dirty();
             }
+            // Closed whatever the write did, as a program's close(2) does.
             fs.release(ino)?;
+            let n = written?;
             if u64::from(n) != *len {
                 return Ok(Some(u64::from(n)));
             }
@@ -311,6 +332,11 @@ pub(crate) fn run_op(fs: &Filesystem, op: &Op) -> Result<Option<u64>, FsError> {
             }
         }
         Op::Fsync => fs.fsync(ROOT)?,
+        Op::SnapCreate(name) => {
+            fs.create_snapshot(name.as_bytes())?;
+        }
+        Op::SnapDelete(name) => fs.delete_snapshot(name.as_bytes())?,
+        Op::SnapRollback(name) => fs.rollback_snapshot(name.as_bytes())?,
     }
     Ok(None)
 }
