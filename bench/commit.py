@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Metadata at scale: what one small change costs on disk, and how long a mount takes,
-gpufs (paged checkpoints, format v5) side by side with btrfs, in one run.
+"""Metadata at scale: what one small change costs on disk, how long a mount takes, and
+how long a snapshot takes, gpufs (paged checkpoints, format v5) side by side with btrfs
+(`subvolume snapshot` of the subvolume holding the files), in one run.
 
 For each count in --files a fresh image of each kind gets that many empty files
 (`gpufs-bench fill`: 1,000 per directory), is unmounted, and then:
@@ -16,10 +17,12 @@ For each count in --files a fresh image of each kind gets that many empty files
   blob      (gpufs) bytes of the checkpoint blob: a version 4 build wrote it whole,
             twice, at every checkpoint; a version 5 checkpoint writes the pages that
             changed
+  snapshot  seconds of the snapshot command, median of REPS snapshots each after a
+            touch and fsync of one file (gpufs: also the time inside the daemon)
 
 Needs root, /dev/fuse, btrfs-progs and a release build (gpufs, gpufs-bench).
 
-    python3 bench/commit.py [--files 100000,1000000] [--reps 3] [--json out.json]
+    python3 bench/commit.py [--files 1000,100000,1000000] [--reps 3] [--json out.json]
 """
 
 import argparse
@@ -27,6 +30,7 @@ import json
 import os
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -144,8 +148,13 @@ def measure(kind, files, reps, work):
     os.makedirs(mp, exist_ok=True)
     make(kind, img, image_size(files))
     mount(kind, img, mp)
+    # btrfs snapshots a subvolume: the files go in one.
+    top = mp
+    if kind == "btrfs":
+        top = os.path.join(mp, "vol")
+        sh("btrfs", "-q", "subvolume", "create", top)
     t = time.perf_counter()
-    sh(BENCH, "fill", mp, "--files", str(files))
+    sh(BENCH, "fill", top, "--files", str(files))
     fill_s = time.perf_counter() - t
     unmount(kind, mp)
     mounts = []
@@ -158,9 +167,9 @@ def measure(kind, files, reps, work):
         out["blob_bytes"] = gpufs_blob_len(img)
     mount(kind, img, mp)
     # The first fsync after a mount may carry the mount's own bookkeeping: settle it.
-    target = os.path.join(mp, "fill", "d0000", "f000000")
-    if not os.path.exists(target):
-        target = os.path.join(mp, "fill", sorted(os.listdir(os.path.join(mp, "fill")))[0])
+    fill = os.path.join(top, "fill")
+    first_dir = os.path.join(fill, sorted(os.listdir(fill))[0])
+    target = os.path.join(first_dir, sorted(os.listdir(first_dir))[0])
     os.utime(target)
     fsync(target)
     time.sleep(1)
@@ -172,13 +181,31 @@ def measure(kind, files, reps, work):
     out["commit_bytes"] = changed_bytes(before, after)
     unmount(kind, mp)
     out["unmount_bytes"] = changed_bytes(after, blocks(img))
+    mount(kind, img, mp)
+    snaps, daemon = [], []
+    for i in range(reps):
+        os.utime(target)
+        fsync(target)
+        t = time.perf_counter()
+        if kind == "gpufs":
+            r = subprocess.run([GPUFS, "snapshot", "create", mp, f"s{i}", "--json"],
+                               check=True, capture_output=True, text=True)
+            snaps.append(time.perf_counter() - t)
+            daemon.append(json.loads(r.stdout)["daemon_us"] / 1e6)
+        else:
+            sh("btrfs", "-q", "subvolume", "snapshot", top, os.path.join(mp, f"s{i}"))
+            snaps.append(time.perf_counter() - t)
+    out["snapshot_s"] = round(statistics.median(snaps), 4)
+    if daemon:
+        out["snapshot_daemon_s"] = round(statistics.median(daemon), 4)
+    unmount(kind, mp)
     os.unlink(img)
     return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--files", default="100000,1000000")
+    ap.add_argument("--files", default="1000,100000,1000000")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -190,15 +217,19 @@ def main():
                 results[f"{kind}/{files}"] = r
                 print(json.dumps({"kind": kind, "files": files, **r}), flush=True)
     print()
-    print("| files | fs | fill (s) | mount (s) | touch+fsync writes | unmount writes | checkpoint blob |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("| files | fs | fill (s) | mount (s) | touch+fsync writes | unmount writes | "
+          "checkpoint blob | snapshot (ms) |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for key, r in results.items():
         kind, files = key.split("/")
         blob = r.get("blob_bytes")
+        snap = f"{r['snapshot_s'] * 1e3:.1f}"
+        if "snapshot_daemon_s" in r:
+            snap += f" ({r['snapshot_daemon_s'] * 1e3:.1f} in the daemon)"
         print(
             f"| {int(files):,} | {kind} | {r['fill_s']} | {r['mount_s']} | "
             f"{r['commit_bytes'] / 1024:.0f} KiB | {r['unmount_bytes'] / 1024:.0f} KiB | "
-            f"{'' if blob is None else f'{blob / 1048576:.1f} MiB'} |"
+            f"{'' if blob is None else f'{blob / 1048576:.1f} MiB'} | {snap} |"
         )
     if args.json:
         with open(args.json, "w") as f:
