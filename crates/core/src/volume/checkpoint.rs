@@ -26,6 +26,16 @@ impl Volume {
     /// writing journal blocks under it). Returns the data bitmap it wrote: the blocks
     /// the live filesystem's records take.
     pub(super) fn write_checkpoint_marked(&mut self, clean: bool) -> FsResult<Vec<u8>> {
+        self.write_checkpoint_with(clean, None)
+    }
+
+    /// [`Volume::write_checkpoint_marked`], recording in it a new snapshot `snapshot` of
+    /// what it holds (the snapshot keeps this very checkpoint).
+    pub(super) fn write_checkpoint_with(
+        &mut self,
+        clean: bool,
+        snapshot: Option<&[u8]>,
+    ) -> FsResult<Vec<u8>> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -62,7 +72,64 @@ impl Volume {
         let data_used = data_only.used();
         let bitmap = data_only.to_bitmap();
         drop(data_only);
-        let mut image = self.ns.to_image(bitmap.clone());
+        // The roots first: a snapshot recorded in this checkpoint names them.
+        let roots = self.alloc_roots()?;
+        let saved = snapshot.map(|name| {
+            let saved = self.snaps.clone();
+            let ds = self.sb.data_start;
+            let gen = self.sb.generation + 1;
+            self.snaps.record(
+                name,
+                gen,
+                [ds + roots[0], ds + roots[1]],
+                &bitmap,
+                self.ns.live_inodes(),
+            );
+            saved
+        });
+        let written = self.write_checkpoint_at(clean, roots, &bitmap, data_used);
+        match (written, saved) {
+            (Ok(()), None) => Ok(bitmap),
+            (Ok(()), Some(_)) => {
+                self.snaps.kept_now(self.ckpt_runs.clone(), bitmap.clone());
+                Ok(bitmap)
+            }
+            (Err(e), saved) => {
+                if let Some(saved) = saved {
+                    self.snaps = saved;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Two root blocks, the second as far from the first as free space allows; data
+    /// goes on where it was going.
+    fn alloc_roots(&mut self) -> FsResult<[u64; 2]> {
+        let cursor = self.alloc.cursor();
+        let first = self.alloc.alloc(1).ok_or(FsError::NoSpace)?;
+        self.alloc.set_cursor(self.alloc.far_from(first));
+        let second = self.alloc.alloc(1);
+        self.alloc.set_cursor(cursor);
+        match second {
+            Some(second) => Ok([first, second]),
+            None => {
+                let _ = self.alloc.free_now(first, 1);
+                Err(FsError::NoSpace)
+            }
+        }
+    }
+
+    /// Writes the checkpoint of the namespace with `bitmap` (`data_used` blocks) whose
+    /// roots go at `roots` (given back if it fails).
+    fn write_checkpoint_at(
+        &mut self,
+        clean: bool,
+        roots: [u64; 2],
+        bitmap: &[u8],
+        data_used: u64,
+    ) -> FsResult<()> {
+        let mut image = self.ns.to_image(bitmap.to_vec());
         image.snapshots = self.snaps.table.clone();
         image.snapshot_union = self.snaps.union.clone();
         image.next_snapshot = self.snaps.next_id;
@@ -70,7 +137,7 @@ impl Volume {
         drop(image);
 
         let cut = cut_pages(&blob);
-        let copies = self.place_checkpoint_copies(&blob, &cut)?;
+        let copies = self.place_checkpoint_copies(&blob, &cut, roots)?;
         let ds = self.sb.data_start;
         let new_runs = checkpoint_runs(&copies, ds);
         let ckpt_blocks = new_runs.iter().map(|r| r.1).sum::<u64>();
@@ -128,7 +195,7 @@ impl Volume {
         self.counters.checkpoints += 1;
         self.clean_on_disk = clean;
         self.changed = false;
-        Ok(bitmap)
+        Ok(())
     }
 
     /// Forgets which pages the current checkpoint's copies hold, so that the next
@@ -143,14 +210,19 @@ impl Volume {
         &mut self,
         blob: &[u8],
         cut: &[CutPage],
+        roots: [u64; 2],
     ) -> FsResult<Vec<CheckpointPlace>> {
         let mut copies: Vec<CheckpointPlace> = Vec::with_capacity(2);
         let cursor = self.alloc.cursor();
-        for copy in 0..2 {
-            if let Some(first) = copies.first() {
-                self.alloc.set_cursor(self.alloc.far_from(first.root));
+        for (copy, root) in roots.into_iter().enumerate() {
+            if copy > 0 {
+                self.alloc.set_cursor(self.alloc.far_from(roots[0]));
             }
-            let mut place = CheckpointPlace::default();
+            let mut place = CheckpointPlace {
+                root,
+                allocated: vec![(root, 1)],
+                ..CheckpointPlace::default()
+            };
             if let Err(e) = self.place_copy(copy, blob, cut, &mut place) {
                 for c in copies.iter().chain([&place]) {
                     for &(s, n) in &c.allocated {
@@ -168,7 +240,7 @@ impl Volume {
         Ok(copies)
     }
 
-    /// Places copy `copy`: its root, each page (where this copy already holds one of
+    /// Places copy `copy` (its root given): each page (where this copy already holds one of
     /// the same identity, or in a new run; in single blocks when no run is long enough),
     /// and its page table.
     fn place_copy(
@@ -179,8 +251,6 @@ impl Volume {
         place: &mut CheckpointPlace,
     ) -> FsResult<()> {
         let ds = self.sb.data_start;
-        place.root = self.alloc.alloc(1).ok_or(FsError::NoSpace)?;
-        place.allocated.push((place.root, 1));
         let mut placed = PageSet::default();
         for page in cut {
             if let Some(entry) = self.find_page(copy, &placed, page) {

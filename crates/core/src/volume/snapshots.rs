@@ -150,6 +150,43 @@ impl Snapshots {
         }
     }
 
+    /// Records a new snapshot `name` of the checkpoint of generation `generation` about to
+    /// be written at `roots` (absolute), whose data bitmap is `bitmap`.
+    pub fn record(
+        &mut self,
+        name: &[u8],
+        generation: u64,
+        roots: [u64; 2],
+        bitmap: &[u8],
+        inodes: u64,
+    ) {
+        let mut rec = SnapshotRecord::zeroed();
+        rec.id = self.next_id;
+        rec.generation = generation;
+        rec.created_ns = u64::try_from(now_ns()).unwrap_or(0);
+        rec.roots = roots;
+        rec.referenced_blocks = count_bits(bitmap);
+        rec.inodes = inodes;
+        rec.set_name(name);
+        if self.union.is_empty() {
+            self.union = vec![0; bitmap.len()];
+            self.held = vec![0; bitmap.len()];
+        }
+        for (u, b) in self.union.iter_mut().zip(bitmap) {
+            *u |= b;
+        }
+        self.table.push(rec);
+        self.next_id += 1;
+    }
+
+    /// The checkpoint the newest snapshot keeps is written: it takes `runs`.
+    pub fn kept_now(&mut self, runs: Vec<(u64, u64)>, bitmap: Vec<u8>) {
+        if let Some(id) = self.table.last().map(|r| r.id) {
+            self.add_runs(id, runs);
+            self.bitmaps.insert(id, bitmap);
+        }
+    }
+
     /// Whether a snapshot's checkpoint names `run`.
     pub fn names_run(&self, run: &(u64, u64)) -> bool {
         self.runs.contains_key(run)
@@ -309,9 +346,9 @@ impl Volume {
         Ok(out)
     }
 
-    /// Creates snapshot `name` of the filesystem as it is: a checkpoint (the pages that
-    /// changed since the last one), then a second that records the snapshot and keeps
-    /// the first. A crash before the second leaves no snapshot.
+    /// Creates snapshot `name` of the filesystem as it is: one checkpoint (the pages
+    /// that changed since the last one) that records the snapshot and is the one it
+    /// keeps. A crash before its superblocks leaves no snapshot.
     pub fn create_snapshot(&mut self, name: &[u8]) -> FsResult<SnapshotRecord> {
         if self.read_only {
             return Err(FsError::ReadOnly);
@@ -329,32 +366,8 @@ impl Volume {
         if self.snapshot(name).is_ok() {
             return Err(FsError::Exists);
         }
-        let bitmap = self.write_checkpoint_marked(false)?;
-        let mut rec = SnapshotRecord::zeroed();
-        rec.id = self.snaps.next_id;
-        rec.generation = self.sb.generation;
-        rec.created_ns = u64::try_from(now_ns()).unwrap_or(0);
-        rec.roots = [self.sb.checkpoint_root, self.sb.checkpoint_root_copy];
-        rec.referenced_blocks = count_bits(&bitmap);
-        rec.inodes = self.ns.live_inodes();
-        rec.set_name(name);
-        let saved = self.snaps.clone();
-        if self.snaps.union.is_empty() {
-            self.snaps.union = vec![0; bitmap.len()];
-            self.snaps.held = vec![0; bitmap.len()];
-        }
-        for (u, b) in self.snaps.union.iter_mut().zip(&bitmap) {
-            *u |= b;
-        }
-        self.snaps.add_runs(rec.id, self.ckpt_runs.clone());
-        self.snaps.bitmaps.insert(rec.id, bitmap);
-        self.snaps.table.push(rec);
-        self.snaps.next_id += 1;
-        if let Err(e) = self.write_checkpoint_marked(false) {
-            self.snaps = saved;
-            return Err(e);
-        }
-        Ok(rec)
+        self.write_checkpoint_with(false, Some(name))?;
+        self.snapshot(name)
     }
 
     /// Deletes snapshot `name`: the runs of its checkpoint no other checkpoint names and
