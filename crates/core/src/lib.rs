@@ -17,6 +17,8 @@ mod fsck_snapshots;
 mod journal;
 mod namespace;
 mod records;
+#[cfg(test)]
+mod test_bytes;
 pub mod time;
 mod units;
 mod volume;

@@ -96,6 +96,53 @@ pub struct DirEntry<'a> {
     pub name: &'a [u8],
 }
 
+/// The attributes of inode `ino` whose records take `stored` blocks.
+pub(crate) fn attr_of(ino: u64, rec: &InodeRecord, stored: u64, blksize: u32) -> Attr {
+    let blocks = if rec.kind() == Some(FileKind::Symlink) {
+        0
+    } else {
+        stored * (BLOCK_SIZE as u64 / 512)
+    };
+    Attr {
+        ino,
+        generation: rec.generation,
+        kind: rec.kind().unwrap_or(FileKind::Regular),
+        perm: (rec.mode & 0o7777) as u16,
+        nlink: rec.nlink,
+        uid: rec.uid,
+        gid: rec.gid,
+        rdev: rec.rdev,
+        size: rec.size,
+        blocks,
+        atime_ns: rec.atime_ns,
+        mtime_ns: rec.mtime_ns,
+        ctime_ns: rec.ctime_ns,
+        blksize,
+    }
+}
+
+/// Hands `emit` "." (cookie 1) and ".." (2) of directory `dir` whose parent is
+/// `parent`, those after `offset`; true when `emit` said its buffer is full.
+pub(crate) fn emit_dots(
+    dir: u64,
+    parent: u64,
+    offset: u64,
+    emit: &mut impl FnMut(DirEntry<'_>) -> FsResult<bool>,
+) -> FsResult<bool> {
+    for (cookie, ino, name) in [(1, dir, &b"."[..]), (2, parent, &b".."[..])] {
+        let entry = DirEntry {
+            cookie,
+            ino,
+            kind: FileKind::Directory,
+            name,
+        };
+        if offset < cookie && emit(entry)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub(crate) struct Inner {
     pub(crate) vol: Volume,
     /// Open handles per inode: an unlinked file lives until its last close.
@@ -204,27 +251,7 @@ impl Inner {
             .map(|(_, p)| p.total_blocks())
             .sum::<u64>()
             + self.vol.dirty_blocks_of(ino);
-        let blocks = if rec.kind() == Some(FileKind::Symlink) {
-            0
-        } else {
-            stored * (BLOCK_SIZE as u64 / 512)
-        };
-        Attr {
-            ino: u64::from(ino),
-            generation: rec.generation,
-            kind: rec.kind().unwrap_or(FileKind::Regular),
-            perm: (rec.mode & 0o7777) as u16,
-            nlink: rec.nlink,
-            uid: rec.uid,
-            gid: rec.gid,
-            rdev: rec.rdev,
-            size: rec.size,
-            blocks,
-            atime_ns: rec.atime_ns,
-            mtime_ns: rec.mtime_ns,
-            ctime_ns: rec.ctime_ns,
-            blksize: self.vol.record_size(),
-        }
+        attr_of(u64::from(ino), rec, stored, self.vol.record_size())
     }
 
     /// Sets mtime and ctime of a directory whose entries changed.

@@ -513,20 +513,9 @@ impl Inner {
         mut emit: impl FnMut(DirEntry<'_>) -> FsResult<bool>,
     ) -> FsResult<()> {
         self.dir_inode(dir)?;
-        let dots = [
-            (1, dir, &b"."[..]),
-            (2, self.parent_of_dir(dir), &b".."[..]),
-        ];
-        for (cookie, ino, name) in dots {
-            let entry = DirEntry {
-                cookie,
-                ino: u64::from(ino),
-                kind: FileKind::Directory,
-                name,
-            };
-            if offset < cookie && emit(entry)? {
-                return Ok(());
-            }
+        let parent = u64::from(self.parent_of_dir(dir));
+        if super::emit_dots(u64::from(dir), parent, offset, &mut emit)? {
+            return Ok(());
         }
         let ns = self.vol.namespace();
         for (cookie, id) in ns.entries_after(dir.get(), offset.max(2)) {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use gpufs_format::{FileKind, InodeRecord, BLOCK_SIZE};
+use gpufs_format::{FileKind, InodeRecord};
 
 use super::{Attr, DirEntry, Filesystem};
 use crate::error::{FsError, FsResult};
@@ -142,27 +142,7 @@ impl SnapshotView {
             .iter()
             .map(|(_, p)| p.total_blocks())
             .sum();
-        let blocks = if rec.kind() == Some(FileKind::Symlink) {
-            0
-        } else {
-            stored * (BLOCK_SIZE as u64 / 512)
-        };
-        Attr {
-            ino: u64::from(ino),
-            generation: rec.generation,
-            kind: rec.kind().unwrap_or(FileKind::Regular),
-            perm: (rec.mode & 0o7777) as u16,
-            nlink: rec.nlink,
-            uid: rec.uid,
-            gid: rec.gid,
-            rdev: rec.rdev,
-            size: rec.size,
-            blocks,
-            atime_ns: rec.atime_ns,
-            mtime_ns: rec.mtime_ns,
-            ctime_ns: rec.ctime_ns,
-            blksize: self.record_size,
-        }
+        super::attr_of(u64::from(ino), rec, stored, self.record_size)
     }
 
     /// Attributes of `ino` (numbers as in the snapshot).
@@ -197,20 +177,9 @@ impl SnapshotView {
     ) -> FsResult<()> {
         let dir = self.ino(dir)?;
         self.dir(dir)?;
-        let dots = [
-            (1, dir, &b"."[..]),
-            (2, self.ns.parent_of_dir(dir), &b".."[..]),
-        ];
-        for (cookie, ino, name) in dots {
-            let entry = DirEntry {
-                cookie,
-                ino: u64::from(ino),
-                kind: FileKind::Directory,
-                name,
-            };
-            if offset < cookie && emit(entry) {
-                return Ok(());
-            }
+        let parent = u64::from(self.ns.parent_of_dir(dir));
+        if super::emit_dots(u64::from(dir), parent, offset, &mut |e| Ok(emit(e)))? {
+            return Ok(());
         }
         for (cookie, id) in self.ns.entries_after(dir, offset.max(2)) {
             let d = self.ns.dirent(id);

@@ -165,16 +165,10 @@ mod tests {
     use crate::records::stage::WRITE;
 
     fn mixed_records() -> Vec<Vec<u8>> {
-        let mut x = 99u64;
+        let mut seed = 99u64;
         let mut random = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
+            seed += 1;
+            crate::test_bytes::random_bytes(n, seed)
         };
         let text: Vec<u8> = b"batched records of text compress on any backend\n"
             .iter()

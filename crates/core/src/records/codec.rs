@@ -118,15 +118,8 @@ pub fn decompress(flag: u32, stored: &[u8], out: &mut [u8]) -> Result<(), String
 mod tests {
     use super::*;
 
-    fn random(len: usize, mut x: u64) -> Vec<u8> {
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+    fn random(len: usize, x: u64) -> Vec<u8> {
+        crate::test_bytes::random_bytes(len, x)
     }
 
     fn text(len: usize) -> Vec<u8> {

@@ -161,17 +161,8 @@ fn read_page(dev: &dyn Device, page: &PageEntry, buf: &mut Vec<u8>) -> FsResult<
 mod tests {
     use super::*;
 
-    /// Seeded pseudo-random bytes (xorshift), like the varied bytes of a namespace.
     fn text(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        crate::test_bytes::random_bytes(n, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
     #[test]

@@ -19,6 +19,29 @@ fn names(fs: &Filesystem) -> Vec<String> {
         .collect()
 }
 
+/// Runs `action` on a mount of `image` with a power cut before each of its writes in
+/// turn; each image a cut leaves is checked by fsck, mounted and handed to `check` with
+/// the cut's number. Returns how many cuts there were.
+fn each_cut(image: &[u8], action: impl Fn(&Filesystem), check: impl Fn(u64, &Filesystem)) -> u64 {
+    let mut cuts = 0;
+    for n in 0.. {
+        let dev = Arc::new(FaultDevice::new(image.to_vec()));
+        dev.arm_cut(n, PowerCut::new(n));
+        let d: Arc<dyn Device> = dev.clone();
+        if let Ok(fs) = Filesystem::mount(d, OpenOptions::default()) {
+            action(&fs);
+        }
+        let Some(after) = dev.cut_image() else {
+            break;
+        };
+        let report = crate::fsck::check(Arc::new(FaultDevice::new(after.clone()))).unwrap();
+        assert!(report.problems.is_empty(), "cut {n}: {:?}", report.problems);
+        check(n, &mount_image(after).1);
+        cuts += 1;
+    }
+    cuts
+}
+
 #[test]
 fn overwritten_and_deleted_data_stays_until_its_last_snapshot_goes() {
     let (dev, fs) = fresh();
@@ -144,40 +167,28 @@ fn power_cuts_during_create_and_delete_leave_one_state_or_the_other() {
     fs.close().unwrap();
     drop(fs);
     let image = dev.volatile_image();
-    let mut cuts = 0;
-    for n in 0.. {
-        let dev = Arc::new(FaultDevice::new(image.clone()));
-        dev.arm_cut(n, PowerCut::new(n));
-        let d: Arc<dyn Device> = dev.clone();
-        if let Ok(fs) = Filesystem::mount(d, OpenOptions::default()) {
-            let _ = fs
-                .create_snapshot(b"new")
-                .and_then(|_| fs.delete_snapshot(b"old"))
-                .and_then(|_| fs.close());
-        }
-        let Some(after) = dev.cut_image() else {
-            break;
-        };
-        cuts += 1;
-        let report = crate::fsck::check(Arc::new(FaultDevice::new(after.clone()))).unwrap();
-        assert!(report.problems.is_empty(), "cut {n}: {:?}", report.problems);
-        let (dev, fs) = mount_image(after);
-        let now = names(&fs);
+    let action = |fs: &Filesystem| {
+        let _ = fs
+            .create_snapshot(b"new")
+            .and_then(|_| fs.delete_snapshot(b"old"))
+            .and_then(|_| fs.close());
+    };
+    let cuts = each_cut(&image, action, |n, fs| {
+        let now = names(fs);
         assert!(
             [vec!["old"], vec!["old", "new"], vec!["new"]]
                 .contains(&now.iter().map(String::as_str).collect()),
             "cut {n}: {now:?}"
         );
         same(
-            read_all(&fs, fs.lookup(ROOT, b"f").unwrap().ino),
+            read_all(fs, fs.lookup(ROOT, b"f").unwrap().ino),
             random(2, MIB),
         );
         for name in now {
             fs.delete_snapshot(name.as_bytes()).unwrap();
         }
         fs.close().unwrap();
-        fsck_clean(&dev);
-    }
+    });
     assert!(cuts >= 10, "only {cuts} cut points");
 }
 
@@ -306,27 +317,16 @@ fn a_power_cut_during_a_rollback_leaves_it_done_or_not() {
     fs.close().unwrap();
     drop(fs);
     let image = dev.volatile_image();
-    let mut cuts = 0;
-    for n in 0.. {
-        let dev = Arc::new(FaultDevice::new(image.clone()));
-        dev.arm_cut(n, PowerCut::new(n));
-        let d: Arc<dyn Device> = dev.clone();
-        if let Ok(fs) = Filesystem::mount(d, OpenOptions::default()) {
-            let _ = fs.rollback_snapshot(b"s").and_then(|_| fs.close());
-        }
-        let Some(after) = dev.cut_image() else {
-            break;
-        };
-        cuts += 1;
-        let report = crate::fsck::check(Arc::new(FaultDevice::new(after.clone()))).unwrap();
-        assert!(report.problems.is_empty(), "cut {n}: {:?}", report.problems);
-        let (_dev, fs) = mount_image(after);
-        let got = read_all(&fs, fs.lookup(ROOT, b"a").unwrap().ino);
+    let action = |fs: &Filesystem| {
+        let _ = fs.rollback_snapshot(b"s").and_then(|_| fs.close());
+    };
+    let cuts = each_cut(&image, action, |n, fs| {
+        let got = read_all(fs, fs.lookup(ROOT, b"a").unwrap().ino);
         assert!(
             got == random(1, MIB) || got == random(2, MIB),
             "cut {n}: wrong bytes"
         );
-        assert_eq!(names(&fs), ["s"]);
-    }
+        assert_eq!(names(fs), ["s"]);
+    });
     assert!(cuts >= 5, "only {cuts} cut points");
 }
