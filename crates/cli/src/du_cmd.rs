@@ -37,7 +37,8 @@ pub struct DuArgs {
     pub json: bool,
 }
 
-fn human(n: u64) -> String {
+/// Bytes in the units `du -h` and `df -h` use.
+pub(crate) fn human(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
     let mut v = n as f64;
     let mut u = 0;

@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::client::{self, locate};
+use crate::du_cmd::human;
 use crate::exit::{printed, Failure};
 
 /// The exit code for a path that is not a gpufs mount.
@@ -258,20 +259,4 @@ fn print_list(list: &[Value], json_out: bool) -> std::io::Result<()> {
         )?;
     }
     out.flush()
-}
-
-/// Bytes in the units `df -h` uses.
-fn human(bytes: u64) -> String {
-    let units = ["B", "K", "M", "G", "T", "P"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.1}{}", units[u])
-    }
 }
