@@ -33,6 +33,9 @@ pub enum AskCommand {
     /// Create, list and delete snapshots of a mounted filesystem (exit 2 bad name, 3 the
     /// name exists, 4 no such snapshot, 8 not a gpufs mount).
     Snapshot(snapshot_cmd::SnapshotArgs),
+    /// What changed between two snapshots, or a snapshot and the live filesystem: `+`
+    /// created, `-` deleted, `M` modified, `R` renamed (exit 4 no such snapshot).
+    Diff(snapshot_cmd::DiffArgs),
 }
 
 pub fn run(command: AskCommand) -> ExitCode {
@@ -45,5 +48,6 @@ pub fn run(command: AskCommand) -> ExitCode {
         AskCommand::Clone(a) => finish(clone_cmd::run(a)),
         AskCommand::Dedup(a) => finish(dedup_cmd::run(a)),
         AskCommand::Snapshot(a) => finish(snapshot_cmd::run(a)),
+        AskCommand::Diff(a) => finish(snapshot_cmd::diff(&a)),
     }
 }

@@ -50,6 +50,9 @@ pub enum SnapshotCommand {
         /// The snapshot's name.
         name: String,
     },
+    /// What changed from snapshot FROM to snapshot TO (or to the live filesystem); the
+    /// same as `gpufs diff`.
+    Diff(DiffArgs),
     /// Delete a snapshot; the space only it held is free when this returns.
     Delete {
         /// A gpufs mount point.
@@ -57,6 +60,21 @@ pub enum SnapshotCommand {
         /// The snapshot's name.
         name: String,
     },
+}
+
+/// `gpufs diff MOUNTPOINT FROM [TO]`: one line per path, `+` created, `-` deleted, `M`
+/// modified (size, mtime, mode, owner, data or xattrs), `R` renamed (old -> new).
+#[derive(clap::Args, Debug)]
+pub struct DiffArgs {
+    /// A gpufs mount point.
+    pub mountpoint: PathBuf,
+    /// The older snapshot.
+    pub from: String,
+    /// The newer snapshot [default: the live filesystem].
+    pub to: Option<String>,
+    /// Print JSON, one object per change.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -144,6 +162,7 @@ pub fn run(a: SnapshotArgs) -> Result<(), Failure> {
             check_name(name)?;
             rollback(&mount_of(mountpoint)?, name)
         }
+        SnapshotCommand::Diff(d) => diff(d),
         SnapshotCommand::Delete { mountpoint, name } => {
             check_name(name)?;
             let mp = mount_of(mountpoint)?;
@@ -228,6 +247,63 @@ fn rollback(mp: &Path, name: &str) -> Result<(), Failure> {
             mp.display()
         ))),
     }
+}
+
+/// Prints what changed between two snapshots (or one and the live filesystem).
+pub fn diff(d: &DiffArgs) -> Result<(), Failure> {
+    check_name(&d.from)?;
+    if let Some(t) = &d.to {
+        check_name(t)?;
+    }
+    let mp = mount_of(&d.mountpoint)?;
+    let mut req = json!({"op": "snapshot", "action": "diff", "name": d.from.as_bytes()});
+    if let Some(t) = &d.to {
+        req["to"] = json!(t.as_bytes());
+    }
+    let head = ask(&mp, &req)?;
+    let list = head["changes"].as_array().cloned().unwrap_or_default();
+    printed(print_diff(&list, &mp, d.json))
+}
+
+/// A path the daemon sent as bytes, under the mount point.
+fn under(mp: &Path, v: &Value) -> Vec<u8> {
+    let mut p = client::mount_prefix(mp).to_vec();
+    p.extend(
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|b| b.as_u64().map(|b| b as u8))
+                    .collect::<Vec<u8>>()
+            })
+            .unwrap_or_default(),
+    );
+    p
+}
+
+fn print_diff(list: &[Value], mp: &Path, json_out: bool) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for c in list {
+        let kind = c["change"].as_str().unwrap_or("?");
+        let path = under(mp, &c["path"]);
+        if json_out {
+            let mut v = json!({"change": kind, "path": String::from_utf8_lossy(&path)});
+            if !c["to"].is_null() {
+                v["to"] = json!(String::from_utf8_lossy(&under(mp, &c["to"])));
+            }
+            writeln!(out, "{v}")?;
+            continue;
+        }
+        out.write_all(kind.as_bytes())?;
+        out.write_all(b"\t")?;
+        out.write_all(&path)?;
+        if !c["to"].is_null() {
+            out.write_all(b" -> ")?;
+            out.write_all(&under(mp, &c["to"]))?;
+        }
+        out.write_all(b"\n")?;
+    }
+    out.flush()
 }
 
 fn micros(us: u64) -> String {

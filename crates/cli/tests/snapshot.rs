@@ -1,4 +1,5 @@
-//! Snapshots through a real mount: `gpufs snapshot create|list|delete|rollback`, their
+//! Snapshots through a real mount: `gpufs snapshot create|list|delete|rollback` and
+//! `gpufs diff`, their
 //! exit codes, browsing `.gpufs/snapshots/NAME/` (contents as they were, the original
 //! permissions, EROFS for writes, `cp` out of it), space given back by delete, and
 //! everything surviving a remount; fsck clean after unmount.
@@ -108,6 +109,25 @@ fn snapshots_are_made_browsed_rolled_back_and_deleted_from_the_command_line() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["before"]);
+
+    // What changed since the snapshot, as `gpufs diff` says it.
+    let o = run(gpufs().arg("diff").arg(&mp).arg("before"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = |kind: &str, rel: &str| format!("{kind}\t{}", m(rel).display());
+    for want in [
+        line("M", "dir/big"),
+        line("-", "secret"),
+        line("+", "after"),
+    ] {
+        assert!(said.lines().any(|l| l == want), "{want:?} not in:\n{said}");
+    }
+    assert_eq!(
+        run(gpufs().arg("diff").arg(&mp).arg("nothing"))
+            .status
+            .code(),
+        Some(4)
+    );
 
     // A second snapshot; the list shows both, the first holding the old big file alone.
     assert!(snapshot(&["create", "after"], &mp).status.success());

@@ -1,10 +1,11 @@
-//! `snapshot`: create, list or delete the mount's snapshots, or say how the mount was
+//! `snapshot`: create, list, diff or delete the mount's snapshots, or say how the mount was
 //! made (for a rollback, which runs on the unmounted image). Creating, deleting and
 //! rolling back need root (as `btrfs subvolume delete` and `zfs snapshot` do by
 //! default); anyone who may reach the socket may list.
 
 use std::io::Write;
 
+use gpufs_core::fs::Change;
 use gpufs_core::{FsError, SnapshotInfo};
 use serde_json::{json, Value};
 
@@ -41,6 +42,17 @@ pub(crate) fn info_json(s: &SnapshotInfo) -> Value {
     })
 }
 
+/// One change: its kind (`+` created, `-` deleted, `M` modified, `R` renamed) and paths
+/// as byte arrays (any bytes pass).
+fn change_json(c: &Change) -> Value {
+    match c {
+        Change::Created(p) => json!({"change": "+", "path": p}),
+        Change::Deleted(p) => json!({"change": "-", "path": p}),
+        Change::Modified(p) => json!({"change": "M", "path": p}),
+        Change::Renamed { from, to } => json!({"change": "R", "path": from, "to": to}),
+    }
+}
+
 pub(super) fn answer(
     server: &Server,
     req: &Value,
@@ -69,6 +81,16 @@ pub(super) fn answer(
             Err(e) => refusal(out, &e),
         },
         "mount-info" => header(out, &json!({"ok": true, "mount": server.mount_info})),
+        "diff" => {
+            let to = bytes_field(req, "to");
+            match server.fs.diff(&name, to.as_deref()) {
+                Ok(changes) => {
+                    let list: Vec<Value> = changes.iter().map(change_json).collect();
+                    header(out, &json!({"ok": true, "changes": list}))
+                }
+                Err(e) => refusal(out, &e),
+            }
+        }
         "delete" => match server.fs.delete_snapshot(&name) {
             Ok(()) => header(out, &json!({"ok": true})),
             Err(e) => refusal(out, &e),

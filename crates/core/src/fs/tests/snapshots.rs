@@ -330,3 +330,45 @@ fn a_power_cut_during_a_rollback_leaves_it_done_or_not() {
     });
     assert!(cuts >= 5, "only {cuts} cut points");
 }
+
+#[test]
+fn diff_names_what_was_created_deleted_modified_and_renamed() {
+    use crate::fs::Change;
+    let (_dev, fs) = fresh();
+    let dir = fs.mkdir(ROOT, b"dir", 0o755, Caller::ROOT).unwrap().ino;
+    let a = create_file(&fs, dir, b"a", b"one");
+    create_file(&fs, dir, b"b", b"two");
+    create_file(&fs, ROOT, b"c", b"three");
+    create_file(&fs, ROOT, b"same", b"untouched");
+    snap(&fs, "old");
+    fs.write(a, 0, b"ONE").unwrap();
+    fs.rename(dir, b"b", ROOT, b"b2", RenameMode::Replace)
+        .unwrap();
+    fs.unlink(ROOT, b"c").unwrap();
+    create_file(&fs, dir, b"new", b"four");
+    snap(&fs, "new");
+    let p = |s: &str| s.as_bytes().to_vec();
+    let changes = fs.diff(b"old", Some(b"new")).unwrap();
+    for want in [
+        Change::Modified(p("/dir/a")),
+        Change::Renamed {
+            from: p("/dir/b"),
+            to: p("/b2"),
+        },
+        Change::Deleted(p("/c")),
+        Change::Created(p("/dir/new")),
+    ] {
+        assert!(changes.contains(&want), "{want:?} not in {changes:?}");
+    }
+    let untouched = |c: &Change| matches!(c, Change::Modified(x) | Change::Created(x) | Change::Deleted(x) if x == b"/same");
+    assert!(!changes.iter().any(untouched), "{changes:?}");
+    // Against the live filesystem: only what changed since "new".
+    fs.unlink(dir, b"new").unwrap();
+    let live = fs.diff(b"new", None).unwrap();
+    assert!(live.contains(&Change::Deleted(p("/dir/new"))), "{live:?}");
+    assert!(
+        !live.iter().any(|c| matches!(c, Change::Renamed { .. })),
+        "{live:?}"
+    );
+    assert_err!(fs.diff(b"missing", None), FsError::NotFound);
+}
