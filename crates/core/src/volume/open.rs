@@ -235,7 +235,7 @@ impl Volume {
         };
         vol.ckpt_pages = ckpt.pages;
         vol.snaps = snaps;
-        vol.load_snapshot_runs()?;
+        notes.extend(vol.load_snapshot_runs());
         for (s, n) in vol.snaps.runs_beside(&ckpt_runs) {
             vol.alloc.claim(s, n)?;
         }

@@ -50,6 +50,8 @@ pub struct SnapshotInfo {
     /// Bytes that deleting it would free: data blocks no other snapshot and not the live
     /// filesystem use.
     pub unique_bytes: u64,
+    /// Its checkpoint cannot be read.
+    pub damaged: bool,
 }
 
 pub(crate) fn bit(bits: &[u8], b: u64) -> bool {
@@ -228,15 +230,25 @@ impl Snapshots {
 
 impl Volume {
     /// Reads the runs of every snapshot's checkpoint (mount).
-    pub(super) fn load_snapshot_runs(&mut self) -> FsResult<()> {
+    /// A snapshot whose checkpoint cannot be read (both copies of its root or page
+    /// table damaged) does not stop the mount: a note says so, and deleting it frees what
+    /// only it held. Returns the notes.
+    pub(super) fn load_snapshot_runs(&mut self) -> Vec<String> {
         let ds = self.sb.data_start;
         let table = self.snaps.table.clone();
+        let mut notes = Vec::new();
         for rec in &table {
-            let kept = self.kept_checkpoint(rec)?;
-            let runs = kept.runs.iter().map(|&(s, n)| (s - ds, n)).collect();
-            self.snaps.add_runs(rec.id, runs);
+            match self.kept_checkpoint(rec) {
+                Ok(kept) => {
+                    let runs = kept.runs.iter().map(|&(s, n)| (s - ds, n)).collect();
+                    self.snaps.add_runs(rec.id, runs);
+                }
+                Err(e) => notes.push(format!(
+                    "{e}; it cannot be read (delete it to free what only it holds)"
+                )),
+            }
         }
-        Ok(())
+        notes
     }
 
     fn kept_checkpoint(&self, rec: &SnapshotRecord) -> FsResult<KeptCheckpoint> {
@@ -313,8 +325,12 @@ impl Volume {
     pub fn list_snapshots(&mut self) -> FsResult<Vec<SnapshotInfo>> {
         let table = self.snaps.table.clone();
         let mut bitmaps = Vec::with_capacity(table.len());
+        let mut damaged = Vec::with_capacity(table.len());
         for rec in &table {
-            bitmaps.push(self.snapshot_bitmap(rec)?);
+            // A damaged snapshot is listed as such, with nothing it alone holds.
+            let bitmap = self.snapshot_bitmap(rec);
+            damaged.push(bitmap.is_err());
+            bitmaps.push(bitmap.unwrap_or_default());
         }
         let bs = gpufs_format::BLOCK_SIZE as u64;
         let mut out = Vec::with_capacity(table.len());
@@ -341,6 +357,7 @@ impl Volume {
                 inodes: rec.inodes,
                 referenced_bytes: rec.referenced_blocks * bs,
                 unique_bytes: unique * bs,
+                damaged: damaged[i],
             });
         }
         Ok(out)

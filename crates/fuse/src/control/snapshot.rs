@@ -39,6 +39,7 @@ pub(crate) fn info_json(s: &SnapshotInfo) -> Value {
         "inodes": s.inodes,
         "referenced_bytes": s.referenced_bytes,
         "unique_bytes": s.unique_bytes,
+        "damaged": s.damaged,
     })
 }
 

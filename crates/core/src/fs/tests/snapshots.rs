@@ -372,3 +372,41 @@ fn diff_names_what_was_created_deleted_modified_and_renamed() {
     );
     assert_err!(fs.diff(b"missing", None), FsError::NotFound);
 }
+
+#[test]
+fn a_snapshot_whose_checkpoint_is_lost_does_not_stop_the_mount_and_can_be_deleted() {
+    let (dev, fs) = fresh();
+    let a = create_file(&fs, ROOT, b"a", &random(1, MIB));
+    snap(&fs, "lost");
+    fs.write(a, 0, &random(2, MIB)).unwrap();
+    snap(&fs, "kept");
+    let roots = fs.lock().vol.snapshot(b"lost").unwrap().roots;
+    fs.close().unwrap();
+    drop(fs);
+    // Both roots of its checkpoint damaged: a double fault.
+    let mut image = dev.volatile_image();
+    for r in roots {
+        image[r as usize * BLOCK_SIZE + 40] ^= 0x5A;
+    }
+    let report = crate::fsck::check(Arc::new(FaultDevice::new(image.clone()))).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains("\"lost\"")),
+        "{:?}",
+        report.problems
+    );
+    let (dev, fs) = mount_image(image);
+    assert!(
+        fs.notes().iter().any(|n| n.contains("\"lost\"")),
+        "{:?}",
+        fs.notes()
+    );
+    same(read_all(&fs, a), random(2, MIB));
+    let list = fs.snapshots().unwrap();
+    assert!(list[0].damaged && !list[1].damaged, "{list:?}");
+    let held = used(&fs);
+    fs.delete_snapshot(b"lost").unwrap();
+    assert!(used(&fs) + 200 < held, "{} used, {held} before", used(&fs));
+    fs.close().unwrap();
+    drop(fs);
+    fsck_clean(&dev);
+}
