@@ -84,6 +84,12 @@ fn print_report(r: &Value, base: &str) {
             println!("metadata: {} ({state})", d.as_str().unwrap_or("?"));
         }
     }
+    for d in r["metadata"]["unrepaired"].as_array().into_iter().flatten() {
+        println!(
+            "metadata: {} (NOT repaired: no good copy)",
+            d.as_str().unwrap_or("?")
+        );
+    }
     println!(
         "damaged record copies: {}, repaired from a good copy: {}",
         r["damaged_copies"], r["repaired_copies"]

@@ -57,12 +57,16 @@ pub struct ScrubReport {
 impl ScrubReport {
     /// Was anything found damaged (repaired or not)?
     pub fn found_damage(&self) -> bool {
-        !self.metadata.damaged.is_empty() || self.damaged_copies > 0 || !self.unrepaired.is_empty()
+        !self.metadata.damaged.is_empty()
+            || !self.metadata.unrepaired.is_empty()
+            || self.damaged_copies > 0
+            || !self.unrepaired.is_empty()
     }
 
     /// Is anything left damaged?
     pub fn unrepaired_damage(&self) -> bool {
         !self.unrepaired.is_empty()
+            || !self.metadata.unrepaired.is_empty()
             || (!self.metadata.damaged.is_empty() && !self.metadata.repaired)
             || self.repaired_copies < self.damaged_copies
     }

@@ -288,6 +288,20 @@ impl KeptCheckpoint {
         Ok(KeptCheckpoint { runs, indexes })
     }
 
+    /// Verifies every page of both copies, rewriting a damaged page from the other copy
+    /// (scrub): pages read, what is left damaged, pages repaired.
+    pub fn scrub(&self, dev: &dyn Device) -> (u64, Vec<String>, u64) {
+        let copies: Vec<&[PageEntry]> = self
+            .indexes
+            .iter()
+            .filter_map(|ix| match &ix.content {
+                CopyContent::Paged { pages, .. } => Some(pages.as_slice()),
+                CopyContent::Whole(_) => None,
+            })
+            .collect();
+        super::pages::scrub_pages(dev, &copies)
+    }
+
     /// The checkpoint's image: the first copy, a damaged page read from the other.
     pub fn image(&self, dev: &dyn Device) -> FsResult<CheckpointImage> {
         let sets: Vec<PageSet> = self.indexes.iter().map(CopyIndex::pages).collect();

@@ -148,6 +148,43 @@ pub(super) fn read_pages(
     Ok((blob, healed))
 }
 
+/// Verifies every page of a kept checkpoint's copies (`copies`, each a list of pages);
+/// a damaged page is written again in place from the page of the same identity in
+/// another copy (the same bytes: the checkpoint does not change). Returns the pages
+/// read, one line per page left damaged, and how many were repaired.
+pub(super) fn scrub_pages(dev: &dyn Device, copies: &[&[PageEntry]]) -> (u64, Vec<String>, u64) {
+    let sets: Vec<PageSet> = copies.iter().map(|c| PageSet::of(c)).collect();
+    let (mut checked, mut damaged, mut repaired) = (0u64, Vec::new(), 0u64);
+    let mut buf = Vec::new();
+    for (i, pages) in copies.iter().enumerate() {
+        for page in pages.iter() {
+            checked += 1;
+            if read_page(dev, page, &mut buf).is_ok() {
+                continue;
+            }
+            let good = sets
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .filter_map(|(_, set)| set.find(&page.hash, page.len))
+                .find(|alt| read_page(dev, alt, &mut buf).is_ok());
+            let fixed = good.is_some_and(|_| {
+                let mut block = buf.clone();
+                block.resize(page.blocks() as usize * BLOCK_SIZE, 0);
+                dev.write_at(&block, BlockNo::new(page.block).byte_offset())
+                    .and_then(|()| dev.flush())
+                    .is_ok()
+            });
+            if fixed {
+                repaired += 1;
+            } else {
+                damaged.push(format!("checkpoint page at block {}", page.block));
+            }
+        }
+    }
+    (checked, damaged, repaired)
+}
+
 /// Reads one page into `buf` and verifies it.
 fn read_page(dev: &dyn Device, page: &PageEntry, buf: &mut Vec<u8>) -> FsResult<()> {
     buf.clear();

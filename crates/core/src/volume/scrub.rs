@@ -5,7 +5,7 @@
 use gpufs_format::superblock::SUPERBLOCK_SLOTS;
 use gpufs_format::{JournalBlockHeader, Superblock, BLOCK_SIZE};
 
-use super::checkpoint_load::verify_checkpoint_copies;
+use super::checkpoint_load::{verify_checkpoint_copies, KeptCheckpoint};
 use super::Volume;
 use crate::error::FsResult;
 
@@ -18,6 +18,10 @@ pub struct MetadataScrub {
     pub damaged: Vec<String>,
     /// The damage was rewritten from the good copies.
     pub repaired: bool,
+    /// Pages of snapshots' checkpoints written again from their other copy.
+    pub snapshot_pages_repaired: u64,
+    /// Damage no copy could repair (a snapshot's page damaged in both copies).
+    pub unrepaired: Vec<String>,
 }
 
 impl Volume {
@@ -47,6 +51,7 @@ impl Volume {
             }
         }
         self.scrub_journal(&mut out, &mut block)?;
+        self.scrub_snapshot_checkpoints(&mut out);
         if !out.damaged.is_empty() && !self.read_only {
             // The damaged pages must be written anew, not named again.
             self.rewrite_every_checkpoint_page();
@@ -54,6 +59,33 @@ impl Volume {
             out.repaired = true;
         }
         Ok(out)
+    }
+
+    /// Every page of every snapshot's checkpoint, both copies; a damaged page is written
+    /// again from the other copy's (a snapshot's checkpoint never changes otherwise).
+    fn scrub_snapshot_checkpoints(&self, out: &mut MetadataScrub) {
+        for rec in self.snapshot_records() {
+            let name = String::from_utf8_lossy(rec.name()).into_owned();
+            match KeptCheckpoint::open(self.dev.as_ref(), &self.sb, rec.roots, rec.generation) {
+                Ok(kept) => {
+                    let (checked, damaged, repaired) = kept.scrub(self.dev.as_ref());
+                    out.checked += checked;
+                    out.snapshot_pages_repaired += repaired;
+                    if repaired > 0 {
+                        out.damaged.push(format!(
+                            "snapshot {name:?}: {repaired} checkpoint page(s) damaged, \
+                             written again from the other copy"
+                        ));
+                    }
+                    out.unrepaired.extend(
+                        damaged
+                            .into_iter()
+                            .map(|d| format!("snapshot {name:?}: {d}")),
+                    );
+                }
+                Err(e) => out.unrepaired.push(format!("snapshot {name:?}: {e}")),
+            }
+        }
     }
 
     /// The committed blocks of the current journal generation, in each ring.

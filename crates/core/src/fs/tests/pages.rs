@@ -70,7 +70,7 @@ fn the_blocks_of_pages_no_copy_names_any_more_are_free_again() {
 }
 
 /// The pages of the checkpoint copy whose root is at `root` in `image`.
-fn pages_of(image: &[u8], root: u64) -> Vec<gpufs_format::pages::PageEntry> {
+pub(super) fn pages_of(image: &[u8], root: u64) -> Vec<gpufs_format::pages::PageEntry> {
     let block = |b: u64| &image[b as usize * BLOCK_SIZE..(b as usize + 1) * BLOCK_SIZE];
     let (root, runs) = gpufs_format::CheckpointRoot::decode(block(root)).unwrap();
     let table: Vec<u8> = runs

@@ -410,3 +410,45 @@ fn a_snapshot_whose_checkpoint_is_lost_does_not_stop_the_mount_and_can_be_delete
     drop(fs);
     fsck_clean(&dev);
 }
+
+#[test]
+fn scrub_rewrites_a_damaged_page_of_a_snapshot_from_its_other_copy() {
+    let (dev, fs) = fresh();
+    let dir = fs.mkdir(ROOT, b"d", 0o755, Caller::ROOT).unwrap().ino;
+    for i in 0..3000u32 {
+        fs.create(dir, format!("file-{i:06}").as_bytes(), 0o644, Caller::ROOT)
+            .unwrap();
+    }
+    snap(&fs, "s");
+    // The live filesystem moves on: the snapshot's pages are its own.
+    for i in 0..3000u32 {
+        let (old, new) = (format!("file-{i:06}"), format!("name-{i:06}"));
+        fs.rename(
+            dir,
+            old.as_bytes(),
+            dir,
+            new.as_bytes(),
+            RenameMode::Replace,
+        )
+        .unwrap();
+    }
+    fs.close().unwrap();
+    let rec = fs.lock().vol.snapshot(b"s").unwrap();
+    drop(fs);
+    let mut image = dev.volatile_image();
+    let pages = super::pages::pages_of(&image, rec.roots[0]);
+    let hit = pages[pages.len() / 2];
+    image[hit.block as usize * BLOCK_SIZE + 10] ^= 0x5A;
+    let (dev, fs) = mount_image(image);
+    let report = fs.scrub(false, &mut |_| true).unwrap();
+    assert_eq!(report.metadata.snapshot_pages_repaired, 1, "{report:?}");
+    assert!(
+        report.found_damage() && !report.unrepaired_damage(),
+        "{report:?}"
+    );
+    let again = fs.scrub(true, &mut |_| true).unwrap();
+    assert!(!again.found_damage(), "{again:?}");
+    fs.close().unwrap();
+    drop(fs);
+    fsck_clean(&dev);
+}
