@@ -58,6 +58,13 @@ pub struct SearchArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Search snapshot NAME instead of the live filesystem (may repeat); hits are shown
+    /// where they are readable, under MOUNTPOINT/.gpufs/snapshots/NAME/.
+    #[arg(long, value_name = "NAME", conflicts_with = "under")]
+    pub snapshot: Vec<String>,
+    /// Search every snapshot (each hit labelled by its snapshot's directory).
+    #[arg(long, conflicts_with_all = ["snapshot", "under"])]
+    pub all_snapshots: bool,
 }
 
 /// Bytes from a size like 10k, 1M, 2G (powers of 1024), with an optional sign.
@@ -155,6 +162,12 @@ fn add_filters(a: &SearchArgs, mp: &Path, req: &mut Value) -> Result<(), Failure
     }
     if let Some(l) = a.limit {
         req["limit"] = json!(l);
+    }
+    if a.all_snapshots {
+        req["all_snapshots"] = json!(true);
+    } else if !a.snapshot.is_empty() {
+        let names: Vec<&[u8]> = a.snapshot.iter().map(|n| n.as_bytes()).collect();
+        req["snapshots"] = json!(names);
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Snapshots through a real mount: `gpufs snapshot create|list|delete|rollback` and
-//! `gpufs diff`, their
+//! Snapshots through a real mount: `gpufs snapshot create|list|delete|rollback`,
+//! `gpufs diff` and `gpufs search --snapshot|--all-snapshots`, their
 //! exit codes, browsing `.gpufs/snapshots/NAME/` (contents as they were, the original
 //! permissions, EROFS for writes, `cp` out of it), space given back by delete, and
 //! everything surviving a remount; fsck clean after unmount.
@@ -128,6 +128,33 @@ fn snapshots_are_made_browsed_rolled_back_and_deleted_from_the_command_line() {
             .code(),
         Some(4)
     );
+
+    // Search in a snapshot: the deleted file is found there, labelled by where it reads.
+    let o = run(gpufs()
+        .arg("search")
+        .arg(&mp)
+        .arg("secret")
+        .args(["--snapshot", "before"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        snap.join("secret").display().to_string()
+    );
+    let o = run(gpufs().arg("search").arg(&mp).arg("secret"));
+    assert!(String::from_utf8_lossy(&o.stdout).trim().is_empty());
+    let o = run(gpufs()
+        .arg("search")
+        .arg(&mp)
+        .arg("big")
+        .arg("--all-snapshots")
+        .arg("-c"));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1");
+    let o = run(gpufs()
+        .arg("search")
+        .arg(&mp)
+        .arg("x")
+        .args(["--snapshot", "nothing"]));
+    assert_eq!(o.status.code(), Some(4));
 
     // A second snapshot; the list shows both, the first holding the old big file alone.
     assert!(snapshot(&["create", "after"], &mp).status.success());

@@ -10,7 +10,7 @@ use gpufs_compute::view::NamespaceView;
 use gpufs_compute::Compute;
 use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
 
-use super::{Caller, Filesystem, Inner};
+use super::{Caller, Filesystem};
 use crate::error::{FsError, FsResult};
 use crate::namespace::Namespace;
 use crate::units::Ino;
@@ -160,7 +160,7 @@ pub(super) fn permits(rec: &InodeRecord, caller: Caller, groups: &[u32], mask: u
 /// number (0 unknown, 1 no, 2 yes), so a query with hundreds of thousands of hits in a
 /// few thousand directories decides each directory once.
 struct Visibility<'a> {
-    inner: &'a Inner,
+    ns: &'a Namespace,
     caller: Caller,
     groups: &'a [u32],
     /// Search permission on the directory and all above it.
@@ -186,9 +186,9 @@ fn memo_set(memo: &mut Vec<u8>, ino: u32, yes: bool) {
 }
 
 impl<'a> Visibility<'a> {
-    fn new(inner: &'a Inner, caller: Caller, groups: &'a [u32]) -> Self {
+    fn new(ns: &'a Namespace, caller: Caller, groups: &'a [u32]) -> Self {
         Visibility {
-            inner,
+            ns,
             caller,
             groups,
             reach: Vec::new(),
@@ -197,7 +197,7 @@ impl<'a> Visibility<'a> {
     }
 
     fn rec(&self, ino: u32) -> Option<&InodeRecord> {
-        self.inner.vol.namespace().inode(ino)
+        self.ns.inode(ino)
     }
 
     /// Search permission on `dir` and every directory above it.
@@ -229,7 +229,7 @@ impl<'a> Visibility<'a> {
                 known = Some(true);
                 break;
             }
-            d = self.inner.vol.namespace().parent_of_dir(d);
+            d = self.ns.parent_of_dir(d);
         }
         // A chain that never reached the root or a decided directory (deeper than any
         // walk goes, or a loop in a damaged namespace) is not searchable.
@@ -259,7 +259,7 @@ impl<'a> Visibility<'a> {
             .is_some_and(|r| permits(r, self.caller, self.groups, 4));
         // Reading a directory's names needs read on it and search on every directory
         // above it (not on itself).
-        let parent = self.inner.vol.namespace().parent_of_dir(dir);
+        let parent = self.ns.parent_of_dir(dir);
         let ok = readable && (dir == ROOT_INO || self.reachable(parent));
         memo_set(&mut self.list, dir, ok);
         ok
@@ -287,43 +287,10 @@ impl Filesystem {
         caller: Caller,
         groups: &[u32],
     ) -> FsResult<SearchResults> {
-        let matcher = NameMatcher::new(&q.pattern).map_err(bad_query)?;
         let mut g = self.lock();
         let dirty = g.vol.take_search_changes(q.full_path || q.want_paths);
         compute.note_changes(&dirty);
-        let g = &*g;
-        let ns = g.vol.namespace();
-        let view = ns.view();
-        let under = q.under.map(Ino::from_kernel).transpose()?.map(Ino::get);
-        let candidates: Vec<u32> = if q.full_path {
-            let pm = PathMatcher::new(&q.pattern);
-            full_path_candidates(compute, q, &matcher, pm.as_ref(), &view, ns)?
-        } else {
-            let m = matcher.with_kinds(q.kinds);
-            compute.name_match(&m, &view).map_err(bad_query)?
-        };
-        let mut vis = Visibility::new(g, caller, groups);
-        let kept = filter_hits(g, q, under, &mut vis, candidates);
-        if !q.want_paths {
-            return Ok(SearchResults {
-                count: kept.len(),
-                ..Default::default()
-            });
-        }
-        if let Some(format) = &q.text {
-            let text = compute.path_join(&view, &kept, format).map_err(bad_query)?;
-            return Ok(SearchResults {
-                count: kept.len(),
-                text,
-                ..Default::default()
-            });
-        }
-        let paths = compute.path_build(&view, &kept).map_err(bad_query)?;
-        Ok(SearchResults {
-            count: kept.len(),
-            paths,
-            ..Default::default()
-        })
+        search_in(compute, q, g.vol.namespace(), caller, groups)
     }
 
     /// Recursive totals of directory `dir` and of the directories below it that `rows`
@@ -347,7 +314,7 @@ impl Filesystem {
         let g = &*g;
         let ns = g.vol.namespace();
         let view = ns.view();
-        let mut vis = Visibility::new(g, caller, groups);
+        let mut vis = Visibility::new(ns, caller, groups);
         if !vis.may_list(dir) {
             return Err(FsError::Access);
         }
@@ -381,16 +348,58 @@ impl Filesystem {
     }
 }
 
+/// The entries of `ns` matching `q` that `caller` may see (directory paths ready in
+/// `ns` when the query wants paths): the live namespace or a snapshot's.
+pub(super) fn search_in(
+    compute: &Compute,
+    q: &SearchQuery,
+    ns: &Namespace,
+    caller: Caller,
+    groups: &[u32],
+) -> FsResult<SearchResults> {
+    let matcher = NameMatcher::new(&q.pattern).map_err(bad_query)?;
+    let view = ns.view();
+    let under = q.under.map(Ino::from_kernel).transpose()?.map(Ino::get);
+    let candidates: Vec<u32> = if q.full_path {
+        let pm = PathMatcher::new(&q.pattern);
+        full_path_candidates(compute, q, &matcher, pm.as_ref(), &view, ns)?
+    } else {
+        let m = matcher.with_kinds(q.kinds);
+        compute.name_match(&m, &view).map_err(bad_query)?
+    };
+    let mut vis = Visibility::new(ns, caller, groups);
+    let kept = filter_hits(ns, q, under, &mut vis, candidates);
+    if !q.want_paths {
+        return Ok(SearchResults {
+            count: kept.len(),
+            ..Default::default()
+        });
+    }
+    if let Some(format) = &q.text {
+        let text = compute.path_join(&view, &kept, format).map_err(bad_query)?;
+        return Ok(SearchResults {
+            count: kept.len(),
+            text,
+            ..Default::default()
+        });
+    }
+    let paths = compute.path_build(&view, &kept).map_err(bad_query)?;
+    Ok(SearchResults {
+        count: kept.len(),
+        paths,
+        ..Default::default()
+    })
+}
+
 /// The entries of `candidates` a search keeps: valid kinds, passing the inode
 /// filters, below `under`, in directories the caller may list, at most `q.limit`.
 fn filter_hits(
-    g: &Inner,
+    ns: &Namespace,
     q: &SearchQuery,
     under: Option<u32>,
     vis: &mut Visibility<'_>,
     candidates: Vec<u32>,
 ) -> Vec<u32> {
-    let ns = g.vol.namespace();
     let by_inode = q.by_inode();
     // Root with no filter keeps every candidate: live entries of the wanted kinds
     // (kinds are checked by the kernels, and valid, as every entry's are).
@@ -411,7 +420,7 @@ fn filter_hits(
             continue;
         }
         if let Some(top) = under {
-            if !is_below(g, d.parent, top) {
+            if !is_below(ns, d.parent, top) {
                 continue;
             }
         }
@@ -495,7 +504,7 @@ fn du_entries(
 }
 
 /// Is directory `dir` `top` or below it?
-fn is_below(g: &Inner, mut dir: u32, top: u32) -> bool {
+fn is_below(ns: &Namespace, mut dir: u32, top: u32) -> bool {
     for _ in 0..4096 {
         if dir == top {
             return true;
@@ -503,7 +512,7 @@ fn is_below(g: &Inner, mut dir: u32, top: u32) -> bool {
         if dir == ROOT_INO {
             return false;
         }
-        dir = g.vol.namespace().parent_of_dir(dir);
+        dir = ns.parent_of_dir(dir);
     }
     false
 }

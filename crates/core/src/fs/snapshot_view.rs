@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use gpufs_format::{FileKind, InodeRecord};
 
-use super::{Attr, DirEntry, Filesystem};
+use gpufs_compute::Compute;
+
+use super::search::{SearchQuery, SearchResults};
+use super::{Attr, Caller, DirEntry, Filesystem};
 use crate::error::{FsError, FsResult};
 use crate::namespace::Namespace;
 use crate::units::FileOffset;
@@ -46,9 +49,12 @@ impl Filesystem {
         if let Some(v) = g.views.iter().find(|v| v.id == id) {
             return Ok(v.clone());
         }
+        let mut ns = g.vol.snapshot_namespace(&rec)?;
+        // Directory paths ready, for searches of it.
+        ns.prepare_dir_tree();
         let view = Arc::new(SnapshotView {
             id,
-            ns: g.vol.snapshot_namespace(&rec)?,
+            ns,
             record_size: g.vol.record_size(),
         });
         if g.views.len() >= MAX_VIEWS {
@@ -95,6 +101,26 @@ impl Filesystem {
             }
         }
         Ok(out)
+    }
+
+    /// Entries of snapshot `name` matching `q` that `caller` may see, as they were (the
+    /// CPU kernels over the snapshot's namespace; the compute layer's device copy is the
+    /// live namespace's). `q.under` does not apply to a snapshot.
+    pub fn search_snapshot(
+        &self,
+        name: &[u8],
+        q: &SearchQuery,
+        caller: Caller,
+        groups: &[u32],
+    ) -> FsResult<SearchResults> {
+        if q.under.is_some() {
+            return Err(FsError::BadQuery(
+                "--under names a directory of the live filesystem, not of a snapshot".into(),
+            ));
+        }
+        let id = self.lock().vol.snapshot(name)?.id;
+        let view = self.snapshot_view(id)?;
+        super::search::search_in(&Compute::cpu_only(), q, &view.ns, caller, groups)
     }
 
     /// Drops the loaded views of snapshots that no longer exist.

@@ -81,6 +81,9 @@ pub(super) fn answer(
         Ok(q) => q,
         Err(e) => return fail(out, &e),
     };
+    if let Some(names) = snapshots_asked(server, req) {
+        return answer_snapshots(server, &q, asker, &names, out);
+    }
     if let (true, Some(fd)) = (q.text.is_some() && q.want_paths, passed) {
         return answer_into(server, compute, &q, asker, fd, out);
     }
@@ -103,6 +106,88 @@ pub(super) fn answer(
         for i in 0..hits.len() {
             out.write_all(hits.path(i))?;
             out.write_all(b"\0")?;
+        }
+    }
+    Ok(())
+}
+
+/// The snapshots a request asks to search (`snapshots`: names; `all_snapshots`), if any.
+fn snapshots_asked(server: &Server, req: &Value) -> Option<Vec<Vec<u8>>> {
+    if req["all_snapshots"].as_bool() == Some(true) {
+        return Some(
+            server
+                .fs
+                .snapshot_names()
+                .into_iter()
+                .map(|(_, n)| n)
+                .collect(),
+        );
+    }
+    let list = req["snapshots"].as_array()?;
+    Some(
+        list.iter()
+            .map(|v| {
+                v.as_array()
+                    .map(|b| {
+                        b.iter()
+                            .filter_map(|x| x.as_u64().map(|x| x as u8))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect(),
+    )
+}
+
+/// A search of snapshots, answered on the socket: each hit labelled by where it is
+/// readable, `/.gpufs/snapshots/NAME/...` under the mount.
+fn answer_snapshots(
+    server: &Server,
+    q: &gpufs_core::fs::SearchQuery,
+    asker: &Asker,
+    names: &[Vec<u8>],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut found = Vec::new();
+    for name in names {
+        let mut label = b"/.gpufs/snapshots/".to_vec();
+        label.extend_from_slice(name);
+        let mut qs = q.clone();
+        if let Some(t) = &mut qs.text {
+            let mut prefix = std::mem::take(&mut t.prefix);
+            prefix.extend_from_slice(&label);
+            t.prefix = prefix;
+        }
+        match server
+            .fs
+            .search_snapshot(name, &qs, asker.caller, &asker.groups)
+        {
+            Ok(hits) => found.push((label, hits)),
+            Err(FsError::NotFound) => {
+                let error = format!("no snapshot named {:?}", String::from_utf8_lossy(name));
+                return header(out, &json!({"ok": false, "error": error, "code": 4}));
+            }
+            Err(e) => return fail(out, &e),
+        }
+    }
+    let count: usize = found.iter().map(|(_, h)| h.len()).sum();
+    let how = if q.text.is_some() {
+        json!("socket")
+    } else {
+        Value::Null
+    };
+    header(out, &json!({"ok": true, "count": count, "text": how}))?;
+    for (label, hits) in &found {
+        if q.text.is_some() {
+            for piece in hits.text() {
+                out.write_all(piece)?;
+            }
+        } else if q.want_paths {
+            for i in 0..hits.len() {
+                out.write_all(label)?;
+                out.write_all(hits.path(i))?;
+                out.write_all(b"\0")?;
+            }
         }
     }
     Ok(())

@@ -452,3 +452,45 @@ fn scrub_rewrites_a_damaged_page_of_a_snapshot_from_its_other_copy() {
     drop(fs);
     fsck_clean(&dev);
 }
+
+#[test]
+fn a_snapshot_is_searched_as_it_was_with_the_caller_s_permissions() {
+    use gpufs_compute::kernels::name_match::{NameQuery, ALL_KINDS};
+    let (_dev, fs) = fresh();
+    let open = fs.mkdir(ROOT, b"open", 0o755, Caller::ROOT).unwrap().ino;
+    let closed = fs.mkdir(ROOT, b"closed", 0o700, Caller::ROOT).unwrap().ino;
+    create_file(&fs, open, b"plan-a", b"a");
+    create_file(&fs, closed, b"plan-b", b"b");
+    snap(&fs, "s");
+    fs.unlink(open, b"plan-a").unwrap();
+    let q = crate::fs::SearchQuery {
+        pattern: NameQuery::Substring {
+            needle: b"plan".to_vec(),
+            fold: false,
+        },
+        full_path: false,
+        kinds: ALL_KINDS,
+        min_size: None,
+        max_size: None,
+        newer_ns: None,
+        older_ns: None,
+        under: None,
+        limit: None,
+        want_paths: true,
+        text: None,
+    };
+    let paths = |r: &crate::fs::SearchResults| -> Vec<Vec<u8>> {
+        (0..r.len()).map(|i| r.path(i).to_vec()).collect()
+    };
+    let root = fs.search_snapshot(b"s", &q, Caller::ROOT, &[]).unwrap();
+    assert_eq!(
+        paths(&root),
+        [b"/open/plan-a".to_vec(), b"/closed/plan-b".to_vec()]
+    );
+    let user = fs.search_snapshot(b"s", &q, USER, &[]).unwrap();
+    assert_eq!(paths(&user), [b"/open/plan-a".to_vec()]);
+    assert_err!(
+        fs.search_snapshot(b"none", &q, USER, &[]),
+        FsError::NotFound
+    );
+}
