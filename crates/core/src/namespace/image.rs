@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use gpufs_format::checkpoint::{CheckpointImage, ExtentEntry};
 use gpufs_format::{DirentRecord, FileKind, InodeRecord, JournalOp};
 
+use super::index::DirentIndex;
 use super::{Namespace, SpaceChange};
 use crate::error::{FsError, FsResult};
 
@@ -66,6 +67,9 @@ impl Namespace {
         }
         let mut space = Vec::new();
         ns.load_inodes(&img.inodes, &mut space)?;
+        // Sized for every entry at once: no growth (each a rebuild) while loading, and
+        // short probe chains.
+        ns.index = DirentIndex::with_capacity(img.dirents.len());
         ns.load_dirents(&img.dirents, &img.names, &mut space)?;
         ns.load_extents(&img.extents)?;
         for (ino, name, value) in img.xattrs {
