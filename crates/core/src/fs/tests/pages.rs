@@ -41,15 +41,10 @@ fn a_checkpoint_after_one_change_writes_a_few_pages() {
     assert!(fs.lookup(dir, b"file-019999").is_ok());
 }
 
-#[test]
-fn the_blocks_of_pages_no_copy_names_any_more_are_free_again() {
-    let (dev, fs, dir) = many_files(5_000);
-    let before = used(&fs);
-    // Every file renamed (names of the same length): most pages change, the old ones
-    // are given back.
-    for i in 0..5_000u32 {
-        let old = format!("file-{i:06}");
-        let new = format!("name-{i:06}");
+/// Renames `file-N` to `name-N` (the same length) in `dir` for N below `files`.
+pub(super) fn rename_all(fs: &Filesystem, dir: u64, files: u32) {
+    for i in 0..files {
+        let (old, new) = (format!("file-{i:06}"), format!("name-{i:06}"));
         fs.rename(
             dir,
             old.as_bytes(),
@@ -59,6 +54,15 @@ fn the_blocks_of_pages_no_copy_names_any_more_are_free_again() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn the_blocks_of_pages_no_copy_names_any_more_are_free_again() {
+    let (dev, fs, dir) = many_files(5_000);
+    let before = used(&fs);
+    // Every file renamed (names of the same length): most pages change, the old ones
+    // are given back.
+    rename_all(&fs, dir, 5_000);
     let (dev, fs) = close_and_remount(&dev, fs);
     let after = used(&fs);
     assert!(

@@ -24,7 +24,7 @@ fn query(pattern: NameQuery) -> SearchQuery {
     }
 }
 
-fn substring(s: &str) -> SearchQuery {
+pub(super) fn substring(s: &str) -> SearchQuery {
     query(NameQuery::Substring {
         needle: s.as_bytes().to_vec(),
         fold: false,

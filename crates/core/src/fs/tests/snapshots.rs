@@ -421,17 +421,7 @@ fn scrub_rewrites_a_damaged_page_of_a_snapshot_from_its_other_copy() {
     }
     snap(&fs, "s");
     // The live filesystem moves on: the snapshot's pages are its own.
-    for i in 0..3000u32 {
-        let (old, new) = (format!("file-{i:06}"), format!("name-{i:06}"));
-        fs.rename(
-            dir,
-            old.as_bytes(),
-            dir,
-            new.as_bytes(),
-            RenameMode::Replace,
-        )
-        .unwrap();
-    }
+    super::pages::rename_all(&fs, dir, 3000);
     fs.close().unwrap();
     let rec = fs.lock().vol.snapshot(b"s").unwrap();
     drop(fs);
@@ -455,7 +445,6 @@ fn scrub_rewrites_a_damaged_page_of_a_snapshot_from_its_other_copy() {
 
 #[test]
 fn a_snapshot_is_searched_as_it_was_with_the_caller_s_permissions() {
-    use gpufs_compute::kernels::name_match::{NameQuery, ALL_KINDS};
     let (_dev, fs) = fresh();
     let open = fs.mkdir(ROOT, b"open", 0o755, Caller::ROOT).unwrap().ino;
     let closed = fs.mkdir(ROOT, b"closed", 0o700, Caller::ROOT).unwrap().ino;
@@ -463,22 +452,7 @@ fn a_snapshot_is_searched_as_it_was_with_the_caller_s_permissions() {
     create_file(&fs, closed, b"plan-b", b"b");
     snap(&fs, "s");
     fs.unlink(open, b"plan-a").unwrap();
-    let q = crate::fs::SearchQuery {
-        pattern: NameQuery::Substring {
-            needle: b"plan".to_vec(),
-            fold: false,
-        },
-        full_path: false,
-        kinds: ALL_KINDS,
-        min_size: None,
-        max_size: None,
-        newer_ns: None,
-        older_ns: None,
-        under: None,
-        limit: None,
-        want_paths: true,
-        text: None,
-    };
+    let q = super::search::substring("plan");
     let paths = |r: &crate::fs::SearchResults| -> Vec<Vec<u8>> {
         (0..r.len()).map(|i| r.path(i).to_vec()).collect()
     };
