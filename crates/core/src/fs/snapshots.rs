@@ -16,13 +16,9 @@ impl Filesystem {
         let rec = g.vol.create_snapshot(name)?;
         let took = t.elapsed();
         g.last_commit = Instant::now();
-        let info = g
-            .vol
-            .list_snapshots()?
-            .into_iter()
-            .find(|s| s.id == rec.id)
-            .ok_or(crate::error::FsError::NotFound)?;
-        Ok((info, took))
+        // New, it holds nothing alone: every block it marks is the live filesystem's
+        // (no need to read the other snapshots' bitmaps to say so).
+        Ok((SnapshotInfo::of(&rec, 0, false), took))
     }
 
     /// Every snapshot, oldest first.

@@ -54,6 +54,22 @@ pub struct SnapshotInfo {
     pub damaged: bool,
 }
 
+impl SnapshotInfo {
+    /// What `rec` says, with the bytes only it holds and whether it is damaged.
+    pub fn of(rec: &SnapshotRecord, unique_bytes: u64, damaged: bool) -> SnapshotInfo {
+        SnapshotInfo {
+            id: rec.id,
+            name: String::from_utf8_lossy(rec.name()).into_owned(),
+            created_ns: rec.created_ns,
+            generation: rec.generation,
+            inodes: rec.inodes,
+            referenced_bytes: rec.referenced_blocks * gpufs_format::BLOCK_SIZE as u64,
+            unique_bytes,
+            damaged,
+        }
+    }
+}
+
 pub(crate) fn bit(bits: &[u8], b: u64) -> bool {
     bits.get((b / 8) as usize)
         .is_some_and(|x| (x >> (b % 8)) & 1 == 1)
@@ -349,16 +365,7 @@ impl Volume {
                 }
                 unique += u64::from(only.count_ones());
             }
-            out.push(SnapshotInfo {
-                id: rec.id,
-                name: String::from_utf8_lossy(rec.name()).into_owned(),
-                created_ns: rec.created_ns,
-                generation: rec.generation,
-                inodes: rec.inodes,
-                referenced_bytes: rec.referenced_blocks * bs,
-                unique_bytes: unique * bs,
-                damaged: damaged[i],
-            });
+            out.push(SnapshotInfo::of(rec, unique * bs, damaged[i]));
         }
         Ok(out)
     }
