@@ -11,6 +11,9 @@ pub enum FormatError {
         "unsupported gpufs format version {found} (this build reads versions 1 to {supported})"
     )]
     UnsupportedVersion { found: u32, supported: u32 },
+    /// A replication stream of a version this build cannot read.
+    #[error("unsupported send stream version {found} (this build reads version {supported})")]
+    UnsupportedStream { found: u32, supported: u32 },
     /// The stored checksum does not match the bytes.
     #[error("checksum mismatch in {what}: stored {stored:#010x}, computed {computed:#010x}")]
     Checksum {

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod pages;
 pub mod props;
 pub mod records;
+pub mod send;
 pub mod signature;
 pub mod snapshot;
 pub mod superblock;

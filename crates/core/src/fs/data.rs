@@ -202,7 +202,7 @@ impl Inner {
     }
 
     /// Zeroes file bytes `start..end` (already clamped to the size).
-    fn zero_range(&mut self, ino: Ino, start: u64, end: u64) -> FsResult<()> {
+    pub(crate) fn zero_range(&mut self, ino: Ino, start: u64, end: u64) -> FsResult<()> {
         let geo = self.vol.geometry();
         // At most the first and last records are rewritten; the others are dropped.
         self.vol.make_room_for_records(2)?;

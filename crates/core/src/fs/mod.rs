@@ -11,11 +11,14 @@ mod diff;
 mod flags;
 mod names;
 mod props;
+mod receive;
 mod scrub;
 mod search;
 mod search_text;
+mod send;
 mod snapshot_view;
 mod snapshots;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::mpsc::SyncSender;
@@ -39,9 +42,12 @@ pub use diff::Change;
 pub use flags::{FS_APPEND_FL, FS_IMMUTABLE_FL};
 pub use names::RenameMode;
 pub use props::{PropertyValue, PROPERTY_NAMES};
+pub use receive::{ReceiveError, ReceiveSummary};
 pub use scrub::{DamagedFile, ScrubProgress, ScrubReport};
 pub use search::{DuEntry, DuRows, SearchQuery, SearchResults};
+pub use send::SendSummary;
 pub use snapshot_view::SnapshotView;
+pub use stream::{StreamError, StreamReader, StreamWriter};
 
 /// Largest file size (16 TiB, as ext4 with 4 KiB blocks).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;

@@ -21,7 +21,7 @@ const MAX_VIEWS: usize = 4;
 /// One snapshot's namespace, read-only.
 pub struct SnapshotView {
     pub id: u64,
-    ns: Namespace,
+    pub(crate) ns: Namespace,
     record_size: u32,
 }
 

@@ -8,6 +8,7 @@
 
 mod apply;
 mod dir_entries;
+mod fingerprint;
 mod image;
 mod index;
 mod owners;

@@ -29,12 +29,12 @@ impl Volume {
         self.write_checkpoint_with(clean, None)
     }
 
-    /// [`Volume::write_checkpoint_marked`], recording in it a new snapshot `snapshot` of
-    /// what it holds (the snapshot keeps this very checkpoint).
+    /// [`Volume::write_checkpoint_marked`], recording in it a new snapshot of what it
+    /// holds, `(name, created_ns)` (the snapshot keeps this very checkpoint).
     pub(super) fn write_checkpoint_with(
         &mut self,
         clean: bool,
-        snapshot: Option<&[u8]>,
+        snapshot: Option<(&[u8], u64)>,
     ) -> FsResult<Vec<u8>> {
         if self.read_only {
             return Err(FsError::ReadOnly);
@@ -74,7 +74,7 @@ impl Volume {
         drop(data_only);
         // The roots first: a snapshot recorded in this checkpoint names them.
         let roots = self.alloc_roots()?;
-        let saved = snapshot.map(|name| {
+        let saved = snapshot.map(|(name, created_ns)| {
             let saved = self.snaps.clone();
             let ds = self.sb.data_start;
             let gen = self.sb.generation + 1;
@@ -84,6 +84,7 @@ impl Volume {
                 [ds + roots[0], ds + roots[1]],
                 &bitmap,
                 self.ns.live_inodes(),
+                created_ns,
             );
             saved
         });

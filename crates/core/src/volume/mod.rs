@@ -109,6 +109,9 @@ pub struct Volume {
     far_on_disk: bool,
     /// Where each record written with a hash was seen (inline dedup).
     dedup: dedup::DedupTable,
+    /// While set, nothing is made durable by a commit (a receive: its changes become
+    /// durable together, by the checkpoint that records its snapshot, or not at all).
+    commits_held: bool,
 }
 
 impl Volume {
@@ -144,6 +147,7 @@ impl Volume {
             compute: None,
             far_on_disk: sb.far_slot != 0,
             dedup: dedup::DedupTable::default(),
+            commits_held: false,
         }
     }
 
@@ -409,7 +413,7 @@ impl Volume {
 
     /// Makes every change so far durable (group commit). Data first, then the journal.
     pub fn commit(&mut self) -> FsResult<()> {
-        if self.read_only {
+        if self.read_only || self.commits_held {
             return Ok(());
         }
         // Every dirty record is placed first: the transaction covers them all.
@@ -438,6 +442,34 @@ impl Volume {
             self.checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Holds (`true`) or lets go every commit: while held, changes reach the device only
+    /// as data written to free blocks, and the next checkpoint makes all of them durable
+    /// at once. Frees stay deferred meanwhile, so nothing the image on disk refers to is
+    /// overwritten.
+    pub fn hold_commits(&mut self, held: bool) {
+        self.commits_held = held;
+    }
+
+    /// Leaves the image as its last checkpoint and commit made it: whatever changed in
+    /// memory since is dropped (only free blocks were written while commits were held),
+    /// the in-use marker is cleared, and this volume writes nothing more.
+    pub fn abandon(&mut self) -> FsResult<()> {
+        debug_assert!(
+            self.commits_held,
+            "abandoning changes that commits made durable"
+        );
+        if self.read_only || self.failed.is_some() {
+            return Ok(());
+        }
+        let sb = Superblock {
+            in_use: InUse::NOBODY,
+            ..self.sb
+        };
+        let stored = self.store_superblocks(sb);
+        self.failed = Some("its changes were abandoned".into());
+        stored
     }
 
     /// True when ops are waiting for a commit.

@@ -177,11 +177,12 @@ impl Snapshots {
         roots: [u64; 2],
         bitmap: &[u8],
         inodes: u64,
+        created_ns: u64,
     ) {
         let mut rec = SnapshotRecord::zeroed();
         rec.id = self.next_id;
         rec.generation = generation;
-        rec.created_ns = u64::try_from(now_ns()).unwrap_or(0);
+        rec.created_ns = created_ns;
         rec.roots = roots;
         rec.referenced_blocks = count_bits(bitmap);
         rec.inodes = inodes;
@@ -374,6 +375,13 @@ impl Volume {
     /// that changed since the last one) that records the snapshot and is the one it
     /// keeps. A crash before its superblocks leaves no snapshot.
     pub fn create_snapshot(&mut self, name: &[u8]) -> FsResult<SnapshotRecord> {
+        let now = u64::try_from(now_ns()).unwrap_or(0);
+        self.create_snapshot_at(name, now)
+    }
+
+    /// [`Volume::create_snapshot`] with a creation time of its own (a received snapshot
+    /// keeps its sender's).
+    pub fn create_snapshot_at(&mut self, name: &[u8], created_ns: u64) -> FsResult<SnapshotRecord> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -390,7 +398,7 @@ impl Volume {
         if self.snapshot(name).is_ok() {
             return Err(FsError::Exists);
         }
-        self.write_checkpoint_with(false, Some(name))?;
+        self.write_checkpoint_with(false, Some((name, created_ns)))?;
         self.snapshot(name)
     }
 

@@ -25,6 +25,7 @@ mod pages;
 mod prealloc;
 mod prepare;
 mod search;
+mod send;
 mod snapshots;
 mod writeback;
 
@@ -195,4 +196,27 @@ fn set_size(fs: &Filesystem, ino: u64, size: u64) {
         ..Default::default()
     };
     assert_eq!(fs.setattr(ino, &set, Caller::ROOT).unwrap().size, size);
+}
+
+/// Runs `action` on a mount of `image` with a power cut before each of its writes in
+/// turn; each image a cut leaves is checked by fsck, mounted and handed to `check` with
+/// the cut's number. Returns how many cuts there were.
+fn each_cut(image: &[u8], action: impl Fn(&Filesystem), check: impl Fn(u64, &Filesystem)) -> u64 {
+    let mut cuts = 0;
+    for n in 0.. {
+        let dev = Arc::new(FaultDevice::new(image.to_vec()));
+        dev.arm_cut(n, PowerCut::new(n));
+        let d: Arc<dyn Device> = dev.clone();
+        if let Ok(fs) = Filesystem::mount(d, OpenOptions::default()) {
+            action(&fs);
+        }
+        let Some(after) = dev.cut_image() else {
+            break;
+        };
+        let report = crate::fsck::check(Arc::new(FaultDevice::new(after.clone()))).unwrap();
+        assert!(report.problems.is_empty(), "cut {n}: {:?}", report.problems);
+        check(n, &mount_image(after).1);
+        cuts += 1;
+    }
+    cuts
 }
