@@ -7,7 +7,8 @@ use clap::Subcommand;
 
 use crate::exit::{done, finish};
 use crate::{
-    clone_cmd, dedup_cmd, du_cmd, property_cmd, scrub_cmd, search_cmd, snapshot_cmd, stats_cmd,
+    clone_cmd, dedup_cmd, du_cmd, property_cmd, scrub_cmd, search_cmd, send_cmd, snapshot_cmd,
+    stats_cmd,
 };
 
 #[derive(Subcommand, Debug)]
@@ -36,6 +37,10 @@ pub enum AskCommand {
     /// What changed between two snapshots, or a snapshot and the live filesystem: `+`
     /// created, `-` deleted, `M` modified, `R` renamed (exit 4 no such snapshot).
     Diff(snapshot_cmd::DiffArgs),
+    /// Write a snapshot as a replication stream on standard output, whole or with
+    /// --from the changes since an older snapshot (`gpufs receive` applies it; exit 4 no
+    /// such snapshot, 8 not a gpufs mount).
+    Send(send_cmd::SendArgs),
 }
 
 pub fn run(command: AskCommand) -> ExitCode {
@@ -49,5 +54,6 @@ pub fn run(command: AskCommand) -> ExitCode {
         AskCommand::Dedup(a) => finish(dedup_cmd::run(a)),
         AskCommand::Snapshot(a) => finish(snapshot_cmd::run(a)),
         AskCommand::Diff(a) => finish(snapshot_cmd::diff(&a)),
+        AskCommand::Send(a) => finish(send_cmd::run(a)),
     }
 }

@@ -135,6 +135,14 @@ pub fn ask_each(
     Ok(head)
 }
 
+/// One request whose answer's body the caller reads itself: the header, and the
+/// connection positioned after it.
+pub fn ask_raw(mountpoint: &Path, req: &Value) -> Result<(Value, BufReader<UnixStream>), String> {
+    let mut reader = connect(mountpoint, req)?;
+    let head = read_head(&mut reader)?;
+    Ok((head, reader))
+}
+
 /// Hands each NUL-ended record of the answer's body to `each`.
 fn each_record(
     mut reader: BufReader<UnixStream>,

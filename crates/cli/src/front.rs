@@ -18,12 +18,14 @@ mod exit;
 // The engine uses all of it; the front only turns helper arguments into a mount.
 #[allow(dead_code)]
 mod mount_opts;
+mod offline;
 // Shared with the engine, which uses more of it than the socket's path.
 #[allow(dead_code)]
 mod paths;
 mod property_cmd;
 mod scrub_cmd;
 mod search_cmd;
+mod send_cmd;
 mod size;
 mod snapshot_cmd;
 mod stats_cmd;

@@ -15,11 +15,14 @@ mod mount_cmd;
 // helper_args is the front program's (mount.fuse.gpufs); the engine parses -o.
 #[allow(dead_code)]
 mod mount_opts;
+mod offline;
 mod paths;
 mod property_cmd;
+mod receive_cmd;
 mod rollback_cmd;
 mod scrub_cmd;
 mod search_cmd;
+mod send_cmd;
 mod size;
 mod snapshot_cmd;
 mod stats_cmd;
@@ -55,6 +58,10 @@ enum Command {
     Ask(asking::AskCommand),
     /// Show which compute backend runs kernels here (and calibrate it).
     Compute(compute_cmd::ComputeArgs),
+    /// Apply a replication stream from standard input (`gpufs send`) to a mount or an
+    /// unmounted image and create its snapshot; all or nothing (exit 3 the snapshot
+    /// exists, 4 its base is missing, 5 busy, 6 the target changed, 7 damaged stream).
+    Receive(receive_cmd::ReceiveArgs),
     /// Internal: roll an unmounted image back to a snapshot (`gpufs snapshot rollback`).
     #[command(name = "rollback-image", hide = true)]
     RollbackImage(rollback_cmd::RollbackArgs),
@@ -80,6 +87,7 @@ fn main() -> ExitCode {
         Command::Ask(a) => return asking::run(a),
         Command::Compute(a) => compute_cmd::run(a),
         Command::RollbackImage(a) => rollback_cmd::run(a),
+        Command::Receive(a) => return exit::finish(receive_cmd::run(a)),
     };
     done(result)
 }

@@ -17,8 +17,7 @@ use crate::client::{self, locate};
 use crate::du_cmd::human;
 use crate::exit::{printed, Failure};
 
-/// The exit code for a path that is not a gpufs mount.
-const NOT_A_MOUNT: u8 = 8;
+use crate::offline::{self, ask, NOT_A_MOUNT};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum SnapshotCommand {
@@ -84,7 +83,7 @@ pub struct SnapshotArgs {
 }
 
 /// The mount `path` names, or exit 8.
-fn mount_of(path: &Path) -> Result<PathBuf, Failure> {
+pub fn mount_of(path: &Path) -> Result<PathBuf, Failure> {
     let (mp, rel) = locate(None, path).map_err(|msg| Failure {
         code: NOT_A_MOUNT,
         msg,
@@ -103,7 +102,7 @@ fn mount_of(path: &Path) -> Result<PathBuf, Failure> {
 }
 
 /// Refuses a name the daemon would refuse, before asking it (exit 2).
-fn check_name(name: &str) -> Result<(), Failure> {
+pub fn check_name(name: &str) -> Result<(), Failure> {
     if gpufs_format::snapshot::valid_snapshot_name(name.as_bytes()) {
         return Ok(());
     }
@@ -111,15 +110,6 @@ fn check_name(name: &str) -> Result<(), Failure> {
         "invalid snapshot name {name:?}: 1 to 255 bytes, no '/', no control characters, \
          not '.' or '..'"
     )))
-}
-
-fn ask(mp: &Path, req: &Value) -> Result<Value, Failure> {
-    let (head, _) = client::ask(mp, req).map_err(|msg| Failure {
-        code: NOT_A_MOUNT,
-        msg,
-    })?;
-    client::refusal(&head, "snapshot")?;
-    Ok(head)
 }
 
 pub fn run(a: SnapshotArgs) -> Result<(), Failure> {
@@ -175,9 +165,6 @@ pub fn run(a: SnapshotArgs) -> Result<(), Failure> {
     }
 }
 
-/// The exit code of a rollback refused because the mount is busy.
-const BUSY: u8 = 5;
-
 /// Unmounts `mp`, rolls its image back to `name`, and mounts it again as it was mounted.
 fn rollback(mp: &Path, name: &str) -> Result<(), Failure> {
     let head = ask(mp, &json!({"op": "snapshot", "action": "list"}))?;
@@ -190,63 +177,21 @@ fn rollback(mp: &Path, name: &str) -> Result<(), Failure> {
             msg: format!("no snapshot named {name:?}"),
         });
     }
-    let info = ask(mp, &json!({"op": "snapshot", "action": "mount-info"}))?["mount"].clone();
-    let text = |k: &str| info[k].as_str().map(str::to_string);
-    let (Some(image), Some(exe), Some(cwd)) = (text("image"), text("exe"), text("cwd")) else {
-        return Err(Failure::error(
-            "the mount's daemon did not say how it was mounted",
-        ));
-    };
-    // The daemon's own command line, as a plain mount (not its internal child flag).
-    let args: Vec<String> = info["args"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let remount: Vec<String> = args
-        .into_iter()
-        .skip(1)
-        .filter(|a| a != "--daemon-child" && a != "-f" && a != "--foreground")
-        .collect();
-    let me = std::env::current_exe().map_err(|e| Failure::error(e.to_string()))?;
-    let engine = std::path::Path::new(&exe);
-    let unmounted = Command::new(&me).arg("unmount").arg(mp).output();
-    match unmounted {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            return Err(Failure {
-                code: BUSY,
-                msg: format!(
-                    "{} is busy, nothing changed (close the files open under it): {}",
-                    mp.display(),
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ),
-            })
+    let info = offline::mount_info(mp)?;
+    let engine = info.engine.clone();
+    offline::with_unmounted(mp, &info, |image| {
+        let rolled = Command::new(&engine)
+            .arg("rollback-image")
+            .arg(image)
+            .arg(name)
+            .status();
+        match rolled {
+            Ok(r) if r.success() => Ok(()),
+            _ => Err(Failure::error(format!(
+                "the rollback of {image} failed (mounted again as it was)"
+            ))),
         }
-        Err(e) => return Err(Failure::error(format!("cannot run gpufs unmount: {e}"))),
-    }
-    let rolled = Command::new(engine)
-        .arg("rollback-image")
-        .arg(&image)
-        .arg(name)
-        .status();
-    let mounted = Command::new(engine)
-        .args(&remount)
-        .current_dir(&cwd)
-        .status();
-    match (rolled, mounted) {
-        (Ok(r), Ok(m)) if r.success() && m.success() => Ok(()),
-        (Ok(r), _) if !r.success() => Err(Failure::error(format!(
-            "the rollback of {image} failed (mounted again as it was)"
-        ))),
-        _ => Err(Failure::error(format!(
-            "rolled back, but mounting {image} at {} again failed: mount it with gpufs mount",
-            mp.display()
-        ))),
-    }
+    })
 }
 
 /// Prints what changed between two snapshots (or one and the live filesystem).

@@ -17,6 +17,7 @@ mod property;
 mod request;
 mod scrub;
 mod search;
+mod send;
 mod snapshot;
 mod stats;
 mod stream;

@@ -9,7 +9,7 @@ use gpufs_core::{Caller, FsError};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::{json, Value};
 
-use super::{dedup, du, property, scrub, search, snapshot, stats, Server};
+use super::{dedup, du, property, scrub, search, send, snapshot, stats, Server};
 
 /// Most bytes of one request line.
 const MAX_REQUEST: u64 = 1 << 20;
@@ -99,6 +99,10 @@ pub(super) fn answer(server: &Server, stream: UnixStream) -> std::io::Result<()>
         }
         Some("snapshot") => {
             snapshot::answer(server, &req, &asker, &mut out)?;
+            return out.flush();
+        }
+        Some("send") => {
+            send::answer(server, &req, &asker, &mut out)?;
             return out.flush();
         }
         _ => {}
