@@ -41,6 +41,49 @@ impl DirentIndex {
         }
     }
 
+    /// An index of ids `0..hashes.len()`, id `i` under `hashes[i]`, built in one pass
+    /// over the slots: ids in home-slot order, each put at its home or just past the one
+    /// before (every slot between is taken, as linear probing needs), so the table is
+    /// written front to back instead of at random. Two ids with one hash for which
+    /// `same_key` holds are refused (one of them is returned).
+    pub fn bulk(hashes: &[u32], same_key: impl Fn(u32, u32) -> bool) -> Result<Self, u32> {
+        debug_assert!(hashes.len() < TOMBSTONE as usize);
+        let mut index = DirentIndex::with_capacity(hashes.len());
+        let len = index.slots.len();
+        let mut order: Vec<(u64, u32)> = hashes
+            .iter()
+            .enumerate()
+            .map(|(id, &h)| ((home(h, len) as u64) << 32 | u64::from(h), id as u32))
+            .collect();
+        order.sort_unstable();
+        for w in order.windows(2) {
+            if w[0].0 == w[1].0 && same_key(w[0].1, w[1].1) {
+                return Err(w[1].1);
+            }
+        }
+        let mut wrapped = Vec::new();
+        let mut next = 0usize;
+        for &(key, id) in &order {
+            let at = ((key >> 32) as usize).max(next);
+            if at < len {
+                index.slots[at] = id;
+                next = at + 1;
+            } else {
+                wrapped.push((key as u32, id));
+            }
+        }
+        index.live = order.len() - wrapped.len();
+        for (hash, id) in wrapped {
+            // Fewer ids than slots: a slot is free, found from the front.
+            if let Some(i) = free_slot(&index.slots, hash) {
+                index.slots[i] = id;
+                index.live += 1;
+            }
+        }
+        debug_assert_eq!(index.live, hashes.len());
+        Ok(index)
+    }
+
     /// Ids held.
     #[cfg(test)]
     fn live(&self) -> usize {
@@ -163,5 +206,34 @@ mod tests {
                 prop_assert_eq!(idx.find(h(id), |c| c == id).is_some(), model.contains_key(&id));
             }
         }
+
+        #[test]
+        fn built_in_bulk_finds_every_id_and_takes_inserts_after(
+            hashes in proptest::collection::vec(any::<u32>(), 0..3000),
+            few in any::<bool>(),
+        ) {
+            // Few distinct hashes (long chains) or any; some ids at the table's end wrap.
+            let hashes: Vec<u32> = hashes.iter().map(|x| if few { x % 13 } else { *x }).collect();
+            let mut idx = DirentIndex::bulk(&hashes, |_, _| false).unwrap();
+            prop_assert_eq!(idx.live(), hashes.len());
+            for (id, &hash) in hashes.iter().enumerate() {
+                prop_assert_eq!(idx.find(hash, |c| c == id as u32), Some(id as u32));
+            }
+            let n = hashes.len() as u32;
+            let hash_of = |id: u32| if id < n { hashes[id as usize] } else { id };
+            idx.insert(n, n, hash_of);
+            if let Some(&first) = hashes.first() {
+                prop_assert!(idx.remove(first, 0));
+                prop_assert_eq!(idx.find(first, |c| c == 0), None);
+            }
+            prop_assert_eq!(idx.find(n, |c| c == n), Some(n));
+        }
+    }
+
+    #[test]
+    fn bulk_refuses_two_ids_with_one_key() {
+        let hashes = [5, 9, 5];
+        assert_eq!(DirentIndex::bulk(&hashes, |a, b| a + b == 2).err(), Some(2));
+        assert!(DirentIndex::bulk(&hashes, |_, _| false).is_ok());
     }
 }
