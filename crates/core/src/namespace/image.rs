@@ -11,6 +11,14 @@ use super::index::DirentIndex;
 use super::{DirList, Namespace, FIRST_COOKIE};
 use crate::error::{FsError, FsResult};
 
+/// The name of entry `d` in `names`, already checked by [`entry_name`].
+fn name_at<'a>(names: &'a [u8], d: &DirentRecord) -> &'a [u8] {
+    let start = d.name_offset as usize;
+    let name = names.get(start..start + usize::from(d.name_len));
+    debug_assert!(name.is_some());
+    name.unwrap_or_default()
+}
+
 /// The name of entry `d` in `names`, checked (inside the arena, a valid name).
 fn entry_name<'a>(names: &'a [u8], d: &DirentRecord) -> FsResult<&'a [u8]> {
     let start = d.name_offset as usize;
@@ -204,7 +212,7 @@ impl Namespace {
                     )));
                 }
                 last_cookie = d.cookie;
-                let name = entry_name(&names, d)?;
+                let name = name_at(&names, d);
                 list.entries
                     .insert(d.cookie, at as u32, entry_head(name, d.kind));
                 list.next_cookie = list.next_cookie.max(d.cookie + 1);
@@ -229,7 +237,7 @@ impl Namespace {
         let hashes: Vec<u32> = dirents.iter().map(|d| d.name_hash).collect();
         let same_key = |a: u32, b: u32| {
             let (x, y) = (&dirents[a as usize], &dirents[b as usize]);
-            x.parent == y.parent && entry_name(&names, x).ok() == entry_name(&names, y).ok()
+            x.parent == y.parent && name_at(&names, x) == name_at(&names, y)
         };
         self.index = DirentIndex::bulk(&hashes, same_key).map_err(|id| {
             FsError::corrupt(format!(

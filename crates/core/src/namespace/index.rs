@@ -50,26 +50,45 @@ impl DirentIndex {
         debug_assert!(hashes.len() < TOMBSTONE as usize);
         let mut index = DirentIndex::with_capacity(hashes.len());
         let len = index.slots.len();
-        let mut order: Vec<(u64, u32)> = hashes
+        // (home, id) pairs in home order: a radix sort, 11 bits of the home a pass, each
+        // pass a sequential read and 2,048 sequential write streams.
+        let mut order: Vec<u64> = hashes
             .iter()
             .enumerate()
-            .map(|(id, &h)| ((home(h, len) as u64) << 32 | u64::from(h), id as u32))
+            .map(|(id, &h)| (home(h, len) as u64) << 32 | id as u64)
             .collect();
-        order.sort_unstable();
-        for w in order.windows(2) {
-            if w[0].0 == w[1].0 && same_key(w[0].1, w[1].1) {
-                return Err(w[1].1);
+        radix_sort_by_home(&mut order, len.trailing_zeros());
+        // Equal keys share a hash, so a home: compare the ids of each home.
+        let mut run = 0;
+        while run < order.len() {
+            let home_of = |x: u64| x >> 32;
+            let end = run
+                + order[run..]
+                    .iter()
+                    .take_while(|&&x| home_of(x) == home_of(order[run]))
+                    .count();
+            let ids = &order[run..end];
+            for (k, &a) in ids.iter().enumerate() {
+                let a = a as u32;
+                for &c in &ids[k + 1..] {
+                    let c = c as u32;
+                    if hashes[a as usize] == hashes[c as usize] && same_key(a, c) {
+                        return Err(c);
+                    }
+                }
             }
+            run = end;
         }
         let mut wrapped = Vec::new();
         let mut next = 0usize;
-        for &(key, id) in &order {
-            let at = ((key >> 32) as usize).max(next);
+        for &x in &order {
+            let id = x as u32;
+            let at = ((x >> 32) as usize).max(next);
             if at < len {
                 index.slots[at] = id;
                 next = at + 1;
             } else {
-                wrapped.push((key as u32, id));
+                wrapped.push((hashes[id as usize], id));
             }
         }
         index.live = order.len() - wrapped.len();
@@ -174,6 +193,34 @@ impl DirentIndex {
         }
         self.tombstones = 0;
         self.dirty.mark_all(self.slots.len() as u64);
+    }
+}
+
+/// Sorts `(home << 32 | id)` values by home (`home_bits` wide), stably: least
+/// significant digit first, 11 bits a pass.
+fn radix_sort_by_home(values: &mut Vec<u64>, home_bits: u32) {
+    const DIGIT: u32 = 11;
+    let mut other = vec![0u64; values.len()];
+    let mut shift = 32;
+    while shift < 32 + home_bits {
+        let mut counts = [0usize; 1 << DIGIT];
+        let digit = |x: u64| ((x >> shift) & ((1 << DIGIT) - 1)) as usize;
+        for &x in values.iter() {
+            counts[digit(x)] += 1;
+        }
+        let mut at = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = at;
+            at += n;
+        }
+        for &x in values.iter() {
+            let d = digit(x);
+            other[counts[d]] = x;
+            counts[d] += 1;
+        }
+        std::mem::swap(values, &mut other);
+        shift += DIGIT;
     }
 }
 

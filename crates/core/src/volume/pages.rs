@@ -120,16 +120,23 @@ pub(super) fn read_pages(
     others: &[&PageSet],
 ) -> FsResult<(Vec<u8>, Vec<u64>)> {
     let len = usize::try_from(blob_len).map_err(|_| FsError::corrupt("checkpoint too long"))?;
-    let mut blob = Vec::with_capacity(len);
+    let total: usize = pages.iter().map(|p| p.len as usize).sum();
+    if total != len {
+        return Err(FsError::corrupt("checkpoint pages shorter than the blob"));
+    }
+    // Each page read straight into its place in the blob.
+    let mut blob = vec![0u8; len];
     let mut healed = Vec::new();
-    let mut buf = Vec::new();
+    let mut at = 0;
     for page in pages {
-        let mut fine = read_page(dev, page, &mut buf);
+        let dst = &mut blob[at..at + page.len as usize];
+        at += page.len as usize;
+        let mut fine = read_page_into(dev, page, dst);
         if let Err(e) = &fine {
             tracing::warn!(block = page.block, "checkpoint page damaged: {e}");
             for other in others {
                 if let Some(alt) = other.find(&page.hash, page.len) {
-                    fine = read_page(dev, &alt, &mut buf);
+                    fine = read_page_into(dev, &alt, dst);
                     if fine.is_ok() {
                         healed.push(page.block);
                         break;
@@ -140,10 +147,6 @@ pub(super) fn read_pages(
         fine.map_err(|e| {
             FsError::corrupt(format!("checkpoint page at block {}: {e}", page.block))
         })?;
-        blob.extend_from_slice(&buf);
-    }
-    if blob.len() != len {
-        return Err(FsError::corrupt("checkpoint pages shorter than the blob"));
     }
     Ok((blob, healed))
 }
@@ -189,8 +192,14 @@ pub(super) fn scrub_pages(dev: &dyn Device, copies: &[&[PageEntry]]) -> (u64, Ve
 fn read_page(dev: &dyn Device, page: &PageEntry, buf: &mut Vec<u8>) -> FsResult<()> {
     buf.clear();
     buf.resize(page.len as usize, 0);
-    dev.read_at(buf, BlockNo::new(page.block).byte_offset())?;
-    page.verify(buf)
+    read_page_into(dev, page, buf)
+}
+
+/// Reads `page` into `dst` (its length) and verifies it.
+fn read_page_into(dev: &dyn Device, page: &PageEntry, dst: &mut [u8]) -> FsResult<()> {
+    debug_assert_eq!(dst.len(), page.len as usize);
+    dev.read_at(dst, BlockNo::new(page.block).byte_offset())?;
+    page.verify(dst)
         .map_err(|e| FsError::corrupt(e.to_string()))
 }
 
