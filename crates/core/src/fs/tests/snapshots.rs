@@ -445,3 +445,53 @@ fn a_snapshot_is_searched_as_it_was_with_the_caller_s_permissions() {
         FsError::NotFound
     );
 }
+
+#[test]
+fn scrub_verifies_and_repairs_the_records_only_snapshots_hold() {
+    let (dev, fs) = fresh();
+    let safe = fs.mkdir(ROOT, b"safe", 0o755, Caller::ROOT).unwrap().ino;
+    fs.set_property(safe, "copies", "2", Caller::ROOT).unwrap();
+    let (once_data, twice_data) = (random(1, 2 * R as usize), random(2, 2 * R as usize));
+    let once = create_file(&fs, ROOT, b"once", &once_data);
+    let twice = create_file(&fs, safe, b"twice", &twice_data);
+    fs.sync().unwrap();
+    let record = |ino: u64| fs.lock().vol.records(Ino::new(ino as u32))[1].1;
+    let (old_once, old_twice) = (record(once), record(twice));
+    snap(&fs, "s");
+    // Overwritten: the old records are the snapshot's alone.
+    fs.write(once, 0, &random(3, 2 * R as usize)).unwrap();
+    fs.write(twice, 0, &random(4, 2 * R as usize)).unwrap();
+    fs.sync().unwrap();
+    let hit = |block: u64| {
+        dev.write_at(&[0xA5; 64], block * BLOCK_SIZE as u64 + 100)
+            .unwrap()
+    };
+    hit(old_once.block);
+    hit(old_twice.copy_block().unwrap());
+    let report = fs.scrub(true, &mut |_| true).unwrap();
+    assert!(report.finished);
+    assert_eq!(report.progress.records_total, 8, "4 live records, 4 kept");
+    assert_eq!((report.damaged_copies, report.repaired_copies), (2, 1));
+    assert_eq!(report.unrepaired.len(), 1, "{:?}", report.unrepaired);
+    assert_eq!(report.unrepaired[0].path, b"/.gpufs/snapshots/s/once");
+    assert_eq!(report.unrepaired[0].ranges, vec![(R, 2 * R)]);
+    // The repaired copy is right; only the record without a good copy is left.
+    let again = fs.scrub(true, &mut |_| true).unwrap();
+    assert_eq!((again.damaged_copies, again.repaired_copies), (1, 0));
+    let id = fs.snapshot_names()[0].0;
+    let view = fs.snapshot_view(id).unwrap();
+    let ino = view.lookup(safe, b"twice").unwrap().ino;
+    let cut_copy = {
+        let mut g = fs.lock();
+        g.vol
+            .verify_record(&old_twice, &mut Vec::new())
+            .unwrap()
+            .bad
+            .len()
+    };
+    assert_eq!(cut_copy, 0, "both copies good again");
+    same(
+        fs.snapshot_read(&view, ino, 0, 2 * R as u32).unwrap(),
+        &twice_data,
+    );
+}
