@@ -482,7 +482,7 @@ fn scrub_verifies_and_repairs_the_records_only_snapshots_hold() {
     let view = fs.snapshot_view(id).unwrap();
     let ino = view.lookup(safe, b"twice").unwrap().ino;
     let cut_copy = {
-        let mut g = fs.lock();
+        let g = fs.lock();
         g.vol
             .verify_record(&old_twice, &mut Vec::new())
             .unwrap()
