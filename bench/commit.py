@@ -18,7 +18,16 @@ For each count in --files a fresh image of each kind gets that many empty files
             twice, at every checkpoint; a version 5 checkpoint writes the pages that
             changed
   snapshot  seconds of the snapshot command, median of REPS snapshots each after a
-            touch and fsync of one file (gpufs: also the time inside the daemon)
+            touch and fsync of one file (gpufs: also the time inside the daemon);
+            btrfs snapshots are read-only (`-r`), as gpufs's are, so they can be sent
+  diff      seconds to list what changed between the first and the last snapshot
+            (gpufs diff; btrfs: send --no-data -p FIRST LAST | receive --dump, its
+            way of listing the changes), median of REPS
+  search    seconds to find one name in the first snapshot (gpufs search --snapshot;
+            btrfs: find in the snapshot's directory, caches warm), median of REPS
+  send      seconds and bytes of a full stream of the first snapshot and of an
+            incremental one from the first to the last (gpufs send [--from];
+            btrfs send [-p]), written to a file
 
 Needs root, /dev/fuse, btrfs-progs and a release build (gpufs, gpufs-bench).
 
@@ -193,13 +202,59 @@ def measure(kind, files, reps, work):
             snaps.append(time.perf_counter() - t)
             daemon.append(json.loads(r.stdout)["daemon_us"] / 1e6)
         else:
-            sh("btrfs", "-q", "subvolume", "snapshot", top, os.path.join(mp, f"s{i}"))
+            sh("btrfs", "-q", "subvolume", "snapshot", "-r", top, os.path.join(mp, f"s{i}"))
             snaps.append(time.perf_counter() - t)
     out["snapshot_s"] = round(statistics.median(snaps), 4)
     if daemon:
         out["snapshot_daemon_s"] = round(statistics.median(daemon), 4)
+    out.update(across_time(kind, mp, reps, work, os.path.basename(target)))
     unmount(kind, mp)
     os.unlink(img)
+    return out
+
+
+def timed(cmd, out=subprocess.DEVNULL):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def across_time(kind, mp, reps, work, name):
+    """diff, search in a snapshot and send, between snapshots s0 and s{reps-1}."""
+    first, last = "s0", f"s{reps - 1}"
+    stream = os.path.join(work, "stream")
+    diffs, searches = [], []
+    for _ in range(reps):
+        if kind == "gpufs":
+            diffs.append(timed([GPUFS, "diff", mp, first, last]))
+            searches.append(timed([GPUFS, "search", mp, name, "--snapshot", first]))
+        else:
+            a, b = os.path.join(mp, first), os.path.join(mp, last)
+            t = time.perf_counter()
+            send = subprocess.Popen(["btrfs", "send", "-q", "--no-data", "-p", a, b],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            subprocess.run(["btrfs", "receive", "--dump"], stdin=send.stdout, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            send.wait()
+            diffs.append(time.perf_counter() - t)
+            searches.append(timed(["find", a, "-name", name]))
+    out = {"diff_s": round(statistics.median(diffs), 4),
+           "search_snapshot_s": round(statistics.median(searches), 4)}
+    for what, args in (("full", None), ("incremental", first)):
+        with open(stream, "wb") as f:
+            if kind == "gpufs":
+                cmd = [GPUFS, "send", mp, first if args is None else last]
+                if args is not None:
+                    cmd += ["--from", args]
+            else:
+                snap = os.path.join(mp, first if args is None else last)
+                cmd = ["btrfs", "send", "-q", snap]
+                if args is not None:
+                    cmd += ["-p", os.path.join(mp, args)]
+            secs = timed(cmd, out=f)
+        out[f"send_{what}_s"] = round(secs, 3)
+        out[f"send_{what}_bytes"] = os.path.getsize(stream)
+        os.unlink(stream)
     return out
 
 
@@ -216,6 +271,18 @@ def main():
                 r = measure(kind, files, args.reps, work)
                 results[f"{kind}/{files}"] = r
                 print(json.dumps({"kind": kind, "files": files, **r}), flush=True)
+    print()
+    print("| files | fs | diff (ms) | search in a snapshot (ms) | full send (s, MiB) | "
+          "incremental send (s, KiB) |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for key, r in results.items():
+        kind, files = key.split("/")
+        print(
+            f"| {int(files):,} | {kind} | {r['diff_s'] * 1e3:.1f} | "
+            f"{r['search_snapshot_s'] * 1e3:.1f} | {r['send_full_s']}, "
+            f"{r['send_full_bytes'] / 1048576:.1f} | {r['send_incremental_s']}, "
+            f"{r['send_incremental_bytes'] / 1024:.1f} |"
+        )
     print()
     print("| files | fs | fill (s) | mount (s) | touch+fsync writes | unmount writes | "
           "checkpoint blob | snapshot (ms) |")
