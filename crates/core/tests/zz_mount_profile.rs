@@ -47,6 +47,16 @@ fn mount_profile() {
         let dev: Arc<dyn Device> = Arc::new(FileDevice::open(path, true).unwrap());
         let fs = Filesystem::mount(dev, OpenOptions::default()).unwrap();
         let m = t.elapsed();
+        if std::env::var("SNAP").is_ok() {
+            for i in 0..3 {
+                let t = Instant::now();
+                fs.create_snapshot(format!("s{i}").as_bytes()).unwrap();
+                eprintln!("snapshot {:?}", t.elapsed());
+            }
+            for i in 0..3 {
+                fs.delete_snapshot(format!("s{i}").as_bytes()).unwrap();
+            }
+        }
         fs.close().unwrap();
         eprintln!("mount {:?} (close {:?})", m, t.elapsed() - m);
     }

@@ -13,7 +13,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::journal::{Reader, SYMLINK_MAX, XATTR_NAME_MAX, XATTR_VALUE_MAX};
+use crate::journal::{put_bytes, Reader, SYMLINK_MAX, XATTR_NAME_MAX, XATTR_VALUE_MAX};
 use crate::snapshot::SNAPSHOT_NAME_MAX;
 use crate::{checksum, FormatError, InodeRecord, NAME_MAX};
 
@@ -480,11 +480,6 @@ fn frame_crc(head: &FrameHeader, payload: &[u8]) -> u32 {
     first[..4].copy_from_slice(&head.tag.to_le_bytes());
     first[4..].copy_from_slice(&head.len.to_le_bytes());
     crc32c::crc32c_append(checksum(&first), payload)
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
 }
 
 fn corrupt(detail: impl Into<String>) -> FormatError {
