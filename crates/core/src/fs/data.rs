@@ -201,12 +201,23 @@ impl Inner {
         Ok(())
     }
 
-    /// Zeroes file bytes `start..end` (already clamped to the size).
+    /// Zeroes file bytes `start..end` (already clamped to the size): the records cut at
+    /// either end are rewritten, the whole ones between dropped at once (however long
+    /// the range, only the records stored in it cost anything).
     pub(crate) fn zero_range(&mut self, ino: Ino, start: u64, end: u64) -> FsResult<()> {
         let geo = self.vol.geometry();
-        // At most the first and last records are rewritten; the others are dropped.
         self.vol.make_room_for_records(2)?;
-        for span in geo.spans(FileOffset::new(start), FileOffset::new(end)) {
+        let first_whole = geo.first_record_from(FileOffset::new(start));
+        let end_whole = RecordIndex::new(end / geo.record_size());
+        let head_end = geo.start_of(first_whole).get().min(end);
+        let mut cut = geo
+            .spans(FileOffset::new(start), FileOffset::new(head_end))
+            .collect::<Vec<Span>>();
+        if end_whole >= first_whole {
+            let from = geo.start_of(end_whole).get().max(start);
+            cut.extend(geo.spans(FileOffset::new(from), FileOffset::new(end)));
+        }
+        for span in cut {
             if self.vol.record_len(ino, span.index).is_none() {
                 continue;
             }
@@ -214,6 +225,14 @@ impl Inner {
                 self.vol.drop_records(ino, span.index, span.index.next())?;
             } else {
                 self.patch_record(ino, &span, None, geo.record_size() as usize)?;
+            }
+        }
+        if first_whole < end_whole {
+            let stored = self.vol.records(ino);
+            let at = stored.partition_point(|(i, _)| *i < first_whole.get());
+            let any_stored = stored.get(at).is_some_and(|(i, _)| *i < end_whole.get());
+            if any_stored || self.vol.has_dirty_from(ino, first_whole) {
+                self.vol.drop_records(ino, first_whole, end_whole)?;
             }
         }
         Ok(())

@@ -205,6 +205,72 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Applies every op of `reader`, checks the end and the tree, and creates the
+    /// snapshot (the checkpoint that ends the hold of commits).
+    fn apply_stream<R: Read>(
+        &mut self,
+        reader: &mut StreamReader<R>,
+        header: &StreamHeader,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ReceiveSummary, ReceiveError> {
+        let mut summary = ReceiveSummary {
+            name: show(header.name()),
+            incremental: header.base().is_some(),
+            ..Default::default()
+        };
+        if header.base().is_none() {
+            // A full stream sets the root's xattrs afresh.
+            let root = Ino::new(ROOT_INO);
+            let names: Vec<Vec<u8>> = self
+                .vol
+                .namespace()
+                .xattrs(ROOT_INO)
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in names {
+                self.vol.remove_xattr(root, &n)?;
+            }
+        }
+        // No stream makes more inode slots than it has inodes beyond what is here.
+        let slots_bound = self.vol.namespace().inode_slots() as u64 + header.inodes + 1;
+        let mut last = 0;
+        while let Some(op) = reader.next_op()? {
+            match &op {
+                SendOp::Write { data, .. } => summary.data_bytes += data.len() as u64,
+                SendOp::Inode { ino, .. } if u64::from(*ino) > slots_bound => {
+                    return Err(bad(format!("inode {ino} past any the stream holds")));
+                }
+                _ => {}
+            }
+            self.apply_stream_op(op)?;
+            if reader.bytes() - last >= 4 << 20 {
+                last = reader.bytes();
+                progress(last);
+            }
+        }
+        if summary.data_bytes != header.data_bytes {
+            return Err(bad(format!(
+                "{} bytes of data where the header said {}",
+                summary.data_bytes, header.data_bytes
+            )));
+        }
+        if self.vol.namespace().fingerprint() != header.fingerprint {
+            return Err(bad(
+                "the tree received is not the tree sent (its fingerprint differs)",
+            ));
+        }
+        self.vol
+            .create_snapshot_at(header.name(), header.created_ns)?;
+        self.last_commit = std::time::Instant::now();
+        summary.bytes = reader.bytes();
+        summary.frames = reader.frames();
+        progress(summary.bytes);
+        Ok(summary)
+    }
+}
+
 impl Filesystem {
     /// Applies the stream read from `input` and creates its snapshot (see the module).
     /// `progress(bytes read)` is called now and then. After an error nothing is applied
@@ -222,64 +288,24 @@ impl Filesystem {
             return Err(FsError::Busy("files are open".into()).into());
         }
         g.check_target(&header)?;
-        g.vol.hold_commits(true);
-        let mut summary = ReceiveSummary {
-            name: show(header.name()),
-            incremental: header.base().is_some(),
-            ..Default::default()
-        };
-        if header.base().is_none() {
-            // A full stream sets the root's xattrs afresh.
-            let root = Ino::new(ROOT_INO);
-            let names: Vec<Vec<u8>> = g
-                .vol
-                .namespace()
-                .xattrs(ROOT_INO)
-                .iter()
-                .map(|(n, _)| n.clone())
-                .collect();
-            for n in names {
-                g.vol.remove_xattr(root, &n)?;
+        g.vol.hold_commits();
+        let received = g.apply_stream(&mut reader, &header, progress);
+        if received.is_err() {
+            // Nothing more may reach the image from this memory (a close, a snapshot).
+            if let Err(e) = g.vol.abandon() {
+                tracing::warn!("after a failed receive: {e}");
             }
         }
-        let mut last = 0;
-        while let Some(op) = reader.next_op()? {
-            if let SendOp::Write { data, .. } = &op {
-                summary.data_bytes += data.len() as u64;
-            }
-            g.apply_stream_op(op)?;
-            if reader.bytes() - last >= 4 << 20 {
-                last = reader.bytes();
-                progress(last);
-            }
-        }
-        if summary.data_bytes != header.data_bytes {
-            return Err(bad(format!(
-                "{} bytes of data where the header said {}",
-                summary.data_bytes, header.data_bytes
-            )));
-        }
-        if g.vol.namespace().fingerprint() != header.fingerprint {
-            return Err(bad(
-                "the tree received is not the tree sent (its fingerprint differs)",
-            ));
-        }
-        g.vol.hold_commits(false);
-        g.vol.create_snapshot_at(header.name(), header.created_ns)?;
-        g.last_commit = std::time::Instant::now();
-        summary.bytes = reader.bytes();
-        summary.frames = reader.frames();
-        progress(summary.bytes);
         drop(g);
         self.forget_views();
-        Ok(summary)
+        received
     }
 
     /// Drops what a failed receive left in memory: the image stays as its last
     /// checkpoint made it, and this filesystem writes nothing more.
     pub fn abandon(&self) -> Result<(), FsError> {
         let mut g = self.lock();
-        g.vol.hold_commits(true);
+        g.vol.hold_commits();
         g.vol.abandon()
     }
 }

@@ -44,6 +44,13 @@ fn sent(rec: &InodeRecord) -> InodeRecord {
     }
 }
 
+/// Inode `ino` of `ns` as a stream carries it: live and named (a file unlinked while
+/// open lives on with no link until its last close, and a mount frees it: no stream
+/// carries it, and a fingerprint leaves it out).
+fn carried(ns: &Namespace, ino: u32) -> Option<&InodeRecord> {
+    ns.inode(ino).filter(|r| r.nlink > 0)
+}
+
 /// The changes from `old` (nothing: a full stream) to `new`, by kind.
 struct Plan<'a> {
     old: Option<&'a Namespace>,
@@ -52,11 +59,22 @@ struct Plan<'a> {
     gone: HashSet<u32>,
 }
 
+/// Inode `ino` (`r` in `old`) is in `new` as the same file: carried, with the same
+/// generation, kind and (a symlink) target. A rollback can hand one generation of a
+/// slot to two files on the two sides of it; what their kind or target tells apart
+/// is told apart, and the rest (files, directories) compare field by field anyway.
+fn one_file(old: &Namespace, new: &Namespace, ino: u32, r: &InodeRecord) -> bool {
+    carried(new, ino).is_some_and(|n| {
+        n.generation == r.generation && n.kind() == r.kind() && old.symlink(ino) == new.symlink(ino)
+    })
+}
+
 impl<'a> Plan<'a> {
     fn new(old: Option<&'a Namespace>, new: &'a Namespace) -> Self {
         let gone = old.map_or_else(HashSet::new, |o| {
             o.live_inode_iter()
-                .filter(|(ino, r)| new.inode(*ino).is_none_or(|n| n.generation != r.generation))
+                .filter(|(ino, _)| carried(o, *ino).is_some())
+                .filter(|(ino, r)| !one_file(o, new, *ino, r))
                 .map(|(ino, _)| ino)
                 .collect()
         });
@@ -65,7 +83,7 @@ impl<'a> Plan<'a> {
 
     /// `ino` is the same file in both (so its entries, xattrs and records compare).
     fn same_file(&self, ino: u32) -> bool {
-        self.old.is_some_and(|o| o.inode(ino).is_some()) && !self.gone.contains(&ino)
+        self.old.is_some_and(|o| carried(o, ino).is_some()) && !self.gone.contains(&ino)
     }
 
     /// Entry `id` of `a` is in `b` as it is (same parent file, name, inode, cookie).
@@ -103,6 +121,7 @@ impl<'a> Plan<'a> {
     fn inodes(&self) -> Vec<u32> {
         self.new
             .live_inode_iter()
+            .filter(|(ino, _)| carried(self.new, *ino).is_some())
             .filter(|(ino, r)| {
                 !self.same_file(*ino)
                     || self
@@ -206,7 +225,7 @@ impl Filesystem {
         let mut files = Vec::new();
         let mut holes = Vec::new();
         for (ino, r) in new.live_inode_iter() {
-            if r.kind() == Some(FileKind::Regular) {
+            if r.kind() == Some(FileKind::Regular) && r.nlink > 0 {
                 let (send, gone) = plan.records(ino, record_size);
                 files.extend(send);
                 holes.extend(gone.into_iter().map(|i| (ino, i)));
@@ -268,7 +287,10 @@ impl Filesystem {
                 name: new.name_bytes(d).to_vec(),
             })?;
         }
-        for (ino, _) in new.live_inode_iter() {
+        for (ino, r) in new.live_inode_iter() {
+            if r.nlink == 0 {
+                continue;
+            }
             for op in plan.xattrs(ino) {
                 w.op(&op)?;
             }

@@ -3,7 +3,8 @@
 //! directory entries with their cookies — and of nothing a receiver chooses for itself
 //! (where records lie, how they are compressed, what fallocate reserved) or a read
 //! changes (access times). Two namespaces with one fingerprint hold the same tree, so an
-//! incremental stream names its base by it.
+//! incremental stream names its base by it. Inodes without a link (unlinked while
+//! open: a mount frees them) are left out.
 
 use gpufs_format::InodeRecord;
 
@@ -60,7 +61,8 @@ impl Namespace {
         };
         f.put(b"gpufs namespace fingerprint v1");
         let mut dirs = Vec::new();
-        for (ino, rec) in self.live_inode_iter() {
+        // An inode with no link (unlinked while open) is not part of the tree.
+        for (ino, rec) in self.live_inode_iter().filter(|(_, r)| r.nlink > 0) {
             f.put(&ino.to_le_bytes());
             f.put(&inode_fields(rec));
             if let Some(target) = self.symlink(ino) {

@@ -115,9 +115,16 @@ impl Namespace {
 
     /// Takes over the inode table of an image (every slot's generation kept), checking
     /// each live inode's kind, and makes every directory's (empty) listing.
-    fn load_inodes(&mut self, inodes: Vec<InodeRecord>) -> FsResult<()> {
+    fn load_inodes(&mut self, mut inodes: Vec<InodeRecord>) -> FsResult<()> {
         if inodes.len() > u32::MAX as usize {
             return Err(FsError::corrupt("inode table longer than inode numbers go"));
+        }
+        // A free slot keeps its generation only (whatever else an image holds there).
+        for rec in inodes.iter_mut().filter(|r| !r.is_live()) {
+            *rec = InodeRecord {
+                generation: rec.generation,
+                ..InodeRecord::default()
+            };
         }
         let (mut live, mut prealloc) = (0u64, 0u64);
         for (ino, rec) in inodes
@@ -182,6 +189,7 @@ impl Namespace {
                 return Err(FsError::corrupt(format!("reserved cookie in {}", d.parent)));
             }
             d.name_hash = name_hash(d.parent, name);
+            d.flags = 0;
             arena_in_order &= d.name_offset >= next_free;
             next_free = d.name_offset + u64::from(d.name_len);
         }

@@ -89,6 +89,10 @@ impl Volume {
             saved
         });
         let written = self.write_checkpoint_at(clean, roots, &bitmap, data_used);
+        if written.is_ok() {
+            // Everything is durable: a hold of commits has ended.
+            self.commits_held = false;
+        }
         match (written, saved) {
             (Ok(()), None) => Ok(bitmap),
             (Ok(()), Some(_)) => {

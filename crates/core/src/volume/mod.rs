@@ -341,7 +341,11 @@ impl Volume {
                 }
             }
         }
-        self.journal.push(&op);
+        // While commits are held the checkpoint that ends the hold records everything:
+        // nothing is queued (a receive of millions of ops keeps none in memory).
+        if !self.commits_held {
+            self.journal.push(&op);
+        }
         self.counters.journal_ops += 1;
         Ok(())
     }
@@ -444,12 +448,13 @@ impl Volume {
         Ok(())
     }
 
-    /// Holds (`true`) or lets go every commit: while held, changes reach the device only
-    /// as data written to free blocks, and the next checkpoint makes all of them durable
-    /// at once. Frees stay deferred meanwhile, so nothing the image on disk refers to is
-    /// overwritten.
-    pub fn hold_commits(&mut self, held: bool) {
-        self.commits_held = held;
+    /// Holds every commit until the next checkpoint: changes reach the device only as
+    /// data written to free blocks, ops are not journaled, and that checkpoint makes all
+    /// of them durable at once (or [`Volume::abandon`] drops them). Frees stay deferred
+    /// meanwhile, so nothing the image on disk refers to is overwritten; a change that
+    /// needs the space a commit would give back fails with ENOSPC instead.
+    pub fn hold_commits(&mut self) {
+        self.commits_held = true;
     }
 
     /// Leaves the image as its last checkpoint and commit made it: whatever changed in

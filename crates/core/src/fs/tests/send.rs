@@ -341,3 +341,55 @@ fn a_power_cut_during_a_receive_leaves_the_target_before_or_after_it() {
         ["after", "before"]
     );
 }
+
+#[test]
+fn a_file_unlinked_while_open_is_no_part_of_a_stream() {
+    let (_, src) = fresh();
+    create_file(&src, ROOT, b"kept", b"kept");
+    let open = src.create(ROOT, b"open", 0o644, Caller::ROOT).unwrap().ino;
+    src.write(open, 0, b"bytes of a file still open").unwrap();
+    src.unlink(ROOT, b"open").unwrap();
+    src.create_snapshot(b"one").unwrap();
+    src.release(open).unwrap();
+    create_file(&src, ROOT, b"later", b"later");
+    src.create_snapshot(b"two").unwrap();
+    let (full, inc) = (stream(&src, "one", None), stream(&src, "two", Some("one")));
+    let (dev, dst) = fresh();
+    dst.receive(&full[..], &mut |_| {}).unwrap();
+    // A mount frees what has no link: the tree is still the snapshot's.
+    let (_, dst) = close_and_remount(&dev, dst);
+    dst.receive(&inc[..], &mut |_| {}).unwrap();
+    expect_like(&dst, &src, "two");
+}
+
+#[test]
+fn one_generation_of_a_slot_on_both_sides_of_a_rollback_is_two_files() {
+    let (_, src) = fresh();
+    create_file(&src, ROOT, b"base", b"base");
+    src.create_snapshot(b"before").unwrap();
+    let f = create_file(&src, ROOT, b"f", b"a file");
+    src.symlink(ROOT, b"l", b"target-one", Caller::ROOT)
+        .unwrap();
+    src.create_snapshot(b"branch").unwrap();
+    src.rollback_snapshot(b"before").unwrap();
+    // The slots the branch used, with the generations it gave them, for other kinds.
+    let d = src.mkdir(ROOT, b"d", 0o755, Caller::ROOT).unwrap().ino;
+    assert_eq!(d, f, "the same slot again");
+    let l = src
+        .symlink(ROOT, b"l2", b"target-two", Caller::ROOT)
+        .unwrap()
+        .ino;
+    assert_eq!(
+        src.getattr(l).unwrap().generation,
+        src.getattr(d).unwrap().generation
+    );
+    src.create_snapshot(b"after").unwrap();
+    let (full, inc) = (
+        stream(&src, "branch", None),
+        stream(&src, "after", Some("branch")),
+    );
+    let (_, dst) = fresh();
+    dst.receive(&full[..], &mut |_| {}).unwrap();
+    dst.receive(&inc[..], &mut |_| {}).unwrap();
+    expect_like(&dst, &src, "after");
+}
