@@ -101,10 +101,7 @@ fn open(
     atime: AtimeMode,
     force: bool,
 ) -> Result<Filesystem, String> {
-    let write_cache_bytes = crate::size::parse_size(cache_size)
-        .ok()
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| format!("--cache-size {cache_size}: not a size (e.g. 256M, 0)"))?;
+    let write_cache_bytes = cache_bytes(cache_size)?;
     let dev: Arc<dyn Device> =
         Arc::new(FileDevice::open(image, !read_only).map_err(|e| paths::open_error(image, &e))?);
     let opts = OpenOptions {
@@ -144,16 +141,30 @@ pub fn run(mut a: MountArgs) -> Result<(), String> {
     if a.foreground || a.daemon_child {
         return serve(a, &opts, &image, &mp);
     }
-    // Check the image here, read-only, so a bad one is reported before any daemon.
-    drop(open(
-        &image,
-        &mp,
-        true,
-        &a.cache_size,
-        AtimeMode::default(),
-        opts.force,
-    )?);
+    precheck(a, &opts, &image, &mp)?;
     spawn_daemon(a, &image, &mp)
+}
+
+/// What can be refused before a daemon starts, cheaply: a bad cache size, an image that
+/// cannot be opened as asked or is locked by a mount here, one another machine's marker
+/// holds. The daemon loads the image (once: a million files take a while) and reports
+/// any other error, which this command prints.
+fn precheck(a: &MountArgs, o: &MountOptions, image: &Path, mp: &Path) -> Result<(), String> {
+    cache_bytes(&a.cache_size)?;
+    let dev = FileDevice::open(image, !a.read_only).map_err(|e| paths::open_error(image, &e))?;
+    if !o.force {
+        gpufs_core::refuse_if_held_elsewhere(&dev, paths::holder(&mp.display().to_string()))
+            .map_err(|e| format!("{}: {e}", image.display()))?;
+    }
+    Ok(())
+}
+
+/// The write-back cache size `--cache-size` asks for, in bytes.
+fn cache_bytes(cache_size: &str) -> Result<usize, String> {
+    crate::size::parse_size(cache_size)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("--cache-size {cache_size}: not a size (e.g. 256M, 0)"))
 }
 
 fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
