@@ -44,7 +44,11 @@ fn mount_profile() {
     }
     for _ in 0..3 {
         if std::env::var("COLD").is_ok() {
-            std::process::Command::new("sh").arg("-c").arg("sync; echo 3 > /proc/sys/vm/drop_caches").status().unwrap();
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg("sync; echo 3 > /proc/sys/vm/drop_caches")
+                .status()
+                .unwrap();
         }
         let t = Instant::now();
         let dev: Arc<dyn Device> = Arc::new(FileDevice::open(path, true).unwrap());

@@ -1,13 +1,17 @@
 //! `gpufs diff`: what changed between two snapshots, or a snapshot and the live
 //! filesystem. Files are matched by inode number and generation (a number reused for
 //! another file is another file): one only in the newer is created, only in the older
-//! deleted; one in both whose paths differ is renamed, whose size, mtime, mode,
-//! owner, records or xattrs differ is modified. Both namespaces are compared whole (O(files), no I/O beyond
-//! loading a snapshot's namespace).
+//! deleted; an entry that moved (another directory, name or readdir place) is a rename
+//! of its file, whose size, mtime, mode, owner, records or xattrs may also have changed
+//! (modified). A directory renamed is one change: what lies below it did not move
+//! within it. Both namespaces are walked once (O(files) of comparisons, directory by
+//! directory in cookie order, no I/O beyond loading a snapshot's namespace); paths are
+//! built only for what changed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashSet};
 
-use gpufs_format::ROOT_INO;
+use gpufs_compute::kernels::path_build::path_of;
+use gpufs_format::{FileKind, ROOT_INO};
 
 use super::Filesystem;
 use crate::error::FsResult;
@@ -22,76 +26,141 @@ pub enum Change {
     Renamed { from: Vec<u8>, to: Vec<u8> },
 }
 
-/// Every path of every live inode of `ns`.
-fn paths(ns: &Namespace) -> HashMap<u32, BTreeSet<Vec<u8>>> {
-    let mut dir_path: HashMap<u32, Vec<u8>> = HashMap::new();
-    dir_path.insert(ROOT_INO, Vec::new());
-    for (dir, entry) in ns.dirs_below(ROOT_INO) {
-        let d = ns.dirent(entry);
-        if let Some(parent) = dir_path.get(&d.parent).cloned() {
-            let mut p = parent;
-            p.push(b'/');
-            p.extend_from_slice(ns.name_bytes(d));
-            dir_path.insert(dir, p);
-        }
+/// Inode `ino` is one file in both: live in each with one generation.
+fn same_file(old: &Namespace, new: &Namespace, ino: u32) -> bool {
+    match (old.inode(ino), new.inode(ino)) {
+        (Some(a), Some(b)) => a.generation == b.generation,
+        _ => false,
     }
-    let mut out: HashMap<u32, BTreeSet<Vec<u8>>> = HashMap::new();
-    out.entry(ROOT_INO).or_default().insert(b"/".to_vec());
-    for (_, d) in ns.live_dirents() {
-        if let Some(parent) = dir_path.get(&d.parent) {
-            let mut p = parent.clone();
-            p.push(b'/');
-            p.extend_from_slice(ns.name_bytes(d));
-            out.entry(d.ino).or_default().insert(p);
+}
+
+/// The path of entry `id` of `ns`.
+fn path(ns: &Namespace, id: u32) -> Vec<u8> {
+    let mut p = Vec::new();
+    path_of(&ns.view(), id, &mut p);
+    p
+}
+
+/// Entry ids of `ns` naming each inode of `want`, found in one pass.
+fn entries_naming(ns: &Namespace, want: &HashSet<u32>) -> BTreeMap<u32, Vec<u32>> {
+    let mut out: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    if want.is_empty() {
+        return out;
+    }
+    for (id, d) in ns.live_dirents() {
+        if want.contains(&d.ino) {
+            out.entry(d.ino).or_default().push(id);
         }
     }
     out
 }
 
-/// The changes from `old` to `new`, sorted by path.
-pub fn diff_namespaces(old: &Namespace, new: &Namespace) -> Vec<Change> {
-    let (a, b) = (paths(old), paths(new));
-    let mut out = Vec::new();
-    for (ino, old_paths) in &a {
-        let (Some(ra), new_rec) = (old.inode(*ino), new.inode(*ino)) else {
+/// The entries of `a` (ids) not in `b` as they are: for a directory that is one file in
+/// both, its lists merged by cookie; for any other, all of them.
+fn entries_gone(a: &Namespace, b: &Namespace, same: &impl Fn(u32) -> bool) -> Vec<u32> {
+    let mut gone = Vec::new();
+    for (dir, _) in a
+        .live_inode_iter()
+        .filter(|(_, r)| r.kind() == Some(FileKind::Directory))
+    {
+        let mine: Vec<(u64, u32)> = a.entries_after(dir, 0).collect();
+        if !same(dir) {
+            gone.extend(mine.iter().map(|(_, id)| *id));
             continue;
-        };
-        let same_file = new_rec.is_some_and(|rb| rb.is_live() && rb.generation == ra.generation);
-        let Some(new_paths) = b.get(ino).filter(|_| same_file) else {
-            out.extend(old_paths.iter().cloned().map(Change::Deleted));
-            continue;
-        };
-        let gone: Vec<&Vec<u8>> = old_paths.difference(new_paths).collect();
-        let came: Vec<&Vec<u8>> = new_paths.difference(old_paths).collect();
-        if gone.len() == 1 && came.len() == 1 {
-            out.push(Change::Renamed {
-                from: gone[0].clone(),
-                to: came[0].clone(),
-            });
-        } else {
-            out.extend(gone.into_iter().cloned().map(Change::Deleted));
-            out.extend(came.into_iter().cloned().map(Change::Created));
         }
-        let rb = new_rec.copied().unwrap_or(*ra);
-        // Not the ctime alone: a rename or a link moves it.
-        let changed = (ra.size, ra.mtime_ns, ra.mode, ra.uid, ra.gid)
-            != (rb.size, rb.mtime_ns, rb.mode, rb.uid, rb.gid)
-            || old.extents(*ino) != new.extents(*ino)
-            || old.xattrs(*ino) != new.xattrs(*ino);
-        if changed {
-            if let Some(p) = new_paths.iter().next() {
-                out.push(Change::Modified(p.clone()));
+        let theirs: Vec<(u64, u32)> = b.entries_after(dir, 0).collect();
+        let mut k = 0;
+        for (cookie, id) in mine {
+            while k < theirs.len() && theirs[k].0 < cookie {
+                k += 1;
+            }
+            let kept = theirs.get(k).is_some_and(|&(c, other)| {
+                let (x, y) = (a.dirent(id), b.dirent(other));
+                c == cookie
+                    && x.ino == y.ino
+                    && x.kind == y.kind
+                    && same(x.ino)
+                    && a.name_bytes(x) == b.name_bytes(y)
+            });
+            if !kept {
+                gone.push(id);
             }
         }
     }
-    for (ino, new_paths) in &b {
-        let Some(rb) = new.inode(*ino) else { continue };
-        let known = a.contains_key(ino)
-            && old
-                .inode(*ino)
-                .is_some_and(|ra| ra.is_live() && ra.generation == rb.generation);
-        if !known {
-            out.extend(new_paths.iter().cloned().map(Change::Created));
+    gone
+}
+
+/// The changes from `old` to `new`, sorted by path.
+pub fn diff_namespaces(old: &Namespace, new: &Namespace) -> Vec<Change> {
+    let same = |ino: u32| same_file(old, new, ino);
+    let gone = entries_gone(old, new, &same);
+    let came = entries_gone(new, old, &same);
+    let mut out = Vec::new();
+    let mut moved_from: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut moved_to: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    for id in gone {
+        let ino = old.dirent(id).ino;
+        if same(ino) {
+            moved_from.entry(ino).or_default().push(path(old, id));
+        } else {
+            out.push(Change::Deleted(path(old, id)));
+        }
+    }
+    for id in came {
+        let ino = new.dirent(id).ino;
+        if same(ino) {
+            moved_to.entry(ino).or_default().push(path(new, id));
+        } else {
+            out.push(Change::Created(path(new, id)));
+        }
+    }
+    let moved: HashSet<u32> = moved_from.keys().chain(moved_to.keys()).copied().collect();
+    for ino in &moved {
+        let from = moved_from.remove(ino).unwrap_or_default();
+        let to = moved_to.get(ino).cloned().unwrap_or_default();
+        if let ([f], [t]) = (from.as_slice(), to.as_slice()) {
+            out.push(Change::Renamed {
+                from: f.clone(),
+                to: t.clone(),
+            });
+        } else {
+            out.extend(from.into_iter().map(Change::Deleted));
+            out.extend(to.into_iter().map(Change::Created));
+        }
+    }
+    // Not the ctime alone: a rename or a link moves it.
+    let modified: HashSet<u32> = new
+        .live_inode_iter()
+        .filter(|(ino, _)| same(*ino))
+        .filter(|(ino, rb)| {
+            old.inode(*ino).is_some_and(|ra| {
+                (ra.size, ra.mtime_ns, ra.mode, ra.uid, ra.gid)
+                    != (rb.size, rb.mtime_ns, rb.mode, rb.uid, rb.gid)
+                    || old.extents(*ino) != new.extents(*ino)
+                    || old.xattrs(*ino) != new.xattrs(*ino)
+            })
+        })
+        .map(|(ino, _)| ino)
+        .collect();
+    let need: HashSet<u32> = modified
+        .iter()
+        .filter(|i| **i != ROOT_INO && !moved_to.contains_key(i))
+        .copied()
+        .collect();
+    let found = entries_naming(new, &need);
+    for ino in &modified {
+        let p = if *ino == ROOT_INO {
+            Some(b"/".to_vec())
+        } else if let Some(p) = moved_to.get(ino).and_then(|v| v.first()) {
+            Some(p.clone())
+        } else {
+            found
+                .get(ino)
+                .and_then(|ids| ids.first())
+                .map(|&id| path(new, id))
+        };
+        if let Some(p) = p {
+            out.push(Change::Modified(p));
         }
     }
     out.sort_by(|x, y| key(x).cmp(key(y)));
@@ -109,15 +178,15 @@ impl Filesystem {
     /// The changes from snapshot `from` to snapshot `to`, or to the live filesystem when
     /// `to` is `None`.
     pub fn diff(&self, from: &[u8], to: Option<&[u8]>) -> FsResult<Vec<Change>> {
-        let g = self.lock();
-        let old = g.vol.snapshot_namespace(&g.vol.snapshot(from)?)?;
+        // Through the loaded views: a second diff of the same snapshots loads nothing.
+        let id = |name: &[u8]| self.lock().vol.snapshot(name).map(|r| r.id);
+        let old = self.snapshot_view(id(from)?)?;
         let changes = match to {
             Some(name) => {
-                let new = g.vol.snapshot_namespace(&g.vol.snapshot(name)?)?;
-                drop(g);
-                diff_namespaces(&old, &new)
+                let new = self.snapshot_view(id(name)?)?;
+                diff_namespaces(&old.ns, &new.ns)
             }
-            None => diff_namespaces(&old, g.vol.namespace()),
+            None => diff_namespaces(&old.ns, self.lock().vol.namespace()),
         };
         Ok(changes)
     }

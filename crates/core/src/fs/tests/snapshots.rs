@@ -348,6 +348,22 @@ fn diff_names_what_was_created_deleted_modified_and_renamed() {
         "{live:?}"
     );
     assert_err!(fs.diff(b"missing", None), FsError::NotFound);
+    // A directory renamed is one change: its files did not move within it.
+    snap(&fs, "later");
+    fs.rename(ROOT, b"dir", ROOT, b"dir2", RenameMode::Replace)
+        .unwrap();
+    let live = fs.diff(b"later", None).unwrap();
+    assert!(
+        live.contains(&Change::Renamed {
+            from: p("/dir"),
+            to: p("/dir2"),
+        }),
+        "{live:?}"
+    );
+    assert!(
+        !live.iter().any(|c| format!("{c:?}").contains("dir2/a")),
+        "{live:?}"
+    );
 }
 
 #[test]
