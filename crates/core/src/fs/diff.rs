@@ -90,30 +90,39 @@ fn entries_gone(a: &Namespace, b: &Namespace, same: &impl Fn(u32) -> bool) -> Ve
     gone
 }
 
+/// Paths of entries that moved, by the inode they name.
+type Moves = BTreeMap<u32, Vec<Vec<u8>>>;
+
+/// Entries `ids` of `ns` that went (or came): those naming a file of both sides are its
+/// moves; the others are `lone` changes (its file was deleted, or created).
+fn split(
+    ns: &Namespace,
+    ids: Vec<u32>,
+    same: &impl Fn(u32) -> bool,
+    moves: &mut Moves,
+    out: &mut Vec<Change>,
+    lone: fn(Vec<u8>) -> Change,
+) {
+    for id in ids {
+        let ino = ns.dirent(id).ino;
+        if same(ino) {
+            moves.entry(ino).or_default().push(path(ns, id));
+        } else {
+            out.push(lone(path(ns, id)));
+        }
+    }
+}
+
 /// The changes from `old` to `new`, sorted by path.
 pub fn diff_namespaces(old: &Namespace, new: &Namespace) -> Vec<Change> {
     let same = |ino: u32| same_file(old, new, ino);
     let gone = entries_gone(old, new, &same);
     let came = entries_gone(new, old, &same);
     let mut out = Vec::new();
-    let mut moved_from: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
-    let mut moved_to: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
-    for id in gone {
-        let ino = old.dirent(id).ino;
-        if same(ino) {
-            moved_from.entry(ino).or_default().push(path(old, id));
-        } else {
-            out.push(Change::Deleted(path(old, id)));
-        }
-    }
-    for id in came {
-        let ino = new.dirent(id).ino;
-        if same(ino) {
-            moved_to.entry(ino).or_default().push(path(new, id));
-        } else {
-            out.push(Change::Created(path(new, id)));
-        }
-    }
+    let mut moved_from = Moves::new();
+    let mut moved_to = Moves::new();
+    split(old, gone, &same, &mut moved_from, &mut out, Change::Deleted);
+    split(new, came, &same, &mut moved_to, &mut out, Change::Created);
     let moved: HashSet<u32> = moved_from.keys().chain(moved_to.keys()).copied().collect();
     for ino in &moved {
         let from = moved_from.remove(ino).unwrap_or_default();
