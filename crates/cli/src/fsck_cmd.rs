@@ -1,7 +1,8 @@
 //! `gpufs fsck`: check an unmounted image.
 //!
 //! Exit codes: 0 clean; 1 only conditions a read-write mount repairs by itself; 4
-//! problems found; 8 the image could not be checked at all.
+//! problems found; 8 the image could not be checked at all; 9 an encrypted image's key
+//! is missing or wrong.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,9 @@ pub struct FsckArgs {
     /// Print problems only.
     #[arg(short, long)]
     pub quiet: bool,
+    /// The key of an encrypted image (a file; `-`: standard input; left out: asked).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 pub fn run(a: FsckArgs) -> ExitCode {
@@ -32,6 +36,18 @@ pub fn run(a: FsckArgs) -> ExitCode {
             return ExitCode::from(8);
         }
     };
+    let keys = match crate::key_input::keys_for(dev.as_ref(), &image, a.key_file.as_deref()) {
+        Ok(k) => k,
+        Err(msg) => {
+            let f = crate::key_input::failure_of(msg);
+            eprintln!("gpufs fsck: {}", f.msg);
+            return ExitCode::from(if f.code == crate::key_input::EXIT_KEY {
+                f.code
+            } else {
+                8
+            });
+        }
+    };
     let bar = (std::io::stderr().is_terminal() && !a.quiet && !a.json).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -41,7 +57,7 @@ pub fn run(a: FsckArgs) -> ExitCode {
         b
     });
     let holder = crate::paths::holder("fsck");
-    let result = fsck::check_with_progress(dev, Some(holder), &mut |done, total| {
+    let result = fsck::check_with_keys(dev, keys, Some(holder), &mut |done, total| {
         if let Some(b) = &bar {
             b.set_length(total);
             b.set_position(done);

@@ -10,6 +10,8 @@ mod dedup_cmd;
 mod du_cmd;
 mod exit;
 mod fsck_cmd;
+mod key_cmd;
+mod key_input;
 mod mkfs_cmd;
 mod mount_cmd;
 // helper_args is the front program's (mount.fuse.gpufs); the engine parses -o.
@@ -54,6 +56,9 @@ enum Command {
     Unmount(unmount_cmd::UnmountArgs),
     /// Check every checksum and invariant of an unmounted image.
     Fsck(fsck_cmd::FsckArgs),
+    /// The key slots of an encrypted image: list, add, remove (exit 9: a key no slot
+    /// opens, or the last slot).
+    Key(key_cmd::KeyArgs),
     #[command(flatten)]
     Ask(asking::AskCommand),
     /// Show which compute backend runs kernels here (and calibrate it).
@@ -80,8 +85,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Mkfs(a) => mkfs_cmd::run(a),
-        Command::Mount(a) => mount_cmd::run(a),
+        Command::Mkfs(a) => return exit::finish(mkfs_cmd::run(a)),
+        Command::Mount(a) => return exit::finish(mount_cmd::run(a).map_err(key_input::failure_of)),
+        Command::Key(a) => return exit::finish(key_cmd::run(a)),
         Command::Unmount(a) => unmount_cmd::run(a),
         Command::Fsck(a) => return fsck_cmd::run(a),
         Command::Ask(a) => return asking::run(a),

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gpufs_core::device::{Device, FileDevice};
-use gpufs_core::{mkfs, MkfsOptions};
+use gpufs_core::{mkfs, MkfsOptions, NewKey};
+
+use crate::exit::Failure;
+use crate::key_input::{read_key, KdfArgs};
 use gpufs_format::{signature, Compression};
 
 use crate::size::parse_size;
@@ -30,6 +33,17 @@ pub struct MkfsArgs {
     /// per unique record while mounted).
     #[arg(long)]
     pub dedup: bool,
+    /// Encrypt and authenticate everything: file data, names, sizes, times, xattrs, the
+    /// tree, snapshots and every metadata block (AES-256-XTS sealed with a keyed BLAKE3
+    /// tag; the volume key wrapped in a key slot by Argon2id and AES-256-GCM).
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The first key of an encrypted image: a file holding a passphrase or raw key (`-`:
+    /// standard input); left out, it is asked twice at the terminal.
+    #[arg(long, value_name = "FILE", requires = "encrypt")]
+    pub key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
     /// Overwrite an existing filesystem signature.
     #[arg(long)]
     pub force: bool,
@@ -89,6 +103,7 @@ pub fn make(
     compression: Compression,
     dedup: bool,
     force: bool,
+    encrypt: Option<NewKey>,
 ) -> Result<gpufs_format::Superblock, String> {
     let shown = image.display();
     let meta = std::fs::metadata(image).ok();
@@ -140,16 +155,34 @@ pub fn make(
         uuid: random_uuid(),
         compression,
         dedup,
+        encrypt,
     };
     mkfs(dev, &opts).map_err(|e| format!("{shown}: {e}"))
 }
 
-pub fn run(a: MkfsArgs) -> Result<(), String> {
-    let size = a.size.as_deref().map(parse_size).transpose()?;
-    let rs = parse_size(&a.record_size)?;
-    let rs = u32::try_from(rs).map_err(|_| "record size too large".to_string())?;
+pub fn run(a: MkfsArgs) -> Result<(), Failure> {
+    let size = a
+        .size
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(Failure::usage)?;
+    let rs = parse_size(&a.record_size).map_err(Failure::usage)?;
+    let rs = u32::try_from(rs).map_err(|_| Failure::usage("record size too large"))?;
     let image = crate::absolute(&a.image);
-    let sb = make(&image, size, rs, a.compression, a.dedup, a.force)?;
+    let encrypt = match a.encrypt {
+        true => Some(NewKey {
+            passphrase: read_key(
+                a.key_file.as_deref(),
+                &format!("new key for {}", image.display()),
+                true,
+            )?,
+            kdf: a.kdf.params()?,
+        }),
+        false => None,
+    };
+    let sb =
+        make(&image, size, rs, a.compression, a.dedup, a.force, encrypt).map_err(Failure::error)?;
     let bytes = sb.total_blocks * gpufs_format::BLOCK_SIZE as u64;
     if a.json {
         println!(
@@ -163,18 +196,24 @@ pub fn run(a: MkfsArgs) -> Result<(), String> {
                 "format_version": sb.version,
                 "compression": a.compression.to_string(),
                 "dedup": a.dedup,
+                "encrypted": sb.is_encrypted(),
             })
         );
     } else {
         println!(
             "made gpufs on {}: {:.1} GiB, record size {} KiB, journal {} MiB, compression {}, \
-             dedup {}, uuid {}",
+             dedup {}, encryption {}, uuid {}",
             image.display(),
             bytes as f64 / (1u64 << 30) as f64,
             sb.record_size / 1024,
             sb.journal_blocks * 4 / 1024,
             a.compression,
             if a.dedup { "on" } else { "off" },
+            if sb.is_encrypted() {
+                "aes-256-xts + blake3 tags"
+            } else {
+                "off"
+            },
             uuid_string(&sb.uuid)
         );
     }

@@ -16,6 +16,9 @@ use gpufs_core::device::{Device, FileDevice};
 use gpufs_core::{AtimeMode, Filesystem, OpenOptions};
 use gpufs_fuse::{Daemon, MountConfig, SessionUnmounter};
 
+use gpufs_core::crypt::Passphrase;
+
+use crate::key_input::{describe, keys_for, read_key, KEY_MARK};
 use crate::mount_opts::MountOptions;
 use crate::paths;
 
@@ -62,6 +65,11 @@ pub struct MountArgs {
     /// ..., are ignored; anything else is refused).
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
+    /// The key of an encrypted image: a file holding the passphrase or raw key (`-`:
+    /// standard input); left out, it is asked at the terminal (also `-o key_file=FILE`).
+    /// A missing or wrong key: exit 9, nothing written.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// Internal: this process is the daemon a plain `mount` started.
     #[arg(long, hide = true)]
     pub daemon_child: bool,
@@ -81,6 +89,7 @@ fn image_and_mountpoint(a: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
                     gpufs_format::Compression::MKFS_DEFAULT,
                     false,
                     false,
+                    None,
                 )?;
                 eprintln!("gpufs: made the default image {}", image.display());
             }
@@ -100,10 +109,12 @@ fn open(
     cache_size: &str,
     atime: AtimeMode,
     force: bool,
+    key_file: Option<&Path>,
 ) -> Result<Filesystem, String> {
     let write_cache_bytes = cache_bytes(cache_size)?;
     let dev: Arc<dyn Device> =
         Arc::new(FileDevice::open(image, !read_only).map_err(|e| paths::open_error(image, &e))?);
+    let keys = keys_for(dev.as_ref(), image, key_file)?;
     let opts = OpenOptions {
         read_only,
         write_cache_bytes,
@@ -111,7 +122,8 @@ fn open(
         holder: Some(paths::holder(&mp.display().to_string())),
         force,
     };
-    Filesystem::mount(dev, opts).map_err(|e| format!("{}: {e}", image.display()))
+    Filesystem::mount_with_keys(dev, opts, keys)
+        .map_err(|e| format!("{}: {}", image.display(), describe(&e)))
 }
 
 /// Folds `-o` options into the flags they stand for; returns what has no flag.
@@ -121,6 +133,9 @@ fn apply_options(a: &mut MountArgs) -> Result<MountOptions, String> {
         a.read_only = ro;
     }
     a.allow_other |= o.allow_other;
+    if a.key_file.is_none() {
+        a.key_file = o.key_file.as_ref().map(PathBuf::from);
+    }
     a.kernel_writeback |= o.kernel_writeback;
     if let Some(c) = &o.cache_size {
         a.cache_size = c.clone();
@@ -141,22 +156,44 @@ pub fn run(mut a: MountArgs) -> Result<(), String> {
     if a.foreground || a.daemon_child {
         return serve(a, &opts, &image, &mp);
     }
-    precheck(a, &opts, &image, &mp)?;
-    spawn_daemon(a, &image, &mp)
+    let key = precheck(a, &opts, &image, &mp)?;
+    spawn_daemon(a, &image, &mp, key)
 }
 
 /// What can be refused before a daemon starts, cheaply: a bad cache size, an image that
 /// cannot be opened as asked or is locked by a mount here, one another machine's marker
 /// holds. The daemon loads the image (once: a million files take a while) and reports
 /// any other error, which this command prints.
-fn precheck(a: &MountArgs, o: &MountOptions, image: &Path, mp: &Path) -> Result<(), String> {
+/// Returns the key of an encrypted image, read here (where the terminal is) for the
+/// daemon, which unlocks it.
+fn precheck(
+    a: &MountArgs,
+    o: &MountOptions,
+    image: &Path,
+    mp: &Path,
+) -> Result<Option<Passphrase>, String> {
     cache_bytes(&a.cache_size)?;
     let dev = FileDevice::open(image, !a.read_only).map_err(|e| paths::open_error(image, &e))?;
     if !o.force {
         gpufs_core::refuse_if_held_elsewhere(&dev, paths::holder(&mp.display().to_string()))
             .map_err(|e| format!("{}: {e}", image.display()))?;
     }
-    Ok(())
+    let (sb, _) = gpufs_core::crypt::area::superblock_of(&dev)
+        .map_err(|e| format!("{}: {e}", image.display()))?;
+    match (sb.is_encrypted(), &a.key_file) {
+        (false, Some(_)) => Err(format!(
+            "{KEY_MARK}{}: the image is not encrypted: it takes no key",
+            image.display()
+        )),
+        (false, None) => Ok(None),
+        (true, file) => read_key(
+            file.as_deref(),
+            &format!("key for {}", image.display()),
+            false,
+        )
+        .map(Some)
+        .map_err(|f| format!("{KEY_MARK}{}", f.msg)),
+    }
 }
 
 /// The write-back cache size `--cache-size` asks for, in bytes.
@@ -167,7 +204,12 @@ fn cache_bytes(cache_size: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("--cache-size {cache_size}: not a size (e.g. 256M, 0)"))
 }
 
-fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
+fn spawn_daemon(
+    a: &MountArgs,
+    image: &Path,
+    mp: &Path,
+    key: Option<Passphrase>,
+) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let state = paths::state_dir();
     std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
@@ -197,17 +239,33 @@ fn spawn_daemon(a: &MountArgs, image: &Path, mp: &Path) -> Result<(), String> {
     if let Some(c) = &a.compute {
         cmd.arg("--compute").arg(c);
     }
-    for o in &a.options {
+    for o in a.options.iter().filter(|o| !o.contains("key_file=")) {
         cmd.arg("-o").arg(o);
     }
+    if key.is_some() {
+        // The key goes through a pipe, never an argument or the environment.
+        cmd.arg("--key-file").arg("-");
+    }
     cmd.arg(image).arg(mp);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .process_group(0);
+    cmd.stdin(if key.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::from(log))
+    .process_group(0);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    if let (Some(key), Some(mut stdin)) = (&key, child.stdin.take()) {
+        // One newline after the key: what the daemon's reading takes off again.
+        let mut bytes = zeroize::Zeroizing::new(key.bytes().to_vec());
+        bytes.push(b'\n');
+        stdin
+            .write_all(&bytes)
+            .map_err(|e| format!("cannot hand the key to the daemon: {e}"))?;
+    }
     let Some(out) = child.stdout.take() else {
         return Err("daemon has no stdout".into());
     };
@@ -249,8 +307,18 @@ fn serve(a: &MountArgs, o: &MountOptions, image: &Path, mp: &Path) -> Result<(),
     };
     let failed = |e: &String| report(format!("error: {e}"));
     let atime = o.atime.unwrap_or_default();
-    let fs =
-        Arc::new(open(image, mp, a.read_only, &a.cache_size, atime, o.force).inspect_err(failed)?);
+    let fs = Arc::new(
+        open(
+            image,
+            mp,
+            a.read_only,
+            &a.cache_size,
+            atime,
+            o.force,
+            a.key_file.as_deref(),
+        )
+        .inspect_err(failed)?,
+    );
     for n in fs.notes() {
         report(format!("note: {n}"));
     }

@@ -18,6 +18,8 @@ pub struct MountOptions {
     pub no_exec: bool,
     /// Open an image another machine's in-use marker names (that machine is down).
     pub force: bool,
+    /// The key file of an encrypted image (`key_file=FILE`).
+    pub key_file: Option<String>,
 }
 
 /// Options mount(8) and fstab use for themselves, which a helper accepts and ignores.
@@ -46,7 +48,7 @@ fn is_userspace_only(opt: &str) -> bool {
 }
 
 const KNOWN: &str = "ro, rw, noatime, relatime, strictatime, allow_other, cache_size=SIZE, \
-                     commit=SECONDS, kernel_writeback, nodev, nosuid, noexec, force";
+                     commit=SECONDS, kernel_writeback, nodev, nosuid, noexec, force, key_file=FILE";
 
 impl MountOptions {
     /// Parses comma-separated option lists, later ones winning.
@@ -75,6 +77,7 @@ impl MountOptions {
                 ("noexec", None) => o.no_exec = true,
                 ("force", None) => o.force = true,
                 ("cache_size", Some(v)) if !v.is_empty() => o.cache_size = Some(v.to_string()),
+                ("key_file", Some(v)) if !v.is_empty() => o.key_file = Some(v.to_string()),
                 ("commit", Some(v)) => {
                     let secs = v.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
                         format!("mount option commit={v}: not a number of seconds")

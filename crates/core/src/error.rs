@@ -62,6 +62,10 @@ pub enum FsError {
     /// Files are open where an operation needs none (a rollback).
     #[error("device or resource busy: {0}")]
     Busy(String),
+    /// An encrypted image without its key, with a key no slot opens, or a key operation
+    /// that cannot be done (the last slot, no free slot). Says nothing of the key.
+    #[error("{0}")]
+    Key(String),
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error("device I/O error: {0}")]
@@ -99,6 +103,7 @@ impl FsError {
             FsError::TooBig => libc::E2BIG,
             FsError::BadImage(_) => libc::EINVAL,
             FsError::InUse(_) => libc::EBUSY,
+            FsError::Key(_) => libc::EACCES,
             FsError::Corrupt(_) | FsError::Format(_) => libc::EIO,
             FsError::Io(e) => match e.raw_os_error() {
                 Some(libc::ENOSPC) => libc::ENOSPC,

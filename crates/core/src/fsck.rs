@@ -12,6 +12,7 @@ use std::sync::Arc;
 use gpufs_format::{name_hash, FileKind, RecordPtr, ROOT_INO};
 
 use crate::alloc::Allocator;
+use crate::crypt::SealKeys;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::records::RecordError;
@@ -67,17 +68,28 @@ pub fn check_with_progress(
     holder: Option<gpufs_format::superblock::InUse>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> FsResult<FsckReport> {
+    check_with_keys(dev, None, holder, progress)
+}
+
+/// [`check_with_progress`] of an image that may be encrypted (`keys`: its keys).
+pub fn check_with_keys(
+    dev: Arc<dyn Device>,
+    keys: Option<Arc<SealKeys>>,
+    holder: Option<gpufs_format::superblock::InUse>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> FsResult<FsckReport> {
     let mut report = FsckReport::default();
-    let vol = match Volume::open(
+    let vol = match Volume::open_with_keys(
         dev.clone(),
         OpenOptions {
             read_only: true,
             holder,
             ..OpenOptions::default()
         },
+        keys,
     ) {
         Ok(v) => v,
-        Err(e @ (FsError::BadImage(_) | FsError::InUse(_))) => return Err(e),
+        Err(e @ (FsError::BadImage(_) | FsError::InUse(_) | FsError::Key(_))) => return Err(e),
         Err(e) => {
             report
                 .problems
@@ -97,7 +109,7 @@ pub fn check_with_progress(
 /// Stored name hashes and the superblock's space accounting, from the raw checkpoint.
 fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport) {
     let sb = vol.superblock();
-    let img = match read_checkpoint(dev, sb) {
+    let img = match read_checkpoint(dev, sb, vol.keys().map(|k| k.as_ref())) {
         Ok(img) => img,
         Err(e) => {
             report.problems.push(format!("checkpoint unreadable: {e}"));
@@ -136,7 +148,7 @@ fn check_checkpoint_raw(dev: &dyn Device, vol: &Volume, report: &mut FsckReport)
             bitmap_used + ckpt + fixed
         ));
     }
-    for (root, problem) in verify_checkpoint_copies(dev, sb) {
+    for (root, problem) in verify_checkpoint_copies(dev, sb, vol.keys().map(|k| k.as_ref())) {
         let known = format!("checkpoint copy at block {root}");
         if report.warnings.iter().any(|w| w.contains(&known)) {
             continue;
@@ -432,6 +444,8 @@ fn check_record_bytes(
             format!("{what}: stores {phys} bytes for {logical} without a compression flag")
         }
         Err(RecordError::Decode(why)) => format!("{what}: does not decompress: {why}"),
+        Err(RecordError::Forged) => format!("{what}: fails authentication (changed on disk)"),
+        Err(RecordError::NoKey) => format!("{what}: encrypted, and fsck has no key"),
         // Blocks outside the data area are reported by the space check.
         Err(RecordError::OutsideArea(_)) => return,
         Err(RecordError::Unreadable(e)) => format!("{what}: unreadable: {e}"),

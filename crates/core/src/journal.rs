@@ -3,12 +3,61 @@
 //! Format v2 keeps a second copy of the ring (`journal_copy_start`, in the data area far
 //! from the first): every block is written to both, and replay reads a block from the
 //! copy when the first one is damaged, so no single bad block loses a transaction.
+//!
+//! On an encrypted image (v6) each block's payload is sealed (`crate::crypt::seal`):
+//! the tag (16 bytes), the plaintext's length (u32), then the ciphertext; the tag binds
+//! the block's sequence number and generation, so a block neither opens elsewhere in
+//! the ring nor in another generation. A block that does not open is a damaged block.
+
+use std::sync::Arc;
 
 use gpufs_format::journal::JOURNAL_PAYLOAD;
 use gpufs_format::{JournalBlockHeader, JournalOp, Superblock, BLOCK_SIZE};
 
+use crate::crypt::seal::sealed_len;
+use crate::crypt::{Domain, SealKeys};
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
+
+/// Bytes a sealed payload spends besides the ciphertext: the tag and the length.
+const SEAL_OVERHEAD: usize = 16 + 4;
+
+/// What a sealed journal block's tag binds besides its plaintext.
+fn journal_context(seq: u64, gen: u64, plain_len: usize) -> [u8; 20] {
+    let mut c = [0u8; 20];
+    c[..8].copy_from_slice(&seq.to_le_bytes());
+    c[8..16].copy_from_slice(&gen.to_le_bytes());
+    c[16..].copy_from_slice(&(plain_len as u32).to_le_bytes());
+    c
+}
+
+/// The payload of journal block `seq` of generation `gen` holding `plain`, sealed.
+fn seal_payload(keys: &SealKeys, seq: u64, gen: u64, plain: &[u8]) -> Vec<u8> {
+    let mut ct = plain.to_vec();
+    let tag = keys.seal(
+        Domain::Journal,
+        &journal_context(seq, gen, plain.len()),
+        &mut ct,
+    );
+    let mut out = Vec::with_capacity(SEAL_OVERHEAD + ct.len());
+    out.extend_from_slice(&tag[..16]);
+    out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// The plaintext of a sealed payload, or `None` when it does not open.
+fn open_payload(keys: &SealKeys, seq: u64, gen: u64, payload: &[u8]) -> Option<Vec<u8>> {
+    let tag = payload.get(..16)?;
+    let mut len = [0u8; 4];
+    len.copy_from_slice(payload.get(16..20)?);
+    let plain_len = u32::from_le_bytes(len) as usize;
+    let mut buf = payload.get(20..)?.to_vec();
+    let context = journal_context(seq, gen, plain_len);
+    keys.open(Domain::Journal, &context, &mut buf, plain_len, tag)
+        .ok()?;
+    Some(buf)
+}
 
 /// Where the journal writes next, and what is waiting to be written.
 #[derive(Debug)]
@@ -27,6 +76,8 @@ pub struct Journal {
     /// Encoded ops not yet committed.
     pending: Vec<u8>,
     pending_ops: u64,
+    /// An encrypted image's keys: every payload is sealed.
+    keys: Option<Arc<SealKeys>>,
 }
 
 /// What replay found.
@@ -56,6 +107,20 @@ impl Journal {
             used: replay.used,
             pending: Vec::new(),
             pending_ops: 0,
+            keys: None,
+        }
+    }
+
+    /// From now on every payload is sealed under `keys`.
+    pub fn set_keys(&mut self, keys: Option<Arc<SealKeys>>) {
+        self.keys = keys;
+    }
+
+    /// Plaintext bytes of ops one block carries.
+    fn block_capacity(&self) -> usize {
+        match self.keys {
+            Some(_) => JOURNAL_PAYLOAD - SEAL_OVERHEAD,
+            None => JOURNAL_PAYLOAD,
         }
     }
 
@@ -89,7 +154,7 @@ impl Journal {
 
     /// Blocks the pending ops will take.
     pub fn pending_blocks(&self) -> u64 {
-        (self.pending.len().div_ceil(JOURNAL_PAYLOAD)).max(1) as u64
+        (self.pending.len().div_ceil(self.block_capacity())).max(1) as u64
     }
 
     /// Blocks written since the last checkpoint.
@@ -118,14 +183,24 @@ impl Journal {
                 "journal transaction larger than the free ring",
             ));
         }
-        let chunks: Vec<&[u8]> = self.pending.chunks(JOURNAL_PAYLOAD).collect();
+        let chunks: Vec<&[u8]> = self.pending.chunks(self.block_capacity()).collect();
         let mut run: Vec<u8> = Vec::with_capacity(chunks.len() * BLOCK_SIZE);
         let mut run_start = self.next_index;
         for (i, chunk) in chunks.iter().enumerate() {
+            let sealed;
+            let payload = match &self.keys {
+                Some(keys) => {
+                    sealed = seal_payload(keys, self.next_seq, self.gen, chunk);
+                    debug_assert!(sealed.len() <= JOURNAL_PAYLOAD);
+                    debug_assert_eq!(sealed.len(), SEAL_OVERHEAD + sealed_len(chunk.len()));
+                    &sealed[..]
+                }
+                None => chunk,
+            };
             let block = JournalBlockHeader::encode_block(
                 self.next_seq,
                 self.gen,
-                chunk,
+                payload,
                 i + 1 == chunks.len(),
             );
             run.extend_from_slice(&block);
@@ -159,8 +234,8 @@ impl Journal {
 }
 
 /// Reads whole transactions from the superblock's journal head until the first block
-/// that is missing, torn, stale or of another generation.
-pub fn replay(dev: &dyn Device, sb: &Superblock) -> FsResult<Replay> {
+/// that is missing, torn, stale, of another generation or (encrypted) does not open.
+pub fn replay(dev: &dyn Device, sb: &Superblock, keys: Option<&SealKeys>) -> FsResult<Replay> {
     let mut out = Replay {
         transactions: Vec::new(),
         end_index: sb.journal_head,
@@ -184,22 +259,31 @@ pub fn replay(dev: &dyn Device, sb: &Superblock) -> FsResult<Replay> {
         let mut found = None;
         for (i, start) in copies.iter().enumerate() {
             dev.read_at(&mut block, (start + index) * BLOCK_SIZE as u64)?;
-            if let Ok((hdr, _)) = JournalBlockHeader::decode_block(&block) {
-                if hdr.seq == seq && hdr.checkpoint_gen == sb.generation {
-                    if i > 0 {
-                        out.repaired.push(sb.journal_start + index);
-                    }
-                    found = Some(hdr);
-                    break;
-                }
+            let Ok((hdr, payload)) = JournalBlockHeader::decode_block(&block) else {
+                continue;
+            };
+            if hdr.seq != seq || hdr.checkpoint_gen != sb.generation {
+                continue;
             }
-        }
-        let Some(hdr) = found else { break };
-        let Ok((_, payload)) = JournalBlockHeader::decode_block(&block) else {
+            let plain = match keys {
+                Some(k) => match open_payload(k, seq, sb.generation, payload) {
+                    Some(p) => p,
+                    None => {
+                        tracing::warn!(seq, "journal block fails authentication");
+                        continue;
+                    }
+                },
+                None => payload.to_vec(),
+            };
+            if i > 0 {
+                out.repaired.push(sb.journal_start + index);
+            }
+            found = Some((hdr, plain));
             break;
-        };
+        }
+        let Some((hdr, payload)) = found else { break };
         out.saw_blocks = true;
-        stream.extend_from_slice(payload);
+        stream.extend_from_slice(&payload);
         tx_blocks += 1;
         seq += 1;
         index = (index + 1) % sb.journal_blocks;

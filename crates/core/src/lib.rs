@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod alloc;
+pub mod crypt;
 pub mod device;
 mod error;
 pub mod fs;
@@ -27,6 +28,6 @@ pub use error::{FsError, FsResult};
 pub use fs::{Attr, Caller, Filesystem, SetAttr};
 pub use records::{RecordCounters, Totals};
 pub use volume::{
-    mkfs, refuse_if_held_elsewhere, AtimeMode, DedupCounters, MkfsOptions, OpenOptions,
+    mkfs, refuse_if_held_elsewhere, AtimeMode, DedupCounters, MkfsOptions, NewKey, OpenOptions,
     SnapshotInfo, VolumeCounters,
 };

@@ -1,4 +1,4 @@
-//! gpufs on-disk format, version 5 (reads versions 1 to 5).
+//! gpufs on-disk format, version 6 (reads versions 1 to 6).
 //!
 //! Every record here is `#[repr(C)]`, plain-old-data (`bytemuck::Pod`), little-endian, and
 //! size-asserted at compile time. The byte-by-byte description lives in `docs/FORMAT.md`;
@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod journal;
+pub mod keyslot;
 pub mod pages;
 pub mod props;
 pub mod records;
@@ -31,7 +32,7 @@ pub const BLOCK_SIZE: usize = 4096;
 /// On-disk format version written by this build. Images of an older version this build
 /// reads ([`OLDEST_READABLE_VERSION`]..) are upgraded by their first write; any other
 /// version is refused with a clear message.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Oldest format version this build opens. Version 2 only gives meaning to bytes that
 /// version 1 kept zero (record-pointer flags, inode property bits, the superblock's
 /// default compression), so a version 1 image is a valid version 2 image. Version 3 lets
@@ -44,6 +45,10 @@ pub const FORMAT_VERSION: u32 = 5;
 /// checkpoint as pages under a page table (a root of version 5 or later points at a
 /// page table, an older root at the blob itself); the root says which, so an older image
 /// is a valid version 5 image, and an older build would read a page table as a blob.
+/// Version 6 may encrypt an image (superblock flag `FLAG_ENCRYPTED`, key slots at
+/// `key_area`, superblock bytes 248..252, zero before): an older image is a valid
+/// unencrypted version 6 image; an older build would read ciphertext as metadata, so it
+/// must refuse version 6.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// True for the format versions this build opens.

@@ -19,7 +19,9 @@ pub const MAX_PAGE_BYTES: u32 = 256 * 1024;
 ///   0    8 magic       "GPUFSPGT"
 ///   8    8 page_count  PageEntry x n follow
 ///  16    8 blob_len    bytes of the checkpoint blob the pages hold, in order
-///  24    8 reserved    0
+///  24    8 mac         an encrypted image's (v6): the first 8 bytes of the keyed BLAKE3
+///                      of the checkpoint's generation and this table with `mac` zero,
+///                      so that no table of another checkpoint passes for it; else 0
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -27,9 +29,12 @@ pub struct PageTableHeader {
     pub magic: [u8; 8],
     pub page_count: u64,
     pub blob_len: u64,
-    pub reserved: u64,
+    pub mac: u64,
 }
 const _: () = assert!(std::mem::size_of::<PageTableHeader>() == 32);
+
+/// Byte range of [`PageTableHeader::mac`] in an encoded table.
+pub const PAGE_TABLE_MAC: std::ops::Range<usize> = 24..32;
 
 /// One page of a checkpoint blob.
 ///
@@ -37,8 +42,10 @@ const _: () = assert!(std::mem::size_of::<PageTableHeader>() == 32);
 /// off size field
 ///   0    8 block     absolute block where the page starts (ceil(len/4096) blocks)
 ///   8    4 len       bytes in the page (1..=MAX_PAGE_BYTES)
-///  12    4 checksum  CRC32C of the page's bytes
+///  12    4 checksum  CRC32C of the page's bytes (encrypted image: of its ciphertext,
+///                    at least 16 bytes)
 ///  16   16 hash      the first 16 bytes of the BLAKE3 of the page's bytes: its identity
+///                    (encrypted image: of its seal's tag, a keyed BLAKE3)
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
@@ -79,7 +86,7 @@ pub fn encode_page_table(blob_len: u64, pages: &[PageEntry]) -> Vec<u8> {
         magic: PAGE_TABLE_MAGIC,
         page_count: pages.len() as u64,
         blob_len,
-        reserved: 0,
+        mac: 0,
     };
     let mut out = Vec::with_capacity(32 + pages.len() * 32);
     out.extend_from_slice(bytemuck::bytes_of(&hdr));

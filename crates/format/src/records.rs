@@ -130,7 +130,10 @@ const _: () = assert!(std::mem::size_of::<RecordPtr>() == 64);
 impl RecordPtr {
     /// The stored bytes are one LZ4 block (v2).
     pub const FLAG_LZ4: u32 = 1 << 0;
-    /// The stored bytes are AES-256-XTS encrypted (not written by v1 builds).
+    /// The stored bytes are AES-256-XTS ciphertext (v6, an encrypted image): `hash`
+    /// holds the record's authentication tag (a keyed BLAKE3 of the stored plaintext,
+    /// its first 24 bytes with [`RecordPtr::FLAG_COPY`]), whose first 8 bytes are the
+    /// XTS tweak of its first 4 KiB; a plaintext shorter than 16 bytes is stored as 16.
     pub const FLAG_ENCRYPTED: u32 = 1 << 1;
     /// `hash` holds the BLAKE3 of the logical bytes (v3, written where dedup is on;
     /// its first 24 bytes with [`RecordPtr::FLAG_COPY`]).
@@ -141,8 +144,21 @@ impl RecordPtr {
     /// `copies 2`).
     pub const FLAG_COPY: u32 = 1 << 4;
     /// Flags this build's reader understands; anything else is refused as corrupted.
-    pub const KNOWN_FLAGS: u32 =
-        Self::FLAG_LZ4 | Self::FLAG_HASH_VALID | Self::FLAG_ZSTD | Self::FLAG_COPY;
+    pub const KNOWN_FLAGS: u32 = Self::FLAG_LZ4
+        | Self::FLAG_ENCRYPTED
+        | Self::FLAG_HASH_VALID
+        | Self::FLAG_ZSTD
+        | Self::FLAG_COPY;
+
+    /// Bytes stored in the first block on: `phys_len`, or at least 16 when encrypted (the
+    /// shortest XTS data unit).
+    pub fn stored_len(&self) -> u32 {
+        if self.flags & Self::FLAG_ENCRYPTED != 0 {
+            self.phys_len.max(16)
+        } else {
+            self.phys_len
+        }
+    }
 
     /// Number of device blocks the stored bytes occupy (in each copy).
     pub fn block_count(&self) -> u64 {

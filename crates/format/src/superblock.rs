@@ -45,7 +45,8 @@ pub const SUPERBLOCK_SLOTS: [u64; 2] = [0, 1];
 ///                           176 16 host (machine id), 192 4 pid, 196 4 reserved (zero),
 ///                           200 8 since_ns, 208 40 mount_point (UTF-8, NUL-padded,
 ///                           cut at 40 bytes)
-/// 248    4 reserved2        zero
+/// 248    4 key_area         first of the two blocks of key slots of an encrypted image
+///                           (v6, with FLAG_ENCRYPTED; 0: not encrypted), see keyslot.rs
 /// 252    4 checksum         CRC32C of bytes 0..252
 /// ```
 /// The rest of the 4096-byte slot is zero.
@@ -77,7 +78,7 @@ pub struct Superblock {
     pub far_slot: u64,
     pub scrub_cursor: u64,
     pub in_use: InUse,
-    pub reserved2: u32,
+    pub key_area: u32,
     pub checksum: u32,
 }
 const _: () = assert!(std::mem::size_of::<Superblock>() == 256);
@@ -141,6 +142,15 @@ impl Superblock {
     /// New records are deduplicated unless a directory's `dedup` property says off (v3,
     /// `gpufs mkfs --dedup`).
     pub const FLAG_DEDUP: u32 = 1 << 1;
+    /// Every record, checkpoint page and journal block is encrypted and authenticated
+    /// under the volume key that the key slots at `key_area` wrap (v6, `gpufs mkfs
+    /// --encrypt`).
+    pub const FLAG_ENCRYPTED: u32 = 1 << 2;
+
+    /// Is the image encrypted?
+    pub fn is_encrypted(&self) -> bool {
+        self.flags & Self::FLAG_ENCRYPTED != 0
+    }
 
     /// Encodes into a full 4096-byte slot, checksum filled in.
     pub fn encode(&self) -> Vec<u8> {
@@ -230,6 +240,15 @@ impl Superblock {
         if self.far_slot != 0 && self.far_slot + 1 != self.total_blocks {
             return bad("far superblock slot is not the last block".into());
         }
+        let key_area = u64::from(self.key_area);
+        if self.is_encrypted() != (key_area != 0) {
+            return bad("encryption flag and key area disagree".into());
+        }
+        if key_area != 0
+            && (key_area < 2 || key_area + crate::keyslot::KEY_AREA_BLOCKS > self.journal_start)
+        {
+            return bad("key area overlaps the superblocks or the journal".into());
+        }
         if crate::Compression::decode(self.compression).is_err() {
             return bad(format!("default compression {:#x}", self.compression));
         }
@@ -273,7 +292,7 @@ mod tests {
             far_slot: 0,
             scrub_cursor: 0,
             in_use: InUse::NOBODY,
-            reserved2: 0,
+            key_area: 0,
             checksum: 0,
         }
     }
@@ -334,6 +353,22 @@ mod tests {
     fn an_unknown_default_compression_is_refused() {
         let mut sb = sample();
         sb.compression = 0x7f;
+        assert!(Superblock::decode(&sb.encode()).is_err());
+    }
+
+    #[test]
+    fn a_key_area_comes_with_the_encryption_flag_before_the_journal() {
+        let mut sb = sample();
+        sb.journal_start = 4;
+        sb.data_start = 1028;
+        assert!(Superblock::decode(&sb.encode()).is_ok());
+        sb.key_area = 2;
+        assert!(Superblock::decode(&sb.encode()).is_err());
+        sb.flags |= Superblock::FLAG_ENCRYPTED;
+        assert!(Superblock::decode(&sb.encode()).unwrap().is_encrypted());
+        sb.key_area = 3;
+        assert!(Superblock::decode(&sb.encode()).is_err());
+        sb.key_area = 0;
         assert!(Superblock::decode(&sb.encode()).is_err());
     }
 

@@ -172,7 +172,17 @@ pub struct Filesystem {
 impl Filesystem {
     /// Opens (and if needed recovers) the filesystem on `dev`.
     pub fn mount(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Filesystem> {
-        let vol = Volume::open(dev, opts)?;
+        Self::mount_with_keys(dev, opts, None)
+    }
+
+    /// [`Filesystem::mount`] of an image that may be encrypted (`keys`: its keys, from
+    /// [`crate::crypt::unlock`]).
+    pub fn mount_with_keys(
+        dev: Arc<dyn Device>,
+        opts: OpenOptions,
+        keys: Option<Arc<crate::crypt::SealKeys>>,
+    ) -> FsResult<Filesystem> {
+        let vol = Volume::open_with_keys(dev, opts, keys)?;
         Ok(Filesystem {
             inner: Mutex::new(Inner {
                 vol,

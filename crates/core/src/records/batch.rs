@@ -27,7 +27,7 @@ pub const DEVICE_MIN_BYTES: u64 = 1 << 20;
 
 /// Would `compute` run the kernels of a batch of `bytes` for `policy` on the GPU? Only
 /// then is the batch path taken (on the CPU it would only add copies).
-pub fn wants_device(compute: &Compute, policy: WritePolicy, bytes: u64) -> bool {
+pub fn wants_device(compute: &Compute, policy: &WritePolicy, bytes: u64) -> bool {
     let on_gpu = |kernel: &str| compute.backend_for(kernel, bytes) == Backend::Gpu;
     bytes >= DEVICE_MIN_BYTES
         && (policy.compression == Compression::Lz4 && on_gpu(lz4::COMPRESS)
@@ -41,17 +41,20 @@ pub fn wants_device(compute: &Compute, policy: WritePolicy, bytes: u64) -> bool 
 pub fn prepare_on<'a>(
     compute: &Compute,
     stages: &[Stage],
-    policy: WritePolicy,
+    policy: &WritePolicy,
     records: &[&'a [u8]],
 ) -> Vec<WriteIo<'a>> {
     debug_assert!(stage::is_valid_pipeline(stages), "{stages:?}");
-    let mut ios: Vec<WriteIo<'a>> = records.iter().map(|r| WriteIo::new(r, policy)).collect();
+    let mut ios: Vec<WriteIo<'a>> = records
+        .iter()
+        .map(|r| WriteIo::new(r, policy.clone()))
+        .collect();
     for &s in stages.iter().filter(|s| !s.places()) {
         match s {
             Stage::Compress if policy.compression == Compression::Lz4 => {
                 compress_lz4(compute, &mut ios)
             }
-            Stage::Hash if policy.dedup => hash(compute, &mut ios),
+            Stage::Hash if policy.dedup && policy.keys.is_none() => hash(compute, &mut ios),
             Stage::Checksum => checksum(compute, &mut ios),
             _ => ios
                 .par_iter_mut()
@@ -202,10 +205,11 @@ mod tests {
                 compression,
                 copies: 1,
                 dedup,
+                keys: None,
             };
-            let batched = prepare_on(&compute, WRITE, policy, &refs);
+            let batched = prepare_on(&compute, WRITE, &policy, &refs);
             for (b, r) in batched.iter().zip(&refs) {
-                let single = prepare(WRITE, policy, r);
+                let single = prepare(WRITE, &policy, r);
                 assert_eq!(b.hole, single.hole);
                 assert_eq!(b.verdict, single.verdict, "{compression}");
                 assert_eq!(b.ptr.flags, single.ptr.flags);
@@ -215,6 +219,6 @@ mod tests {
                 assert_eq!(b.backend, Backend::Cpu);
             }
         }
-        assert!(!wants_device(&compute, WritePolicy::RAW, 1 << 30));
+        assert!(!wants_device(&compute, &WritePolicy::RAW, 1 << 30));
     }
 }

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use super::batch;
 use super::cache::RecordCache;
 use super::stage::{self, known_flags, Stage, WriteIo, WritePolicy, ALL_STAGES};
+use crate::crypt::SealKeys;
 use crate::error::{FsError, FsResult};
 use crate::units::BlockNo;
 
@@ -28,6 +29,8 @@ pub trait BlockSource {
     fn check_run(&self, block: BlockNo, count: u64) -> FsResult<()>;
     /// Reads `buf.len()` bytes from `block` on.
     fn read_blocks(&self, block: BlockNo, buf: &mut [u8]) -> FsResult<()>;
+    /// The keys encrypted records open with (`None`: the volume is not encrypted).
+    fn keys(&self) -> Option<&SealKeys>;
 }
 
 /// Where records are written to: free space of the data area.
@@ -61,6 +64,11 @@ pub enum RecordError {
     /// The stored bytes pass their checksum but do not decode (a damaged record
     /// written with a matching checksum, or a codec fault).
     Decode(String),
+    /// An encrypted record whose bytes do not match its tag: changed on the device, or
+    /// sealed under another key. Never returned as data.
+    Forged,
+    /// An encrypted record read without the volume's keys.
+    NoKey,
 }
 
 impl RecordError {
@@ -83,6 +91,15 @@ impl RecordError {
                 tracing::error!(block, "record does not decode: {why}");
                 FsError::corrupt(format!("record at block {block} does not decode: {why}"))
             }
+            RecordError::Forged => {
+                tracing::error!(block, "encrypted record fails authentication");
+                FsError::corrupt(format!(
+                    "encrypted record at block {block} fails authentication"
+                ))
+            }
+            RecordError::NoKey => FsError::Key(format!(
+                "record at block {block} is encrypted and the volume has no key"
+            )),
         }
     }
 }
@@ -98,12 +115,12 @@ pub enum Outcome {
 
 /// Runs the transforming stages of `stages` over one record's logical bytes (never
 /// empty): what [`place`] then stores.
-pub fn prepare<'a>(stages: &[Stage], policy: WritePolicy, data: &'a [u8]) -> WriteIo<'a> {
+pub fn prepare<'a>(stages: &[Stage], policy: &WritePolicy, data: &'a [u8]) -> WriteIo<'a> {
     debug_assert!(stage::is_valid_pipeline(stages), "{stages:?}");
     debug_assert!(!data.is_empty(), "an empty record is never stored");
     debug_assert!(u32::try_from(data.len()).is_ok());
     debug_assert!((1..=2).contains(&policy.copies));
-    let mut io = WriteIo::new(data, policy);
+    let mut io = WriteIo::new(data, policy.clone());
     for &s in stages.iter().filter(|s| !s.places()) {
         s.transform(&mut io);
         if io.hole {
@@ -121,7 +138,7 @@ const PARALLEL_BYTES: usize = 128 << 10;
 /// there is enough to share.
 pub fn prepare_batch<'a>(
     stages: &[Stage],
-    policy: WritePolicy,
+    policy: &WritePolicy,
     records: &[&'a [u8]],
     compute: Option<&Compute>,
 ) -> Vec<WriteIo<'a>> {
@@ -158,11 +175,17 @@ pub fn place(
             return Err(e);
         }
     }
-    // A stage that transforms the bytes sets its flag in `io.ptr` as it runs.
+    // A stage that transforms the bytes sets its flag in `io.ptr` as it runs; the
+    // sealing stage sets the stored plaintext's length (the ciphertext may be longer).
     let ptr = RecordPtr {
-        phys_len: io.stored.len() as u32,
+        phys_len: if io.ptr.flags & RecordPtr::FLAG_ENCRYPTED != 0 {
+            io.ptr.phys_len
+        } else {
+            io.stored.len() as u32
+        },
         ..io.ptr
     };
+    debug_assert_eq!(ptr.stored_len() as usize, io.stored.len());
     debug_assert!(ptr.phys_len == ptr.logical_len || stages.iter().any(|s| s.changes_length()));
     debug_assert!(ptr.phys_len <= ptr.logical_len);
     debug_assert!(io.allocated.iter().all(|a| a.1 == ptr.block_count().max(1)));
@@ -178,7 +201,7 @@ pub fn write(
     policy: WritePolicy,
     data: &[u8],
 ) -> FsResult<Outcome> {
-    place(stages, sink, prepare(stages, policy, data))
+    place(stages, sink, prepare(stages, &policy, data))
 }
 
 /// What a read found besides the bytes: the copies of the record that failed while
@@ -271,12 +294,15 @@ fn load_checking(
         buf.clone()
     };
     for s in undo.iter().rev() {
-        s.undo(ptr, buf)?;
+        s.undo(ptr, buf, src.keys())?;
     }
     debug_assert_eq!(buf.len(), ptr.logical_len as usize);
     // Scrub and fsck also check the strong checksum a deduplicated record carries: its
-    // BLAKE3, which sharing relies on.
-    if every_copy && ptr.flags & RecordPtr::FLAG_HASH_VALID != 0 {
+    // BLAKE3, which sharing relies on (an encrypted record's tag was checked opening it).
+    if every_copy
+        && ptr.flags & RecordPtr::FLAG_HASH_VALID != 0
+        && ptr.flags & RecordPtr::FLAG_ENCRYPTED == 0
+    {
         let hash = blake3::hash_one(buf, &Blake3Mode::Hash);
         if !ptr.hash_matches(&hash) {
             return Err(RecordError::Decode(
@@ -307,7 +333,7 @@ fn read_copy(
     }
     src.read_blocks(block, buf)
         .map_err(RecordError::Unreadable)?;
-    buf.truncate(ptr.phys_len as usize);
+    buf.truncate(ptr.stored_len() as usize);
     let computed = checksum(buf);
     if computed != ptr.checksum {
         return Err(RecordError::Checksum {
@@ -350,6 +376,7 @@ mod tests {
             compression,
             copies: 1,
             dedup: false,
+            keys: None,
         }
     }
 
@@ -358,6 +385,7 @@ mod tests {
         bytes: Vec<u8>,
         used: Vec<bool>,
         fail_writes: bool,
+        keys: Option<Arc<SealKeys>>,
     }
 
     const AREA_START: u64 = 10;
@@ -368,6 +396,7 @@ mod tests {
                 bytes: vec![0xEE; 64 * BLOCK_SIZE],
                 used: vec![false; 64],
                 fail_writes: false,
+                keys: None,
             }
         }
 
@@ -383,6 +412,10 @@ mod tests {
                 Some(r) if r + count <= 64 => Ok(()),
                 _ => Err(FsError::corrupt("outside")),
             }
+        }
+
+        fn keys(&self) -> Option<&SealKeys> {
+            self.keys.as_deref()
         }
 
         fn read_blocks(&self, block: BlockNo, buf: &mut [u8]) -> FsResult<()> {
@@ -477,7 +510,13 @@ mod tests {
         let mut area = MemArea::new();
         let ptr = raw(&mut area, &data(9000)).unwrap();
         let mut buf = Vec::new();
-        for flag in [RecordPtr::FLAG_ENCRYPTED, 1 << 5, 1 << 9] {
+        // FLAG_ENCRYPTED is known now: without the volume's keys it is an error of its own.
+        let sealed = RecordPtr {
+            flags: RecordPtr::FLAG_ENCRYPTED,
+            ..ptr
+        };
+        assert!(matches!(load(&area, &sealed, &mut buf), Err(RecordError::NoKey)));
+        for flag in [1 << 5, 1 << 9] {
             let p = RecordPtr { flags: flag, ..ptr };
             let e = load(&area, &p, &mut buf).unwrap_err();
             assert!(matches!(e, RecordError::UnknownFlags(f) if f == flag));
@@ -547,7 +586,7 @@ mod tests {
             dedup: true,
             ..with(Compression::Lz4)
         };
-        let Outcome::Stored(ptr) = write(WRITE, &mut area, policy, &d).unwrap() else {
+        let Outcome::Stored(ptr) = write(WRITE, &mut area, policy.clone(), &d).unwrap() else {
             panic!("hole")
         };
         assert!(ptr.flags & RecordPtr::FLAG_HASH_VALID != 0);
@@ -619,7 +658,7 @@ mod tests {
             })
             .collect();
         let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
-        let prepared = prepare_batch(WRITE, with(Compression::Lz4), &refs, None);
+        let prepared = prepare_batch(WRITE, &with(Compression::Lz4), &refs, None);
         let mut area = MemArea::new();
         for (io, rec) in prepared.into_iter().zip(&recs) {
             match place(WRITE, &mut area, io).unwrap() {
@@ -641,8 +680,9 @@ mod tests {
             compression: Compression::None,
             copies: 2,
             dedup: false,
+            keys: None,
         };
-        let Outcome::Stored(ptr) = write(WRITE, &mut area, policy, &d).unwrap() else {
+        let Outcome::Stored(ptr) = write(WRITE, &mut area, policy.clone(), &d).unwrap() else {
             panic!("hole")
         };
         let copy = ptr.copy_block().unwrap();
@@ -671,5 +711,83 @@ mod tests {
         area.fail_writes = true;
         assert!(write(WRITE, &mut area, policy, &d).is_err());
         assert!(area.used.iter().all(|u| !u));
+    }
+
+    #[test]
+    fn encrypted_records_round_trip_and_a_forged_byte_is_never_data() {
+        use crate::crypt::VolumeKey;
+        let keys = Arc::new(SealKeys::new(&VolumeKey::from_bytes([4; 32])));
+        let mut area = MemArea::new();
+        area.keys = Some(keys.clone());
+        let marker = b"MARKER-in-a-record ".repeat(700);
+        for (compression, copies, dedup, data) in [
+            (Compression::None, 1, false, marker.clone()),
+            (Compression::Lz4, 1, true, marker.clone()),
+            (Compression::Zstd { level: 3 }, 2, true, marker.clone()),
+            (Compression::None, 1, false, b"tiny".to_vec()),
+        ] {
+            let policy = WritePolicy {
+                compression,
+                copies,
+                dedup,
+                keys: Some(keys.clone()),
+            };
+            let Outcome::Stored(ptr) = write(WRITE, &mut area, policy, &data).unwrap() else {
+                panic!("a hole")
+            };
+            assert_ne!(ptr.flags & RecordPtr::FLAG_ENCRYPTED, 0);
+            assert_eq!(ptr.flags & RecordPtr::FLAG_HASH_VALID != 0, dedup);
+            assert_eq!(ptr.stored_len(), ptr.phys_len.max(16));
+            let at = MemArea::at(BlockNo::new(ptr.block));
+            let stored = &area.bytes[at..at + ptr.stored_len() as usize];
+            assert!(
+                !stored.windows(6).any(|w| w == b"MARKER"),
+                "plaintext stored"
+            );
+            let mut buf = Vec::new();
+            load(&area, &ptr, &mut buf).unwrap();
+            assert_eq!(buf, data);
+            // Sealing is deterministic: the same bytes give the same tag (the dedup key).
+            let again = prepare(
+                WRITE,
+                &WritePolicy {
+                    compression,
+                    copies,
+                    dedup,
+                    keys: Some(keys.clone()),
+                },
+                &data,
+            );
+            assert_eq!(again.ptr.hash[..24], ptr.hash[..24]);
+
+            // A changed byte whose CRC32C was made to match is refused, not returned.
+            let mut forged = ptr;
+            area.bytes[at] ^= 1;
+            forged.checksum = checksum(&area.bytes[at..at + ptr.stored_len() as usize]);
+            let mut copy_bad = area.bytes.clone();
+            if let Some(copy) = ptr.copy_block() {
+                let c = MemArea::at(BlockNo::new(copy));
+                copy_bad[c] ^= 1;
+            }
+            let saved = std::mem::replace(&mut area.bytes, copy_bad);
+            assert!(matches!(
+                load(&area, &forged, &mut buf),
+                Err(RecordError::Forged)
+            ));
+            area.bytes = saved;
+            area.bytes[at] ^= 1;
+
+            // Without the keys the bytes stay sealed.
+            let keyless = MemArea {
+                keys: None,
+                bytes: area.bytes.clone(),
+                used: area.used.clone(),
+                fail_writes: false,
+            };
+            assert!(matches!(
+                load(&keyless, &ptr, &mut buf),
+                Err(RecordError::NoKey)
+            ));
+        }
     }
 }

@@ -5,15 +5,15 @@
 //! flag the pointer carries.
 //!
 //! The design's full order is zero detection, hash, dedup, compression, encryption,
-//! checksum, allocation, write. This build implements zero detection, hash (dedup is the
-//! volume's decision on the hash, before placing), compression,
-//! checksum, allocation and write. The stages up to the checksum transform bytes only
+//! checksum, allocation, write. This build implements every one of them (dedup is the
+//! volume's decision on the hash, before placing). The stages up to the checksum transform bytes only
 //! and run on any thread, batches of records at once ([`super::pipeline::prepare`]);
 //! allocation and write place the result on the device. A new stage is a variant here,
 //! ranked by its place in that order, with its flags, its `run` and its `undo`; the
 //! file system layer above does not change.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use gpufs_compute::kernels::blake3::{self, Blake3Mode};
 use gpufs_compute::Backend;
@@ -21,6 +21,7 @@ use gpufs_format::{checksum, Compression, RecordPtr, BLOCK_SIZE};
 
 use super::codec::{self, Verdict};
 use super::pipeline::{BlockSink, RecordError};
+use crate::crypt::{Domain, SealKeys};
 use crate::error::FsResult;
 use crate::units::BlockNo;
 
@@ -36,6 +37,10 @@ pub enum Stage {
     /// LZ4 or zstd, as the file's compression property says, kept only when it saves
     /// an eighth and a block; skipped when a sample says the bytes are incompressible.
     Compress,
+    /// On an encrypted volume, the bytes sealed (`crate::crypt::seal`: AES-256-XTS, the
+    /// tweak from a keyed BLAKE3 tag of the plaintext) and the tag into the pointer's
+    /// `hash`, which is then also the dedup key.
+    Encrypt,
     /// CRC32C of the bytes as stored, into the pointer's `checksum`.
     Checksum,
     /// Contiguous blocks of the data area for the stored bytes; with `copies 2`, a
@@ -51,6 +56,7 @@ pub const ALL_STAGES: &[Stage] = &[
     Stage::Zero,
     Stage::Hash,
     Stage::Compress,
+    Stage::Encrypt,
     Stage::Checksum,
     Stage::Allocate,
     Stage::Write,
@@ -79,6 +85,7 @@ impl Stage {
     pub const fn flags(self) -> u32 {
         match self {
             Stage::Compress => RecordPtr::FLAG_LZ4 | RecordPtr::FLAG_ZSTD,
+            Stage::Encrypt => RecordPtr::FLAG_ENCRYPTED,
             Stage::Allocate => RecordPtr::FLAG_COPY,
             Stage::Hash => RecordPtr::FLAG_HASH_VALID,
             Stage::Zero | Stage::Checksum | Stage::Write => 0,
@@ -113,10 +120,29 @@ impl Stage {
                 }
             }
             Stage::Hash => {
-                // The logical bytes: it runs before any stage that transforms them.
-                if io.policy.dedup && io.ptr.flags & RecordPtr::FLAG_HASH_VALID == 0 {
+                // The logical bytes: it runs before any stage that transforms them. On an
+                // encrypted volume the seal's tag is the key instead: a plain hash would
+                // let anyone who guesses a record confirm it.
+                if io.policy.dedup
+                    && io.policy.keys.is_none()
+                    && io.ptr.flags & RecordPtr::FLAG_HASH_VALID == 0
+                {
                     io.ptr.hash = blake3::hash_one(&io.stored, &Blake3Mode::Hash);
                     io.ptr.flags |= RecordPtr::FLAG_HASH_VALID;
+                }
+            }
+            Stage::Encrypt => {
+                if let Some(keys) = io.policy.keys.clone() {
+                    let plain_len = io.stored.len() as u32;
+                    let context = record_context(&io.ptr);
+                    let mut bytes = std::mem::take(&mut io.stored).into_owned();
+                    io.ptr.hash = keys.seal(Domain::Record, &context, &mut bytes);
+                    io.ptr.phys_len = plain_len;
+                    io.ptr.flags |= RecordPtr::FLAG_ENCRYPTED;
+                    if io.policy.dedup {
+                        io.ptr.flags |= RecordPtr::FLAG_HASH_VALID;
+                    }
+                    io.stored = Cow::Owned(bytes);
                 }
             }
             Stage::Checksum => io.ptr.checksum = checksum(&io.stored),
@@ -151,14 +177,37 @@ impl Stage {
                 }
                 Ok(())
             }
-            Stage::Zero | Stage::Hash | Stage::Compress | Stage::Checksum => Ok(()),
+            Stage::Zero | Stage::Hash | Stage::Compress | Stage::Encrypt | Stage::Checksum => {
+                Ok(())
+            }
         }
     }
 
     /// Undoes the stage's transformation of `stored` on a read (stages with flags only);
     /// `ptr` says which flag was set and how long the logical bytes are.
-    pub(super) fn undo(self, ptr: &RecordPtr, stored: &mut Vec<u8>) -> Result<(), RecordError> {
+    pub(super) fn undo(
+        self,
+        ptr: &RecordPtr,
+        stored: &mut Vec<u8>,
+        keys: Option<&SealKeys>,
+    ) -> Result<(), RecordError> {
         match self {
+            Stage::Encrypt => {
+                let keys = keys.ok_or(RecordError::NoKey)?;
+                let kept = if ptr.flags & RecordPtr::FLAG_COPY != 0 {
+                    24
+                } else {
+                    32
+                };
+                keys.open(
+                    Domain::Record,
+                    &record_context(ptr),
+                    stored,
+                    ptr.phys_len as usize,
+                    &ptr.hash[..kept],
+                )
+                .map_err(|_| RecordError::Forged)
+            }
             Stage::Compress => {
                 let mut out = vec![0u8; ptr.logical_len as usize];
                 codec::decompress(ptr.flags & self.flags(), stored, &mut out)
@@ -171,9 +220,19 @@ impl Stage {
     }
 }
 
+/// What a record's tag binds besides its stored plaintext: its logical length and how
+/// it was compressed (so that a pointer's flags cannot be changed unnoticed).
+fn record_context(ptr: &RecordPtr) -> [u8; 8] {
+    let mut c = [0u8; 8];
+    c[..4].copy_from_slice(&ptr.logical_len.to_le_bytes());
+    let codec = ptr.flags & Stage::Compress.flags();
+    c[4..].copy_from_slice(&codec.to_le_bytes());
+    c
+}
+
 /// How a file's records are to be written: its `compression`, `copies` and `dedup`
-/// properties.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// properties, and the volume's keys when it is encrypted.
+#[derive(Clone, Debug)]
 pub struct WritePolicy {
     pub compression: Compression,
     /// 1 or 2.
@@ -181,6 +240,22 @@ pub struct WritePolicy {
     /// Hash each record (BLAKE3 of its logical bytes) so that the volume can store
     /// equal records once.
     pub dedup: bool,
+    /// Seal every record under these keys (an encrypted volume).
+    pub keys: Option<Arc<SealKeys>>,
+}
+
+impl PartialEq for WritePolicy {
+    fn eq(&self, other: &Self) -> bool {
+        let same_keys = match (&self.keys, &other.keys) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.compression == other.compression
+            && self.copies == other.copies
+            && self.dedup == other.dedup
+            && same_keys
+    }
 }
 
 impl WritePolicy {
@@ -190,6 +265,7 @@ impl WritePolicy {
         compression: Compression::None,
         copies: 1,
         dedup: false,
+        keys: None,
     };
 }
 
@@ -268,8 +344,8 @@ impl<'a> WriteIo<'a> {
     }
 
     /// How the record is to be written.
-    pub fn policy(&self) -> WritePolicy {
-        self.policy
+    pub fn policy(&self) -> &WritePolicy {
+        &self.policy
     }
 
     pub fn backend(&self) -> Backend {
@@ -301,8 +377,8 @@ pub struct PreparedRecord {
 
 impl PreparedRecord {
     /// The policy the record was prepared under.
-    pub fn policy(&self) -> WritePolicy {
-        self.policy
+    pub fn policy(&self) -> &WritePolicy {
+        &self.policy
     }
 
     /// Bytes of memory the transformed bytes hold.
@@ -405,6 +481,7 @@ mod tests {
         assert_eq!(
             known_flags(),
             RecordPtr::FLAG_LZ4
+                | RecordPtr::FLAG_ENCRYPTED
                 | RecordPtr::FLAG_HASH_VALID
                 | RecordPtr::FLAG_ZSTD
                 | RecordPtr::FLAG_COPY
@@ -413,7 +490,10 @@ mod tests {
             assert_eq!(s.changes_length(), *s == Stage::Compress);
             assert_eq!(
                 s.flags() != 0,
-                matches!(s, Stage::Hash | Stage::Compress | Stage::Allocate)
+                matches!(
+                    s,
+                    Stage::Hash | Stage::Compress | Stage::Encrypt | Stage::Allocate
+                )
             );
             assert_eq!(s.places(), matches!(s, Stage::Allocate | Stage::Write));
         }

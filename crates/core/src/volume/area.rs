@@ -8,6 +8,7 @@ use gpufs_format::{Compression, JournalOp, RecordPtr, Superblock};
 
 use super::Volume;
 use crate::alloc::Allocator;
+use crate::crypt::SealKeys;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::records::{
@@ -67,6 +68,7 @@ pub enum RecordLookup {
 /// where the record may have changed or need healing.
 pub struct PendingRead {
     dev: Arc<dyn Device>,
+    keys: Option<Arc<SealKeys>>,
     data_start: u64,
     area_blocks: u64,
     pub ptr: RecordPtr,
@@ -78,6 +80,7 @@ impl PendingRead {
     pub fn load(&self) -> Option<Vec<u8>> {
         let src = AreaReader {
             dev: self.dev.as_ref(),
+            keys: self.keys.as_deref(),
             data_start: self.data_start,
             area_blocks: self.area_blocks,
         };
@@ -92,15 +95,22 @@ impl PendingRead {
 /// Reads of the data area.
 struct AreaReader<'a> {
     dev: &'a dyn Device,
+    keys: Option<&'a SealKeys>,
     data_start: u64,
     area_blocks: u64,
 }
 
 impl<'a> AreaReader<'a> {
     /// Built from the volume's fields, so that the record cache can be borrowed beside.
-    fn of(dev: &'a Arc<dyn Device>, sb: &Superblock, alloc: &Allocator) -> Self {
+    fn of(
+        dev: &'a Arc<dyn Device>,
+        keys: Option<&'a Arc<SealKeys>>,
+        sb: &Superblock,
+        alloc: &Allocator,
+    ) -> Self {
         AreaReader {
             dev: dev.as_ref(),
+            keys: keys.map(Arc::as_ref),
             data_start: sb.data_start,
             area_blocks: alloc.total(),
         }
@@ -108,6 +118,10 @@ impl<'a> AreaReader<'a> {
 }
 
 impl BlockSource for AreaReader<'_> {
+    fn keys(&self) -> Option<&SealKeys> {
+        self.keys
+    }
+
     fn check_run(&self, block: BlockNo, count: u64) -> FsResult<()> {
         relative(self.data_start, self.area_blocks, block, count).map(|_| ())
     }
@@ -180,7 +194,7 @@ impl Volume {
         let Some(ptr) = self.ns.extent(ino.get(), index.get()).copied() else {
             return Ok(None);
         };
-        let src = AreaReader::of(&self.dev, &self.sb, &self.alloc);
+        let src = AreaReader::of(&self.dev, self.keys.as_ref(), &self.sb, &self.alloc);
         let (bytes, healing) = records::read_cached(&mut self.cache, &src, &ptr)?;
         if !healing.bad.is_empty() {
             self.heal(ino, index, &healing);
@@ -191,7 +205,7 @@ impl Volume {
     /// The bytes of the record `ptr` names (a snapshot's: verified, from any good copy,
     /// cached; nothing rewritten).
     pub fn read_ptr(&mut self, ptr: &RecordPtr) -> FsResult<Arc<Vec<u8>>> {
-        let src = AreaReader::of(&self.dev, &self.sb, &self.alloc);
+        let src = AreaReader::of(&self.dev, self.keys.as_ref(), &self.sb, &self.alloc);
         records::read_cached(&mut self.cache, &src, ptr).map(|(bytes, _)| bytes)
     }
 
@@ -209,6 +223,7 @@ impl Volume {
         }
         RecordLookup::Pending(PendingRead {
             dev: self.dev.clone(),
+            keys: self.keys.clone(),
             data_start: self.sb.data_start,
             area_blocks: self.alloc.total(),
             ptr,
@@ -263,7 +278,11 @@ impl Volume {
         ptr: &RecordPtr,
         buf: &mut Vec<u8>,
     ) -> Result<Healing, RecordError> {
-        records::load_every_copy(&AreaReader::of(&self.dev, &self.sb, &self.alloc), ptr, buf)
+        records::load_every_copy(
+            &AreaReader::of(&self.dev, self.keys.as_ref(), &self.sb, &self.alloc),
+            ptr,
+            buf,
+        )
     }
 
     /// How new records of `ino` are written: its compression and copies properties.
@@ -279,6 +298,7 @@ impl Volume {
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| self.default_dedup()),
+            keys: self.keys.clone(),
         }
     }
 
@@ -360,7 +380,7 @@ impl Volume {
         records: &[&'a [u8]],
     ) -> Vec<WriteIo<'a>> {
         let compute = self.batch_compute(records);
-        records::prepare_batch(WRITE, policy, records, compute)
+        records::prepare_batch(WRITE, &policy, records, compute)
     }
 
     /// Places the prepared records `ios` as records `indices` of `ino`, in order (each

@@ -141,7 +141,7 @@ impl Volume {
         let blob = image.encode();
         drop(image);
 
-        let cut = cut_pages(&blob);
+        let cut = cut_pages(&blob, self.keys.as_deref());
         let copies = self.place_checkpoint_copies(&blob, &cut, roots)?;
         let ds = self.sb.data_start;
         let new_runs = checkpoint_runs(&copies, ds);
@@ -266,20 +266,20 @@ impl Volume {
             if let Some(start) = self.alloc.alloc(page.blocks()) {
                 place.allocated.push((start, page.blocks()));
                 let entry = page.entry(ds + start);
-                place.fresh.push((entry.block, page.start, page.len));
+                place.fresh.push((entry.block, *page));
                 placed.insert(entry);
                 place.pages.push(entry);
                 continue;
             }
             // No run is long enough: the page goes as single-block pieces.
-            for piece in page.pieces(blob) {
+            for piece in page.pieces(blob, self.keys.as_deref()) {
                 let entry = match self.find_page(copy, &placed, &piece) {
                     Some(entry) => entry,
                     None => {
                         let start = self.alloc.alloc(1).ok_or(FsError::NoSpace)?;
                         place.allocated.push((start, 1));
                         let entry = piece.entry(ds + start);
-                        place.fresh.push((entry.block, piece.start, piece.len));
+                        place.fresh.push((entry.block, piece));
                         entry
                     }
                 };
@@ -320,14 +320,17 @@ impl Volume {
         let gen = self.sb.generation + 1;
         for copy in copies {
             let mut chunk = Vec::new();
-            for &(block, start, len) in &copy.fresh {
-                chunk.clear();
-                chunk.extend_from_slice(&blob[start..start + len as usize]);
-                chunk.resize((len as usize).div_ceil(BLOCK_SIZE) * BLOCK_SIZE, 0);
+            for (block, page) in &copy.fresh {
+                let stored = page.stored(blob, self.keys.as_deref());
                 self.dev
-                    .write_at(&chunk, BlockNo::new(block).byte_offset())?;
+                    .write_at(&stored, BlockNo::new(*block).byte_offset())?;
             }
-            let table = &copy.table;
+            let mut table = copy.table.clone();
+            if let Some(k) = &self.keys {
+                let mac = super::checkpoint_load::page_table_mac(k, gen, &table);
+                table[gpufs_format::pages::PAGE_TABLE_MAC].copy_from_slice(&mac);
+            }
+            let table = &table;
             let mut off = 0usize;
             for &(s, n) in &copy.table_runs {
                 let len = (n as usize * BLOCK_SIZE).min(table.len() - off);
@@ -384,8 +387,8 @@ struct CheckpointPlace {
     table_runs: Vec<(u64, u64)>,
     /// Its pages in blob order (absolute blocks), new and kept.
     pages: Vec<PageEntry>,
-    /// The pages to write: (absolute block, start in the blob, length).
-    fresh: Vec<(u64, usize, u32)>,
+    /// The pages to write: (absolute block, the page).
+    fresh: Vec<(u64, CutPage)>,
     /// Everything allocated for it, given back if the checkpoint fails.
     allocated: Vec<(u64, u64)>,
     /// The encoded page table.

@@ -2,10 +2,11 @@
 //! blob back from its pages, a damaged page read from the other copy.
 
 use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot};
-use gpufs_format::pages::{decode_page_table, PageEntry};
+use gpufs_format::pages::{decode_page_table, PageEntry, PAGE_TABLE_MAC};
 use gpufs_format::{checksum, Superblock, BLOCK_SIZE};
 
 use super::pages::{read_pages, PageSet};
+use crate::crypt::{Domain, SealKeys};
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::namespace::Namespace;
@@ -70,9 +71,12 @@ impl CopyIndex {
         &self,
         dev: &dyn Device,
         others: &[&PageSet],
+        keys: Option<&SealKeys>,
     ) -> FsResult<(CheckpointImage, Vec<u64>)> {
         let (blob, healed) = match &self.content {
-            CopyContent::Paged { blob_len, pages } => read_pages(dev, pages, *blob_len, others)?,
+            CopyContent::Paged { blob_len, pages } => {
+                read_pages(dev, pages, *blob_len, others, keys)?
+            }
             CopyContent::Whole(blob) => (blob.clone(), Vec::new()),
         };
         Ok((CheckpointImage::decode(&blob)?, healed))
@@ -89,14 +93,18 @@ fn copy_roots(sb: &Superblock) -> [u64; 2] {
 /// page read from the second), or the second when the first is damaged beyond that.
 /// Fails, naming every copy's root block and what is wrong with it, only when no copy
 /// is whole.
-pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedCheckpoint> {
+pub fn load_checkpoint(
+    dev: &dyn Device,
+    sb: &Superblock,
+    keys: Option<&SealKeys>,
+) -> FsResult<LoadedCheckpoint> {
     let mut damaged = Vec::new();
     let mut indexes: [Option<CopyIndex>; 2] = [None, None];
     for (copy, root) in copy_roots(sb).into_iter().enumerate() {
         if root == 0 {
             continue;
         }
-        match read_index(dev, sb, root) {
+        match read_index(dev, sb, root, keys) {
             Ok(ix) => indexes[copy] = Some(ix),
             Err(e) => damaged.push(format!("checkpoint copy at block {root}: {e}")),
         }
@@ -117,7 +125,7 @@ pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedChec
             continue;
         };
         let others: Vec<&PageSet> = (0..2).filter(|c| *c != copy).map(|c| &pages[c]).collect();
-        let result = ix.image(dev, &others).and_then(|(mut img, healed)| {
+        let result = ix.image(dev, &others, keys).and_then(|(mut img, healed)| {
             let snaps = CheckpointImage {
                 snapshots: std::mem::take(&mut img.snapshots),
                 snapshot_union: std::mem::take(&mut img.snapshot_union),
@@ -165,10 +173,14 @@ pub fn load_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<LoadedChec
 }
 
 /// The checkpoint image of the first whole copy `sb` points at, read as it is (fsck).
-pub fn read_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<CheckpointImage> {
+pub fn read_checkpoint(
+    dev: &dyn Device,
+    sb: &Superblock,
+    keys: Option<&SealKeys>,
+) -> FsResult<CheckpointImage> {
     let mut last = FsError::corrupt("no checkpoint");
     for root in copy_roots(sb).into_iter().filter(|r| *r != 0) {
-        match read_index(dev, sb, root).and_then(|ix| ix.image(dev, &[])) {
+        match read_index(dev, sb, root, keys).and_then(|ix| ix.image(dev, &[], keys)) {
             Ok((img, _)) => return Ok(img),
             Err(e) => last = e,
         }
@@ -178,13 +190,17 @@ pub fn read_checkpoint(dev: &dyn Device, sb: &Superblock) -> FsResult<Checkpoint
 
 /// Each copy of the checkpoint `sb` points at, read and verified whole: its root block
 /// and what is wrong with it, if anything (fsck, scrub).
-pub fn verify_checkpoint_copies(dev: &dyn Device, sb: &Superblock) -> Vec<(u64, Option<String>)> {
+pub fn verify_checkpoint_copies(
+    dev: &dyn Device,
+    sb: &Superblock,
+    keys: Option<&SealKeys>,
+) -> Vec<(u64, Option<String>)> {
     copy_roots(sb)
         .into_iter()
         .filter(|r| *r != 0)
         .map(|root| {
-            let problem = read_index(dev, sb, root)
-                .and_then(|ix| ix.image(dev, &[]))
+            let problem = read_index(dev, sb, root, keys)
+                .and_then(|ix| ix.image(dev, &[], keys))
                 .err()
                 .map(|e| e.to_string());
             (root, problem)
@@ -194,8 +210,26 @@ pub fn verify_checkpoint_copies(dev: &dyn Device, sb: &Superblock) -> Vec<(u64, 
 
 /// The verified root at `root_block` of a checkpoint of `sb`'s generation, and what it
 /// points at: the page table (checked against the data area) or an older blob.
-fn read_index(dev: &dyn Device, sb: &Superblock, root_block: u64) -> FsResult<CopyIndex> {
-    read_index_of(dev, sb, root_block, sb.generation)
+fn read_index(
+    dev: &dyn Device,
+    sb: &Superblock,
+    root_block: u64,
+    keys: Option<&SealKeys>,
+) -> FsResult<CopyIndex> {
+    read_index_of(dev, sb, root_block, sb.generation, keys)
+}
+
+/// The MAC an encrypted image's page table of checkpoint `generation` carries (over
+/// the table with its MAC field zero).
+pub(super) fn page_table_mac(keys: &SealKeys, generation: u64, table: &[u8]) -> [u8; 8] {
+    let mut zeroed = table.to_vec();
+    if let Some(f) = zeroed.get_mut(PAGE_TABLE_MAC) {
+        f.fill(0);
+    }
+    let tag = keys.tag(Domain::PageTable, &generation.to_le_bytes(), &zeroed);
+    let mut mac = [0u8; 8];
+    mac.copy_from_slice(&tag[..8]);
+    mac
 }
 
 /// [`read_index`] of a checkpoint of `generation` (a snapshot's).
@@ -204,6 +238,7 @@ fn read_index_of(
     sb: &Superblock,
     root_block: u64,
     generation: u64,
+    keys: Option<&SealKeys>,
 ) -> FsResult<CopyIndex> {
     let mut block = vec![0u8; BLOCK_SIZE];
     dev.read_at(&mut block, BlockNo::new(root_block).byte_offset())?;
@@ -240,6 +275,16 @@ fn read_index_of(
             root.blob_checksum
         )));
     }
+    if let Some(k) = keys {
+        // Only a page table this volume's key made for this generation is read: an
+        // encrypted image has no older, unauthenticated kind of checkpoint.
+        let mac = page_table_mac(k, generation, &bytes);
+        if root.version < PAGED_VERSION || bytes.get(PAGE_TABLE_MAC) != Some(&mac[..]) {
+            return Err(FsError::corrupt(
+                "checkpoint page table fails authentication",
+            ));
+        }
+    }
     let content = if root.version >= PAGED_VERSION {
         let (blob_len, pages) = decode_page_table(&bytes)?;
         if !pages.iter().all(|p| inside(p.block, p.blocks())) {
@@ -270,11 +315,12 @@ impl KeptCheckpoint {
         sb: &Superblock,
         roots: [u64; 2],
         generation: u64,
+        keys: Option<&SealKeys>,
     ) -> FsResult<Self> {
         let mut indexes = Vec::new();
         let mut last = FsError::corrupt("no checkpoint copy");
         for root in roots.into_iter().filter(|r| *r != 0) {
-            match read_index_of(dev, sb, root, generation) {
+            match read_index_of(dev, sb, root, generation, keys) {
                 Ok(ix) => indexes.push(ix),
                 Err(e) => last = e,
             }
@@ -290,7 +336,7 @@ impl KeptCheckpoint {
 
     /// Verifies every page of both copies, rewriting a damaged page from the other copy
     /// (scrub): pages read, what is left damaged, pages repaired.
-    pub fn scrub(&self, dev: &dyn Device) -> (u64, Vec<String>, u64) {
+    pub fn scrub(&self, dev: &dyn Device, keys: Option<&SealKeys>) -> (u64, Vec<String>, u64) {
         let copies: Vec<&[PageEntry]> = self
             .indexes
             .iter()
@@ -299,11 +345,11 @@ impl KeptCheckpoint {
                 CopyContent::Whole(_) => None,
             })
             .collect();
-        super::pages::scrub_pages(dev, &copies)
+        super::pages::scrub_pages(dev, &copies, keys)
     }
 
     /// The checkpoint's image: the first copy, a damaged page read from the other.
-    pub fn image(&self, dev: &dyn Device) -> FsResult<CheckpointImage> {
+    pub fn image(&self, dev: &dyn Device, keys: Option<&SealKeys>) -> FsResult<CheckpointImage> {
         let sets: Vec<PageSet> = self.indexes.iter().map(CopyIndex::pages).collect();
         let mut last = FsError::corrupt("no checkpoint copy");
         for (i, ix) in self.indexes.iter().enumerate() {
@@ -311,7 +357,7 @@ impl KeptCheckpoint {
                 .filter(|j| *j != i)
                 .map(|j| &sets[j])
                 .collect();
-            match ix.image(dev, &others) {
+            match ix.image(dev, &others, keys) {
                 Ok((img, _)) => return Ok(img),
                 Err(e) => last = e,
             }

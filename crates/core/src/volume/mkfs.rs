@@ -8,7 +8,12 @@ use gpufs_format::{
 };
 
 use super::Volume;
+use gpufs_format::keyslot::{KeyTable, KEY_AREA_BLOCKS};
+
 use crate::alloc::Allocator;
+use crate::crypt::area::write_key_table;
+use crate::crypt::keys::make_slot;
+use crate::crypt::{KdfParams, Passphrase, SealKeys, VolumeKey};
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::journal::{Journal, Replay};
@@ -30,6 +35,15 @@ pub struct MkfsOptions {
     pub compression: Compression,
     /// New records are deduplicated unless a directory's property says otherwise.
     pub dedup: bool,
+    /// Encrypt everything, the volume key wrapped in a first key slot for this key.
+    pub encrypt: Option<NewKey>,
+}
+
+/// The key a new key slot opens with, and how hard it is to derive.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    pub passphrase: Passphrase,
+    pub kdf: KdfParams,
 }
 
 impl Default for MkfsOptions {
@@ -42,6 +56,7 @@ impl Default for MkfsOptions {
             uuid: [0; 16],
             compression: Compression::MKFS_DEFAULT,
             dedup: false,
+            encrypt: None,
         }
     }
 }
@@ -66,9 +81,21 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
     }
     let now = now_ns();
     let sb = new_superblock(opts, len / BLOCK_SIZE as u64, now);
-    // Wipe old signatures and the first journal block before anything points at them.
-    let zero = vec![0u8; BLOCK_SIZE * 3];
+    // Wipe old signatures, the key area and the first journal block before anything
+    // points at them.
+    let zero = vec![0u8; BLOCK_SIZE * (sb.journal_start as usize + 1)];
     dev.write_at(&zero, 0)?;
+    let keys = match &opts.encrypt {
+        Some(new) => {
+            let volume_key = VolumeKey::random()?;
+            let mut table = KeyTable::new(sb.uuid);
+            table.slots[0] = make_slot(&volume_key, &new.passphrase, new.kdf, &sb.uuid, now)?;
+            table.generation = 1;
+            write_key_table(dev.as_ref(), &sb, &table)?;
+            Some(Arc::new(SealKeys::new(&volume_key)))
+        }
+        None => None,
+    };
     let replay = Replay {
         transactions: Vec::new(),
         end_index: 0,
@@ -78,8 +105,10 @@ pub fn mkfs(dev: Arc<dyn Device>, opts: &MkfsOptions) -> FsResult<Superblock> {
         repaired: Vec::new(),
     };
     let alloc = Allocator::new(sb.allocatable_blocks());
-    let journal = Journal::new(&sb, &replay);
+    let mut journal = Journal::new(&sb, &replay);
+    journal.set_keys(keys.clone());
     let mut vol = Volume::assemble(dev, sb, Namespace::empty(), alloc, journal, false);
+    vol.keys = keys;
     vol.ensure_journal_copy()?;
     vol.put_inode(Ino::ROOT, root_directory(opts, now))?;
     vol.close()?;
@@ -93,7 +122,11 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         .journal_blocks
         .unwrap_or((total_blocks / 64).clamp(256, 65536))
         .clamp(16, total_blocks / 4);
-    let journal_start = 2;
+    // An encrypted image keeps its key slots between the superblocks and the journal.
+    let (journal_start, key_area) = match opts.encrypt {
+        Some(_) => (2 + KEY_AREA_BLOCKS, 2),
+        None => (2, 0),
+    };
     let u = opts.uuid;
     let seq0 = u64::from_le_bytes([u[0], u[1], u[2], u[3], u[4], u[5], 0, 0]) + 1;
     Superblock {
@@ -103,6 +136,10 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         record_size: opts.record_size,
         flags: if opts.dedup {
             Superblock::FLAG_DEDUP
+        } else {
+            0
+        } | if key_area != 0 {
+            Superblock::FLAG_ENCRYPTED
         } else {
             0
         },
@@ -126,7 +163,7 @@ fn new_superblock(opts: &MkfsOptions, total_blocks: u64, now: i64) -> Superblock
         far_slot: 0,
         scrub_cursor: 0,
         in_use: gpufs_format::superblock::InUse::NOBODY,
-        reserved2: 0,
+        key_area,
         checksum: 0,
     }
 }

@@ -33,6 +33,7 @@ use gpufs_format::superblock::InUse;
 use gpufs_format::{JournalOp, Superblock, BLOCK_SIZE};
 
 use crate::alloc::Allocator;
+use crate::crypt::SealKeys;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::journal::Journal;
@@ -43,8 +44,8 @@ use crate::units::BlockNo;
 pub use area::{PendingRead, RecordLookup};
 pub use checkpoint_load::{read_checkpoint, verify_checkpoint_copies};
 pub use dedup::DedupCounters;
-pub use mkfs::{mkfs, MkfsOptions};
-pub use open::{refuse_if_held_elsewhere, AtimeMode, OpenOptions};
+pub use mkfs::{mkfs, MkfsOptions, NewKey};
+pub use open::{pick_superblock, refuse_if_held_elsewhere, AtimeMode, OpenOptions};
 pub use scrub::MetadataScrub;
 pub(crate) use snapshots::bit;
 pub use snapshots::SnapshotInfo;
@@ -112,6 +113,9 @@ pub struct Volume {
     /// While set, nothing is made durable by a commit (a receive: its changes become
     /// durable together, by the checkpoint that records its snapshot, or not at all).
     commits_held: bool,
+    /// The keys of an encrypted volume: records, checkpoint pages and journal blocks are
+    /// sealed under them.
+    keys: Option<Arc<SealKeys>>,
 }
 
 impl Volume {
@@ -148,6 +152,7 @@ impl Volume {
             far_on_disk: sb.far_slot != 0,
             dedup: dedup::DedupTable::default(),
             commits_held: false,
+            keys: None,
         }
     }
 
@@ -181,6 +186,11 @@ impl Volume {
     /// policy picks the backend.
     pub fn set_compute(&mut self, compute: Arc<LazyCompute>) {
         self.compute = Some(compute);
+    }
+
+    /// The keys of an encrypted volume (`None`: not encrypted).
+    pub fn keys(&self) -> Option<&Arc<SealKeys>> {
+        self.keys.as_ref()
     }
 
     pub fn superblock(&self) -> &Superblock {
@@ -534,9 +544,17 @@ impl Volume {
     /// writes anything else of its own.
     pub(super) fn mark_in_use(&mut self, holder: InUse) -> FsResult<()> {
         debug_assert!(holder.is_held());
+        // An encrypted image does not say where it is mounted: a path is something a
+        // user wrote.
+        let mount_point = if self.keys.is_some() {
+            [0; 40]
+        } else {
+            holder.mount_point
+        };
         let sb = Superblock {
             in_use: InUse {
                 since_ns: crate::time::now_ns(),
+                mount_point,
                 ..holder
             },
             ..self.sb

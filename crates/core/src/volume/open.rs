@@ -11,6 +11,7 @@ use super::checkpoint_load::load_checkpoint;
 use super::snapshots::{runs_of_bits, Snapshots};
 use super::Volume;
 use crate::alloc::Allocator;
+use crate::crypt::SealKeys;
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::journal::{replay, Journal};
@@ -178,14 +179,34 @@ fn no_superblock(
 }
 
 impl Volume {
-    /// Opens the filesystem on `dev`, recovering from a crash if needed.
-    pub fn open(dev: Arc<dyn Device>, opts: OpenOptions) -> FsResult<Volume> {
+    /// Opens the filesystem on `dev`, recovering from a crash if needed. `keys` are an
+    /// encrypted image's keys ([`crate::crypt::unlock`]), required for an encrypted
+    /// image and refused for another; nothing is written before they opened the
+    /// checkpoint.
+    pub fn open_with_keys(
+        dev: Arc<dyn Device>,
+        opts: OpenOptions,
+        keys: Option<Arc<SealKeys>>,
+    ) -> FsResult<Volume> {
         let (sb, mut notes) = pick_superblock(dev.as_ref())?;
+        match (sb.is_encrypted(), &keys) {
+            (true, None) => {
+                return Err(FsError::Key(
+                    "the image is encrypted: give its key (--key-file)".into(),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(FsError::Key(
+                    "the image is not encrypted: it takes no key".into(),
+                ))
+            }
+            _ => {}
+        }
         let slot_damaged = !notes.is_empty();
         if let Some(note) = check_holder(&sb.in_use, &opts)? {
             notes.push(note);
         }
-        let ckpt = load_checkpoint(dev.as_ref(), &sb)?;
+        let ckpt = load_checkpoint(dev.as_ref(), &sb, keys.as_deref())?;
         let mut alloc = Allocator::from_bitmap(sb.total_blocks - sb.data_start, &ckpt.bitmap)?;
         let mut ckpt_runs = Vec::new();
         for &(s, n) in &ckpt.runs {
@@ -206,7 +227,7 @@ impl Volume {
         for d in &ckpt.damaged {
             notes.push(format!("{d}; read the other copy"));
         }
-        let rep = replay(dev.as_ref(), &sb)?;
+        let rep = replay(dev.as_ref(), &sb, keys.as_deref())?;
         if !rep.repaired.is_empty() {
             notes.push(format!(
                 "journal blocks {:?} are damaged; read them from the journal's second copy",
@@ -214,7 +235,8 @@ impl Volume {
             ));
         }
         let copy_damaged = !ckpt.damaged.is_empty() || !rep.repaired.is_empty();
-        let journal = Journal::new(&sb, &rep);
+        let mut journal = Journal::new(&sb, &rep);
+        journal.set_keys(keys.clone());
         let old_version = sb.version;
         // An older image this build reads is a valid image of this version: the first
         // superblock written (before the first journal transaction that may refer to a
@@ -228,6 +250,7 @@ impl Volume {
             }
         };
         let mut vol = Volume::assemble(dev, sb, ckpt.ns, alloc, journal, opts.read_only);
+        vol.keys = keys;
         vol.write_cache_bytes = if opts.read_only {
             0
         } else {

@@ -2,6 +2,11 @@
 //! files changes the pages around them, not the pages after them), the pages each copy
 //! of the current checkpoint already holds (a checkpoint names those where they lie and
 //! writes only the others), and the blob read back from a copy's pages.
+//!
+//! On an encrypted image every page is sealed (`crate::crypt::seal`): its identity is
+//! the first 16 bytes of its tag (a keyed BLAKE3, so equal pages still share), the
+//! checksum is the CRC32C of the ciphertext (damage is found without the key), and the
+//! ciphertext is at least 16 bytes.
 
 use hashbrown::HashMap;
 use rayon::prelude::*;
@@ -10,6 +15,8 @@ use gpufs_compute::kernels::blake3::{self, Blake3Mode};
 use gpufs_format::pages::{PageEntry, MAX_PAGE_BYTES};
 use gpufs_format::{checksum, BLOCK_SIZE};
 
+use crate::crypt::seal::sealed_len;
+use crate::crypt::{Domain, SealKeys};
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
 use crate::units::BlockNo;
@@ -27,26 +34,63 @@ pub(super) struct CutPage {
     pub hash: [u8; 16],
 }
 
+/// What a sealed page's tag binds besides its bytes: its length.
+fn page_context(len: u32) -> [u8; 4] {
+    len.to_le_bytes()
+}
+
+/// The bytes of `page` as stored: as they are, or sealed.
+fn seal_page(bytes: &[u8], keys: &SealKeys) -> (Vec<u8>, [u8; 32]) {
+    let mut buf = bytes.to_vec();
+    let tag = keys.seal(Domain::Page, &page_context(bytes.len() as u32), &mut buf);
+    (buf, tag)
+}
+
 impl CutPage {
-    fn of(blob: &[u8], start: usize, len: usize) -> CutPage {
+    fn of(blob: &[u8], start: usize, len: usize, keys: Option<&SealKeys>) -> CutPage {
         let bytes = &blob[start..start + len];
-        let full = blake3::hash_one(bytes, &Blake3Mode::Hash);
         let mut hash = [0u8; 16];
-        hash.copy_from_slice(&full[..16]);
+        let crc = match keys {
+            Some(k) => {
+                let (sealed, tag) = seal_page(bytes, k);
+                hash.copy_from_slice(&tag[..16]);
+                checksum(&sealed)
+            }
+            None => {
+                let full = blake3::hash_one(bytes, &Blake3Mode::Hash);
+                hash.copy_from_slice(&full[..16]);
+                checksum(bytes)
+            }
+        };
         CutPage {
             start,
             len: len as u32,
-            checksum: checksum(bytes),
+            checksum: crc,
             hash,
         }
     }
 
     /// The page's single-block pieces, for an image with no contiguous room for it.
-    pub fn pieces(&self, blob: &[u8]) -> Vec<CutPage> {
+    pub fn pieces(&self, blob: &[u8], keys: Option<&SealKeys>) -> Vec<CutPage> {
         (self.start..self.start + self.len as usize)
             .step_by(BLOCK_SIZE)
-            .map(|s| CutPage::of(blob, s, BLOCK_SIZE.min(self.start + self.len as usize - s)))
+            .map(|s| {
+                let len = BLOCK_SIZE.min(self.start + self.len as usize - s);
+                CutPage::of(blob, s, len, keys)
+            })
             .collect()
+    }
+
+    /// The bytes to write for this page of `blob`, zero-padded to whole blocks.
+    pub fn stored(&self, blob: &[u8], keys: Option<&SealKeys>) -> Vec<u8> {
+        let bytes = &blob[self.start..self.start + self.len as usize];
+        let mut out = match keys {
+            Some(k) => seal_page(bytes, k).0,
+            None => bytes.to_vec(),
+        };
+        debug_assert_eq!(checksum(&out), self.checksum);
+        out.resize(self.blocks() as usize * BLOCK_SIZE, 0);
+        out
     }
 
     pub fn blocks(&self) -> u64 {
@@ -70,15 +114,15 @@ impl CutPage {
 }
 
 /// Cuts `blob` into pages at content-defined points and names each (BLAKE3 on every
-/// core, CRC32C).
-pub(super) fn cut_pages(blob: &[u8]) -> Vec<CutPage> {
+/// core, CRC32C; sealed under `keys` on an encrypted image).
+pub(super) fn cut_pages(blob: &[u8], keys: Option<&SealKeys>) -> Vec<CutPage> {
     let cuts: Vec<(usize, usize)> =
         fastcdc::v2020::FastCDC::new(blob, MIN_PAGE_BYTES, AVG_PAGE_BYTES, MAX_PAGE_BYTES)
             .map(|c| (c.offset, c.length))
             .collect();
     let pages: Vec<CutPage> = cuts
         .into_par_iter()
-        .map(|(start, len)| CutPage::of(blob, start, len))
+        .map(|(start, len)| CutPage::of(blob, start, len, keys))
         .collect();
     debug_assert_eq!(
         pages.iter().map(|p| p.len as usize).sum::<usize>(),
@@ -118,6 +162,7 @@ pub(super) fn read_pages(
     pages: &[PageEntry],
     blob_len: u64,
     others: &[&PageSet],
+    keys: Option<&SealKeys>,
 ) -> FsResult<(Vec<u8>, Vec<u64>)> {
     let len = usize::try_from(blob_len).map_err(|_| FsError::corrupt("checkpoint too long"))?;
     let total: usize = pages.iter().map(|p| p.len as usize).sum();
@@ -131,12 +176,12 @@ pub(super) fn read_pages(
     for page in pages {
         let dst = &mut blob[at..at + page.len as usize];
         at += page.len as usize;
-        let mut fine = read_page_into(dev, page, dst);
+        let mut fine = read_page_into(dev, page, dst, keys);
         if let Err(e) = &fine {
             tracing::warn!(block = page.block, "checkpoint page damaged: {e}");
             for other in others {
                 if let Some(alt) = other.find(&page.hash, page.len) {
-                    fine = read_page_into(dev, &alt, dst);
+                    fine = read_page_into(dev, &alt, dst, keys);
                     if fine.is_ok() {
                         healed.push(page.block);
                         break;
@@ -155,24 +200,33 @@ pub(super) fn read_pages(
 /// a damaged page is written again in place from the page of the same identity in
 /// another copy (the same bytes: the checkpoint does not change). Returns the pages
 /// read, one line per page left damaged, and how many were repaired.
-pub(super) fn scrub_pages(dev: &dyn Device, copies: &[&[PageEntry]]) -> (u64, Vec<String>, u64) {
+pub(super) fn scrub_pages(
+    dev: &dyn Device,
+    copies: &[&[PageEntry]],
+    keys: Option<&SealKeys>,
+) -> (u64, Vec<String>, u64) {
     let sets: Vec<PageSet> = copies.iter().map(|c| PageSet::of(c)).collect();
     let (mut checked, mut damaged, mut repaired) = (0u64, Vec::new(), 0u64);
-    let mut buf = Vec::new();
+    let mut buf = vec![0u8; 0];
     for (i, pages) in copies.iter().enumerate() {
         for page in pages.iter() {
             checked += 1;
-            if read_page(dev, page, &mut buf).is_ok() {
+            if read_page(dev, page, &mut buf, keys).is_ok() {
                 continue;
             }
+            // The stored bytes of a good page of the same identity (sealing does not
+            // depend on where a page lies: they are this page's too).
             let good = sets
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
                 .filter_map(|(_, set)| set.find(&page.hash, page.len))
-                .find(|alt| read_page(dev, alt, &mut buf).is_ok());
-            let fixed = good.is_some_and(|_| {
-                let mut block = buf.clone();
+                .find_map(|alt| {
+                    let stored = read_stored(dev, &alt, keys.is_some()).ok()?;
+                    open_stored(&alt, stored.clone(), keys).ok().map(|_| stored)
+                });
+            let fixed = good.is_some_and(|stored| {
+                let mut block = stored;
                 block.resize(page.blocks() as usize * BLOCK_SIZE, 0);
                 dev.write_at(&block, BlockNo::new(page.block).byte_offset())
                     .and_then(|()| dev.flush())
@@ -189,18 +243,72 @@ pub(super) fn scrub_pages(dev: &dyn Device, copies: &[&[PageEntry]]) -> (u64, Ve
 }
 
 /// Reads one page into `buf` and verifies it.
-fn read_page(dev: &dyn Device, page: &PageEntry, buf: &mut Vec<u8>) -> FsResult<()> {
+fn read_page(
+    dev: &dyn Device,
+    page: &PageEntry,
+    buf: &mut Vec<u8>,
+    keys: Option<&SealKeys>,
+) -> FsResult<()> {
     buf.clear();
     buf.resize(page.len as usize, 0);
-    read_page_into(dev, page, buf)
+    read_page_into(dev, page, buf, keys)
 }
 
-/// Reads `page` into `dst` (its length) and verifies it.
-fn read_page_into(dev: &dyn Device, page: &PageEntry, dst: &mut [u8]) -> FsResult<()> {
+/// Reads `page` into `dst` (its length) and verifies it (and opens it, sealed).
+fn read_page_into(
+    dev: &dyn Device,
+    page: &PageEntry,
+    dst: &mut [u8],
+    keys: Option<&SealKeys>,
+) -> FsResult<()> {
     debug_assert_eq!(dst.len(), page.len as usize);
-    dev.read_at(dst, BlockNo::new(page.block).byte_offset())?;
-    page.verify(dst)
-        .map_err(|e| FsError::corrupt(e.to_string()))
+    if keys.is_none() {
+        dev.read_at(dst, BlockNo::new(page.block).byte_offset())?;
+        return page
+            .verify(dst)
+            .map_err(|e| FsError::corrupt(e.to_string()));
+    }
+    let stored = read_stored(dev, page, true)?;
+    dst.copy_from_slice(&open_stored(page, stored, keys)?);
+    Ok(())
+}
+
+/// The bytes stored for `page` (sealed: its ciphertext), their checksum verified.
+fn read_stored(dev: &dyn Device, page: &PageEntry, sealed: bool) -> FsResult<Vec<u8>> {
+    let len = if sealed {
+        sealed_len(page.len as usize)
+    } else {
+        page.len as usize
+    };
+    let mut buf = vec![0u8; len];
+    dev.read_at(&mut buf, BlockNo::new(page.block).byte_offset())?;
+    let computed = checksum(&buf);
+    if computed != page.checksum {
+        return Err(FsError::corrupt(format!(
+            "checkpoint page checksum mismatch (stored {:#010x}, computed {computed:#010x})",
+            page.checksum
+        )));
+    }
+    Ok(buf)
+}
+
+/// The page's bytes from what is stored (opened, sealed).
+fn open_stored(
+    page: &PageEntry,
+    mut stored: Vec<u8>,
+    keys: Option<&SealKeys>,
+) -> FsResult<Vec<u8>> {
+    if let Some(k) = keys {
+        k.open(
+            Domain::Page,
+            &page_context(page.len),
+            &mut stored,
+            page.len as usize,
+            &page.hash,
+        )
+        .map_err(|e| FsError::corrupt(format!("checkpoint page at block {}: {e}", page.block)))?;
+    }
+    Ok(stored)
 }
 
 #[cfg(test)]
@@ -214,7 +322,7 @@ mod tests {
     #[test]
     fn pages_cover_the_blob_and_a_local_change_changes_few_pages() {
         let blob = text(4 << 20, 1);
-        let pages = cut_pages(&blob);
+        let pages = cut_pages(&blob, None);
         assert!(pages.len() > 20, "{} pages", pages.len());
         assert!(pages.iter().all(|p| p.len <= MAX_PAGE_BYTES));
         let mut at = 0;
@@ -228,7 +336,7 @@ mod tests {
         let mut changed = blob.clone();
         changed.splice(2 << 20..2 << 20, text(300, 9));
         let before = PageSet::of(&pages.iter().map(|p| p.entry(1)).collect::<Vec<_>>());
-        let after = cut_pages(&changed);
+        let after = cut_pages(&changed, None);
         let new = after
             .iter()
             .filter(|p| before.find(&p.hash, p.len).is_none())
@@ -239,8 +347,8 @@ mod tests {
     #[test]
     fn pieces_are_single_blocks_of_the_same_bytes() {
         let blob = text(100_000, 3);
-        let page = CutPage::of(&blob, 10, 9000);
-        let pieces = page.pieces(&blob);
+        let page = CutPage::of(&blob, 10, 9000, None);
+        let pieces = page.pieces(&blob, None);
         assert_eq!(pieces.len(), 3);
         let joined: Vec<u8> = pieces
             .iter()

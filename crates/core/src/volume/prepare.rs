@@ -45,13 +45,14 @@ impl PrepareWork {
     pub fn run(self) -> PreparedWork {
         let mut items = Vec::with_capacity(self.items.len());
         let mut rest = self.items;
-        while let Some(&(_, _, _, policy)) = rest.first() {
+        while let Some((_, _, _, policy)) = rest.first() {
+            let policy = policy.clone();
             let (group, others): (Vec<_>, Vec<_>) = rest.into_iter().partition(|it| it.3 == policy);
             rest = others;
             let bytes: Vec<&[u8]> = group.iter().map(|it| it.2.as_slice()).collect();
             let device = batch_device(self.compute.as_deref(), &bytes);
             let prepared: Vec<PreparedRecord> =
-                records::prepare_batch(WRITE, policy, &bytes, device)
+                records::prepare_batch(WRITE, &policy, &bytes, device)
                     .into_iter()
                     .map(|io| io.detach())
                     .collect();
@@ -95,7 +96,7 @@ impl Volume {
         let mut kept = 0;
         for (ino, index, data, p) in work.items {
             // A policy changed meanwhile (a property set) voids it.
-            let p = (p.policy() == self.policy_of(ino)).then_some(p);
+            let p = (*p.policy() == self.policy_of(ino)).then_some(p);
             kept += usize::from(self.dirty.keep_prepared((ino, index), &data, p));
         }
         kept

@@ -43,7 +43,9 @@ impl Volume {
                 Err(e) => out.damaged.push(format!("superblock slot {slot}: {e}")),
             }
         }
-        for (root, problem) in verify_checkpoint_copies(dev.as_ref(), &self.sb) {
+        for (root, problem) in
+            verify_checkpoint_copies(dev.as_ref(), &self.sb, self.keys.as_deref())
+        {
             out.checked += 1;
             if let Some(p) = problem {
                 out.damaged
@@ -66,9 +68,16 @@ impl Volume {
     fn scrub_snapshot_checkpoints(&self, out: &mut MetadataScrub) {
         for rec in self.snapshot_records() {
             let name = String::from_utf8_lossy(rec.name()).into_owned();
-            match KeptCheckpoint::open(self.dev.as_ref(), &self.sb, rec.roots, rec.generation) {
+            match KeptCheckpoint::open(
+                self.dev.as_ref(),
+                &self.sb,
+                rec.roots,
+                rec.generation,
+                self.keys.as_deref(),
+            ) {
                 Ok(kept) => {
-                    let (checked, damaged, repaired) = kept.scrub(self.dev.as_ref());
+                    let (checked, damaged, repaired) =
+                        kept.scrub(self.dev.as_ref(), self.keys.as_deref());
                     out.checked += checked;
                     out.snapshot_pages_repaired += repaired;
                     if repaired > 0 {

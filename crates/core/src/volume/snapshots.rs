@@ -269,7 +269,14 @@ impl Volume {
     }
 
     fn kept_checkpoint(&self, rec: &SnapshotRecord) -> FsResult<KeptCheckpoint> {
-        KeptCheckpoint::open(self.dev.as_ref(), &self.sb, rec.roots, rec.generation).map_err(|e| {
+        KeptCheckpoint::open(
+            self.dev.as_ref(),
+            &self.sb,
+            rec.roots,
+            rec.generation,
+            self.keys.as_deref(),
+        )
+        .map_err(|e| {
             FsError::corrupt(format!(
                 "snapshot {:?}: {e}",
                 String::from_utf8_lossy(rec.name())
@@ -288,7 +295,8 @@ impl Volume {
 
     /// The image of the checkpoint snapshot `rec` keeps.
     pub(crate) fn snapshot_image(&self, rec: &SnapshotRecord) -> FsResult<CheckpointImage> {
-        self.kept_checkpoint(rec)?.image(self.dev.as_ref())
+        self.kept_checkpoint(rec)?
+            .image(self.dev.as_ref(), self.keys.as_deref())
     }
 
     /// The data bitmap of snapshot `rec` (read once, then kept).

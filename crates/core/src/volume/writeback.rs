@@ -378,7 +378,7 @@ impl Volume {
             .into_iter()
             .zip(&datas)
             .map(|(p, (_, data))| {
-                p.filter(|p| p.policy() == policy)
+                p.filter(|p| *p.policy() == policy)
                     .map(|p| p.attach(data.as_slice()))
             })
             .collect();
@@ -388,7 +388,7 @@ impl Volume {
             .filter(|(io, _)| io.is_none())
             .map(|(_, (_, data))| data.as_slice())
             .collect();
-        let mut fresh = self.prepare_records(policy, &fresh).into_iter();
+        let mut fresh = self.prepare_records(policy.clone(), &fresh).into_iter();
         for io in ios.iter_mut().filter(|io| io.is_none()) {
             *io = fresh.next();
         }
