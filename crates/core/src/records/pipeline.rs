@@ -515,7 +515,10 @@ mod tests {
             flags: RecordPtr::FLAG_ENCRYPTED,
             ..ptr
         };
-        assert!(matches!(load(&area, &sealed, &mut buf), Err(RecordError::NoKey)));
+        assert!(matches!(
+            load(&area, &sealed, &mut buf),
+            Err(RecordError::NoKey)
+        ));
         for flag in [1 << 5, 1 << 9] {
             let p = RecordPtr { flags: flag, ..ptr };
             let e = load(&area, &p, &mut buf).unwrap_err();
