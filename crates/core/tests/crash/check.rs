@@ -139,7 +139,9 @@ fn read_file(fs: &Filesystem, path: &str, ino: u64, size: u64) -> Result<Vec<u8>
 
 pub(crate) fn fsck_image(img: Vec<u8>, when: &str) -> Result<(), String> {
     let dev: Arc<dyn Device> = Arc::new(FaultDevice::new(img));
-    let report = fsck::check(dev).map_err(|e| format!("fsck {when}: {e}"))?;
+    let keys = crate::devices::keys_of(dev.as_ref())?;
+    let report = fsck::check_with_keys(dev, keys, None, &mut |_, _| {})
+        .map_err(|e| format!("fsck {when}: {e}"))?;
     if !report.problems.is_empty() {
         return Err(format!("fsck {when}: {:?}", report.problems));
     }

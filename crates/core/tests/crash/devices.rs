@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gpufs_core::device::{Device, FaultDevice, PowerCut};
-use gpufs_core::{mkfs, Filesystem, MkfsOptions, OpenOptions};
+use std::cell::Cell;
+
+use gpufs_core::crypt::{KdfParams, Passphrase, SealKeys};
+use gpufs_core::{mkfs, Filesystem, MkfsOptions, NewKey, OpenOptions};
 
 use crate::JOURNAL_BLOCKS;
 
@@ -81,16 +84,50 @@ impl Device for CrashDevice {
     }
 }
 
+thread_local! {
+    /// This thread's cuts run on an encrypted filesystem.
+    static ENCRYPTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes this thread's next cuts run on an encrypted filesystem, or not.
+pub(crate) fn set_encrypted(on: bool) {
+    ENCRYPTED.with(|e| e.set(on));
+}
+
+fn encrypted() -> bool {
+    ENCRYPTED.with(Cell::get)
+}
+
+/// The crash runs' passphrase (a quick derivation: every remount unlocks).
+fn passphrase() -> Passphrase {
+    Passphrase::new(b"crash-test key".to_vec())
+}
+
+/// The keys of the image on `d` when this thread's cuts are encrypted.
+pub(crate) fn keys_of(d: &dyn Device) -> Result<Option<Arc<SealKeys>>, String> {
+    if !encrypted() {
+        return Ok(None);
+    }
+    gpufs_core::crypt::unlock(d, &passphrase())
+        .map(Some)
+        .map_err(|e| format!("unlock: {e}"))
+}
+
 pub(crate) fn format_and_mount(d: Arc<dyn Device>) -> Filesystem {
     // Dedup on: every record is hashed, and equal records (runs, text, copies) are
     // shared, so cuts land in that write path too.
     let opts = MkfsOptions {
         journal_blocks: Some(JOURNAL_BLOCKS),
         dedup: true,
+        encrypt: encrypted().then(|| NewKey {
+            passphrase: passphrase(),
+            kdf: KdfParams::new(64, 1).expect("kdf parameters"),
+        }),
         ..Default::default()
     };
     mkfs(d.clone(), &opts).expect("mkfs");
-    Filesystem::mount(d, held()).expect("mount after mkfs")
+    let keys = keys_of(d.as_ref()).expect("unlock after mkfs");
+    Filesystem::mount_with_keys(d, held(), keys).expect("mount after mkfs")
 }
 
 /// Mounts as a machine's mount does: marked in use (each remount after a cut takes the
@@ -111,6 +148,7 @@ fn held() -> OpenOptions {
 pub(crate) fn mount_image(img: Vec<u8>) -> Result<(Arc<FaultDevice>, Filesystem), String> {
     let dev = Arc::new(FaultDevice::new(img));
     let d: Arc<dyn Device> = dev.clone();
-    let fs = Filesystem::mount(d, held()).map_err(|e| format!("mount: {e}"))?;
+    let keys = keys_of(d.as_ref())?;
+    let fs = Filesystem::mount_with_keys(d, held(), keys).map_err(|e| format!("mount: {e}"))?;
     Ok((dev, fs))
 }

@@ -2,9 +2,10 @@
 //! write; the image it leaves must mount, and hold exactly the state after some op at or
 //! after the last successful fsync (the journal replays a prefix of whole commits).
 //!
-//! `GPUFS_CRASH_CUTS` sets the number of cut points (default 200), `GPUFS_CRASH_SEED` the
-//! first seed (cut `i` uses seed + i). A failure prints its seed: rerun it alone with
-//! `GPUFS_CRASH_SEED=<seed> GPUFS_CRASH_CUTS=1`.
+//! `GPUFS_CRASH_CUTS` sets the number of cut points (default 200; a quarter of that on
+//! an encrypted filesystem), `GPUFS_CRASH_SEED` the first seed (cut `i` uses seed + i).
+//! A failure prints its seed: rerun it alone with `GPUFS_CRASH_SEED=<seed>
+//! GPUFS_CRASH_CUTS=1` (and the test's name).
 
 mod check;
 mod cut;
@@ -54,6 +55,19 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn power_cuts_leave_a_committed_prefix() {
     let cuts = env_u64("GPUFS_CRASH_CUTS", DEFAULT_CUTS);
     let base = env_u64("GPUFS_CRASH_SEED", DEFAULT_SEED);
+    run_cuts(cuts, base, false);
+}
+
+/// The same on an encrypted filesystem: every record, checkpoint page and journal block
+/// sealed, every remount and fsck unlocking the image.
+#[test]
+fn power_cuts_on_an_encrypted_filesystem_leave_a_committed_prefix() {
+    let cuts = env_u64("GPUFS_CRASH_CUTS", DEFAULT_CUTS / 4);
+    let base = env_u64("GPUFS_CRASH_SEED", DEFAULT_SEED ^ 0xe0c0);
+    run_cuts(cuts, base, true);
+}
+
+fn run_cuts(cuts: u64, base: u64, encrypted: bool) {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(cuts.max(1) as usize);
@@ -64,6 +78,7 @@ fn power_cuts_leave_a_committed_prefix() {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
+                devices::set_encrypted(encrypted);
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= cuts {
                     return;
@@ -95,10 +110,11 @@ fn power_cuts_leave_a_committed_prefix() {
     let skipped = stats.iter().map(|o| o.skipped).sum::<u64>();
     let at_end = stats.iter().filter(|o| o.matched_op == OPS).count();
     println!(
-        "crash: {} cut points (seeds {base:#x}..{:#x}) in {:.1?} on {threads} threads: \
+        "crash{}: {} cut points (seeds {base:#x}..{:#x}) in {:.1?} on {threads} threads: \
          {} passed, {} failed; {died} cut mid-workload, {} cut after it; {replayed} replayed \
          a journal; {at_end} recovered the final state; {mid} commits by non-fsync ops; \
          {enospc} ENOSPC results in {short_runs} runs ({skipped} ops skipped after them)",
+        if encrypted { " (encrypted)" } else { "" },
         cuts,
         base.wrapping_add(cuts),
         started.elapsed(),
