@@ -71,9 +71,11 @@ pub fn read_key(file: Option<&Path>, what: &str, confirm: bool) -> Result<Passph
             let first = rpassword::prompt_password(format!("{what}: "))
                 .map_err(|e| key_failure(format!("reading the passphrase: {e}")))?;
             if confirm {
-                let again = rpassword::prompt_password(format!("{what} (again): "))
-                    .map_err(|e| key_failure(format!("reading the passphrase: {e}")))?;
-                if again != first {
+                let again = zeroize::Zeroizing::new(
+                    rpassword::prompt_password(format!("{what} (again): "))
+                        .map_err(|e| key_failure(format!("reading the passphrase: {e}")))?,
+                );
+                if *again != first {
                     return Err(key_failure("the two passphrases differ"));
                 }
             }

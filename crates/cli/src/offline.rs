@@ -48,7 +48,7 @@ pub fn mount_info(mp: &Path) -> Result<MountInfo, Failure> {
         ));
     };
     // The daemon's own command line, as a plain mount (not its internal child flag).
-    let remount = info["args"]
+    let remount: Vec<String> = info["args"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -58,6 +58,20 @@ pub fn mount_info(mp: &Path) -> Result<MountInfo, Failure> {
                 .collect()
         })
         .unwrap_or_default();
+    // An encrypted mount's key reached its daemon through a pipe: nothing could mount it
+    // again. The work is done on the unmounted image instead, by the person who has the
+    // key.
+    if remount
+        .iter()
+        .any(|a| a == "--key-file" || a.contains("key_file="))
+    {
+        return Err(Failure::error(format!(
+            "{} is encrypted: this runs on its image unmounted (gpufs unmount {}; then, for \
+             a stream, gpufs receive {image} --key-file KEY < STREAM)",
+            mp.display(),
+            mp.display()
+        )));
+    }
     Ok(MountInfo {
         image,
         engine,

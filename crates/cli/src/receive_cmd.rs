@@ -38,6 +38,9 @@ pub struct ReceiveArgs {
     /// Print what was received as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The key of an unmounted encrypted image (a file: standard input is the stream).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 fn failure(e: ReceiveError) -> Failure {
@@ -93,16 +96,32 @@ fn precheck(mp: &Path, header: &StreamHeader) -> Result<(), Failure> {
 }
 
 /// Applies the stream to the unmounted `image`.
-fn receive_into(image: &Path, input: impl Read) -> Result<gpufs_core::fs::ReceiveSummary, Failure> {
+fn receive_into(
+    image: &Path,
+    input: impl Read,
+    key_file: Option<&Path>,
+) -> Result<gpufs_core::fs::ReceiveSummary, Failure> {
     let dev: Arc<dyn Device> = Arc::new(
         FileDevice::open(image, true).map_err(|e| Failure::error(paths::open_error(image, &e)))?,
     );
+    if key_file == Some(Path::new("-")) {
+        return Err(Failure::usage(
+            "--key-file -: standard input carries the stream; give the key in a file",
+        ));
+    }
+    let keys = crate::key_input::keys_for(dev.as_ref(), image, key_file)
+        .map_err(crate::key_input::failure_of)?;
     let opts = OpenOptions {
         holder: Some(paths::holder("(receive)")),
         ..OpenOptions::default()
     };
-    let fs = Filesystem::mount(dev, opts)
-        .map_err(|e| Failure::error(format!("{}: {e}", image.display())))?;
+    let fs = Filesystem::mount_with_keys(dev, opts, keys).map_err(|e| {
+        crate::key_input::failure_of(format!(
+            "{}: {}",
+            image.display(),
+            crate::key_input::describe(&e)
+        ))
+    })?;
     let bar = byte_counter("receiving");
     let received = fs.receive(input, &mut |bytes| {
         if let Some(b) = &bar {
@@ -142,9 +161,11 @@ pub fn run(a: ReceiveArgs) -> Result<(), Failure> {
         let mp = crate::snapshot_cmd::mount_of(&target)?;
         precheck(&mp, &header)?;
         let info = offline::mount_info(&mp)?;
-        offline::with_unmounted(&mp, &info, |image| receive_into(Path::new(image), stream))?
+        offline::with_unmounted(&mp, &info, |image| {
+            receive_into(Path::new(image), stream, None)
+        })?
     } else if target.exists() {
-        receive_into(&target, stream)?
+        receive_into(&target, stream, a.key_file.as_deref())?
     } else {
         return Err(Failure {
             code: NOT_A_MOUNT,

@@ -31,7 +31,7 @@ fn mkfs_encrypted(s: &Scratch, name: &str, key: &Path) -> PathBuf {
     img
 }
 
-fn keyed<'a>(key: &'a Path) -> [&'a std::ffi::OsStr; 2] {
+fn keyed(key: &Path) -> [&std::ffi::OsStr; 2] {
     ["--key-file".as_ref(), key.as_os_str()]
 }
 
