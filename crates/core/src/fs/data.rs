@@ -328,7 +328,14 @@ impl Filesystem {
             }
             (rec, out)
         };
-        let loaded: Vec<Option<Vec<u8>>> = pending.iter().map(|(_, p)| p.load()).collect();
+        // Several records (a large read, readahead) load on every core: the device reads
+        // overlap, and so do their checksums, decompression and (encrypted) opening.
+        let loaded: Vec<Option<Vec<u8>>> = if pending.len() > 1 {
+            use rayon::prelude::*;
+            pending.par_iter().map(|(_, p)| p.load()).collect()
+        } else {
+            pending.iter().map(|(_, p)| p.load()).collect()
+        };
         let mut g = self.lock();
         for ((span, p), bytes) in pending.iter().zip(loaded) {
             match bytes {
