@@ -239,8 +239,15 @@ fn spawn_daemon(
     if let Some(c) = &a.compute {
         cmd.arg("--compute").arg(c);
     }
-    for o in a.options.iter().filter(|o| !o.contains("key_file=")) {
-        cmd.arg("-o").arg(o);
+    // The key file was read here: the daemon gets the key, not the file's name.
+    for o in &a.options {
+        let kept: Vec<&str> = o
+            .split(',')
+            .filter(|item| !item.trim().starts_with("key_file="))
+            .collect();
+        if !kept.iter().all(|k| k.trim().is_empty()) {
+            cmd.arg("-o").arg(kept.join(","));
+        }
     }
     if key.is_some() {
         // The key goes through a pipe, never an argument or the environment.

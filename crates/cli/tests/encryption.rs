@@ -214,6 +214,22 @@ fn missing_and_wrong_keys_are_refused_and_change_nothing() {
     assert_eq!(fs::read(mp.join("f")).unwrap(), b"data");
     let o = run(gpufs().arg("unmount").arg(&mp));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // As mount(8) gives it: the key file among other options, which still apply.
+    let o = run(gpufs()
+        .arg("mount")
+        .arg("-o")
+        .arg(format!("noatime,key_file={}", key.display()))
+        .arg(&img)
+        .arg(&mp));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(mp.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("not mounted: {mounts}"));
+    assert!(line.contains("noatime"), "{line}");
+    let o = run(gpufs().arg("unmount").arg(&mp));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // A key for an image that is not encrypted is refused too.
     let plain = s.mkfs("plain.img", "64M");
     let o = run(gpufs().arg("fsck").args(keyed(&key)).arg(&plain));
