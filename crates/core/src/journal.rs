@@ -257,6 +257,7 @@ pub fn replay(dev: &dyn Device, sb: &Superblock, keys: Option<&SealKeys>) -> FsR
         // The first copy that holds the expected block; a damaged or stale block in one
         // copy is read from the other.
         let mut found = None;
+        let mut forged = false;
         for (i, start) in copies.iter().enumerate() {
             dev.read_at(&mut block, (start + index) * BLOCK_SIZE as u64)?;
             let Ok((hdr, payload)) = JournalBlockHeader::decode_block(&block) else {
@@ -269,7 +270,10 @@ pub fn replay(dev: &dyn Device, sb: &Superblock, keys: Option<&SealKeys>) -> FsR
                 Some(k) => match open_payload(k, seq, sb.generation, payload) {
                     Some(p) => p,
                     None => {
+                        // Its checksum held: not a torn write, but bytes changed by
+                        // someone without the key.
                         tracing::warn!(seq, "journal block fails authentication");
+                        forged = true;
                         continue;
                     }
                 },
@@ -281,7 +285,15 @@ pub fn replay(dev: &dyn Device, sb: &Superblock, keys: Option<&SealKeys>) -> FsR
             found = Some((hdr, plain));
             break;
         }
-        let Some((hdr, payload)) = found else { break };
+        let Some((hdr, payload)) = found else {
+            if forged {
+                return Err(FsError::corrupt(format!(
+                    "journal block {seq} fails authentication in every copy: the image was \
+                     changed by someone without the key"
+                )));
+            }
+            break;
+        };
         out.saw_blocks = true;
         stream.extend_from_slice(&payload);
         tx_blocks += 1;

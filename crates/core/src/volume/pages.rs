@@ -357,4 +357,51 @@ mod tests {
         assert_eq!(joined, page.bytes(&blob));
         assert!(pieces.iter().all(|p| p.blocks() == 1));
     }
+
+    #[test]
+    fn a_sealed_page_changed_without_the_key_is_refused_and_read_from_the_other_copy() {
+        use crate::crypt::{SealKeys, VolumeKey};
+        use crate::device::FaultDevice;
+        let keys = SealKeys::new(&VolumeKey::from_bytes([3; 32]));
+        let blob = text(300_000, 5);
+        let cut = cut_pages(&blob, Some(&keys));
+        assert!(cut.len() >= 2);
+        let dev = FaultDevice::new(vec![0u8; 512 * BLOCK_SIZE]);
+        // Two copies of every page, 200 blocks apart.
+        let mut copies = [Vec::new(), Vec::new()];
+        let mut block = 1;
+        for page in &cut {
+            for (c, copy) in copies.iter_mut().enumerate() {
+                let at = block + 200 * c as u64;
+                dev.write_at(&page.stored(&blob, Some(&keys)), at * BLOCK_SIZE as u64)
+                    .unwrap();
+                copy.push(page.entry(at));
+            }
+            block += page.blocks();
+        }
+        let len = blob.len() as u64;
+        let (back, healed) = read_pages(&dev, &copies[0], len, &[], Some(&keys)).unwrap();
+        assert_eq!(back, blob);
+        assert!(healed.is_empty());
+        // No plaintext stored; without the keys, nothing decodes as the blob.
+        let raw = dev.volatile_image();
+        assert!(!raw.windows(32).any(|w| w == &blob[1000..1032]));
+        let unopened = read_pages(&dev, &copies[0], len, &[], None).map(|r| r.0);
+        assert!(unopened.is_err() || unopened.is_ok_and(|b| b != blob));
+        // A byte changed in copy 0 with its CRC32C made to match: refused, then read
+        // from copy 1.
+        let victim = copies[0][1];
+        let at = victim.block as usize * BLOCK_SIZE + 10;
+        let mut img = dev.volatile_image();
+        img[at] ^= 1;
+        let stored = &img[victim.block as usize * BLOCK_SIZE..][..victim.len as usize];
+        copies[0][1].checksum = checksum(stored);
+        let forged = FaultDevice::new(img);
+        let err = read_pages(&forged, &copies[0], len, &[], Some(&keys)).unwrap_err();
+        assert!(err.to_string().contains("authentication"), "{err}");
+        let other = PageSet::of(&copies[1]);
+        let (back, healed) = read_pages(&forged, &copies[0], len, &[&other], Some(&keys)).unwrap();
+        assert_eq!(back, blob);
+        assert_eq!(healed, vec![victim.block]);
+    }
 }

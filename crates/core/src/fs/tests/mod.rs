@@ -19,6 +19,7 @@ mod damage;
 mod data;
 mod dedup;
 mod durability;
+mod encryption;
 mod in_use;
 mod names;
 mod pages;
