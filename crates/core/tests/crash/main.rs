@@ -62,7 +62,7 @@ fn power_cuts_leave_a_committed_prefix() {
 /// sealed, every remount and fsck unlocking the image.
 #[test]
 fn power_cuts_on_an_encrypted_filesystem_leave_a_committed_prefix() {
-    let cuts = env_u64("GPUFS_CRASH_CUTS", DEFAULT_CUTS / 4);
+    let cuts = (env_u64("GPUFS_CRASH_CUTS", DEFAULT_CUTS) / 4).max(1);
     let base = env_u64("GPUFS_CRASH_SEED", DEFAULT_SEED ^ 0xe0c0);
     run_cuts(cuts, base, true);
 }
