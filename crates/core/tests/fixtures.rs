@@ -4,8 +4,9 @@
 //! version 2 fixtures (made the same way by the last version 2 build, with lz4 and a
 //! `copies 2` directory) and the version 3 fixtures (the same by the last version 3
 //! build, plus a `cp` of a file, which shares its records) and the version 4 fixtures
-//! (the same by the last version 4 build, whose checkpoints are one blob) mount, read
-//! back every file,
+//! (the same by the last version 4 build, whose checkpoints are one blob) and the version
+//! 5 fixtures (the same by the last version 5 build, paged checkpoints, with a snapshot
+//! `s1` taken before a last file `after.txt`) mount, read back every file,
 //! upgrade to the current version by their first write, and stay readable after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -277,4 +278,37 @@ fn a_clean_version_4_image_mounts_reads_and_upgrades_on_its_first_write() {
 #[test]
 fn a_version_4_image_left_by_a_killed_daemon_replays_its_journal() {
     replays_the_journal_of("v4-dirty.img.zst", 4);
+}
+
+/// The snapshot `s1` of a version 5 fixture: taken before `after.txt`, it holds the
+/// fixture's files as they were.
+fn check_v5_snapshot(fs: &Filesystem) {
+    let names = fs.snapshot_names();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(names[0].1, b"s1");
+    let view = fs.snapshot_view(names[0].0).unwrap();
+    assert!(view.lookup(ROOT, b"after.txt").is_err());
+    let docs = view.lookup(ROOT, b"docs").unwrap().ino;
+    let readme = view.lookup(docs, b"readme.txt").unwrap().ino;
+    assert_eq!(
+        fs.snapshot_read(&view, readme, 0, 1 << 20).unwrap(),
+        b"gpufs version 5 fixture\n".repeat(300)
+    );
+    assert_eq!(read(fs, "after.txt"), b"after the snapshot\n");
+}
+
+#[test]
+fn a_clean_version_5_image_mounts_reads_and_upgrades_on_its_first_write() {
+    let text = b"written by a version 6 build\n".repeat(4000);
+    let (dev, fs) = upgrade_by_a_write("v5-clean.img.zst", 5, &text);
+    check_v5_snapshot(&fs);
+    let fs = remounted_after_a_clean_close(&dev, fs);
+    check_contents(&fs, 5);
+    check_v5_snapshot(&fs);
+    assert_eq!(read(&fs, "new.txt"), text);
+}
+
+#[test]
+fn a_version_5_image_left_by_a_killed_daemon_replays_its_journal() {
+    replays_the_journal_of("v5-dirty.img.zst", 5);
 }
