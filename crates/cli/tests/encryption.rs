@@ -335,3 +335,61 @@ fn a_changed_byte_of_an_encrypted_record_reads_as_eio() {
 fn libc_eio() -> i32 {
     5
 }
+
+#[test]
+fn streams_reach_an_encrypted_image_and_an_encrypted_mount_is_never_left_unmounted() {
+    let s = Scratch::new();
+    let key = key_file(&s, "key", "k");
+    let img = mkfs_encrypted(&s, "enc.img", &key);
+    // A stream from a plain filesystem, received into the unmounted encrypted image.
+    let plain = s.mkfs("plain.img", "64M");
+    let m = Mounted::new(&plain, &s.path("plain"));
+    fs::write(m.path("sent.txt"), marked_text(50_000)).unwrap();
+    let o = run(gpufs().args(["snapshot", "create"]).arg(&m.mp).arg("s"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stream = s.path("stream");
+    let o = run(gpufs()
+        .arg("send")
+        .arg(&m.mp)
+        .arg("s")
+        .stdout(fs::File::create(&stream).unwrap()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    m.unmount();
+    let o = run(gpufs()
+        .arg("receive")
+        .arg(&img)
+        .stdin(fs::File::open(&stream).unwrap()));
+    assert_eq!(
+        o.status.code(),
+        Some(9),
+        "no key: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(gpufs()
+        .arg("receive")
+        .arg(&img)
+        .args(keyed(&key))
+        .stdin(fs::File::open(&stream).unwrap()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!contains(&fs::read(&img).unwrap(), MARKER.as_bytes()));
+
+    // Mounted as a daemon with the key through a pipe: rollback and receive, which
+    // unmount and mount again, are refused first, and the mount stays.
+    let mp = s.path("mnt");
+    fs::create_dir_all(&mp).unwrap();
+    let o = run(gpufs().arg("mount").args(keyed(&key)).arg(&img).arg(&mp));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(fs::read(mp.join("sent.txt")).unwrap(), marked_text(50_000));
+    let o = run(gpufs().args(["snapshot", "rollback"]).arg(&mp).arg("s"));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("encrypted"));
+    let o = run(gpufs()
+        .arg("receive")
+        .arg(&mp)
+        .stdin(fs::File::open(&stream).unwrap()));
+    assert!(!o.status.success());
+    assert!(common::is_mounted(&mp));
+    assert_eq!(fs::read(mp.join("sent.txt")).unwrap(), marked_text(50_000));
+    let o = run(gpufs().arg("unmount").arg(&mp));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
