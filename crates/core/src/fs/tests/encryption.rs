@@ -103,3 +103,32 @@ fn a_journal_block_changed_without_the_key_refuses_the_mount() {
         Ok(_) => panic!("a forged journal block was replayed"),
     }
 }
+
+#[test]
+fn a_page_table_not_made_by_the_key_refuses_the_mount() {
+    use gpufs_format::checkpoint::CheckpointRoot;
+    let (dev, fs) = fresh_sealed();
+    create_file(&fs, ROOT, b"f", b"checkpointed");
+    fs.close().unwrap();
+    let sb = *fs.lock().vol.superblock();
+    drop(fs);
+    let clean = dev.volatile_image();
+    mount_sealed(clean.clone()).unwrap();
+    // Each copy's page table with its MAC cleared, its root's checksums made to match:
+    // what someone without the key could write.
+    let mut forged = clean;
+    for root_block in [sb.checkpoint_root, sb.checkpoint_root_copy] {
+        let at = root_block as usize * BLOCK_SIZE;
+        let (mut root, runs) = CheckpointRoot::decode(&forged[at..at + BLOCK_SIZE]).unwrap();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        let table_at = runs[0].0 as usize * BLOCK_SIZE;
+        let len = root.blob_len as usize;
+        forged[table_at + 24..table_at + 32].fill(0);
+        root.blob_checksum = gpufs_format::checksum(&forged[table_at..table_at + len]);
+        forged[at..at + BLOCK_SIZE].copy_from_slice(&root.encode(&runs).unwrap());
+    }
+    match mount_sealed(forged) {
+        Err(e) => assert!(e.to_string().contains("authentication"), "{e}"),
+        Ok(_) => panic!("a page table without its MAC was read"),
+    }
+}
