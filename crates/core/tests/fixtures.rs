@@ -280,9 +280,9 @@ fn a_version_4_image_left_by_a_killed_daemon_replays_its_journal() {
     replays_the_journal_of("v4-dirty.img.zst", 4);
 }
 
-/// The snapshot `s1` of a version 5 fixture: taken before `after.txt`, it holds the
-/// fixture's files as they were.
-fn check_v5_snapshot(fs: &Filesystem) {
+/// The snapshot `s1` of a version 5 or later fixture: taken before `after.txt`, it holds
+/// the fixture's files as they were.
+fn check_snapshot(fs: &Filesystem, version: u32) {
     let names = fs.snapshot_names();
     assert_eq!(names.len(), 1, "{names:?}");
     assert_eq!(names[0].1, b"s1");
@@ -292,7 +292,9 @@ fn check_v5_snapshot(fs: &Filesystem) {
     let readme = view.lookup(docs, b"readme.txt").unwrap().ino;
     assert_eq!(
         fs.snapshot_read(&view, readme, 0, 1 << 20).unwrap(),
-        b"gpufs version 5 fixture\n".repeat(300)
+        format!("gpufs version {version} fixture\n")
+            .as_bytes()
+            .repeat(300)
     );
     assert_eq!(read(fs, "after.txt"), b"after the snapshot\n");
 }
@@ -301,14 +303,30 @@ fn check_v5_snapshot(fs: &Filesystem) {
 fn a_clean_version_5_image_mounts_reads_and_upgrades_on_its_first_write() {
     let text = b"written by a version 6 build\n".repeat(4000);
     let (dev, fs) = upgrade_by_a_write("v5-clean.img.zst", 5, &text);
-    check_v5_snapshot(&fs);
+    check_snapshot(&fs, 5);
     let fs = remounted_after_a_clean_close(&dev, fs);
     check_contents(&fs, 5);
-    check_v5_snapshot(&fs);
+    check_snapshot(&fs, 5);
     assert_eq!(read(&fs, "new.txt"), text);
 }
 
 #[test]
 fn a_version_5_image_left_by_a_killed_daemon_replays_its_journal() {
     replays_the_journal_of("v5-dirty.img.zst", 5);
+}
+
+#[test]
+fn a_clean_version_6_image_mounts_reads_and_upgrades_on_its_first_write() {
+    let text = b"written by a version 7 build\n".repeat(4000);
+    let (dev, fs) = upgrade_by_a_write("v6-clean.img.zst", 6, &text);
+    check_snapshot(&fs, 6);
+    let fs = remounted_after_a_clean_close(&dev, fs);
+    check_contents(&fs, 6);
+    check_snapshot(&fs, 6);
+    assert_eq!(read(&fs, "new.txt"), text);
+}
+
+#[test]
+fn a_version_6_image_left_by_a_killed_daemon_replays_its_journal() {
+    replays_the_journal_of("v6-dirty.img.zst", 6);
 }

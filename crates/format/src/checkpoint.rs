@@ -264,6 +264,9 @@ impl CheckpointImage {
     pub fn decode(blob: &[u8]) -> Result<Self, FormatError> {
         let bad = |d: &str| FormatError::corrupted("checkpoint", d.to_string());
         let header_bytes = match blob.get(..8) {
+            Some(m) if m == crate::segments::SEGMENT_MAGIC => {
+                return crate::segments::decode_segmented(blob)
+            }
             Some(m) if m == BLOB_MAGIC_V5 => 96,
             Some(m) if m == BLOB_MAGIC => OLD_HEADER_BYTES,
             Some(_) => {

@@ -25,6 +25,9 @@ impl Namespace {
     /// the namespace unchanged) when the op does not fit the current state: on replay
     /// that means a corrupted journal.
     pub fn apply(&mut self, op: &JournalOp, space: &mut Vec<SpaceChange>) -> FsResult<()> {
+        self.segment_dirty
+            .segments
+            .insert(super::segments::segment_of(op));
         match op {
             JournalOp::InodePut { ino, rec } => self.put_inode(*ino, rec),
             JournalOp::InodeFree { ino } => self.free_inode(*ino, space),

@@ -39,7 +39,9 @@ impl Namespace {
     /// The namespace as flat checkpoint arrays (dirents and names compacted), with
     /// `bitmap` as its allocation section. Entries go in (directory, cookie) order, the
     /// order a load keeps: a change to one directory changes the checkpoint pages of
-    /// that directory's entries, whatever the table's order in memory.
+    /// that directory's entries, whatever the table's order in memory. (Checkpoints write
+    /// it in segments, [`Namespace::segment_image`]; this is what they make together.)
+    #[cfg(test)]
     pub fn to_image(&self, bitmap: Vec<u8>) -> CheckpointImage {
         let mut live: Vec<&DirentRecord> = self.dirents.iter().filter(|d| d.is_live()).collect();
         live.sort_unstable_by_key(|d| (d.parent, d.cookie));

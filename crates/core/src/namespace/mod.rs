@@ -12,6 +12,7 @@ mod fingerprint;
 mod image;
 mod index;
 mod owners;
+mod segments;
 
 use std::collections::HashMap;
 
@@ -23,6 +24,7 @@ pub use apply::SpaceChange;
 pub use dir_entries::DirEntries;
 use index::DirentIndex;
 use owners::NameOwners;
+pub use segments::SegmentDirty;
 
 /// Extended attributes of one inode: (name, value) pairs.
 type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
@@ -75,6 +77,8 @@ pub struct Namespace {
     prealloc_blocks: u64,
     extent_entries: u64,
     xattr_bytes: u64,
+    /// Checkpoint segments changed since the last checkpoint took them.
+    segment_dirty: SegmentDirty,
 }
 
 /// The namespace's own directory lists, for kernels that visit a few directories
@@ -102,6 +106,7 @@ impl Namespace {
             ..Default::default()
         };
         ns.mark_all_dirty();
+        ns.segment_dirty.all = true;
         ns
     }
 
@@ -313,6 +318,7 @@ impl Namespace {
         self.xattrs.get(&ino).map_or(&[], |v| v.as_slice())
     }
 
+    #[cfg(test)]
     pub fn all_xattrs(&self) -> impl Iterator<Item = (u32, &[u8], &[u8])> {
         self.xattrs.iter().flat_map(|(ino, v)| {
             v.iter()
@@ -324,6 +330,7 @@ impl Namespace {
         self.symlinks.get(&ino).map(|v| v.as_slice())
     }
 
+    #[cfg(test)]
     pub fn all_symlinks(&self) -> impl Iterator<Item = (u32, &[u8])> {
         self.symlinks.iter().map(|(i, t)| (*i, t.as_slice()))
     }

@@ -2,12 +2,13 @@
 
 use std::collections::HashSet;
 
-use gpufs_format::checkpoint::{CheckpointRoot, CKPT_MAGIC};
+use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, CKPT_MAGIC};
 use gpufs_format::pages::{encode_page_table, PageEntry};
 use gpufs_format::superblock::SUPERBLOCK_SLOTS;
 use gpufs_format::{checksum, Superblock, BLOCK_SIZE, FORMAT_VERSION};
 
-use super::pages::{cut_pages, CutPage, PageSet};
+use super::pages::{CutPage, PageSet};
+use super::segments::BlobPlan;
 use super::snapshots::runs_of_bits;
 use super::Volume;
 use crate::device::Device;
@@ -134,15 +135,34 @@ impl Volume {
         bitmap: &[u8],
         data_used: u64,
     ) -> FsResult<()> {
-        let mut image = self.ns.to_image(bitmap.to_vec());
-        image.snapshots = self.snaps.table.clone();
-        image.snapshot_union = self.snaps.union.clone();
-        image.next_snapshot = self.snaps.next_id;
-        let blob = image.encode();
-        drop(image);
+        let head = CheckpointImage {
+            bitmap: bitmap.to_vec(),
+            snapshots: self.snaps.table.clone(),
+            snapshot_union: self.snaps.union.clone(),
+            next_snapshot: self.snaps.next_id,
+            ..CheckpointImage::default()
+        };
+        let plan = self.plan_blob(&head);
+        drop(head);
+        let written = self.write_planned_checkpoint(clean, roots, &plan, data_used);
+        match &written {
+            Ok(()) => self.keep_segment_pages(&plan),
+            // What the segments hold on disk is the last checkpoint's again, which the
+            // pages planned here may not be: encode every segment next time.
+            Err(_) => self.segment_pages.clear(),
+        }
+        written
+    }
 
-        let cut = cut_pages(&blob, self.keys.as_deref());
-        let copies = self.place_checkpoint_copies(&blob, &cut, roots)?;
+    /// [`Volume::write_checkpoint_at`] of the blob `plan`.
+    fn write_planned_checkpoint(
+        &mut self,
+        clean: bool,
+        roots: [u64; 2],
+        plan: &BlobPlan,
+        data_used: u64,
+    ) -> FsResult<()> {
+        let copies = self.place_checkpoint_copies(plan, roots)?;
         let ds = self.sb.data_start;
         let new_runs = checkpoint_runs(&copies, ds);
         let ckpt_blocks = new_runs.iter().map(|r| r.1).sum::<u64>();
@@ -154,7 +174,7 @@ impl Volume {
             .sum::<u64>()
             + self.snaps.held_blocks;
         let result = self.write_checkpoint(
-            &blob,
+            &plan.fresh,
             &copies,
             data_used + ckpt_blocks + snapshot_blocks,
             clean,
@@ -213,8 +233,7 @@ impl Volume {
     /// as far from the first as free space allows (half the area away, where possible).
     fn place_checkpoint_copies(
         &mut self,
-        blob: &[u8],
-        cut: &[CutPage],
+        plan: &BlobPlan,
         roots: [u64; 2],
     ) -> FsResult<Vec<CheckpointPlace>> {
         let mut copies: Vec<CheckpointPlace> = Vec::with_capacity(2);
@@ -228,7 +247,7 @@ impl Volume {
                 allocated: vec![(root, 1)],
                 ..CheckpointPlace::default()
             };
-            if let Err(e) = self.place_copy(copy, blob, cut, &mut place) {
+            if let Err(e) = self.place_copy(copy, plan, &mut place) {
                 for c in copies.iter().chain([&place]) {
                     for &(s, n) in &c.allocated {
                         let _ = self.alloc.free_now(s, n);
@@ -251,17 +270,24 @@ impl Volume {
     fn place_copy(
         &mut self,
         copy: usize,
-        blob: &[u8],
-        cut: &[CutPage],
+        plan: &BlobPlan,
         place: &mut CheckpointPlace,
     ) -> FsResult<()> {
         let ds = self.sb.data_start;
+        let blob = &plan.fresh;
         let mut placed = PageSet::default();
-        for page in cut {
+        for page in &plan.pages {
             if let Some(entry) = self.find_page(copy, &placed, page) {
                 placed.insert(entry);
                 place.pages.push(entry);
                 continue;
+            }
+            if page.kept {
+                // Planned only where both copies hold it; its bytes are not at hand.
+                debug_assert!(false, "a kept checkpoint page is missing from copy {copy}");
+                return Err(FsError::corrupt(
+                    "a kept checkpoint page is missing from its copy",
+                ));
             }
             if let Some(start) = self.alloc.alloc(page.blocks()) {
                 place.allocated.push((start, page.blocks()));
@@ -287,7 +313,7 @@ impl Volume {
                 place.pages.push(entry);
             }
         }
-        place.table = encode_page_table(blob.len() as u64, &place.pages);
+        place.table = encode_page_table(plan.len, &place.pages);
         let blocks = (place.table.len() as u64).div_ceil(BLOCK_SIZE as u64);
         let runs = self
             .alloc

@@ -6,6 +6,7 @@ use gpufs_format::pages::{decode_page_table, PageEntry, PAGE_TABLE_MAC};
 use gpufs_format::{checksum, Superblock, BLOCK_SIZE};
 
 use super::pages::{read_pages, PageSet};
+use super::segments::SegmentPages;
 use crate::crypt::{Domain, SealKeys};
 use crate::device::Device;
 use crate::error::{FsError, FsResult};
@@ -27,6 +28,8 @@ pub struct LoadedCheckpoint {
     pub(crate) pages: [PageSet; 2],
     /// The image's snapshot sections (the namespace took the rest).
     pub(crate) snapshots: CheckpointImage,
+    /// The pages of each namespace segment (none for a blob older than version 7).
+    pub(crate) segment_pages: SegmentPages,
 }
 
 /// One copy's root, read and verified, with what it points at.
@@ -73,13 +76,26 @@ impl CopyIndex {
         others: &[&PageSet],
         keys: Option<&SealKeys>,
     ) -> FsResult<(CheckpointImage, Vec<u64>)> {
-        let (blob, healed) = match &self.content {
+        self.image_and_segments(dev, others, keys)
+            .map(|(img, healed, _)| (img, healed))
+    }
+
+    /// [`CopyIndex::image`], with the pages of each of its namespace segments.
+    fn image_and_segments(
+        &self,
+        dev: &dyn Device,
+        others: &[&PageSet],
+        keys: Option<&SealKeys>,
+    ) -> FsResult<(CheckpointImage, Vec<u64>, SegmentPages)> {
+        let (blob, healed, segments) = match &self.content {
             CopyContent::Paged { blob_len, pages } => {
-                read_pages(dev, pages, *blob_len, others, keys)?
+                let (blob, healed) = read_pages(dev, pages, *blob_len, others, keys)?;
+                let segments = SegmentPages::of_loaded(&blob, pages);
+                (blob, healed, segments)
             }
-            CopyContent::Whole(blob) => (blob.clone(), Vec::new()),
+            CopyContent::Whole(blob) => (blob.clone(), Vec::new(), SegmentPages::default()),
         };
-        Ok((CheckpointImage::decode(&blob)?, healed))
+        Ok((CheckpointImage::decode(&blob)?, healed, segments))
     }
 }
 
@@ -125,17 +141,23 @@ pub fn load_checkpoint(
             continue;
         };
         let others: Vec<&PageSet> = (0..2).filter(|c| *c != copy).map(|c| &pages[c]).collect();
-        let result = ix.image(dev, &others, keys).and_then(|(mut img, healed)| {
-            let snaps = CheckpointImage {
-                snapshots: std::mem::take(&mut img.snapshots),
-                snapshot_union: std::mem::take(&mut img.snapshot_union),
-                next_snapshot: img.next_snapshot,
-                ..CheckpointImage::default()
-            };
-            Namespace::from_image(img).map(|nb| (nb, healed, snaps))
-        });
+        let result =
+            ix.image_and_segments(dev, &others, keys)
+                .and_then(|(mut img, healed, segments)| {
+                    let snaps = CheckpointImage {
+                        snapshots: std::mem::take(&mut img.snapshots),
+                        snapshot_union: std::mem::take(&mut img.snapshot_union),
+                        next_snapshot: img.next_snapshot,
+                        ..CheckpointImage::default()
+                    };
+                    Namespace::from_image(img).map(|nb| (nb, healed, snaps, segments))
+                });
         match result {
-            Ok(((ns, bitmap), healed, snaps)) => {
+            Ok(((mut ns, bitmap), healed, snaps, segments)) => {
+                // The namespace is what the checkpoint's segments hold.
+                if !segments.is_empty() {
+                    ns.take_segment_dirty();
+                }
                 if !healed.is_empty() {
                     damaged.push(format!(
                         "checkpoint copy at block {}: pages at blocks {healed:?} are damaged",
@@ -143,7 +165,7 @@ pub fn load_checkpoint(
                     ));
                     pages[copy] = PageSet::default();
                 }
-                loaded = Some((ns, bitmap, snaps));
+                loaded = Some((ns, bitmap, snaps, segments));
                 break;
             }
             Err(e) => {
@@ -152,7 +174,7 @@ pub fn load_checkpoint(
             }
         }
     }
-    let Some((ns, bitmap, snapshots)) = loaded else {
+    let Some((ns, bitmap, snapshots, segment_pages)) = loaded else {
         return Err(FsError::BadImage(format!(
             "cannot mount: every copy of the checkpoint is damaged ({}); run gpufs fsck",
             damaged.join("; ")
@@ -169,6 +191,7 @@ pub fn load_checkpoint(
         damaged,
         pages,
         snapshots,
+        segment_pages,
     })
 }
 

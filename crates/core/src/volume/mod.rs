@@ -23,6 +23,7 @@ mod pages;
 mod prealloc;
 mod prepare;
 mod scrub;
+mod segments;
 mod snapshots;
 mod writeback;
 
@@ -62,6 +63,10 @@ pub struct VolumeCounters {
     /// written them (both copies counted).
     pub checkpoint_pages_written: u64,
     pub checkpoint_pages_kept: u64,
+    /// Namespace segments checkpoints encoded (they changed, or their pages were not
+    /// known), and segments they named by the pages they already had.
+    pub checkpoint_segments_encoded: u64,
+    pub checkpoint_segments_kept: u64,
     pub journal_ops: u64,
     pub replayed_transactions: u64,
     /// Damaged copies of records rewritten from a good copy (reads and scrub).
@@ -83,6 +88,9 @@ pub struct Volume {
     /// The pages each copy of the current checkpoint holds: the next checkpoint names
     /// those it would write again where they lie.
     ckpt_pages: [pages::PageSet; 2],
+    /// The pages of each namespace segment of the current checkpoint, named again by the
+    /// next one where the segment did not change.
+    segment_pages: segments::SegmentPages,
     /// Snapshots and the space they hold.
     snaps: snapshots::Snapshots,
     read_only: bool,
@@ -138,6 +146,7 @@ impl Volume {
             alloc,
             ckpt_runs: Vec::new(),
             ckpt_pages: Default::default(),
+            segment_pages: Default::default(),
             snaps: snapshots::Snapshots::default(),
             read_only,
             notes: Vec::new(),

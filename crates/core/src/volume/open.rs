@@ -257,6 +257,7 @@ impl Volume {
             opts.write_cache_bytes
         };
         vol.ckpt_pages = ckpt.pages;
+        vol.segment_pages = ckpt.segment_pages;
         vol.snaps = snaps;
         notes.extend(vol.load_snapshot_runs());
         for (s, n) in vol.snaps.runs_beside(&ckpt_runs) {

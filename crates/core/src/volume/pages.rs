@@ -28,10 +28,14 @@ const AVG_PAGE_BYTES: u32 = 64 * 1024;
 /// One page of a blob being written: where it lies in the blob and what names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct CutPage {
+    /// Where its bytes lie in the blob being written (meaningless when `kept`).
     pub start: usize,
     pub len: u32,
     pub checksum: u32,
     pub hash: [u8; 16],
+    /// A page of a segment that did not change: both copies of the current checkpoint
+    /// hold it, and the blob being written does not have its bytes.
+    pub kept: bool,
 }
 
 /// What a sealed page's tag binds besides its bytes: its length.
@@ -67,6 +71,7 @@ impl CutPage {
             len: len as u32,
             checksum: crc,
             hash,
+            kept: false,
         }
     }
 
@@ -115,10 +120,21 @@ impl CutPage {
 
 /// Cuts `blob` into pages at content-defined points and names each (BLAKE3 on every
 /// core, CRC32C; sealed under `keys` on an encrypted image).
+#[cfg(test)]
 pub(super) fn cut_pages(blob: &[u8], keys: Option<&SealKeys>) -> Vec<CutPage> {
+    cut_pages_in(blob, 0..blob.len(), keys)
+}
+
+/// [`cut_pages`] of the part `range` of `blob` (page starts count from the blob's).
+pub(super) fn cut_pages_in(
+    blob: &[u8],
+    range: std::ops::Range<usize>,
+    keys: Option<&SealKeys>,
+) -> Vec<CutPage> {
+    let part = &blob[range.clone()];
     let cuts: Vec<(usize, usize)> =
-        fastcdc::v2020::FastCDC::new(blob, MIN_PAGE_BYTES, AVG_PAGE_BYTES, MAX_PAGE_BYTES)
-            .map(|c| (c.offset, c.length))
+        fastcdc::v2020::FastCDC::new(part, MIN_PAGE_BYTES, AVG_PAGE_BYTES, MAX_PAGE_BYTES)
+            .map(|c| (range.start + c.offset, c.length))
             .collect();
     let pages: Vec<CutPage> = cuts
         .into_par_iter()
@@ -126,7 +142,7 @@ pub(super) fn cut_pages(blob: &[u8], keys: Option<&SealKeys>) -> Vec<CutPage> {
         .collect();
     debug_assert_eq!(
         pages.iter().map(|p| p.len as usize).sum::<usize>(),
-        blob.len()
+        range.len()
     );
     pages
 }

@@ -1,0 +1,218 @@
+//! The checkpoint blob in segments (format version 7): the head (data bitmap, snapshot
+//! table) encoded at every checkpoint, and the namespace segments encoded only when they
+//! changed. A segment that did not change keeps the pages the last checkpoint cut it into,
+//! without being encoded, cut or hashed again: that is what makes a checkpoint, and so a
+//! snapshot, cost what changed rather than what the filesystem holds.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use gpufs_format::checkpoint::CheckpointImage;
+use gpufs_format::pages::PageEntry;
+use gpufs_format::segments::{encode_segment, segment_spans};
+
+use super::pages::{cut_pages_in, CutPage, PageSet};
+use super::Volume;
+
+/// The pages one namespace segment took at the last checkpoint.
+#[derive(Clone, Debug)]
+struct CachedSegment {
+    /// Its inode slots.
+    range: (u32, u32),
+    /// Its pages in order (`kept`: their bytes are on disk, not in memory).
+    pages: Vec<CutPage>,
+}
+
+/// The pages of each namespace segment of the current checkpoint, by segment index
+/// (`None`: unknown, encoded at the next checkpoint).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SegmentPages {
+    segments: Vec<Option<CachedSegment>>,
+}
+
+impl SegmentPages {
+    /// Knows no segment.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Forgets every segment: the next checkpoint encodes them all.
+    pub fn clear(&mut self) {
+        self.segments.clear();
+    }
+
+    /// The pages of segment `index` if they can be named again for `range`: known,
+    /// cut for the same slots, and every one held by each copy in `copies`.
+    fn reusable(
+        &self,
+        index: usize,
+        range: (u32, u32),
+        copies: &[PageSet; 2],
+    ) -> Option<&[CutPage]> {
+        let seg = self.segments.get(index)?.as_ref()?;
+        let held = seg.range == range
+            && seg
+                .pages
+                .iter()
+                .all(|p| copies.iter().all(|c| c.find(&p.hash, p.len).is_some()));
+        held.then_some(seg.pages.as_slice())
+    }
+
+    /// What a checkpoint loaded from `blob` (its pages `pages`, in order) holds for each
+    /// namespace segment; nothing for a blob that is not segmented or whose pages do not
+    /// end where its segments do.
+    pub fn of_loaded(blob: &[u8], pages: &[PageEntry]) -> SegmentPages {
+        let Ok(spans) = segment_spans(blob) else {
+            return SegmentPages::default();
+        };
+        let mut segments = Vec::with_capacity(spans.len().saturating_sub(1));
+        let mut next = pages.iter();
+        let mut at = 0usize;
+        for span in &spans {
+            let mut taken = Vec::new();
+            while at < span.start + span.len {
+                let Some(p) = next.next() else {
+                    return SegmentPages::default();
+                };
+                taken.push(CutPage {
+                    start: 0,
+                    len: p.len,
+                    checksum: p.checksum,
+                    hash: p.hash,
+                    kept: true,
+                });
+                at += p.len as usize;
+            }
+            if at != span.start + span.len {
+                return SegmentPages::default();
+            }
+            if span.end_ino > span.first_ino {
+                segments.push(Some(CachedSegment {
+                    range: (span.first_ino, span.end_ino),
+                    pages: taken,
+                }));
+            }
+        }
+        SegmentPages { segments }
+    }
+}
+
+/// The blob of a checkpoint about to be written.
+pub(super) struct BlobPlan {
+    /// The bytes of the segments encoded afresh (the head first).
+    pub fresh: Vec<u8>,
+    /// Every page of the blob in order; `kept` pages are not in `fresh`.
+    pub pages: Vec<CutPage>,
+    /// The whole blob's length.
+    pub len: u64,
+    /// Segments encoded afresh: (index, slots, range of their pages in `pages`).
+    rebuilt: Vec<(usize, (u32, u32), Range<usize>)>,
+    /// Segments in all.
+    segment_count: usize,
+}
+
+impl Volume {
+    /// Plans the blob of the next checkpoint with `head` (its bitmap and snapshot
+    /// sections): the head and every changed segment encoded and cut (on every core), the
+    /// other segments named by the pages they already have.
+    pub(super) fn plan_blob(&mut self, head: &CheckpointImage) -> BlobPlan {
+        let dirty = self.ns.take_segment_dirty();
+        if dirty.all {
+            self.segment_pages.clear();
+        }
+        let ranges = self.ns.segment_ranges();
+        let kept: Vec<Option<&[CutPage]>> = ranges
+            .iter()
+            .enumerate()
+            .map(|(k, &range)| {
+                if dirty.contains(k as u32) {
+                    None
+                } else {
+                    self.segment_pages.reusable(k, range, &self.ckpt_pages)
+                }
+            })
+            .collect();
+        let ns = &self.ns;
+        let encoded: Vec<Option<Vec<u8>>> = ranges
+            .par_iter()
+            .zip(&kept)
+            .map(|(&(first, end), kept)| {
+                kept.is_none()
+                    .then(|| encode_segment(first, end, &ns.segment_image(first, end)))
+            })
+            .collect();
+        let mut fresh = encode_segment(0, 0, head);
+        let mut fresh_ranges: Vec<Range<usize>> = Vec::with_capacity(ranges.len() + 1);
+        fresh_ranges.push(0..fresh.len());
+        for bytes in encoded.iter().flatten() {
+            fresh_ranges.push(fresh.len()..fresh.len() + bytes.len());
+            fresh.extend_from_slice(bytes);
+        }
+        drop(encoded);
+        let keys = self.keys.as_deref();
+        let mut cuts: Vec<Vec<CutPage>> = fresh_ranges
+            .into_par_iter()
+            .map(|r| cut_pages_in(&fresh, r, keys))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let mut pages = cuts.pop().unwrap_or_default();
+        let mut rebuilt = Vec::new();
+        for (k, (kept, &range)) in kept.iter().zip(&ranges).enumerate() {
+            match kept {
+                Some(old) => {
+                    #[cfg(debug_assertions)]
+                    self.debug_check_kept(range, old);
+                    pages.extend_from_slice(old);
+                }
+                None => {
+                    let cut = cuts.pop().unwrap_or_default();
+                    debug_assert!(!cut.is_empty());
+                    rebuilt.push((k, range, pages.len()..pages.len() + cut.len()));
+                    pages.extend(cut);
+                }
+            }
+        }
+        debug_assert!(cuts.is_empty());
+        let len = pages.iter().map(|p| u64::from(p.len)).sum();
+        BlobPlan {
+            fresh,
+            pages,
+            len,
+            rebuilt,
+            segment_count: ranges.len(),
+        }
+    }
+
+    /// After the checkpoint of `plan` is durable: its segments' pages are the ones the
+    /// next checkpoint may name again.
+    pub(super) fn keep_segment_pages(&mut self, plan: &BlobPlan) {
+        self.counters.checkpoint_segments_encoded += plan.rebuilt.len() as u64;
+        self.counters.checkpoint_segments_kept += (plan.segment_count - plan.rebuilt.len()) as u64;
+        let cache = &mut self.segment_pages.segments;
+        cache.resize(plan.segment_count, None);
+        cache.truncate(plan.segment_count);
+        for (k, range, at) in &plan.rebuilt {
+            let pages = plan.pages[at.clone()]
+                .iter()
+                .map(|p| CutPage { kept: true, ..*p })
+                .collect();
+            cache[*k] = Some(CachedSegment {
+                range: *range,
+                pages,
+            });
+        }
+    }
+
+    /// A kept segment's pages are those its encoding would cut now (debug builds: a
+    /// change that did not mark its segment would show here).
+    #[cfg(debug_assertions)]
+    fn debug_check_kept(&self, range: (u32, u32), old: &[CutPage]) {
+        let bytes = encode_segment(range.0, range.1, &self.ns.segment_image(range.0, range.1));
+        let now = cut_pages_in(&bytes, 0..bytes.len(), self.keys.as_deref());
+        let ids = |p: &[CutPage]| p.iter().map(|c| (c.len, c.hash)).collect::<Vec<_>>();
+        assert_eq!(ids(&now), ids(old), "segment {range:?} changed unmarked");
+    }
+}
