@@ -1,8 +1,10 @@
 //! Checkpoint roots, page tables and blobs on arbitrary bytes: never panic; an accepted
-//! page table or blob re-encodes to the same bytes.
+//! page table or blob re-encodes to the same bytes; an accepted segmented (version 7)
+//! blob's segments cover it exactly and merge into an image that round-trips.
 #![no_main]
 use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, BLOB_MAGIC, BLOB_MAGIC_V5};
 use gpufs_format::pages::{decode_page_table, encode_page_table, PAGE_TABLE_MAGIC};
+use gpufs_format::segments::{segment_spans, SEGMENT_MAGIC};
 use gpufs_format::BLOCK_SIZE;
 use libfuzzer_sys::fuzz_target;
 
@@ -31,5 +33,14 @@ fuzz_target!(|data: &[u8]| {
             }
             assert_eq!(CheckpointImage::decode(&again).ok(), Some(img));
         }
+    }
+    let mut blob = data.to_vec();
+    if blob.len() >= 8 {
+        blob[..8].copy_from_slice(&SEGMENT_MAGIC);
+    }
+    if let Ok(img) = CheckpointImage::decode(&blob) {
+        let spans = segment_spans(&blob).expect("a decoded blob has segments");
+        assert_eq!(spans.iter().map(|s| s.len).sum::<usize>(), blob.len());
+        assert_eq!(CheckpointImage::decode(&img.encode()).ok(), Some(img));
     }
 });
