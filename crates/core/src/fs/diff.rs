@@ -4,14 +4,18 @@
 //! deleted; an entry that moved (another directory, name or readdir place) is a rename
 //! of its file, whose size, mtime, mode, owner, records or xattrs may also have changed
 //! (modified). A directory renamed is one change: what lies below it did not move
-//! within it. Both namespaces are walked once (O(files) of comparisons, directory by
-//! directory in cookie order, no I/O beyond loading a snapshot's namespace); paths are
-//! built only for what changed.
+//! within it. Only the checkpoint segments (format v7: 1,024 inode slots each) whose
+//! identity differs between the two sides are compared, directory by directory in cookie
+//! order: a segment holds its inodes, their records and xattrs and the entries of its
+//! directories, so one that did not change holds no change. Paths are built only for
+//! what changed (the entries naming modified files are found in one pass over the
+//! entry table).
 
 use std::collections::{BTreeMap, HashSet};
 
 use gpufs_compute::kernels::path_build::path_of;
-use gpufs_format::{FileKind, ROOT_INO};
+use gpufs_format::segments::SEGMENT_SLOTS;
+use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
 
 use super::Filesystem;
 use crate::error::FsResult;
@@ -41,28 +45,88 @@ fn path(ns: &Namespace, id: u32) -> Vec<u8> {
     p
 }
 
-/// Entry ids of `ns` naming each inode of `want`, found in one pass.
+/// Entry ids of `ns` naming each inode of `want`, found in one pass (a bit per inode
+/// slot to test each entry against).
 fn entries_naming(ns: &Namespace, want: &HashSet<u32>) -> BTreeMap<u32, Vec<u32>> {
     let mut out: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     if want.is_empty() {
         return out;
     }
+    let mut bits = vec![0u64; ns.inode_slots().div_ceil(64)];
+    for &ino in want {
+        if let Some(w) = bits.get_mut(ino as usize / 64) {
+            *w |= 1 << (ino % 64);
+        }
+    }
+    let wanted = |ino: u32| {
+        bits.get(ino as usize / 64)
+            .is_some_and(|w| w >> (ino % 64) & 1 == 1)
+    };
     for (id, d) in ns.live_dirents() {
-        if want.contains(&d.ino) {
+        if wanted(d.ino) {
             out.entry(d.ino).or_default().push(id);
         }
     }
     out
 }
 
+/// `ranges` (slot ranges where `old` and `new` differ) and the segments of the
+/// directories naming a file whose slot holds another file on the other side: such a
+/// slot's own segment changed, but an entry naming it may read the same on both sides in
+/// a directory whose segment did not (found by one pass over each side's entries, only
+/// when such a slot exists).
+fn with_replaced_parents(
+    old: &Namespace,
+    new: &Namespace,
+    ranges: &[(u32, u32)],
+) -> Vec<(u32, u32)> {
+    let mut out = ranges.to_vec();
+    let replaced: HashSet<u32> = ranges
+        .iter()
+        .flat_map(|&(first, end)| first..end)
+        .filter(|&ino| match (old.inode(ino), new.inode(ino)) {
+            (Some(a), Some(b)) => a.generation != b.generation,
+            _ => false,
+        })
+        .collect();
+    if replaced.is_empty() {
+        return out;
+    }
+    for ns in [old, new] {
+        for &id in entries_naming(ns, &replaced).values().flatten() {
+            let first = ns.dirent(id).parent / SEGMENT_SLOTS * SEGMENT_SLOTS;
+            out.push((first, first.saturating_add(SEGMENT_SLOTS)));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Live inodes of `ns` in the slot ranges `only` (every one when `None`).
+fn inodes_in<'a>(
+    ns: &'a Namespace,
+    only: Option<&'a [(u32, u32)]>,
+) -> Box<dyn Iterator<Item = (u32, &'a InodeRecord)> + 'a> {
+    match only {
+        None => Box::new(ns.live_inode_iter()),
+        Some(ranges) => Box::new(ranges.iter().flat_map(move |&(first, end)| {
+            let end = end.min(ns.inode_slots() as u32);
+            (first..end).filter_map(move |ino| ns.inode(ino).map(|r| (ino, r)))
+        })),
+    }
+}
+
 /// The entries of `a` (ids) not in `b` as they are: for a directory that is one file in
 /// both, its lists merged by cookie; for any other, all of them.
-fn entries_gone(a: &Namespace, b: &Namespace, same: &impl Fn(u32) -> bool) -> Vec<u32> {
+fn entries_gone(
+    a: &Namespace,
+    b: &Namespace,
+    same: &impl Fn(u32) -> bool,
+    only: Option<&[(u32, u32)]>,
+) -> Vec<u32> {
     let mut gone = Vec::new();
-    for (dir, _) in a
-        .live_inode_iter()
-        .filter(|(_, r)| r.kind() == Some(FileKind::Directory))
-    {
+    for (dir, _) in inodes_in(a, only).filter(|(_, r)| r.kind() == Some(FileKind::Directory)) {
         let mine: Vec<(u64, u32)> = a.entries_after(dir, 0).collect();
         if !same(dir) {
             gone.extend(mine.iter().map(|(_, id)| *id));
@@ -114,10 +178,23 @@ fn split(
 }
 
 /// The changes from `old` to `new`, sorted by path.
+#[cfg(test)]
 pub fn diff_namespaces(old: &Namespace, new: &Namespace) -> Vec<Change> {
+    diff_namespaces_in(old, new, None)
+}
+
+/// The changes from `old` to `new`, sorted by path, where the two differ only in the
+/// inode slot ranges `only` (`None`: anywhere).
+pub fn diff_namespaces_in(
+    old: &Namespace,
+    new: &Namespace,
+    only: Option<&[(u32, u32)]>,
+) -> Vec<Change> {
     let same = |ino: u32| same_file(old, new, ino);
-    let gone = entries_gone(old, new, &same);
-    let came = entries_gone(new, old, &same);
+    let only = only.map(|ranges| with_replaced_parents(old, new, ranges));
+    let only = only.as_deref();
+    let gone = entries_gone(old, new, &same, only);
+    let came = entries_gone(new, old, &same, only);
     let mut out = Vec::new();
     let mut moved_from = Moves::new();
     let mut moved_to = Moves::new();
@@ -138,8 +215,7 @@ pub fn diff_namespaces(old: &Namespace, new: &Namespace) -> Vec<Change> {
         }
     }
     // Not the ctime alone: a rename or a link moves it.
-    let modified: HashSet<u32> = new
-        .live_inode_iter()
+    let modified: HashSet<u32> = inodes_in(new, only)
         .filter(|(ino, _)| same(*ino))
         .filter(|(ino, rb)| {
             old.inode(*ino).is_some_and(|ra| {
@@ -193,9 +269,14 @@ impl Filesystem {
         let changes = match to {
             Some(name) => {
                 let new = self.snapshot_view(id(name)?)?;
-                diff_namespaces(&old.ns, &new.ns)
+                let only = old.segments.differing(&new.segments);
+                diff_namespaces_in(&old.ns, &new.ns, Some(&only))
             }
-            None => diff_namespaces(&old.ns, self.lock().vol.namespace()),
+            None => {
+                let g = self.lock();
+                let only = old.segments.differing(&g.vol.live_segment_ids());
+                diff_namespaces_in(&old.ns, g.vol.namespace(), Some(&only))
+            }
         };
         Ok(changes)
     }

@@ -22,6 +22,8 @@ const MAX_VIEWS: usize = 4;
 pub struct SnapshotView {
     pub id: u64,
     pub(crate) ns: Namespace,
+    /// What identifies each segment of its namespace (what `diff` may pass over).
+    pub(crate) segments: crate::volume::SegmentIds,
     record_size: u32,
 }
 
@@ -49,12 +51,13 @@ impl Filesystem {
         if let Some(v) = g.views.iter().find(|v| v.id == id) {
             return Ok(v.clone());
         }
-        let mut ns = g.vol.snapshot_namespace(&rec)?;
+        let (mut ns, segments) = g.vol.snapshot_namespace_and_segments(&rec)?;
         // Directory paths ready, for searches of it.
         ns.prepare_dir_tree();
         let view = Arc::new(SnapshotView {
             id,
             ns,
+            segments,
             record_size: g.vol.record_size(),
         });
         if g.views.len() >= MAX_VIEWS {

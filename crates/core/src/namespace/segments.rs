@@ -42,6 +42,11 @@ pub(super) fn segment_of(op: &JournalOp) -> u32 {
 }
 
 impl Namespace {
+    /// Which segments changed since the last [`Namespace::take_segment_dirty`].
+    pub fn segment_dirty(&self) -> &SegmentDirty {
+        &self.segment_dirty
+    }
+
     /// Which segments changed since the last call (and forgets them).
     pub fn take_segment_dirty(&mut self) -> SegmentDirty {
         std::mem::take(&mut self.segment_dirty)

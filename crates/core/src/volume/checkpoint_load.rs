@@ -373,6 +373,15 @@ impl KeptCheckpoint {
 
     /// The checkpoint's image: the first copy, a damaged page read from the other.
     pub fn image(&self, dev: &dyn Device, keys: Option<&SealKeys>) -> FsResult<CheckpointImage> {
+        self.image_and_segments(dev, keys).map(|(img, _)| img)
+    }
+
+    /// [`KeptCheckpoint::image`], with the pages of each of its namespace segments.
+    pub fn image_and_segments(
+        &self,
+        dev: &dyn Device,
+        keys: Option<&SealKeys>,
+    ) -> FsResult<(CheckpointImage, SegmentPages)> {
         let sets: Vec<PageSet> = self.indexes.iter().map(CopyIndex::pages).collect();
         let mut last = FsError::corrupt("no checkpoint copy");
         for (i, ix) in self.indexes.iter().enumerate() {
@@ -380,8 +389,8 @@ impl KeptCheckpoint {
                 .filter(|j| *j != i)
                 .map(|j| &sets[j])
                 .collect();
-            match ix.image(dev, &others, keys) {
-                Ok((img, _)) => return Ok(img),
+            match ix.image_and_segments(dev, &others, keys) {
+                Ok((img, _, segments)) => return Ok((img, segments)),
                 Err(e) => last = e,
             }
         }

@@ -24,6 +24,7 @@ mod prealloc;
 mod prepare;
 mod scrub;
 mod segments;
+pub use segments::SegmentIds;
 mod snapshots;
 mod writeback;
 

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use gpufs_format::checkpoint::CheckpointImage;
 use gpufs_format::pages::PageEntry;
-use gpufs_format::segments::{encode_segment, segment_spans};
+use gpufs_format::segments::{encode_segment, segment_spans, SEGMENT_SLOTS};
 
 use super::pages::{cut_pages_in, CutPage, PageSet};
 use super::Volume;
@@ -35,6 +35,21 @@ impl SegmentPages {
     /// Knows no segment.
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
+    }
+
+    /// What identifies each segment, where known.
+    pub fn ids(&self) -> SegmentIds {
+        SegmentIds(
+            self.segments
+                .iter()
+                .map(|s| {
+                    s.as_ref().map(|s| {
+                        let pages = s.pages.iter().map(|p| (p.len, p.hash)).collect();
+                        (s.range, pages)
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// Forgets every segment: the next checkpoint encodes them all.
@@ -98,6 +113,33 @@ impl SegmentPages {
     }
 }
 
+/// What one namespace segment holds: its slots and its pages' identities (length and
+/// hash, or keyed tag).
+type SegmentId = ((u32, u32), Vec<(u32, [u8; 16])>);
+
+/// What each namespace segment of a namespace holds, by index, where known. Two
+/// namespaces with the same known identity for segment `k` hold the same in it (the same
+/// bytes encode it), so a comparison of the two may pass over its slots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SegmentIds(Vec<Option<SegmentId>>);
+
+impl SegmentIds {
+    /// The slot ranges in which namespaces with these identities may differ.
+    pub fn differing(&self, other: &SegmentIds) -> Vec<(u32, u32)> {
+        let n = self.0.len().max(other.0.len());
+        (0..n)
+            .filter(|&k| match (self.0.get(k), other.0.get(k)) {
+                (Some(Some(a)), Some(Some(b))) => a != b,
+                _ => true,
+            })
+            .map(|k| {
+                let first = k as u32 * SEGMENT_SLOTS;
+                (first, first.saturating_add(SEGMENT_SLOTS))
+            })
+            .collect()
+    }
+}
+
 /// The blob of a checkpoint about to be written.
 pub(super) struct BlobPlan {
     /// The bytes of the segments encoded afresh (the head first).
@@ -113,6 +155,22 @@ pub(super) struct BlobPlan {
 }
 
 impl Volume {
+    /// What identifies each segment of the live namespace: the current checkpoint's,
+    /// unknown where the namespace changed since.
+    pub fn live_segment_ids(&self) -> SegmentIds {
+        let dirty = self.ns.segment_dirty();
+        let ranges = self.ns.segment_ranges();
+        let mut ids = self.segment_pages.ids();
+        ids.0.truncate(ranges.len());
+        for (k, id) in ids.0.iter_mut().enumerate() {
+            let same_range = id.as_ref().is_some_and(|(r, _)| *r == ranges[k]);
+            if dirty.contains(k as u32) || !same_range {
+                *id = None;
+            }
+        }
+        ids
+    }
+
     /// Plans the blob of the next checkpoint with `head` (its bitmap and snapshot
     /// sections): the head and every changed segment encoded and cut (on every core), the
     /// other segments named by the pages they already have.

@@ -289,8 +289,19 @@ impl Volume {
         &self,
         rec: &SnapshotRecord,
     ) -> FsResult<crate::namespace::Namespace> {
-        let img = self.snapshot_image(rec)?;
-        crate::namespace::Namespace::from_image(img).map(|(ns, _)| ns)
+        self.snapshot_namespace_and_segments(rec).map(|(ns, _)| ns)
+    }
+
+    /// [`Volume::snapshot_namespace`], with what identifies each of its segments.
+    pub(crate) fn snapshot_namespace_and_segments(
+        &self,
+        rec: &SnapshotRecord,
+    ) -> FsResult<(crate::namespace::Namespace, super::SegmentIds)> {
+        let (img, segments) = self
+            .kept_checkpoint(rec)?
+            .image_and_segments(self.dev.as_ref(), self.keys.as_deref())?;
+        let (ns, _) = crate::namespace::Namespace::from_image(img)?;
+        Ok((ns, segments.ids()))
     }
 
     /// The image of the checkpoint snapshot `rec` keeps.

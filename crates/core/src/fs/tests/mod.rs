@@ -18,6 +18,7 @@ mod compression;
 mod damage;
 mod data;
 mod dedup;
+mod diff;
 mod durability;
 mod encryption;
 mod in_use;
