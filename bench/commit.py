@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Metadata at scale: what one small change costs on disk, how long a mount takes, and
 how long a snapshot takes, gpufs (paged checkpoints in segments, format v7) side by side
-with btrfs
-(`subvolume snapshot` of the subvolume holding the files), in one run.
+with btrfs (`subvolume snapshot` of the subvolume holding the files), in one run.
 
 For each count in --files a fresh image of each kind gets that many empty files
 (`gpufs-bench fill`: 1,000 per directory), is unmounted, and then:
