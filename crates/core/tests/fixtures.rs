@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use gpufs_core::device::{Device, FaultDevice};
+use gpufs_core::fs::Change;
 use gpufs_core::{fsck, Caller, Filesystem, OpenOptions};
 use gpufs_format::{Superblock, FORMAT_VERSION};
 
@@ -297,6 +298,13 @@ fn check_snapshot(fs: &Filesystem, version: u32) {
             .repeat(300)
     );
     assert_eq!(read(fs, "after.txt"), b"after the snapshot\n");
+    // Diff compares every segment where a side has no segment identities (a blob older
+    // than version 7).
+    let changes = fs.diff(b"s1", None).unwrap();
+    assert!(
+        changes.contains(&Change::Created(b"/after.txt".to_vec())),
+        "{changes:?}"
+    );
 }
 
 /// The clean fixture of `version` (5 or later, holding the snapshot `s1`): upgraded by a

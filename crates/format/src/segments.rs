@@ -83,8 +83,9 @@ fn bad(detail: impl Into<String>) -> FormatError {
     FormatError::corrupted("checkpoint segment", detail)
 }
 
-/// Every segment of a version 7 blob, headers checked (the head first, then contiguous
-/// namespace segments from slot 0), payloads not decoded.
+/// Every segment of a version 7 blob, headers checked (the head first, then namespace
+/// segment k holding slots `k * SEGMENT_SLOTS..`, each but the last whole), payloads not
+/// decoded.
 pub fn segment_spans(blob: &[u8]) -> Result<Vec<SegmentSpan>, FormatError> {
     let mut spans: Vec<SegmentSpan> = Vec::new();
     let mut at = 0usize;
@@ -101,11 +102,20 @@ pub fn segment_spans(blob: &[u8]) -> Result<Vec<SegmentSpan>, FormatError> {
             .and_then(|n| n.checked_add(32))
             .filter(|n| *n <= blob.len() - at)
             .ok_or_else(|| bad("a segment runs past the blob"))?;
-        let expected_first = spans.last().map_or(0, |l| l.end_ino);
+        // Namespace segment k holds slots k * SEGMENT_SLOTS.. (what comparisons of two
+        // checkpoints by segment rely on); only the last may end short.
+        let expected_first = (spans.len() as u64).saturating_sub(1) * u64::from(SEGMENT_SLOTS);
+        let after_previous = spans.last().is_none_or(|l| {
+            l.first_ino == l.end_ino
+                || u64::from(l.end_ino) == u64::from(l.first_ino) + u64::from(SEGMENT_SLOTS)
+        });
         let ok = if spans.is_empty() {
             hdr.first_ino == 0 && hdr.end_ino == 0
         } else {
-            hdr.first_ino == expected_first && hdr.end_ino > hdr.first_ino
+            u64::from(hdr.first_ino) == expected_first
+                && hdr.end_ino > hdr.first_ino
+                && u64::from(hdr.end_ino) <= expected_first + u64::from(SEGMENT_SLOTS)
+                && after_previous
         };
         if !ok {
             return Err(bad(format!(
@@ -222,8 +232,11 @@ mod tests {
             next_snapshot: 1,
             ..Default::default()
         };
+        let mut slots = vec![InodeRecord::default(); SEGMENT_SLOTS as usize];
+        slots[1] = inode(0o40755);
+        slots[2] = inode(0o100644);
         let a = CheckpointImage {
-            inodes: vec![InodeRecord::default(), inode(0o40755), inode(0o100644)],
+            inodes: slots,
             dirents: vec![DirentRecord {
                 parent: 1,
                 ino: 2,
@@ -242,21 +255,21 @@ mod tests {
         let b = CheckpointImage {
             inodes: vec![inode(0o40700), inode(0o100600)],
             dirents: vec![DirentRecord {
-                parent: 3,
-                ino: 4,
+                parent: 1024,
+                ino: 1025,
                 name_len: 2,
                 kind: 1,
                 cookie: 3,
                 ..Default::default()
             }],
             names: b"xy".to_vec(),
-            xattrs: vec![(4, b"user.k".to_vec(), b"v".to_vec())],
-            symlinks: vec![(3, b"t".to_vec())],
+            xattrs: vec![(1025, b"user.k".to_vec(), b"v".to_vec())],
+            symlinks: vec![(1024, b"t".to_vec())],
             ..Default::default()
         };
         let mut blob = encode_segment(0, 0, &head);
-        blob.extend(encode_segment(0, 3, &a));
-        blob.extend(encode_segment(3, 5, &b));
+        blob.extend(encode_segment(0, 1024, &a));
+        blob.extend(encode_segment(1024, 1026, &b));
         let mut want = CheckpointImage {
             bitmap: head.bitmap.clone(),
             next_snapshot: 1,
@@ -265,6 +278,7 @@ mod tests {
         want.inodes = [a.inodes.clone(), b.inodes.clone()].concat();
         let mut d2 = b.dirents[0];
         d2.name_offset = 3;
+        debug_assert_eq!(a.names.len(), 3);
         want.dirents = vec![a.dirents[0], d2];
         want.names = b"abcxy".to_vec();
         want.extents = a.extents.clone();
@@ -285,7 +299,7 @@ mod tests {
                 .iter()
                 .map(|s| (s.first_ino, s.end_ino))
                 .collect::<Vec<_>>(),
-            vec![(0, 0), (0, 3), (3, 5)]
+            vec![(0, 0), (0, 1024), (1024, 1026)]
         );
         assert_eq!(spans.iter().map(|s| s.len).sum::<usize>(), blob.len());
     }
@@ -323,6 +337,19 @@ mod tests {
             ]
             .concat(),
             [head.clone(), encode_segment(0, 2, &one)].concat(),
+            // A short segment before another: segment k starts at k * SEGMENT_SLOTS.
+            [
+                head.clone(),
+                encode_segment(0, 1, &one),
+                encode_segment(1024, 1025, &one),
+            ]
+            .concat(),
+            [
+                head.clone(),
+                encode_segment(0, 1, &one),
+                encode_segment(1, 2, &one),
+            ]
+            .concat(),
         ] {
             assert!(CheckpointImage::decode(&blob).is_err());
         }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use gpufs_compute::kernels::path_build::path_of;
 use gpufs_format::segments::SEGMENT_SLOTS;
-use gpufs_format::{FileKind, InodeRecord, ROOT_INO};
+use gpufs_format::{DirentRecord, FileKind, InodeRecord, ROOT_INO};
 
 use super::Filesystem;
 use crate::error::FsResult;
@@ -71,23 +71,21 @@ fn entries_naming(ns: &Namespace, want: &HashSet<u32>) -> BTreeMap<u32, Vec<u32>
 }
 
 /// `ranges` (slot ranges where `old` and `new` differ) and the segments of the
-/// directories naming a file whose slot holds another file on the other side: such a
+/// directories naming a file `other` says is another file on the other side: such a
 /// slot's own segment changed, but an entry naming it may read the same on both sides in
 /// a directory whose segment did not (found by one pass over each side's entries, only
 /// when such a slot exists).
-fn with_replaced_parents(
+pub(super) fn with_parents_of(
     old: &Namespace,
     new: &Namespace,
     ranges: &[(u32, u32)],
+    other: impl Fn(u32) -> bool,
 ) -> Vec<(u32, u32)> {
     let mut out = ranges.to_vec();
     let replaced: HashSet<u32> = ranges
         .iter()
         .flat_map(|&(first, end)| first..end)
-        .filter(|&ino| match (old.inode(ino), new.inode(ino)) {
-            (Some(a), Some(b)) => a.generation != b.generation,
-            _ => false,
-        })
+        .filter(|&ino| other(ino))
         .collect();
     if replaced.is_empty() {
         return out;
@@ -104,7 +102,7 @@ fn with_replaced_parents(
 }
 
 /// Live inodes of `ns` in the slot ranges `only` (every one when `None`).
-fn inodes_in<'a>(
+pub(super) fn inodes_in<'a>(
     ns: &'a Namespace,
     only: Option<&'a [(u32, u32)]>,
 ) -> Box<dyn Iterator<Item = (u32, &'a InodeRecord)> + 'a> {
@@ -114,6 +112,23 @@ fn inodes_in<'a>(
             let end = end.min(ns.inode_slots() as u32);
             (first..end).filter_map(move |ino| ns.inode(ino).map(|r| (ino, r)))
         })),
+    }
+}
+
+/// Live entries of `ns` (with their ids) of the directories in the slot ranges `only`
+/// (every one when `None`).
+pub(super) fn dirents_in<'a>(
+    ns: &'a Namespace,
+    only: Option<&'a [(u32, u32)]>,
+) -> Box<dyn Iterator<Item = (u32, &'a DirentRecord)> + 'a> {
+    match only {
+        None => Box::new(ns.live_dirents()),
+        Some(_) => Box::new(
+            inodes_in(ns, only)
+                .filter(|(_, r)| r.kind() == Some(FileKind::Directory))
+                .flat_map(move |(dir, _)| ns.entries_after(dir, 0).map(|(_, id)| id))
+                .map(move |id| (id, ns.dirent(id))),
+        ),
     }
 }
 
@@ -191,7 +206,12 @@ pub fn diff_namespaces_in(
     only: Option<&[(u32, u32)]>,
 ) -> Vec<Change> {
     let same = |ino: u32| same_file(old, new, ino);
-    let only = only.map(|ranges| with_replaced_parents(old, new, ranges));
+    // A slot holding another file on each side.
+    let replaced = |ino: u32| match (old.inode(ino), new.inode(ino)) {
+        (Some(a), Some(b)) => a.generation != b.generation,
+        _ => false,
+    };
+    let only = only.map(|ranges| with_parents_of(old, new, ranges, replaced));
     let only = only.as_deref();
     let gone = entries_gone(old, new, &same, only);
     let came = entries_gone(new, old, &same, only);
@@ -269,12 +289,14 @@ impl Filesystem {
         let changes = match to {
             Some(name) => {
                 let new = self.snapshot_view(id(name)?)?;
-                let only = old.segments.differing(&new.segments);
+                let slots = old.ns.inode_slots().max(new.ns.inode_slots());
+                let only = old.segments.differing(&new.segments, slots);
                 diff_namespaces_in(&old.ns, &new.ns, Some(&only))
             }
             None => {
                 let g = self.lock();
-                let only = old.segments.differing(&g.vol.live_segment_ids());
+                let slots = old.ns.inode_slots().max(g.vol.namespace().inode_slots());
+                let only = old.segments.differing(&g.vol.live_segment_ids(), slots);
                 diff_namespaces_in(&old.ns, g.vol.namespace(), Some(&only))
             }
         };

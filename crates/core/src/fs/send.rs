@@ -2,8 +2,10 @@
 //! older one. Files are matched by inode number and generation (as `gpufs diff` does);
 //! a record is sent when its pointer differs from the base's (a record rewritten is a new
 //! pointer), so an incremental stream carries the records that changed plus the
-//! metadata that changed. Finding them compares the two namespaces whole (O(files) of
-//! CPU, no I/O beyond loading them); the stream is O(change).
+//! metadata that changed. Finding them compares the checkpoint segments whose identity
+//! differs between the two snapshots, as `gpufs diff` does (no I/O beyond loading them);
+//! the stream is O(change). Naming the base takes a fingerprint of each namespace
+//! (O(files)).
 //!
 //! Order of the ops, so that each applies to the state the ones before it left: entries
 //! that go, inodes that go (a number reused is freed first), inodes that come or
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use gpufs_format::send::{SendOp, StreamBase, StreamHeader};
 use gpufs_format::{FileKind, InodeRecord, RecordPtr};
 
+use super::diff::{dirents_in, inodes_in, with_parents_of};
 use super::stream::StreamWriter;
 use super::{Filesystem, SnapshotView};
 use crate::error::{FsError, FsResult};
@@ -57,6 +60,8 @@ struct Plan<'a> {
     new: &'a Namespace,
     /// Inodes of `old` that are gone or another file in `new`.
     gone: HashSet<u32>,
+    /// The slot ranges in which the two may differ (`None`: anywhere, or a full stream).
+    only: Option<Vec<(u32, u32)>>,
 }
 
 /// Inode `ino` (`r` in `old`) is in `new` as the same file: carried, with the same
@@ -70,15 +75,35 @@ fn one_file(old: &Namespace, new: &Namespace, ino: u32, r: &InodeRecord) -> bool
 }
 
 impl<'a> Plan<'a> {
-    fn new(old: Option<&'a Namespace>, new: &'a Namespace) -> Self {
+    /// The plan from `old` to `new`, which differ only in the slot ranges `only`.
+    fn new(old: Option<&'a Namespace>, new: &'a Namespace, only: Option<&[(u32, u32)]>) -> Self {
+        // Entries naming a slot that holds another file on the other side may lie in
+        // directories of unchanged segments: theirs are compared too.
+        let only = old.zip(only).map(|(o, ranges)| {
+            let other = |ino: u32| {
+                carried(o, ino)
+                    .is_some_and(|r| new.inode(ino).is_some() && !one_file(o, new, ino, r))
+            };
+            with_parents_of(o, new, ranges, other)
+        });
         let gone = old.map_or_else(HashSet::new, |o| {
-            o.live_inode_iter()
+            inodes_in(o, only.as_deref())
                 .filter(|(ino, _)| carried(o, *ino).is_some())
                 .filter(|(ino, r)| !one_file(o, new, *ino, r))
                 .map(|(ino, _)| ino)
                 .collect()
         });
-        Plan { old, new, gone }
+        Plan {
+            old,
+            new,
+            gone,
+            only,
+        }
+    }
+
+    /// Live inodes of `new` where the two may differ.
+    fn new_inodes(&self) -> Box<dyn Iterator<Item = (u32, &InodeRecord)> + '_> {
+        inodes_in(self.new, self.only.as_deref())
     }
 
     /// `ino` is the same file in both (so its entries, xattrs and records compare).
@@ -102,7 +127,7 @@ impl<'a> Plan<'a> {
         let Some(old) = self.old else {
             return Vec::new();
         };
-        old.live_dirents()
+        dirents_in(old, self.only.as_deref())
             .filter(|(id, _)| !self.entry_kept(old, self.new, *id))
             .map(|(_, d)| SendOp::Unlink {
                 parent: d.parent,
@@ -119,8 +144,7 @@ impl<'a> Plan<'a> {
 
     /// Inodes to put: new ones, and those whose attributes changed.
     fn inodes(&self) -> Vec<u32> {
-        self.new
-            .live_inode_iter()
+        self.new_inodes()
             .filter(|(ino, _)| carried(self.new, *ino).is_some())
             .filter(|(ino, r)| {
                 !self.same_file(*ino)
@@ -134,8 +158,7 @@ impl<'a> Plan<'a> {
     }
 
     fn entries(&self) -> impl Iterator<Item = u32> + '_ {
-        self.new
-            .live_dirents()
+        dirents_in(self.new, self.only.as_deref())
             .filter(|(id, _)| {
                 self.old
                     .is_none_or(|old| !self.entry_kept(self.new, old, *id))
@@ -219,12 +242,20 @@ impl Filesystem {
         let view = self.snapshot_view(rec.id)?;
         let base_view: Option<Arc<SnapshotView>> =
             base_rec.map(|b| self.snapshot_view(b.id)).transpose()?;
-        let plan = Plan::new(base_view.as_deref().map(|v| &v.ns), &view.ns);
+        let only = base_view.as_deref().map(|b| {
+            let slots = b.ns.inode_slots().max(view.ns.inode_slots());
+            b.segments.differing(&view.segments, slots)
+        });
+        let plan = Plan::new(
+            base_view.as_deref().map(|v| &v.ns),
+            &view.ns,
+            only.as_deref(),
+        );
         let new = &view.ns;
 
         let mut files = Vec::new();
         let mut holes = Vec::new();
-        for (ino, r) in new.live_inode_iter() {
+        for (ino, r) in plan.new_inodes() {
             if r.kind() == Some(FileKind::Regular) && r.nlink > 0 {
                 let (send, gone) = plan.records(ino, record_size);
                 files.extend(send);
@@ -287,7 +318,7 @@ impl Filesystem {
                 name: new.name_bytes(d).to_vec(),
             })?;
         }
-        for (ino, r) in new.live_inode_iter() {
+        for (ino, r) in plan.new_inodes() {
             if r.nlink == 0 {
                 continue;
             }

@@ -31,6 +31,7 @@ mod writeback;
 use std::sync::Arc;
 
 use gpufs_compute::LazyCompute;
+use gpufs_format::segments::SEGMENT_SLOTS;
 use gpufs_format::superblock::InUse;
 use gpufs_format::{JournalOp, Superblock, BLOCK_SIZE};
 
@@ -515,7 +516,10 @@ impl Volume {
         let extents_to_come = self.dirty.len() as u64
             + ns.prealloc_blocks()
                 .div_ceil(self.geometry().blocks_per_record().max(1));
+        // Each segment (and the head) has its own headers and ends in its own page.
+        let segments = (ns.inode_slots() as u64).div_ceil(u64::from(SEGMENT_SLOTS)) + 1;
         let bytes = 64
+            + segments * 128
             + ns.inode_slots() as u64 * 64
             + ns.dirent_estimate() as u64 * 32
             + ns.name_estimate() as u64
@@ -525,7 +529,7 @@ impl Volume {
         // Two copies of the blob (every page new, as after damage; each page rounded up
         // to whole blocks: at most a block for each page of at least 16 KiB), their page
         // tables and roots, and slack for what the next few ops add.
-        let pages = bytes.div_ceil(16 * 1024) + 1;
+        let pages = bytes.div_ceil(16 * 1024) + 1 + segments;
         let blob_blocks = bytes.div_ceil(BLOCK_SIZE as u64) + pages;
         let table_blocks = (32 + pages * 32).div_ceil(BLOCK_SIZE as u64);
         2 * (blob_blocks + table_blocks + 1) + 64

@@ -124,9 +124,15 @@ type SegmentId = ((u32, u32), Vec<(u32, [u8; 16])>);
 pub struct SegmentIds(Vec<Option<SegmentId>>);
 
 impl SegmentIds {
-    /// The slot ranges in which namespaces with these identities may differ.
-    pub fn differing(&self, other: &SegmentIds) -> Vec<(u32, u32)> {
-        let n = self.0.len().max(other.0.len());
+    /// The slot ranges in which namespaces with these identities may differ, the larger
+    /// of them `slots` inode slots long: every segment of either whose identity is
+    /// unknown on a side, or not the same.
+    pub fn differing(&self, other: &SegmentIds, slots: usize) -> Vec<(u32, u32)> {
+        let n = self
+            .0
+            .len()
+            .max(other.0.len())
+            .max(slots.div_ceil(SEGMENT_SLOTS as usize));
         (0..n)
             .filter(|&k| match (self.0.get(k), other.0.get(k)) {
                 (Some(Some(a)), Some(Some(b))) => a != b,
@@ -161,7 +167,7 @@ impl Volume {
         let dirty = self.ns.segment_dirty();
         let ranges = self.ns.segment_ranges();
         let mut ids = self.segment_pages.ids();
-        ids.0.truncate(ranges.len());
+        ids.0.resize(ranges.len(), None);
         for (k, id) in ids.0.iter_mut().enumerate() {
             let same_range = id.as_ref().is_some_and(|(r, _)| *r == ranges[k]);
             if dirty.contains(k as u32) || !same_range {
