@@ -57,7 +57,10 @@ impl Namespace {
     pub fn segment_ranges(&self) -> Vec<(u32, u32)> {
         let slots = self.inodes.len() as u32;
         (0..slots.div_ceil(SEGMENT_SLOTS))
-            .map(|k| (k * SEGMENT_SLOTS, ((k + 1) * SEGMENT_SLOTS).min(slots)))
+            .map(|k| {
+                let first = k.saturating_mul(SEGMENT_SLOTS);
+                (first, first.saturating_add(SEGMENT_SLOTS).min(slots))
+            })
             .collect()
     }
 

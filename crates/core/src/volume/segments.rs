@@ -139,7 +139,7 @@ impl SegmentIds {
                 _ => true,
             })
             .map(|k| {
-                let first = k as u32 * SEGMENT_SLOTS;
+                let first = (k as u32).saturating_mul(SEGMENT_SLOTS);
                 (first, first.saturating_add(SEGMENT_SLOTS))
             })
             .collect()
