@@ -10,12 +10,20 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::Device;
 
 pub struct FileDevice {
     file: File,
     len: u64,
+    /// A write may have landed since the last flush that succeeded. Set after each
+    /// write (so that a flush racing a write leaves it set for the writer's own flush),
+    /// taken by a flush: a flush with nothing written since the last one costs no
+    /// `fdatasync` (a snapshot flushes right after the commit before it).
+    unflushed: AtomicBool,
+    /// `fdatasync` calls made.
+    syncs: AtomicU64,
 }
 
 impl FileDevice {
@@ -24,7 +32,21 @@ impl FileDevice {
         let file = OpenOptions::new().read(true).write(writable).open(path)?;
         lock(&file, writable)?;
         let len = device_len(&file)?;
-        Ok(FileDevice { file, len })
+        Ok(FileDevice::of(file, len))
+    }
+
+    fn of(file: File, len: u64) -> Self {
+        FileDevice {
+            file,
+            len,
+            unflushed: AtomicBool::new(true),
+            syncs: AtomicU64::new(0),
+        }
+    }
+
+    /// `fdatasync` calls made so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Creates (or reuses) a sparse image file of `len` bytes.
@@ -40,7 +62,7 @@ impl FileDevice {
             file.set_len(len)?;
         }
         let len = device_len(&file)?;
-        Ok(FileDevice { file, len })
+        Ok(FileDevice::of(file, len))
     }
 }
 
@@ -84,12 +106,47 @@ impl Device for FileDevice {
         if offset.saturating_add(buf.len() as u64) > self.len {
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
-        self.file.write_all_at(buf, offset)
+        let written = self.file.write_all_at(buf, offset);
+        // Even a failed write may have changed some bytes.
+        self.unflushed.store(true, Ordering::Release);
+        written
     }
     fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()
+        if !self.unflushed.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let synced = self.file.sync_data();
+        if synced.is_err() {
+            self.unflushed.store(true, Ordering::Release);
+        }
+        synced
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_with_nothing_written_since_the_last_costs_no_sync() {
+        let dir = std::env::temp_dir().join(format!("gpufs-flush-{}", std::process::id()));
+        let dev = FileDevice::create_sparse(&dir, 1 << 20).unwrap();
+        dev.flush().unwrap();
+        assert_eq!(dev.syncs(), 1, "the first flush syncs: nothing is known");
+        dev.flush().unwrap();
+        assert_eq!(dev.syncs(), 1);
+        dev.write_at(b"abc", 4096).unwrap();
+        dev.flush().unwrap();
+        dev.flush().unwrap();
+        assert_eq!(dev.syncs(), 2);
+        let mut back = [0u8; 3];
+        dev.read_at(&mut back, 4096).unwrap();
+        assert_eq!(&back, b"abc");
+        drop(dev);
+        std::fs::remove_file(&dir).unwrap();
     }
 }
