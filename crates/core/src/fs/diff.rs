@@ -71,30 +71,54 @@ fn entries_naming(ns: &Namespace, want: &HashSet<u32>) -> BTreeMap<u32, Vec<u32>
 }
 
 /// `ranges` (slot ranges where `old` and `new` differ) and the segments of the
-/// directories naming a file `other` says is another file on the other side: such a
+/// directories of `old` naming a file `other` says is another file on the other side: such a
 /// slot's own segment changed, but an entry naming it may read the same on both sides in
-/// a directory whose segment did not (found by one pass over each side's entries, only
-/// when such a slot exists).
+/// a directory whose segment did not. (An entry that reads the same on both sides is in
+/// `old`, so `old` alone is searched.) A directory's entry is known; a file's links are
+/// counted in the directories of `ranges` first, and the whole entry table is searched
+/// only when some are elsewhere.
 pub(super) fn with_parents_of(
     old: &Namespace,
-    new: &Namespace,
     ranges: &[(u32, u32)],
     other: impl Fn(u32) -> bool,
 ) -> Vec<(u32, u32)> {
     let mut out = ranges.to_vec();
-    let replaced: HashSet<u32> = ranges
-        .iter()
-        .flat_map(|&(first, end)| first..end)
-        .filter(|&ino| other(ino))
-        .collect();
-    if replaced.is_empty() {
-        return out;
-    }
-    for ns in [old, new] {
-        for &id in entries_naming(ns, &replaced).values().flatten() {
-            let first = ns.dirent(id).parent / SEGMENT_SLOTS * SEGMENT_SLOTS;
-            out.push((first, first.saturating_add(SEGMENT_SLOTS)));
+    let segment_of = |dir: u32| {
+        let first = dir / SEGMENT_SLOTS * SEGMENT_SLOTS;
+        (first, first.saturating_add(SEGMENT_SLOTS))
+    };
+    let mut files: HashSet<u32> = HashSet::new();
+    for ino in ranges.iter().flat_map(|&(first, end)| first..end) {
+        if !other(ino) {
+            continue;
         }
+        match old.inode(ino) {
+            Some(r) if r.kind() == Some(FileKind::Directory) => {
+                if let Some(id) = old.entry_of_dir(ino) {
+                    out.push(segment_of(old.dirent(id).parent));
+                }
+            }
+            Some(_) => {
+                files.insert(ino);
+            }
+            None => {}
+        }
+    }
+    if !files.is_empty() {
+        // Links found in the directories already compared.
+        let mut seen: hashbrown::HashMap<u32, u32> = hashbrown::HashMap::new();
+        for (_, d) in dirents_in(old, Some(ranges)) {
+            if files.contains(&d.ino) {
+                *seen.entry(d.ino).or_default() += 1;
+            }
+        }
+        files.retain(|ino| {
+            let links = old.inode(*ino).map_or(0, |r| r.nlink);
+            seen.get(ino).copied().unwrap_or(0) < links
+        });
+    }
+    for &id in entries_naming(old, &files).values().flatten() {
+        out.push(segment_of(old.dirent(id).parent));
     }
     out.sort_unstable();
     out.dedup();
@@ -211,7 +235,7 @@ pub fn diff_namespaces_in(
         (Some(a), Some(b)) => a.generation != b.generation,
         _ => false,
     };
-    let only = only.map(|ranges| with_parents_of(old, new, ranges, replaced));
+    let only = only.map(|ranges| with_parents_of(old, ranges, replaced));
     let only = only.as_deref();
     let gone = entries_gone(old, new, &same, only);
     let came = entries_gone(new, old, &same, only);
@@ -268,7 +292,8 @@ pub fn diff_namespaces_in(
             out.push(Change::Modified(p));
         }
     }
-    out.sort_by(|x, y| key(x).cmp(key(y)));
+    // By path, and equal paths (a link gone and another come) in one order.
+    out.sort_by(|x, y| key(x).cmp(key(y)).then_with(|| x.cmp(y)));
     out
 }
 

@@ -84,7 +84,7 @@ impl<'a> Plan<'a> {
                 carried(o, ino)
                     .is_some_and(|r| new.inode(ino).is_some() && !one_file(o, new, ino, r))
             };
-            with_parents_of(o, new, ranges, other)
+            with_parents_of(o, ranges, other)
         });
         let gone = old.map_or_else(HashSet::new, |o| {
             inodes_in(o, only.as_deref())

@@ -222,6 +222,14 @@ impl Namespace {
         }
     }
 
+    /// The entry naming directory `ino` (none for the root or a file).
+    pub fn entry_of_dir(&self, ino: u32) -> Option<u32> {
+        self.dir_entry
+            .get(ino as usize)
+            .copied()
+            .filter(|&e| e != gpufs_compute::view::NO_ENTRY)
+    }
+
     pub fn dirent(&self, id: u32) -> &DirentRecord {
         &self.dirents[id as usize]
     }

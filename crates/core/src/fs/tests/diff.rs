@@ -3,7 +3,9 @@
 //! says, between snapshots and against the live filesystem, before and after a remount.
 
 use super::*;
-use crate::fs::diff::diff_namespaces;
+use crate::fs::diff::{diff_namespaces, diff_namespaces_in};
+use crate::namespace::Namespace;
+use gpufs_format::{InodeRecord, JournalOp};
 
 /// A deterministic stream of numbers.
 pub(super) fn stream(mut seed: u64) -> impl FnMut() -> u32 {
@@ -145,4 +147,57 @@ fn diff_of_the_segments_that_changed_is_the_diff_of_everything() {
 
 fn snap(fs: &Filesystem, name: &str) {
     fs.create_snapshot(name.as_bytes()).unwrap();
+}
+
+/// A slot that holds another file on the other side, named from a directory whose segment
+/// reads the same on both: the restricted diff still finds the change (the directory's
+/// segment is brought in), for a file and for a directory.
+#[test]
+fn a_reused_number_named_from_an_unchanged_directory_is_found() {
+    let rec = |kind: FileKind, generation: u32| InodeRecord {
+        mode: kind.mode_bits() | 0o755,
+        nlink: if kind == FileKind::Directory { 2 } else { 1 },
+        generation,
+        ..Default::default()
+    };
+    for kind in [FileKind::Regular, FileKind::Directory] {
+        let mut old = Namespace::empty();
+        let mut sp = Vec::new();
+        for op in [
+            JournalOp::InodePut {
+                ino: 1,
+                rec: rec(FileKind::Directory, 0),
+            },
+            JournalOp::InodePut {
+                ino: 1500,
+                rec: rec(kind, 1),
+            },
+            JournalOp::DirentPut {
+                parent: 1,
+                ino: 1500,
+                kind: kind as u8,
+                cookie: 3,
+                name: b"x".to_vec(),
+            },
+        ] {
+            old.apply(&op, &mut sp).unwrap();
+        }
+        let mut new = old.clone();
+        new.apply(
+            &JournalOp::InodePut {
+                ino: 1500,
+                rec: rec(kind, 2),
+            },
+            &mut sp,
+        )
+        .unwrap();
+        let full = diff_namespaces(&old, &new);
+        assert!(!full.is_empty(), "{kind:?}");
+        let only = [(1024, 2048)];
+        assert_eq!(
+            diff_namespaces_in(&old, &new, Some(&only)),
+            full,
+            "{kind:?}"
+        );
+    }
 }
