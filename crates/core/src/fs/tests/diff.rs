@@ -71,20 +71,27 @@ pub(super) fn churn(
     }
 }
 
+/// `count` directories `dirNN` of 100 one-byte files each (101 inode slots a directory,
+/// so ten directories to a segment); their inode numbers.
+pub(super) fn tree_of(fs: &Filesystem, count: u32) -> Vec<u64> {
+    (0..count)
+        .map(|d| {
+            let dir = fs
+                .mkdir(ROOT, format!("dir{d:02}").as_bytes(), 0o755, Caller::ROOT)
+                .unwrap()
+                .ino;
+            for f in 0..100 {
+                create_file(fs, dir, format!("f{f:03}").as_bytes(), b"x");
+            }
+            dir
+        })
+        .collect()
+}
+
 #[test]
 fn diff_of_the_segments_that_changed_is_the_diff_of_everything() {
     let (dev, fs) = fresh_sized(256 << 20);
-    let mut dirs = Vec::new();
-    for d in 0..40 {
-        let dir = fs
-            .mkdir(ROOT, format!("dir{d:02}").as_bytes(), 0o755, Caller::ROOT)
-            .unwrap()
-            .ino;
-        for f in 0..100 {
-            create_file(&fs, dir, format!("f{f:03}").as_bytes(), b"x");
-        }
-        dirs.push(dir);
-    }
+    let mut dirs = tree_of(&fs, 40);
     // Changes in the first ten directories (the first segment) and in new inodes (the
     // last ones): the segments between stay as they were.
     let mut middle = dirs[20..30].to_vec();

@@ -400,19 +400,9 @@ fn one_generation_of_a_slot_on_both_sides_of_a_rollback_is_two_files() {
 /// snapshot exactly on a receiver of the first.
 #[test]
 fn an_incremental_stream_planned_over_the_changed_segments_rebuilds_the_snapshot() {
-    use super::diff::{churn, stream as numbers};
+    use super::diff::{churn, stream as numbers, tree_of};
     let (_, src) = fresh_sized(256 << 20);
-    let mut dirs = Vec::new();
-    for d in 0..30 {
-        let dir = src
-            .mkdir(ROOT, format!("dir{d:02}").as_bytes(), 0o755, Caller::ROOT)
-            .unwrap()
-            .ino;
-        for f in 0..100 {
-            create_file(&src, dir, format!("f{f:03}").as_bytes(), b"x");
-        }
-        dirs.push(dir);
-    }
+    let dirs = tree_of(&src, 30);
     src.create_snapshot(b"one").unwrap();
     let mut changed = dirs[..5].to_vec();
     let mut next = numbers(11);
