@@ -339,3 +339,13 @@ fn a_clean_version_6_image_mounts_reads_and_upgrades_on_its_first_write() {
 fn a_version_6_image_left_by_a_killed_daemon_replays_its_journal() {
     replays_the_journal_of("v6-dirty.img.zst", 6);
 }
+
+#[test]
+fn a_clean_version_7_image_mounts_reads_and_upgrades_on_its_first_write() {
+    a_clean_image_with_a_snapshot_upgrades(7);
+}
+
+#[test]
+fn a_version_7_image_left_by_a_killed_daemon_replays_its_journal() {
+    replays_the_journal_of("v7-dirty.img.zst", 7);
+}
