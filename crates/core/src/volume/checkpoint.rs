@@ -75,8 +75,7 @@ impl Volume {
         drop(data_only);
         // The roots first: a snapshot recorded in this checkpoint names them.
         let roots = self.alloc_roots()?;
-        let saved = snapshot.map(|(name, created_ns)| {
-            let saved = self.snaps.clone();
+        let undo = snapshot.map(|(name, created_ns)| {
             let ds = self.sb.data_start;
             let gen = self.sb.generation + 1;
             self.snaps.record(
@@ -86,23 +85,22 @@ impl Volume {
                 &bitmap,
                 self.ns.live_inodes(),
                 created_ns,
-            );
-            saved
+            )
         });
         let written = self.write_checkpoint_at(clean, roots, &bitmap, data_used);
         if written.is_ok() {
             // Everything is durable: a hold of commits has ended.
             self.commits_held = false;
         }
-        match (written, saved) {
+        match (written, undo) {
             (Ok(()), None) => Ok(bitmap),
             (Ok(()), Some(_)) => {
                 self.snaps.kept_now(self.ckpt_runs.clone(), bitmap.clone());
                 Ok(bitmap)
             }
-            (Err(e), saved) => {
-                if let Some(saved) = saved {
-                    self.snaps = saved;
+            (Err(e), undo) => {
+                if let Some(undo) = undo {
+                    self.snaps.undo_record(undo);
                 }
                 Err(e)
             }
@@ -227,6 +225,8 @@ impl Volume {
     /// checkpoint writes both copies whole (after damage was found in one).
     pub(super) fn rewrite_every_checkpoint_page(&mut self) {
         self.ckpt_pages = Default::default();
+        // No segment's pages are held by both copies any more.
+        self.segment_pages.clear();
     }
 
     /// Room for the two copies of a checkpoint whose blob is cut into `cut`, the second
@@ -277,17 +277,22 @@ impl Volume {
         let blob = &plan.fresh;
         let mut placed = PageSet::default();
         for page in &plan.pages {
+            if page.kept {
+                // Planned only where both copies hold it (its bytes are not at hand): named
+                // where this copy has it, nothing to remember.
+                let Some(entry) = self.ckpt_pages[copy].find(&page.hash, page.len) else {
+                    debug_assert!(false, "a kept checkpoint page is missing from copy {copy}");
+                    return Err(FsError::corrupt(
+                        "a kept checkpoint page is missing from its copy",
+                    ));
+                };
+                place.pages.push(entry);
+                continue;
+            }
             if let Some(entry) = self.find_page(copy, &placed, page) {
                 placed.insert(entry);
                 place.pages.push(entry);
                 continue;
-            }
-            if page.kept {
-                // Planned only where both copies hold it; its bytes are not at hand.
-                debug_assert!(false, "a kept checkpoint page is missing from copy {copy}");
-                return Err(FsError::corrupt(
-                    "a kept checkpoint page is missing from its copy",
-                ));
             }
             if let Some(start) = self.alloc.alloc(page.blocks()) {
                 place.allocated.push((start, page.blocks()));

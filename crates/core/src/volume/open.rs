@@ -258,6 +258,7 @@ impl Volume {
         };
         vol.ckpt_pages = ckpt.pages;
         vol.segment_pages = ckpt.segment_pages;
+        vol.segment_pages.note_held(&vol.ckpt_pages);
         vol.snaps = snaps;
         notes.extend(vol.load_snapshot_runs());
         for (s, n) in vol.snaps.runs_beside(&ckpt_runs) {

@@ -136,15 +136,70 @@ pub(super) fn cut_pages_in(
         fastcdc::v2020::FastCDC::new(part, MIN_PAGE_BYTES, AVG_PAGE_BYTES, MAX_PAGE_BYTES)
             .map(|c| (range.start + c.offset, c.length))
             .collect();
-    let pages: Vec<CutPage> = cuts
-        .into_par_iter()
-        .map(|(start, len)| CutPage::of(blob, start, len, keys))
-        .collect();
+    let pages = name_pages(cuts, |(start, len)| CutPage::of(blob, start, len, keys));
     debug_assert_eq!(
         pages.iter().map(|p| p.len as usize).sum::<usize>(),
         range.len()
     );
     pages
+}
+
+/// Length of the head segment's pages (but a section's last).
+pub(super) const HEAD_PAGE_BYTES: usize = 16 * 1024;
+
+/// Cuts each part `bounds[i]..bounds[i + 1]` of `blob` into pages of
+/// [`HEAD_PAGE_BYTES`] counted from the part's start. For the head segment, whose
+/// bitmaps are long runs of equal bytes where content-defined cuts never fall: a changed
+/// bit changes one page, and a longer snapshot table moves no page of the union.
+///
+/// `before` is an earlier blob and its pages: a page at the same place with the same
+/// bytes there is taken as it is, not hashed (or sealed) again.
+pub(super) fn cut_fixed_in(
+    blob: &[u8],
+    bounds: &[usize],
+    keys: Option<&SealKeys>,
+    before: Option<&(Vec<u8>, Vec<CutPage>)>,
+) -> Vec<CutPage> {
+    debug_assert!(bounds.windows(2).all(|w| w[0] <= w[1]));
+    let known: HashMap<(usize, u32), &CutPage> = before
+        .map(|(_, pages)| pages.iter().map(|p| ((p.start, p.len), p)).collect())
+        .unwrap_or_default();
+    let cuts: Vec<(usize, usize)> = bounds
+        .windows(2)
+        .flat_map(|w| {
+            (w[0]..w[1])
+                .step_by(HEAD_PAGE_BYTES)
+                .map(move |s| (s, HEAD_PAGE_BYTES.min(w[1] - s)))
+        })
+        .collect();
+    name_pages(cuts, |(start, len)| {
+        let same = before
+            .zip(known.get(&(start, len as u32)))
+            .filter(|((old, _), _)| old.get(start..start + len) == Some(&blob[start..start + len]));
+        match same {
+            Some((_, page)) => CutPage {
+                kept: false,
+                ..**page
+            },
+            None => CutPage::of(blob, start, len, keys),
+        }
+    })
+}
+
+/// Bytes of pages below which they are named on the calling thread (a checkpoint of a
+/// few changed pages does not wait for the pool to wake).
+const SERIAL_PAGE_BYTES: usize = 1 << 20;
+
+/// `name` of every cut `(start, len)`, on every core when there is enough to hash.
+fn name_pages(
+    cuts: Vec<(usize, usize)>,
+    name: impl Fn((usize, usize)) -> CutPage + Sync + Send,
+) -> Vec<CutPage> {
+    if cuts.iter().map(|c| c.1).sum::<usize>() <= SERIAL_PAGE_BYTES {
+        cuts.into_iter().map(name).collect()
+    } else {
+        cuts.into_par_iter().map(name).collect()
+    }
 }
 
 /// The pages one copy of a checkpoint holds, by identity (absolute blocks).
@@ -330,6 +385,7 @@ fn open_stored(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     fn text(n: usize, seed: u64) -> Vec<u8> {
         crate::test_bytes::random_bytes(n, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
@@ -358,6 +414,66 @@ mod tests {
             .filter(|p| before.find(&p.hash, p.len).is_none())
             .count();
         assert!(new <= 3, "{new} of {} pages new", after.len());
+    }
+
+    #[test]
+    fn fixed_pages_change_where_the_bytes_change_and_reuse_what_did_not() {
+        // A head-like blob: 200 bytes of header, a 256 KiB bitmap, a table, a union.
+        let mut bitmap = vec![0u8; 256 << 10];
+        bitmap[..40_000].fill(0xFF);
+        let table = text(3 * 320, 4);
+        let blob = |bitmap: &[u8], table: &[u8]| {
+            let mut b = vec![7u8; 200];
+            b.extend_from_slice(bitmap);
+            b.extend_from_slice(table);
+            b.extend_from_slice(bitmap);
+            b
+        };
+        let bounds = |table: &[u8]| {
+            let t = 200 + bitmap.len();
+            [0, t, t + table.len(), t + table.len() + bitmap.len()]
+        };
+        let old = blob(&bitmap, &table);
+        let old_pages = cut_fixed_in(&old, &bounds(&table), None, None);
+        assert!(old_pages.iter().all(|p| p.len as usize <= HEAD_PAGE_BYTES));
+        assert_eq!(
+            old_pages.iter().map(|p| p.len as usize).sum::<usize>(),
+            old.len()
+        );
+        let ids = |pages: &[CutPage]| pages.iter().map(|p| p.hash).collect::<HashSet<_>>();
+
+        // One bit more in the bitmap, one more snapshot in the table.
+        let mut bitmap2 = bitmap.clone();
+        bitmap2[100_000] |= 1;
+        let mut table2 = table.clone();
+        table2.extend_from_slice(&text(320, 5));
+        let new = blob(&bitmap2, &table2);
+        let before = (old.clone(), old_pages.clone());
+        let new_pages = cut_fixed_in(&new, &bounds(&table2), None, Some(&before));
+        let fresh = cut_fixed_in(&new, &bounds(&table2), None, None);
+        // Reused or hashed anew, the pages are the same.
+        assert_eq!(new_pages, fresh);
+        let unchanged = ids(&old_pages);
+        let changed = new_pages
+            .iter()
+            .filter(|p| !unchanged.contains(&p.hash))
+            .count();
+        // The bitmap's page with the bit, the table, the union's page with the bit.
+        assert_eq!(changed, 3, "{changed} of {} pages changed", new_pages.len());
+
+        // Sealed pages are reused as they were sealed.
+        let keys = SealKeys::new(&crate::crypt::VolumeKey::from_bytes([9; 32]));
+        let sealed_old = cut_fixed_in(&old, &bounds(&table), Some(&keys), None);
+        let reused = cut_fixed_in(
+            &new,
+            &bounds(&table2),
+            Some(&keys),
+            Some(&(old, sealed_old)),
+        );
+        assert_eq!(
+            reused,
+            cut_fixed_in(&new, &bounds(&table2), Some(&keys), None)
+        );
     }
 
     #[test]

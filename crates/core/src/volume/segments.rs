@@ -12,7 +12,7 @@ use gpufs_format::checkpoint::CheckpointImage;
 use gpufs_format::pages::PageEntry;
 use gpufs_format::segments::{encode_segment, segment_spans, SEGMENT_SLOTS};
 
-use super::pages::{cut_pages_in, CutPage, PageSet};
+use super::pages::{cut_fixed_in, cut_pages_in, CutPage, PageSet};
 use super::Volume;
 
 /// The pages one namespace segment took at the last checkpoint.
@@ -22,6 +22,8 @@ struct CachedSegment {
     range: (u32, u32),
     /// Its pages in order (`kept`: their bytes are on disk, not in memory).
     pages: Vec<CutPage>,
+    /// Both copies of the current checkpoint hold every one of its pages.
+    held: bool,
 }
 
 /// The pages of each namespace segment of the current checkpoint, by segment index
@@ -29,6 +31,9 @@ struct CachedSegment {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SegmentPages {
     segments: Vec<Option<CachedSegment>>,
+    /// The head segment the last checkpoint wrote, and its pages: a head page whose
+    /// bytes did not change is not hashed again.
+    head: Option<(Vec<u8>, Vec<CutPage>)>,
 }
 
 impl SegmentPages {
@@ -55,10 +60,20 @@ impl SegmentPages {
     /// Forgets every segment: the next checkpoint encodes them all.
     pub fn clear(&mut self) {
         self.segments.clear();
+        self.head = None;
+    }
+
+    /// Learns which segments both copies hold whole (`copies`: the pages of each copy
+    /// of the current checkpoint): once at mount, after that kept by each checkpoint.
+    pub fn note_held(&mut self, copies: &[PageSet; 2]) {
+        for seg in self.segments.iter_mut().flatten() {
+            seg.held = held_by(&seg.pages, copies);
+        }
     }
 
     /// The pages of segment `index` if they can be named again for `range`: known,
-    /// cut for the same slots, and every one held by each copy in `copies`.
+    /// cut for the same slots, and every one held by each copy in `copies` (known
+    /// without looking: O(1) a segment).
     fn reusable(
         &self,
         index: usize,
@@ -66,12 +81,8 @@ impl SegmentPages {
         copies: &[PageSet; 2],
     ) -> Option<&[CutPage]> {
         let seg = self.segments.get(index)?.as_ref()?;
-        let held = seg.range == range
-            && seg
-                .pages
-                .iter()
-                .all(|p| copies.iter().all(|c| c.find(&p.hash, p.len).is_some()));
-        held.then_some(seg.pages.as_slice())
+        debug_assert!(!seg.held || held_by(&seg.pages, copies));
+        (seg.range == range && seg.held).then_some(seg.pages.as_slice())
     }
 
     /// What a checkpoint loaded from `blob` (its pages `pages`, in order) holds for each
@@ -106,11 +117,22 @@ impl SegmentPages {
                 segments.push(Some(CachedSegment {
                     range: (span.first_ino, span.end_ino),
                     pages: taken,
+                    held: false,
                 }));
             }
         }
-        SegmentPages { segments }
+        SegmentPages {
+            segments,
+            head: None,
+        }
     }
+}
+
+/// Whether every page of `pages` is held by each copy in `copies`.
+fn held_by(pages: &[CutPage], copies: &[PageSet; 2]) -> bool {
+    pages
+        .iter()
+        .all(|p| copies.iter().all(|c| c.find(&p.hash, p.len).is_some()))
 }
 
 /// What one namespace segment holds: its slots and its pages' identities (length and
@@ -146,6 +168,9 @@ impl SegmentIds {
     }
 }
 
+/// Up to this many segments to encode (or cut) are done on the checkpoint's thread.
+const SERIAL_SEGMENTS: usize = 4;
+
 /// The blob of a checkpoint about to be written.
 pub(super) struct BlobPlan {
     /// The bytes of the segments encoded afresh (the head first).
@@ -158,6 +183,8 @@ pub(super) struct BlobPlan {
     rebuilt: Vec<(usize, (u32, u32), Range<usize>)>,
     /// Segments in all.
     segment_count: usize,
+    /// Bytes and pages of the head (the first of `fresh` and of `pages`).
+    head: (usize, usize),
 }
 
 impl Volume {
@@ -198,31 +225,46 @@ impl Volume {
             })
             .collect();
         let ns = &self.ns;
-        let encoded: Vec<Option<Vec<u8>>> = ranges
-            .par_iter()
+        let todo: Vec<(u32, u32)> = ranges
+            .iter()
             .zip(&kept)
-            .map(|(&(first, end), kept)| {
-                kept.is_none()
-                    .then(|| encode_segment(first, end, &ns.segment_image(first, end)))
-            })
+            .filter(|(_, kept)| kept.is_none())
+            .map(|(range, _)| *range)
             .collect();
+        let encode =
+            |&(first, end): &(u32, u32)| encode_segment(first, end, &ns.segment_image(first, end));
+        // A few segments are encoded on this thread: waking the pool costs more.
+        let encoded: Vec<Vec<u8>> = if todo.len() <= SERIAL_SEGMENTS {
+            todo.iter().map(encode).collect()
+        } else {
+            todo.par_iter().map(encode).collect()
+        };
         let mut fresh = encode_segment(0, 0, head);
+        let head_len = fresh.len();
+        let head_bounds = head_sections(head, head_len);
+        let before = self.segment_pages.head.as_ref();
         let mut fresh_ranges: Vec<Range<usize>> = Vec::with_capacity(ranges.len() + 1);
         fresh_ranges.push(0..fresh.len());
-        for bytes in encoded.iter().flatten() {
+        for bytes in &encoded {
             fresh_ranges.push(fresh.len()..fresh.len() + bytes.len());
             fresh.extend_from_slice(bytes);
         }
         drop(encoded);
         let keys = self.keys.as_deref();
-        let mut cuts: Vec<Vec<CutPage>> = fresh_ranges
-            .into_par_iter()
-            .map(|r| cut_pages_in(&fresh, r, keys))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let cut = |r: Range<usize>| match r.start {
+            0 => cut_fixed_in(&fresh, &head_bounds, keys, before),
+            _ => cut_pages_in(&fresh, r, keys),
+        };
+        let mut cuts: Vec<Vec<CutPage>> = if fresh_ranges.len() <= SERIAL_SEGMENTS {
+            fresh_ranges.into_iter().map(cut).collect::<Vec<_>>()
+        } else {
+            fresh_ranges.into_par_iter().map(cut).collect::<Vec<_>>()
+        }
+        .into_iter()
+        .rev()
+        .collect();
         let mut pages = cuts.pop().unwrap_or_default();
+        let head_pages = pages.len();
         let mut rebuilt = Vec::new();
         for (k, (kept, &range)) in kept.iter().zip(&ranges).enumerate() {
             match kept {
@@ -247,6 +289,7 @@ impl Volume {
             len,
             rebuilt,
             segment_count: ranges.len(),
+            head: (head_len, head_pages),
         }
     }
 
@@ -259,15 +302,23 @@ impl Volume {
         cache.resize(plan.segment_count, None);
         cache.truncate(plan.segment_count);
         for (k, range, at) in &plan.rebuilt {
-            let pages = plan.pages[at.clone()]
+            let pages: Vec<CutPage> = plan.pages[at.clone()]
                 .iter()
                 .map(|p| CutPage { kept: true, ..*p })
                 .collect();
+            // Not held where a copy took a page as single-block pieces.
+            let held = held_by(&pages, &self.ckpt_pages);
             cache[*k] = Some(CachedSegment {
                 range: *range,
                 pages,
+                held,
             });
         }
+        let (head_len, head_pages) = plan.head;
+        self.segment_pages.head = Some((
+            plan.fresh[..head_len].to_vec(),
+            plan.pages[..head_pages].to_vec(),
+        ));
     }
 
     /// A kept segment's pages are those its encoding would cut now (debug builds: a
@@ -278,5 +329,53 @@ impl Volume {
         let now = cut_pages_in(&bytes, 0..bytes.len(), self.keys.as_deref());
         let ids = |p: &[CutPage]| p.iter().map(|c| (c.len, c.hash)).collect::<Vec<_>>();
         assert_eq!(ids(&now), ids(old), "segment {range:?} changed unmarked");
+    }
+}
+
+/// Where the encoded head segment (`len` bytes) of `head` is cut into parts of fixed
+/// pages: its start, the snapshot table, the union, its end. The part before the snapshot
+/// table is the segment's header, the blob's header (the head holds no namespace) and
+/// the bitmap.
+fn head_sections(head: &CheckpointImage, len: usize) -> [usize; 4] {
+    use gpufs_format::checkpoint::CheckpointHeader;
+    use gpufs_format::segments::SegmentHeader;
+    use gpufs_format::snapshot::SnapshotRecord;
+    let snapshots = size_of::<SegmentHeader>() + size_of::<CheckpointHeader>() + head.bitmap.len();
+    let union = snapshots + head.snapshots.len() * size_of::<SnapshotRecord>();
+    debug_assert_eq!(union + head.snapshot_union.len(), len);
+    // Whatever the sizes say, the parts cover the segment exactly.
+    let snapshots = snapshots.min(len);
+    [0, snapshots, union.clamp(snapshots, len), len]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpufs_format::snapshot::SnapshotRecord;
+
+    /// The parts [`head_sections`] names are where the encoding puts the bitmap, the
+    /// snapshot table and the union.
+    #[test]
+    fn head_sections_fall_where_the_sections_are_encoded() {
+        let mut snapshots = vec![bytemuck::Zeroable::zeroed(); 3];
+        for (i, s) in snapshots.iter_mut().enumerate() {
+            let s: &mut SnapshotRecord = s;
+            s.id = 0x5151_0000 + i as u64;
+            s.set_name(format!("s{i}").as_bytes());
+        }
+        let head = CheckpointImage {
+            bitmap: vec![0xB1; 5000],
+            snapshots,
+            snapshot_union: vec![0xC3; 5000],
+            next_snapshot: 4,
+            ..CheckpointImage::default()
+        };
+        let bytes = encode_segment(0, 0, &head);
+        let [start, table, union, end] = head_sections(&head, bytes.len());
+        assert_eq!((start, end), (0, bytes.len()));
+        assert!(bytes[table - 5000..table].iter().all(|b| *b == 0xB1));
+        assert_eq!(bytes[table..table + 8], 0x5151_0000u64.to_le_bytes());
+        assert_eq!(union - table, 3 * size_of::<SnapshotRecord>());
+        assert!(bytes[union..].iter().all(|b| *b == 0xC3));
     }
 }

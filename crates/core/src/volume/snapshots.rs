@@ -37,6 +37,11 @@ pub(super) struct Snapshots {
     pub after_checkpoint: Vec<(u64, u64)>,
 }
 
+/// What [`Snapshots::record`] changed that its undo needs back.
+pub(super) struct RecordUndo {
+    union: Vec<u8>,
+}
+
 /// One snapshot as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotInfo {
@@ -178,7 +183,10 @@ impl Snapshots {
         bitmap: &[u8],
         inodes: u64,
         created_ns: u64,
-    ) {
+    ) -> RecordUndo {
+        let undo = RecordUndo {
+            union: self.union.clone(),
+        };
         let mut rec = SnapshotRecord::zeroed();
         rec.id = self.next_id;
         rec.generation = generation;
@@ -196,6 +204,20 @@ impl Snapshots {
         }
         self.table.push(rec);
         self.next_id += 1;
+        undo
+    }
+
+    /// Takes back the [`Snapshots::record`] that returned `undo` (its checkpoint was not
+    /// written): the table, the next id and the union as they were. Costs the union's
+    /// length, not a copy of every snapshot's runs and bitmaps.
+    pub fn undo_record(&mut self, undo: RecordUndo) {
+        debug_assert!(self.table.last().is_some_and(|r| r.id + 1 == self.next_id));
+        self.table.pop();
+        self.next_id -= 1;
+        if undo.union.is_empty() {
+            self.held.clear();
+        }
+        self.union = undo.union;
     }
 
     /// The checkpoint the newest snapshot keeps is written: it takes `runs`.
@@ -531,5 +553,31 @@ impl Volume {
             }
         }
         Ok(bits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot recorded for a checkpoint that then failed leaves no trace.
+    #[test]
+    fn an_undone_record_leaves_the_snapshots_as_they_were() {
+        let mut snaps = Snapshots {
+            next_id: 1,
+            ..Snapshots::default()
+        };
+        let first = snaps.record(b"a", 5, [10, 20], &[0b0110, 0], 7, 1);
+        snaps.undo_record(first);
+        assert!(snaps.table.is_empty() && snaps.union.is_empty() && snaps.held.is_empty());
+        assert_eq!(snaps.next_id, 1);
+
+        let _ = snaps.record(b"a", 5, [10, 20], &[0b0110, 0], 7, 1);
+        let (table, union) = (snaps.table.clone(), snaps.union.clone());
+        let second = snaps.record(b"b", 6, [11, 21], &[0b1001, 0xF0], 8, 2);
+        assert_eq!(snaps.union, vec![0b1111, 0xF0]);
+        snaps.undo_record(second);
+        assert_eq!((snaps.table.clone(), snaps.union.clone()), (table, union));
+        assert_eq!((snaps.next_id, snaps.held.len()), (2, 2));
     }
 }
