@@ -124,7 +124,8 @@ def changed_bytes(before, after):
 
 
 def gpufs_blob_len(img):
-    """Bytes of the current checkpoint blob (superblock -> root -> page table)."""
+    """Bytes of the current checkpoint blob (superblock -> root -> [page index ->] page
+    table)."""
     with open(img, "rb") as f:
         slots = []
         for slot in (0, 1):
@@ -142,7 +143,12 @@ def gpufs_blob_len(img):
             return table_len
         start = struct.unpack_from("<Q", r, 40)[0]
         f.seek(start * BLOCK)
-        return struct.unpack_from("<Q", f.read(32), 16)[0]
+        head = f.read(BLOCK)
+        if head[:8] == b"GPUFSPGI":
+            # Version 8: a page index; the table's header is its first page's start.
+            f.seek(struct.unpack_from("<Q", head, 32)[0] * BLOCK)
+            head = f.read(32)
+        return struct.unpack_from("<Q", head, 16)[0]
 
 
 def fsync(path):

@@ -1,9 +1,13 @@
-//! Checkpoint roots, page tables and blobs on arbitrary bytes: never panic; an accepted
-//! page table or blob re-encodes to the same bytes; an accepted segmented (version 7)
-//! blob's segments cover it exactly and merge into an image that round-trips.
+//! Checkpoint roots, page indexes, page tables and blobs on arbitrary bytes: never panic;
+//! an accepted page index, page table or blob re-encodes to the same bytes; an accepted
+//! segmented (version 7) blob's segments cover it exactly and merge into an image that
+//! round-trips.
 #![no_main]
 use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, BLOB_MAGIC, BLOB_MAGIC_V5};
-use gpufs_format::pages::{decode_page_table, encode_page_table, PAGE_TABLE_MAGIC};
+use gpufs_format::pages::{
+    decode_page_index, decode_page_table, encode_page_index, encode_page_table,
+    PAGE_INDEX_MAGIC, PAGE_TABLE_MAGIC,
+};
 use gpufs_format::segments::{segment_spans, SEGMENT_MAGIC};
 use gpufs_format::BLOCK_SIZE;
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +22,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok((len, pages)) = decode_page_table(&table) {
         assert_eq!(encode_page_table(len, &pages), table);
+    }
+    if table.len() >= 8 {
+        table[..8].copy_from_slice(&PAGE_INDEX_MAGIC);
+    }
+    if let Ok((len, pages)) = decode_page_index(&table) {
+        assert_eq!(encode_page_index(len, &pages), table);
     }
     // Both blob forms: a version 5 blob re-encodes to itself; a version 4 blob decodes
     // to what its re-encoding decodes to.

@@ -1,4 +1,4 @@
-//! gpufs on-disk format, version 7 (reads versions 1 to 7).
+//! gpufs on-disk format, version 8 (reads versions 1 to 8).
 //!
 //! Every record here is `#[repr(C)]`, plain-old-data (`bytemuck::Pod`), little-endian, and
 //! size-asserted at compile time. The byte-by-byte description lives in `docs/FORMAT.md`;
@@ -33,7 +33,7 @@ pub const BLOCK_SIZE: usize = 4096;
 /// On-disk format version written by this build. Images of an older version this build
 /// reads ([`OLDEST_READABLE_VERSION`]..) are upgraded by their first write; any other
 /// version is refused with a clear message.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// Oldest format version this build opens. Version 2 only gives meaning to bytes that
 /// version 1 kept zero (record-pointer flags, inode property bits, the superblock's
 /// default compression), so a version 1 image is a valid version 2 image. Version 3 lets
@@ -52,7 +52,10 @@ pub const FORMAT_VERSION: u32 = 7;
 /// must refuse version 6. Version 7 writes the checkpoint blob in segments by inode
 /// range (`segments`), so that a checkpoint rewrites only the segments that changed; a
 /// blob says by its magic which form it has, so an older image is a valid version 7
-/// image, and an older build would refuse a segmented blob's magic as damage.
+/// image, and an older build would refuse a segmented blob's magic as damage. Version 8
+/// puts the page table in pages of its own under a page index (`pages`), which a root
+/// of version 8 or later points at: the root says which, so an older image is a valid
+/// version 8 image, and an older build would read a page index as a page table.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// True for the format versions this build opens.

@@ -1,27 +1,38 @@
 //! Checkpoint pages (format version 5): the checkpoint blob cut into content-defined
 //! pages, each stored as one run of blocks and named by a page table. A checkpoint
 //! writes only the pages no earlier checkpoint of the same copy holds; the rest it
-//! names where they already lie. The page table is what a checkpoint root points at.
+//! names where they already lie. Versions 5 to 7: the page table is what a checkpoint
+//! root points at; version 8: the table lies in pages too, named by a page index (the
+//! same layout, another magic) that the root points at.
 
 use bytemuck::{Pod, Zeroable};
 
 use crate::{checksum, FormatError, BLOCK_SIZE};
 
 pub const PAGE_TABLE_MAGIC: [u8; 8] = *b"GPUFSPGT";
+/// Magic of a page index (version 8): what a checkpoint root points at, naming the pages
+/// that hold the page table.
+pub const PAGE_INDEX_MAGIC: [u8; 8] = *b"GPUFSPGI";
+/// First format version whose checkpoint roots point at a page index (and whose page
+/// tables lie in pages, like the blob).
+pub const PAGE_INDEX_VERSION: u32 = 8;
 /// Longest page the chunker cuts (the shortest is a quarter of the target, except the
 /// last page of a blob and the single-block pieces a fragmented image forces).
 pub const MAX_PAGE_BYTES: u32 = 256 * 1024;
 
-/// Header of a page table; `page_count` entries follow.
+/// Header of a page table (and of a page index, magic [`PAGE_INDEX_MAGIC`], whose
+/// `blob_len` is the table's length); `page_count` entries follow.
 ///
 /// ```text
 /// off size field
 ///   0    8 magic       "GPUFSPGT"
 ///   8    8 page_count  PageEntry x n follow
 ///  16    8 blob_len    bytes of the checkpoint blob the pages hold, in order
-///  24    8 mac         an encrypted image's (v6): the first 8 bytes of the keyed BLAKE3
-///                      of the checkpoint's generation and this table with `mac` zero,
-///                      so that no table of another checkpoint passes for it; else 0
+///  24    8 mac         an encrypted image's (v6), in what the root points at (v8: the
+///                      index; the table in pages has 0): the first 8 bytes of the
+///                      keyed BLAKE3 of the checkpoint's generation and these bytes
+///                      with `mac` zero, so that no table of another checkpoint passes
+///                      for it; else 0
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -82,8 +93,23 @@ impl PageEntry {
 
 /// Encodes a page table for a blob of `blob_len` bytes.
 pub fn encode_page_table(blob_len: u64, pages: &[PageEntry]) -> Vec<u8> {
+    encode_pages(PAGE_TABLE_MAGIC, blob_len, pages)
+}
+
+/// Encodes a page index: the pages holding a page table of `table_len` bytes. The same
+/// layout as a page table (its pages are the table's, its `blob_len` the table's length).
+pub fn encode_page_index(table_len: u64, pages: &[PageEntry]) -> Vec<u8> {
+    encode_pages(PAGE_INDEX_MAGIC, table_len, pages)
+}
+
+/// Decodes a page index: the page table's length and the pages that hold it.
+pub fn decode_page_index(bytes: &[u8]) -> Result<(u64, Vec<PageEntry>), FormatError> {
+    decode_pages(PAGE_INDEX_MAGIC, "checkpoint page index", bytes)
+}
+
+fn encode_pages(magic: [u8; 8], blob_len: u64, pages: &[PageEntry]) -> Vec<u8> {
     let hdr = PageTableHeader {
-        magic: PAGE_TABLE_MAGIC,
+        magic,
         page_count: pages.len() as u64,
         blob_len,
         mac: 0,
@@ -97,14 +123,20 @@ pub fn encode_page_table(blob_len: u64, pages: &[PageEntry]) -> Vec<u8> {
 /// Decodes a page table: the blob's length and its pages, each of a valid length, their
 /// lengths adding up to the blob's. Block numbers are the loader's to check.
 pub fn decode_page_table(bytes: &[u8]) -> Result<(u64, Vec<PageEntry>), FormatError> {
-    let bad = |d: &str| FormatError::corrupted("checkpoint page table", d.to_string());
+    decode_pages(PAGE_TABLE_MAGIC, "checkpoint page table", bytes)
+}
+
+fn decode_pages(
+    magic: [u8; 8],
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<(u64, Vec<PageEntry>), FormatError> {
+    let bad = |d: &str| FormatError::corrupted(what, d.to_string());
     if bytes.len() < 32 {
         return Err(bad("shorter than its header"));
     }
-    if bytes[..8] != PAGE_TABLE_MAGIC {
-        return Err(FormatError::BadMagic {
-            what: "checkpoint page table",
-        });
+    if bytes[..8] != magic {
+        return Err(FormatError::BadMagic { what });
     }
     let hdr: PageTableHeader = bytemuck::pod_read_unaligned(&bytes[..32]);
     let body = &bytes[32..];
@@ -146,6 +178,15 @@ mod tests {
         let bytes = encode_page_table(blob_len, &pages);
         assert_eq!(decode_page_table(&bytes).unwrap(), (blob_len, pages));
         assert_eq!(page(1, 4097).blocks(), 2);
+    }
+
+    #[test]
+    fn an_index_round_trips_and_is_not_a_table() {
+        let pages = vec![page(9, 4096), page(40, 100)];
+        let bytes = encode_page_index(4196, &pages);
+        assert_eq!(decode_page_index(&bytes).unwrap(), (4196, pages.clone()));
+        assert!(decode_page_table(&bytes).is_err());
+        assert!(decode_page_index(&encode_page_table(4196, &pages)).is_err());
     }
 
     #[test]

@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 
 use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot, CKPT_MAGIC};
-use gpufs_format::pages::{encode_page_table, PageEntry};
+use gpufs_format::pages::{encode_page_index, encode_page_table, PageEntry};
 use gpufs_format::superblock::SUPERBLOCK_SLOTS;
 use gpufs_format::{checksum, Superblock, BLOCK_SIZE, FORMAT_VERSION};
 
-use super::pages::{CutPage, PageSet};
+use super::pages::{cut_table_pages, CutPage, PageSet};
 use super::segments::BlobPlan;
 use super::snapshots::runs_of_bits;
 use super::Volume;
@@ -205,10 +205,18 @@ impl Volume {
         self.alloc.release_pending()?;
         self.ckpt_runs = new_runs;
         for (copy, place) in copies.iter().enumerate() {
-            self.ckpt_pages[copy] = PageSet::of(&place.pages);
+            let mut set = PageSet::of(&place.pages);
+            for p in &place.table_pages {
+                set.insert(*p);
+            }
+            self.ckpt_pages[copy] = set;
         }
         self.counters.checkpoint_pages_written +=
             copies.iter().map(|c| c.fresh.len() as u64).sum::<u64>();
+        self.counters.checkpoint_table_pages_written += copies
+            .iter()
+            .map(|c| c.fresh_table.len() as u64)
+            .sum::<u64>();
         self.counters.checkpoint_pages_kept += copies
             .iter()
             .map(|c| (c.pages.len() - c.fresh.len()) as u64)
@@ -266,16 +274,16 @@ impl Volume {
 
     /// Places copy `copy` (its root given): each page (where this copy already holds one of
     /// the same identity, or in a new run; in single blocks when no run is long enough),
-    /// and its page table.
+    /// its page table in pages of its own the same way, and the page index naming those.
     fn place_copy(
         &mut self,
         copy: usize,
         plan: &BlobPlan,
         place: &mut CheckpointPlace,
     ) -> FsResult<()> {
-        let ds = self.sb.data_start;
-        let blob = &plan.fresh;
         let mut placed = PageSet::default();
+        let mut pages = Vec::with_capacity(plan.pages.len());
+        let mut fresh = Vec::new();
         for page in &plan.pages {
             if page.kept {
                 // Planned only where both copies hold it (its bytes are not at hand): named
@@ -286,46 +294,82 @@ impl Volume {
                         "a kept checkpoint page is missing from its copy",
                     ));
                 };
-                place.pages.push(entry);
+                pages.push(entry);
                 continue;
             }
-            if let Some(entry) = self.find_page(copy, &placed, page) {
-                placed.insert(entry);
-                place.pages.push(entry);
-                continue;
-            }
-            if let Some(start) = self.alloc.alloc(page.blocks()) {
-                place.allocated.push((start, page.blocks()));
-                let entry = page.entry(ds + start);
-                place.fresh.push((entry.block, *page));
-                placed.insert(entry);
-                place.pages.push(entry);
-                continue;
-            }
-            // No run is long enough: the page goes as single-block pieces.
-            for piece in page.pieces(blob, self.keys.as_deref()) {
-                let entry = match self.find_page(copy, &placed, &piece) {
-                    Some(entry) => entry,
-                    None => {
-                        let start = self.alloc.alloc(1).ok_or(FsError::NoSpace)?;
-                        place.allocated.push((start, 1));
-                        let entry = piece.entry(ds + start);
-                        place.fresh.push((entry.block, piece));
-                        entry
-                    }
-                };
-                placed.insert(entry);
-                place.pages.push(entry);
-            }
+            let to = (&mut pages, &mut fresh, &mut place.allocated);
+            self.place_page(copy, &mut placed, page, &plan.fresh, to)?;
         }
+        place.pages = pages;
+        place.fresh = fresh;
+        // The table in content-defined pages: a checkpoint that changed a few pages
+        // writes the table pages naming them, not the whole table.
         place.table = encode_page_table(plan.len, &place.pages);
-        let blocks = (place.table.len() as u64).div_ceil(BLOCK_SIZE as u64);
+        let keys = self.keys.clone();
+        let (mut table_pages, mut fresh_table) = (Vec::new(), Vec::new());
+        for page in cut_table_pages(&place.table, keys.as_deref()) {
+            let to = (&mut table_pages, &mut fresh_table, &mut place.allocated);
+            self.place_page(copy, &mut placed, &page, &place.table, to)?;
+        }
+        place.index = encode_page_index(place.table.len() as u64, &table_pages);
+        place.table_pages = table_pages;
+        place.fresh_table = fresh_table;
+        let blocks = (place.index.len() as u64).div_ceil(BLOCK_SIZE as u64);
         let runs = self
             .alloc
             .alloc_scattered(blocks, CheckpointRoot::MAX_EXTENTS)
             .ok_or(FsError::NoSpace)?;
         place.allocated.extend(&runs);
-        place.table_runs = runs;
+        place.index_runs = runs;
+        Ok(())
+    }
+
+    /// Places `page` of `bytes` in copy `copy`: where the copy already holds (or this
+    /// checkpoint placed) a page of its identity, else in a new run, else as single-block
+    /// pieces. Pushes what names it, what to write and what was allocated onto `to`.
+    #[allow(clippy::type_complexity)]
+    fn place_page(
+        &mut self,
+        copy: usize,
+        placed: &mut PageSet,
+        page: &CutPage,
+        bytes: &[u8],
+        to: (
+            &mut Vec<PageEntry>,
+            &mut Vec<(u64, CutPage)>,
+            &mut Vec<(u64, u64)>,
+        ),
+    ) -> FsResult<()> {
+        let (named, fresh, allocated) = to;
+        let ds = self.sb.data_start;
+        if let Some(entry) = self.find_page(copy, placed, page) {
+            placed.insert(entry);
+            named.push(entry);
+            return Ok(());
+        }
+        if let Some(start) = self.alloc.alloc(page.blocks()) {
+            allocated.push((start, page.blocks()));
+            let entry = page.entry(ds + start);
+            fresh.push((entry.block, *page));
+            placed.insert(entry);
+            named.push(entry);
+            return Ok(());
+        }
+        // No run is long enough: the page goes as single-block pieces.
+        for piece in page.pieces(bytes, self.keys.as_deref()) {
+            let entry = match self.find_page(copy, placed, &piece) {
+                Some(entry) => entry,
+                None => {
+                    let start = self.alloc.alloc(1).ok_or(FsError::NoSpace)?;
+                    allocated.push((start, 1));
+                    let entry = piece.entry(ds + start);
+                    fresh.push((entry.block, piece));
+                    entry
+                }
+            };
+            placed.insert(entry);
+            named.push(entry);
+        }
         Ok(())
     }
 
@@ -351,19 +395,21 @@ impl Volume {
         let gen = self.sb.generation + 1;
         for copy in copies {
             let mut chunk = Vec::new();
-            for (block, page) in &copy.fresh {
-                let stored = page.stored(blob, self.keys.as_deref());
+            let fresh = copy.fresh.iter().map(|f| (f, blob));
+            let fresh_table = copy.fresh_table.iter().map(|f| (f, &copy.table[..]));
+            for ((block, page), bytes) in fresh.chain(fresh_table) {
+                let stored = page.stored(bytes, self.keys.as_deref());
                 self.dev
                     .write_at(&stored, BlockNo::new(*block).byte_offset())?;
             }
-            let mut table = copy.table.clone();
+            let mut table = copy.index.clone();
             if let Some(k) = &self.keys {
                 let mac = super::checkpoint_load::page_table_mac(k, gen, &table);
                 table[gpufs_format::pages::PAGE_TABLE_MAC].copy_from_slice(&mac);
             }
             let table = &table;
             let mut off = 0usize;
-            for &(s, n) in &copy.table_runs {
+            for &(s, n) in &copy.index_runs {
                 let len = (n as usize * BLOCK_SIZE).min(table.len() - off);
                 chunk.clear();
                 chunk.extend_from_slice(&table[off..off + len]);
@@ -373,7 +419,7 @@ impl Volume {
                 off += len;
             }
             let abs_runs: Vec<(u64, u64)> =
-                copy.table_runs.iter().map(|&(s, n)| (ds + s, n)).collect();
+                copy.index_runs.iter().map(|&(s, n)| (ds + s, n)).collect();
             let root = CheckpointRoot {
                 magic: CKPT_MAGIC,
                 version: FORMAT_VERSION,
@@ -414,16 +460,21 @@ impl Volume {
 #[derive(Default)]
 struct CheckpointPlace {
     root: u64,
-    /// Runs of its page table.
-    table_runs: Vec<(u64, u64)>,
+    /// Runs of its page index.
+    index_runs: Vec<(u64, u64)>,
     /// Its pages in blob order (absolute blocks), new and kept.
     pages: Vec<PageEntry>,
     /// The pages to write: (absolute block, the page).
     fresh: Vec<(u64, CutPage)>,
     /// Everything allocated for it, given back if the checkpoint fails.
     allocated: Vec<(u64, u64)>,
-    /// The encoded page table.
+    /// The encoded page table (naming `pages`).
     table: Vec<u8>,
+    /// The pages holding `table`, in order (absolute blocks), and those to write.
+    table_pages: Vec<PageEntry>,
+    fresh_table: Vec<(u64, CutPage)>,
+    /// The encoded page index (naming `table_pages`): what the root points at.
+    index: Vec<u8>,
 }
 
 /// Every run (relative to the data area) the copies of a checkpoint take, each once.
@@ -431,11 +482,12 @@ fn checkpoint_runs(copies: &[CheckpointPlace], ds: u64) -> Vec<(u64, u64)> {
     let mut runs: Vec<(u64, u64)> = copies
         .iter()
         .flat_map(|c| {
-            c.table_runs
-                .iter()
-                .copied()
-                .chain([(c.root, 1)])
-                .chain(c.pages.iter().map(|p| (p.block - ds, p.blocks())))
+            c.index_runs.iter().copied().chain([(c.root, 1)]).chain(
+                c.pages
+                    .iter()
+                    .chain(&c.table_pages)
+                    .map(|p| (p.block - ds, p.blocks())),
+            )
         })
         .collect();
     runs.sort_unstable();

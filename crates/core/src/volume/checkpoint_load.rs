@@ -1,8 +1,11 @@
-//! Reading checkpoints: a copy's root, its page table (version 5) or blob (older), the
-//! blob back from its pages, a damaged page read from the other copy.
+//! Reading checkpoints: a copy's root, its page index and the page table in its pages
+//! (version 8), its page table (versions 5 to 7) or blob (older), the blob back from its
+//! pages, a damaged page read from the other copy.
 
 use gpufs_format::checkpoint::{CheckpointImage, CheckpointRoot};
-use gpufs_format::pages::{decode_page_table, PageEntry, PAGE_TABLE_MAC};
+use gpufs_format::pages::{
+    decode_page_index, decode_page_table, PageEntry, PAGE_INDEX_VERSION, PAGE_TABLE_MAC,
+};
 use gpufs_format::{checksum, Superblock, BLOCK_SIZE};
 
 use super::pages::{read_pages, PageSet};
@@ -35,16 +38,19 @@ pub struct LoadedCheckpoint {
 /// One copy's root, read and verified, with what it points at.
 struct CopyIndex {
     root: u64,
-    /// Runs of the page table (or, before version 5, of the blob), absolute.
+    /// Runs of what the root points at: the page index (version 8), the page table
+    /// (5 to 7) or the blob (older), absolute.
     table_runs: Vec<(u64, u64)>,
     content: CopyContent,
 }
 
 enum CopyContent {
-    /// Version 5: the blob's length and its pages.
+    /// Version 5: the blob's length and its pages; version 8: also the pages holding
+    /// the page table.
     Paged {
         blob_len: u64,
         pages: Vec<PageEntry>,
+        table_pages: Vec<PageEntry>,
     },
     /// Older: the blob itself, verified.
     Whole(Vec<u8>),
@@ -55,15 +61,32 @@ impl CopyIndex {
     fn runs(&self) -> Vec<(u64, u64)> {
         let mut runs = self.table_runs.clone();
         runs.push((self.root, 1));
-        if let CopyContent::Paged { pages, .. } = &self.content {
-            runs.extend(pages.iter().map(|p| (p.block, p.blocks())));
+        if let CopyContent::Paged {
+            pages, table_pages, ..
+        } = &self.content
+        {
+            runs.extend(
+                pages
+                    .iter()
+                    .chain(table_pages)
+                    .map(|p| (p.block, p.blocks())),
+            );
         }
         runs
     }
 
+    /// Every page the copy holds: the blob's and the page table's.
     fn pages(&self) -> PageSet {
         match &self.content {
-            CopyContent::Paged { pages, .. } => PageSet::of(pages),
+            CopyContent::Paged {
+                pages, table_pages, ..
+            } => {
+                let mut set = PageSet::of(pages);
+                for p in table_pages {
+                    set.insert(*p);
+                }
+                set
+            }
             CopyContent::Whole(_) => PageSet::default(),
         }
     }
@@ -88,7 +111,9 @@ impl CopyIndex {
         keys: Option<&SealKeys>,
     ) -> FsResult<(CheckpointImage, Vec<u64>, SegmentPages)> {
         let (blob, healed, segments) = match &self.content {
-            CopyContent::Paged { blob_len, pages } => {
+            CopyContent::Paged {
+                blob_len, pages, ..
+            } => {
                 let (blob, healed) = read_pages(dev, pages, *blob_len, others, keys)?;
                 let segments = SegmentPages::of_loaded(&blob, pages);
                 (blob, healed, segments)
@@ -309,11 +334,31 @@ fn read_index_of(
         }
     }
     let content = if root.version >= PAGED_VERSION {
-        let (blob_len, pages) = decode_page_table(&bytes)?;
-        if !pages.iter().all(|p| inside(p.block, p.blocks())) {
-            return Err(FsError::corrupt("checkpoint page outside the data area"));
+        let page_inside = |pages: &[PageEntry]| {
+            if pages.iter().all(|p| inside(p.block, p.blocks())) {
+                Ok(())
+            } else {
+                Err(FsError::corrupt("checkpoint page outside the data area"))
+            }
+        };
+        let (table, table_pages) = if root.version >= PAGE_INDEX_VERSION {
+            // The root points at a page index; the table lies in the pages it names
+            // (authenticated by their tags, which the index's MAC covers).
+            let (table_len, table_pages) = decode_page_index(&bytes)?;
+            page_inside(&table_pages)?;
+            let (table, _) = read_pages(dev, &table_pages, table_len, &[], keys)
+                .map_err(|e| FsError::corrupt(format!("checkpoint page table: {e}")))?;
+            (table, table_pages)
+        } else {
+            (bytes, Vec::new())
+        };
+        let (blob_len, pages) = decode_page_table(&table)?;
+        page_inside(&pages)?;
+        CopyContent::Paged {
+            blob_len,
+            pages,
+            table_pages,
         }
-        CopyContent::Paged { blob_len, pages }
     } else {
         CopyContent::Whole(bytes)
     };
@@ -360,14 +405,17 @@ impl KeptCheckpoint {
     /// Verifies every page of both copies, rewriting a damaged page from the other copy
     /// (scrub): pages read, what is left damaged, pages repaired.
     pub fn scrub(&self, dev: &dyn Device, keys: Option<&SealKeys>) -> (u64, Vec<String>, u64) {
-        let copies: Vec<&[PageEntry]> = self
+        let lists: Vec<Vec<PageEntry>> = self
             .indexes
             .iter()
             .filter_map(|ix| match &ix.content {
-                CopyContent::Paged { pages, .. } => Some(pages.as_slice()),
+                CopyContent::Paged {
+                    pages, table_pages, ..
+                } => Some([pages.as_slice(), table_pages.as_slice()].concat()),
                 CopyContent::Whole(_) => None,
             })
             .collect();
+        let copies: Vec<&[PageEntry]> = lists.iter().map(Vec::as_slice).collect();
         super::pages::scrub_pages(dev, &copies, keys)
     }
 

@@ -65,6 +65,9 @@ pub struct VolumeCounters {
     /// written them (both copies counted).
     pub checkpoint_pages_written: u64,
     pub checkpoint_pages_kept: u64,
+    /// Pages of page tables checkpoints wrote (both copies): those holding changed
+    /// entries.
+    pub checkpoint_table_pages_written: u64,
     /// Namespace segments checkpoints encoded (they changed, or their pages were not
     /// known), and segments they named by the pages they already had.
     pub checkpoint_segments_encoded: u64,
@@ -525,13 +528,18 @@ impl Volume {
             + ns.name_estimate() as u64
             + (ns.extent_entries() + extents_to_come) * 80
             + ns.xattr_bytes()
-            + self.alloc.total().div_ceil(8);
+            + self.alloc.total().div_ceil(8)
+            + self.snaps.union.len() as u64
+            + self.snaps.table.len() as u64 * 320;
         // Two copies of the blob (every page new, as after damage; each page rounded up
-        // to whole blocks: at most a block for each page of at least 16 KiB), their page
-        // tables and roots, and slack for what the next few ops add.
-        let pages = bytes.div_ceil(16 * 1024) + 1 + segments;
+        // to whole blocks: at most a block for each page of at least 16 KiB, and the
+        // head's three parts each end in a short page), their page tables (v8: in pages
+        // of at least 1 KiB, a block each at worst) and page indexes, their roots, and
+        // slack for what the next few ops add.
+        let pages = bytes.div_ceil(16 * 1024) + 3 + segments;
         let blob_blocks = bytes.div_ceil(BLOCK_SIZE as u64) + pages;
-        let table_blocks = (32 + pages * 32).div_ceil(BLOCK_SIZE as u64);
+        let table_pages = (32 + pages * 32).div_ceil(1024);
+        let table_blocks = table_pages + (32 + table_pages * 32).div_ceil(BLOCK_SIZE as u64);
         2 * (blob_blocks + table_blocks + 1) + 64
     }
 

@@ -144,6 +144,26 @@ pub(super) fn cut_pages_in(
     pages
 }
 
+/// Shortest, typical and longest page of a page table (a table page names ~128 pages;
+/// a checkpoint rewrites the ones naming pages it wrote).
+const MIN_TABLE_PAGE_BYTES: u32 = 1024;
+const AVG_TABLE_PAGE_BYTES: u32 = 4096;
+const MAX_TABLE_PAGE_BYTES: u32 = 16 * 1024;
+
+/// Cuts an encoded page table into content-defined pages (its entries are hashes and
+/// block numbers: cut points fall everywhere) and names each (sealed under `keys`).
+pub(super) fn cut_table_pages(table: &[u8], keys: Option<&SealKeys>) -> Vec<CutPage> {
+    let cuts: Vec<(usize, usize)> = fastcdc::v2020::FastCDC::new(
+        table,
+        MIN_TABLE_PAGE_BYTES,
+        AVG_TABLE_PAGE_BYTES,
+        MAX_TABLE_PAGE_BYTES,
+    )
+    .map(|c| (c.offset, c.length))
+    .collect();
+    name_pages(cuts, |(start, len)| CutPage::of(table, start, len, keys))
+}
+
 /// Length of the head segment's pages (but a section's last).
 pub(super) const HEAD_PAGE_BYTES: usize = 16 * 1024;
 
@@ -473,6 +493,58 @@ mod tests {
         assert_eq!(
             reused,
             cut_fixed_in(&new, &bounds(&table2), Some(&keys), None)
+        );
+    }
+
+    #[test]
+    fn a_page_table_changed_in_one_place_changes_a_few_of_its_pages() {
+        use gpufs_format::pages::encode_page_table;
+        let entry = |i: u64| {
+            let h = text(16, i + 1000);
+            PageEntry {
+                block: 1000 + i * 17,
+                len: 40_000 + (i as u32 % 7) * 1000,
+                checksum: i as u32,
+                hash: h[..16].try_into().unwrap(),
+            }
+        };
+        let entries: Vec<PageEntry> = (0..3000).map(entry).collect();
+        let len = |e: &[PageEntry]| e.iter().map(|p| u64::from(p.len)).sum::<u64>();
+        let old = encode_page_table(len(&entries), &entries);
+        let old_pages = cut_table_pages(&old, None);
+        assert!(old_pages.len() >= 10, "{} table pages", old_pages.len());
+        assert!(old_pages.iter().all(|p| p.len <= 16 * 1024));
+        let known = PageSet::of(&old_pages.iter().map(|p| p.entry(1)).collect::<Vec<_>>());
+        let changed = |e: &[PageEntry]| {
+            let table = encode_page_table(len(e), e);
+            let pages = cut_table_pages(&table, None);
+            assert_eq!(
+                pages.iter().map(|p| p.len as usize).sum::<usize>(),
+                table.len()
+            );
+            pages
+                .iter()
+                .filter(|p| known.find(&p.hash, p.len).is_none())
+                .count()
+        };
+        // One page of the blob written elsewhere: the table page naming it.
+        let mut moved = entries.clone();
+        moved[1500] = PageEntry {
+            block: 999_999,
+            ..entries[1500]
+        };
+        assert!(
+            changed(&moved) <= 2,
+            "{} table pages changed",
+            changed(&moved)
+        );
+        // A page cut into three: the header's page and the pages around the change.
+        let mut split = entries.clone();
+        split.splice(1500..1501, [entry(5000), entry(5001), entry(5002)]);
+        assert!(
+            changed(&split) <= 4,
+            "{} table pages changed",
+            changed(&split)
         );
     }
 

@@ -80,11 +80,18 @@ fn the_blocks_of_pages_no_copy_names_any_more_are_free_again() {
 pub(super) fn pages_of(image: &[u8], root: u64) -> Vec<gpufs_format::pages::PageEntry> {
     let block = |b: u64| &image[b as usize * BLOCK_SIZE..(b as usize + 1) * BLOCK_SIZE];
     let (root, runs) = gpufs_format::CheckpointRoot::decode(block(root)).unwrap();
-    let table: Vec<u8> = runs
+    let mut table: Vec<u8> = runs
         .iter()
         .flat_map(|&(s, n)| (s..s + n).flat_map(|b| block(b).to_vec()))
         .take(root.blob_len as usize)
         .collect();
+    if let Ok((_, table_pages)) = gpufs_format::pages::decode_page_index(&table) {
+        // Version 8: the root names the pages that hold the table.
+        table = table_pages
+            .iter()
+            .flat_map(|p| image[p.block as usize * BLOCK_SIZE..][..p.len as usize].to_vec())
+            .collect();
+    }
     gpufs_format::pages::decode_page_table(&table).unwrap().1
 }
 
@@ -172,6 +179,12 @@ fn a_tree_keeps_its_pages_across_a_remount() {
         "{} pages written, {} kept",
         c.checkpoint_pages_written,
         c.checkpoint_pages_kept
+    );
+    // And of the page table (v8: in pages), the pages naming those: one or two a copy.
+    assert!(
+        (1..=4).contains(&c.checkpoint_table_pages_written),
+        "{} table pages written",
+        c.checkpoint_table_pages_written
     );
     drop(fs);
     fsck_clean(&dev);
