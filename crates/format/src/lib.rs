@@ -55,7 +55,7 @@ pub const FORMAT_VERSION: u32 = 8;
 /// image, and an older build would refuse a segmented blob's magic as damage. Version 8
 /// puts the page table in pages of its own under a page index (`pages`), which a root
 /// of version 8 or later points at: the root says which, so an older image is a valid
-/// version 8 image, and an older build would read a page index as a page table.
+/// version 8 image; an older build must refuse version 8, as it cannot read the table.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// True for the format versions this build opens.

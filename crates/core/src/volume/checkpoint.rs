@@ -185,11 +185,21 @@ impl Volume {
             }
             return Err(e);
         }
+        // The checkpoint is durable: memory must now say what the disk says, whatever
+        // the allocator answers. A free it refuses (a double free: memory no longer
+        // matches the image) stops all further writing instead of failing this
+        // checkpoint half recorded.
+        let mut refused: Option<FsError> = None;
+        let mut free = |alloc: &mut crate::alloc::Allocator, s: u64, n: u64| {
+            if let Err(e) = alloc.free_now(s, n) {
+                refused.get_or_insert(e);
+            }
+        };
         // The runs the old checkpoint held that the new one does not name again.
         let kept: HashSet<(u64, u64)> = new_runs.iter().copied().collect();
         for run in std::mem::take(&mut self.ckpt_runs) {
             if !kept.contains(&run) && !self.snaps.names_run(&run) {
-                self.alloc.free_now(run.0, run.1)?;
+                free(&mut self.alloc, run.0, run.1);
             }
         }
         // What a deleted snapshot alone held: the checkpoint just written no longer
@@ -199,10 +209,17 @@ impl Volume {
                 for b in s..s + n {
                     self.cache.invalidate(BlockNo::new(ds + b));
                 }
-                self.alloc.free_now(s, n)?;
+                free(&mut self.alloc, s, n);
             }
         }
-        self.alloc.release_pending()?;
+        if let Err(e) = self.alloc.release_pending() {
+            refused.get_or_insert(e);
+        }
+        if let Some(e) = refused {
+            tracing::error!("after a durable checkpoint, a free was refused: {e}");
+            self.failed
+                .get_or_insert_with(|| format!("a free refused after a checkpoint: {e}"));
+        }
         self.ckpt_runs = new_runs;
         for (copy, place) in copies.iter().enumerate() {
             let mut set = PageSet::of(&place.pages);

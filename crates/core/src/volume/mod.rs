@@ -533,12 +533,13 @@ impl Volume {
             + self.snaps.table.len() as u64 * 320;
         // Two copies of the blob (every page new, as after damage; each page rounded up
         // to whole blocks: at most a block for each page of at least 16 KiB, and the
-        // head's three parts each end in a short page), their page tables (v8: in pages
-        // of at least 1 KiB, a block each at worst) and page indexes, their roots, and
-        // slack for what the next few ops add.
+        // head's three parts each end in a short page), their page tables (an entry a
+        // block at worst, where pages go as single-block pieces; v8: in pages of at
+        // least 1 KiB, a block each at worst) and page indexes, their roots, and slack
+        // for what the next few ops add.
         let pages = bytes.div_ceil(16 * 1024) + 3 + segments;
         let blob_blocks = bytes.div_ceil(BLOCK_SIZE as u64) + pages;
-        let table_pages = (32 + pages * 32).div_ceil(1024);
+        let table_pages = (32 + blob_blocks * 32).div_ceil(1024);
         let table_blocks = table_pages + (32 + table_pages * 32).div_ceil(BLOCK_SIZE as u64);
         2 * (blob_blocks + table_blocks + 1) + 64
     }

@@ -168,6 +168,10 @@ impl SegmentIds {
     }
 }
 
+/// The longest head kept to compare the next one with (a copy of the bitmap and union:
+/// an image of up to ~128 GiB, ~64 GiB with snapshots); a longer one is hashed whole.
+const HEAD_CACHE_BYTES: usize = 8 << 20;
+
 /// Up to this many segments to encode (or cut) are done on the checkpoint's thread.
 const SERIAL_SEGMENTS: usize = 4;
 
@@ -315,10 +319,12 @@ impl Volume {
             });
         }
         let (head_len, head_pages) = plan.head;
-        self.segment_pages.head = Some((
-            plan.fresh[..head_len].to_vec(),
-            plan.pages[..head_pages].to_vec(),
-        ));
+        self.segment_pages.head = (head_len <= HEAD_CACHE_BYTES).then(|| {
+            (
+                plan.fresh[..head_len].to_vec(),
+                plan.pages[..head_pages].to_vec(),
+            )
+        });
     }
 
     /// A kept segment's pages are those its encoding would cut now (debug builds: a
