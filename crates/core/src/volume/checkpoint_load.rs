@@ -374,6 +374,8 @@ fn read_index_of(
 pub(crate) struct KeptCheckpoint {
     pub runs: Vec<(u64, u64)>,
     indexes: Vec<CopyIndex>,
+    /// One line for each copy that cannot be read (its root block and why).
+    pub unreadable: Vec<String>,
 }
 
 impl KeptCheckpoint {
@@ -386,11 +388,15 @@ impl KeptCheckpoint {
         keys: Option<&SealKeys>,
     ) -> FsResult<Self> {
         let mut indexes = Vec::new();
+        let mut unreadable = Vec::new();
         let mut last = FsError::corrupt("no checkpoint copy");
         for root in roots.into_iter().filter(|r| *r != 0) {
             match read_index_of(dev, sb, root, generation, keys) {
                 Ok(ix) => indexes.push(ix),
-                Err(e) => last = e,
+                Err(e) => {
+                    unreadable.push(format!("checkpoint copy at block {root}: {e}"));
+                    last = e;
+                }
             }
         }
         if indexes.is_empty() {
@@ -399,7 +405,11 @@ impl KeptCheckpoint {
         let mut runs: Vec<(u64, u64)> = indexes.iter().flat_map(CopyIndex::runs).collect();
         runs.sort_unstable();
         runs.dedup();
-        Ok(KeptCheckpoint { runs, indexes })
+        Ok(KeptCheckpoint {
+            runs,
+            indexes,
+            unreadable,
+        })
     }
 
     /// Verifies every page of both copies, rewriting a damaged page from the other copy

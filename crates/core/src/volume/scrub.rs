@@ -91,6 +91,13 @@ impl Volume {
                             .into_iter()
                             .map(|d| format!("snapshot {name:?}: {d}")),
                     );
+                    // A copy whose root, index or table cannot be read: the snapshot
+                    // is read from the other, with no second copy left.
+                    out.unrepaired.extend(
+                        kept.unreadable
+                            .iter()
+                            .map(|d| format!("snapshot {name:?}: {d} (read from its other copy)")),
+                    );
                 }
                 Err(e) => out.unrepaired.push(format!("snapshot {name:?}: {e}")),
             }

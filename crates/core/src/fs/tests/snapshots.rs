@@ -438,6 +438,38 @@ fn scrub_rewrites_a_damaged_page_of_a_snapshot_from_its_other_copy() {
 }
 
 #[test]
+fn scrub_names_a_snapshot_copy_it_cannot_read_and_the_snapshot_still_reads() {
+    let (dev, fs) = fresh();
+    let a = create_file(&fs, ROOT, b"a", &random(1, MIB));
+    snap(&fs, "s");
+    fs.write(a, 0, &random(2, MIB)).unwrap();
+    let rec = fs.lock().vol.snapshot(b"s").unwrap();
+    fs.close().unwrap();
+    drop(fs);
+    // One copy's root damaged: the other copy serves the snapshot.
+    let mut image = dev.volatile_image();
+    image[rec.roots[0] as usize * BLOCK_SIZE + 40] ^= 0x5A;
+    let (_dev, fs) = mount_image(image);
+    let view = fs.snapshot_view(rec.id).unwrap();
+    let old = view.lookup(ROOT, b"a").unwrap().ino;
+    same(
+        fs.snapshot_read(&view, old, 0, MIB as u32).unwrap(),
+        random(1, MIB),
+    );
+    let report = fs.scrub(false, &mut |_| true).unwrap();
+    let line = format!("checkpoint copy at block {}", rec.roots[0]);
+    assert!(
+        report.unrepaired_damage()
+            && report
+                .metadata
+                .unrepaired
+                .iter()
+                .any(|u| u.contains("\"s\"") && u.contains(&line)),
+        "{report:?}"
+    );
+}
+
+#[test]
 fn a_snapshot_is_searched_as_it_was_with_the_caller_s_permissions() {
     let (_dev, fs) = fresh();
     let open = fs.mkdir(ROOT, b"open", 0o755, Caller::ROOT).unwrap().ino;
