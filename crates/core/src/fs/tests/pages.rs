@@ -190,6 +190,75 @@ fn a_tree_keeps_its_pages_across_a_remount() {
     fsck_clean(&dev);
 }
 
+/// The page index of the checkpoint copy whose root is at `root` in `image` (format v8):
+/// the pages that hold its page table.
+fn table_pages_of(image: &[u8], root: u64) -> Vec<gpufs_format::pages::PageEntry> {
+    let block = |b: u64| &image[b as usize * BLOCK_SIZE..(b as usize + 1) * BLOCK_SIZE];
+    let (root, runs) = gpufs_format::CheckpointRoot::decode(block(root)).unwrap();
+    let index: Vec<u8> = runs
+        .iter()
+        .flat_map(|&(s, n)| (s..s + n).flat_map(|b| block(b).to_vec()))
+        .take(root.blob_len as usize)
+        .collect();
+    gpufs_format::pages::decode_page_index(&index).unwrap().1
+}
+
+#[test]
+fn a_checkpoint_after_one_change_writes_a_few_pages_of_a_long_page_table() {
+    // 240,000 files with long names of varied bytes: a ~80 MB checkpoint of over a
+    // thousand pages, a page table of several pages (format v8).
+    let name_of = |n: u32| {
+        let h = |k: u32| u64::from(n ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        format!("{:016x}", h(1)).repeat(6) + &format!("{n:08}")
+    };
+    let (dev, fs) = fresh_sized(512 << 20);
+    for d in 0..240u32 {
+        let dir = fs
+            .mkdir(ROOT, format!("d{d:03}").as_bytes(), 0o755, Caller::ROOT)
+            .unwrap()
+            .ino;
+        for i in 0..1000u32 {
+            fs.create(dir, name_of(d * 1000 + i).as_bytes(), 0o644, Caller::ROOT)
+                .unwrap();
+        }
+    }
+    let (dev, fs) = close_and_remount(&dev, fs);
+    let sb = *fs.lock().vol.superblock();
+    let image = dev.volatile_image();
+    let tables = [sb.checkpoint_root, sb.checkpoint_root_copy].map(|r| table_pages_of(&image, r));
+    drop(image);
+    assert!(
+        tables.iter().all(|t| t.len() >= 4),
+        "{:?} table pages",
+        tables.each_ref().map(Vec::len)
+    );
+    let dir = fs.lookup(ROOT, b"d060").unwrap().ino;
+    let f = fs.lookup(dir, name_of(60_500).as_bytes()).unwrap().ino;
+    fs.write(f, 0, b"one change").unwrap();
+    fs.close().unwrap();
+    let c = fs.counters();
+    // The table pages naming the pages written, and the first (its header counts the
+    // pages), at most, in each copy: the others are named again where they lie.
+    let total = tables[0].len() + tables[1].len();
+    assert!(
+        (1..=6).contains(&c.checkpoint_table_pages_written)
+            && (c.checkpoint_table_pages_written as usize) < total,
+        "{} table pages written of {:?}",
+        c.checkpoint_table_pages_written,
+        tables.each_ref().map(Vec::len)
+    );
+    let sb = *fs.lock().vol.superblock();
+    let after = table_pages_of(&dev.volatile_image(), sb.checkpoint_root);
+    let kept = after.iter().filter(|p| tables[0].contains(p)).count();
+    assert!(
+        kept + 3 >= after.len(),
+        "{kept} of {} table pages kept",
+        after.len()
+    );
+    drop(fs);
+    fsck_clean(&dev);
+}
+
 /// Checkpoints that encode one segment and keep the others (format v7), cut by a power
 /// failure before each of their writes: fsck finds every image clean, each changed file
 /// reads as before or after its change, every other file as it was, a snapshot shows

@@ -19,6 +19,15 @@ fn names(fs: &Filesystem) -> Vec<String> {
         .collect()
 }
 
+/// A file `name` of 1 MiB (`random(1, ..)`), snapshot `snapshot`, then the file
+/// overwritten whole (`random(2, ..)`): the snapshot alone holds the first bytes.
+fn overwritten_after_a_snapshot(fs: &Filesystem, name: &[u8], snapshot: &str) -> u64 {
+    let ino = create_file(fs, ROOT, name, &random(1, MIB));
+    snap(fs, snapshot);
+    fs.write(ino, 0, &random(2, MIB)).unwrap();
+    ino
+}
+
 #[test]
 fn overwritten_and_deleted_data_stays_until_its_last_snapshot_goes() {
     let (dev, fs) = fresh();
@@ -138,9 +147,7 @@ fn bad_names_and_missing_snapshots_are_refused_and_change_nothing() {
 #[test]
 fn power_cuts_during_create_and_delete_leave_one_state_or_the_other() {
     let (dev, fs) = fresh();
-    let f = create_file(&fs, ROOT, b"f", &random(1, MIB));
-    snap(&fs, "old");
-    fs.write(f, 0, &random(2, MIB)).unwrap();
+    overwritten_after_a_snapshot(&fs, b"f", "old");
     fs.close().unwrap();
     drop(fs);
     let image = dev.volatile_image();
@@ -230,9 +237,7 @@ fn a_snapshot_reads_as_it_was_whatever_happens_after() {
 #[test]
 fn rollback_brings_the_files_back_and_keeps_every_snapshot() {
     let (dev, fs) = fresh();
-    let a = create_file(&fs, ROOT, b"a", &random(1, MIB));
-    snap(&fs, "first");
-    fs.write(a, 0, &random(2, MIB)).unwrap();
+    overwritten_after_a_snapshot(&fs, b"a", "first");
     create_file(&fs, ROOT, b"later", &random(3, MIB / 2));
     fs.sync().unwrap();
     snap(&fs, "second");
@@ -289,9 +294,7 @@ fn rollback_brings_the_files_back_and_keeps_every_snapshot() {
 #[test]
 fn a_power_cut_during_a_rollback_leaves_it_done_or_not() {
     let (dev, fs) = fresh();
-    let a = create_file(&fs, ROOT, b"a", &random(1, MIB));
-    snap(&fs, "s");
-    fs.write(a, 0, &random(2, MIB)).unwrap();
+    overwritten_after_a_snapshot(&fs, b"a", "s");
     fs.close().unwrap();
     drop(fs);
     let image = dev.volatile_image();
@@ -370,9 +373,7 @@ fn diff_names_what_was_created_deleted_modified_and_renamed() {
 #[test]
 fn a_snapshot_whose_checkpoint_is_lost_does_not_stop_the_mount_and_can_be_deleted() {
     let (dev, fs) = fresh();
-    let a = create_file(&fs, ROOT, b"a", &random(1, MIB));
-    snap(&fs, "lost");
-    fs.write(a, 0, &random(2, MIB)).unwrap();
+    let a = overwritten_after_a_snapshot(&fs, b"a", "lost");
     snap(&fs, "kept");
     let roots = fs.lock().vol.snapshot(b"lost").unwrap().roots;
     fs.close().unwrap();
@@ -440,9 +441,7 @@ fn scrub_rewrites_a_damaged_page_of_a_snapshot_from_its_other_copy() {
 #[test]
 fn scrub_names_a_snapshot_copy_it_cannot_read_and_the_snapshot_still_reads() {
     let (dev, fs) = fresh();
-    let a = create_file(&fs, ROOT, b"a", &random(1, MIB));
-    snap(&fs, "s");
-    fs.write(a, 0, &random(2, MIB)).unwrap();
+    overwritten_after_a_snapshot(&fs, b"a", "s");
     let rec = fs.lock().vol.snapshot(b"s").unwrap();
     fs.close().unwrap();
     drop(fs);
