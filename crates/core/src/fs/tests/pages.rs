@@ -228,7 +228,8 @@ fn a_checkpoint_after_one_change_writes_a_few_pages_of_a_long_page_table() {
     let tables = [sb.checkpoint_root, sb.checkpoint_root_copy].map(|r| table_pages_of(&image, r));
     drop(image);
     assert!(
-        tables.iter().all(|t| t.len() >= 4),
+        // (3 to 5 pages from run to run: the inodes' times differ, so do the cuts.)
+        tables.iter().all(|t| t.len() >= 3),
         "{:?} table pages",
         tables.each_ref().map(Vec::len)
     );
